@@ -1,0 +1,94 @@
+//! `niji`: the platform's command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "niji",
+    version,
+    about = "Secondary use of Japan's public health databases, without holding the people in them"
+)]
+struct Cli {
+    /// Store and platform state.
+    #[arg(
+        long,
+        global = true,
+        default_value = "./niji-data",
+        env = "NIJI_DATA_DIR"
+    )]
+    data_dir: PathBuf,
+    /// The custodian key, kept outside the data directory.
+    #[arg(
+        long,
+        global = true,
+        default_value = "./niji-keys/custodian.key",
+        env = "NIJI_KEY_FILE"
+    )]
+    key_file: PathBuf,
+    /// Catalog directory (`catalog/*.toml`).
+    #[arg(long, global = true, default_value = "./catalog", env = "NIJI_CATALOG")]
+    catalog: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The quick-start job: synthesise, create a key if there is none, ingest, report.
+    Demo(commands::DemoArgs),
+    /// Generate raw extracts (and a truth file kept apart) as a custodian receives them.
+    Synth(commands::SynthArgs),
+    /// Custodian key management.
+    Keys {
+        #[command(subcommand)]
+        command: commands::KeysCommand,
+    },
+    /// Pseudonymise raw extracts into the Parquet store.
+    Ingest(commands::IngestArgs),
+    /// Measure linkage quality of the identifiers against a truth file.
+    LinkageReport(commands::LinkageArgs),
+    /// Print the catalog.
+    Catalog(commands::CatalogArgs),
+    /// Benchmarks that print figures (never run as tests).
+    Bench {
+        #[command(subcommand)]
+        command: commands::BenchCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NIJI_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let ctx = commands::Context {
+        data_dir: cli.data_dir,
+        key_file: cli.key_file,
+        catalog: cli.catalog,
+    };
+    let result = match cli.command {
+        Command::Demo(a) => commands::demo(&ctx, &a),
+        Command::Synth(a) => commands::synth(&a).map(|_| ()),
+        Command::Keys { command } => commands::keys(&ctx, &command),
+        Command::Ingest(a) => commands::ingest(&ctx, &a).map(|_| ()),
+        Command::LinkageReport(a) => commands::linkage_report(&ctx, &a),
+        Command::Catalog(a) => commands::catalog(&ctx, &a),
+        Command::Bench { command } => commands::bench(&ctx, &command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,632 @@
+//! `niji ingest`: raw extracts (CSV, UTF-8 or CP932) → pseudonymised Parquet in the store.
+//!
+//! For each table the catalog describes: the header must match the catalog (fail closed);
+//! every row is decoded, validated and normalised; direct identifiers are used for the keyed
+//! identifiers (ID1, ID2, ID5, 研究用ID) and then dropped; bad rows go to a quarantine file
+//! (custodian-only, beside the store, never inside it) with a reason that names the column but
+//! not the value. Tables are published atomically with a manifest. The insured-number history
+//! is ingested first: it decides every person's ID5 and registry index.
+
+pub mod linkage;
+pub mod linkage_report;
+pub mod store;
+pub mod table;
+
+use std::fs::{self, File};
+use std::io::{IsTerminal, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use niji_catalog::{Catalog, Table};
+use niji_pseudo::{CustodianKey, IdHasher, IdKind};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use linkage::{Id5Resolver, Registry};
+use store::{FieldInfo, Manifest, PartInfo, Store, hex};
+use table::{Counts, Hashers, Linkage, Rejected, TablePlan};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("I/O error at {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("Parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("Arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error(
+        "table {table}: the extract's header does not match the catalog (not described: [{unknown}]; missing: [{missing}])"
+    )]
+    HeaderMismatch {
+        table: String,
+        unknown: String,
+        missing: String,
+    },
+    #[error("bad header: {0}")]
+    BadHeader(String),
+    #[error("the store was made with custodian key {store}, but the key file is {key}")]
+    KeyMismatch { store: String, key: String },
+    #[error("store is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("{0} has not been ingested")]
+    NotIngested(String),
+    #[error("truth file: {0}")]
+    Truth(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Settings of one ingest run.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub raw: PathBuf,
+    pub data_dir: PathBuf,
+    /// Bytes of extract per chunk; each chunk becomes one Parquet part.
+    pub chunk_bytes: usize,
+    /// Only these tables, as `db` or `db.table` (all when empty). The insured-number history
+    /// is always read, since it decides ID5.
+    pub only: Vec<String>,
+}
+
+impl IngestOptions {
+    pub fn new(raw: PathBuf, data_dir: PathBuf) -> Self {
+        Self {
+            raw,
+            data_dir,
+            chunk_bytes: 8 << 20,
+            only: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status", content = "reason")]
+pub enum TableStatus {
+    Ingested,
+    /// The catalog describes it but the delivery has no such file.
+    Absent,
+    /// Not ingested, for the reason given (no values in it).
+    Refused(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableReport {
+    pub database: String,
+    pub table: String,
+    pub status: TableStatus,
+    pub counts: Counts,
+    pub parts: usize,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub content_digest: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestReport {
+    pub key_version: String,
+    pub tables: Vec<TableReport>,
+    /// Files in the delivery that no catalog table describes; they were not read.
+    pub undescribed_files: Vec<String>,
+    pub persons_in_registry: u64,
+    pub persons_added: u64,
+    pub insured_numbers_in_history: u64,
+    pub stale_staging_removed: usize,
+    pub seconds: f64,
+}
+
+impl IngestReport {
+    pub fn refused(&self) -> impl Iterator<Item = &TableReport> {
+        self.tables
+            .iter()
+            .filter(|t| matches!(t.status, TableStatus::Refused(_)))
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
+    move |source| IngestError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Reads an extract in chunks that end on a line boundary, hashing the bytes as it goes.
+struct ChunkReader {
+    file: File,
+    carry: Vec<u8>,
+    next_line: u64,
+    chunk_bytes: usize,
+    digest: Sha256,
+    eof: bool,
+}
+
+impl ChunkReader {
+    fn open(path: &Path, chunk_bytes: usize) -> Result<(Self, Vec<u8>), IngestError> {
+        let file = File::open(path).map_err(io(path))?;
+        let mut r = Self {
+            file,
+            carry: Vec::new(),
+            next_line: 1,
+            chunk_bytes,
+            digest: Sha256::new(),
+            eof: false,
+        };
+        let header = r.next_line_only().map_err(io(path))?;
+        Ok((r, header))
+    }
+
+    fn fill(&mut self, want: usize) -> std::io::Result<()> {
+        let mut block = vec![0u8; 1 << 20];
+        while self.carry.len() < want && !self.eof {
+            let n = self.file.read(&mut block)?;
+            if n == 0 {
+                self.eof = true;
+            } else {
+                self.digest.update(&block[..n]);
+                self.carry.extend_from_slice(&block[..n]);
+            }
+        }
+        Ok(())
+    }
+
+    fn next_line_only(&mut self) -> std::io::Result<Vec<u8>> {
+        loop {
+            if let Some(pos) = self.carry.iter().position(|b| *b == b'\n') {
+                let rest = self.carry.split_off(pos + 1);
+                self.next_line += 1;
+                return Ok(std::mem::replace(&mut self.carry, rest));
+            }
+            if self.eof {
+                return Ok(std::mem::take(&mut self.carry));
+            }
+            let want = self.carry.len() + (64 << 10);
+            self.fill(want)?;
+        }
+    }
+
+    /// The next chunk of whole lines and the line number of its first line.
+    fn next_chunk(&mut self) -> std::io::Result<Option<(Vec<u8>, u64)>> {
+        let mut want = self.chunk_bytes;
+        loop {
+            self.fill(want)?;
+            if self.carry.is_empty() {
+                return Ok(None);
+            }
+            let cut = if self.eof {
+                Some(self.carry.len())
+            } else {
+                self.carry.iter().rposition(|b| *b == b'\n').map(|p| p + 1)
+            };
+            if let Some(cut) = cut {
+                let rest = self.carry.split_off(cut);
+                let chunk = std::mem::replace(&mut self.carry, rest);
+                let first = self.next_line;
+                self.next_line += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+                return Ok(Some((chunk, first)));
+            }
+            want = self.carry.len() * 2;
+        }
+    }
+}
+
+/// Counts bytes into a SHA-256 as they are written.
+struct HashingWriter {
+    inner: File,
+    digest: Sha256,
+}
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.digest.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// zstd(1); keyed identifiers and record keys are unique per row, so dictionaries and
+/// min/max statistics would cost time and say nothing, and the identifiers are random hex,
+/// which zstd shrinks by half at a quarter of the whole ingest's time: they stay uncompressed
+/// (they are cold: analyses use the person index, not the hex).
+fn writer_properties(plan: &TablePlan<'_>) -> Result<WriterProperties, IngestError> {
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .set_max_row_group_row_count(Some(1 << 20));
+    for name in &plan.high_cardinality {
+        let path = ColumnPath::from(name.as_str());
+        b = b
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_statistics_enabled(path, EnabledStatistics::None);
+    }
+    for name in &plan.incompressible {
+        b = b.set_column_compression(ColumnPath::from(name.as_str()), Compression::UNCOMPRESSED);
+    }
+    Ok(b.build())
+}
+
+fn write_part(
+    dir: &Path,
+    index: usize,
+    batch: &arrow::record_batch::RecordBatch,
+    props: WriterProperties,
+) -> Result<Option<PartInfo>, IngestError> {
+    if batch.num_rows() == 0 {
+        return Ok(None);
+    }
+    let name = format!("part-{index:05}.parquet");
+    let path = dir.join(&name);
+    let file = File::create(&path).map_err(io(&path))?;
+    let mut writer = ArrowWriter::try_new(
+        HashingWriter {
+            inner: file,
+            digest: Sha256::new(),
+        },
+        batch.schema(),
+        Some(props),
+    )?;
+    writer.write(batch)?;
+    let out = writer.into_inner()?;
+    out.inner.sync_all().map_err(io(&path))?;
+    Ok(Some(PartInfo {
+        file: name,
+        rows: batch.num_rows() as u64,
+        sha256: hex(&out.digest.finalize()),
+    }))
+}
+
+/// Quarantined rows of one table, written beside the store: the original lines (header
+/// first, bytes untouched) and the reasons by line number. Owner-only permissions.
+struct Quarantine {
+    dir: PathBuf,
+    table: String,
+    lines: Vec<u8>,
+    reasons: String,
+}
+
+impl Quarantine {
+    fn new(data_dir: &Path, db: &str, table: &str, header: &[u8]) -> Self {
+        Self {
+            dir: data_dir.join("quarantine").join(db),
+            table: table.to_string(),
+            lines: header.to_vec(),
+            reasons: String::from("line,reason,detail\n"),
+        }
+    }
+
+    fn add(&mut self, r: &Rejected) {
+        self.lines.extend_from_slice(&r.raw);
+        if !r.raw.ends_with(b"\n") {
+            self.lines.push(b'\n');
+        }
+        self.reasons.push_str(&format!(
+            "{},{},\"{}\"\n",
+            r.line,
+            r.reason.kind(),
+            r.reason.detail()
+        ));
+    }
+
+    fn save(self, any: bool) -> Result<(), IngestError> {
+        let rejected = self.dir.join(format!("{}.rejected.csv", self.table));
+        let reasons = self.dir.join(format!("{}.reasons.csv", self.table));
+        if !any {
+            for p in [&rejected, &reasons] {
+                if p.exists() {
+                    fs::remove_file(p).map_err(io(p))?;
+                }
+            }
+            return Ok(());
+        }
+        fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        if let Some(root) = self.dir.parent() {
+            fs::set_permissions(root, fs::Permissions::from_mode(0o700)).map_err(io(root))?;
+        }
+        for (path, bytes) in [
+            (&rejected, self.lines.as_slice()),
+            (&reasons, self.reasons.as_bytes()),
+        ] {
+            let tmp = path.with_extension("tmp");
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io(&tmp))?;
+            f.write_all(bytes).map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+            fs::rename(&tmp, path).map_err(io(path))?;
+        }
+        Ok(())
+    }
+}
+
+/// Progress shown on a terminal; silent otherwise (reports are printed per table instead).
+fn progress_bar(len: u64, label: &str) -> ProgressBar {
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(len), target);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>24} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_string());
+    bar
+}
+
+struct Context<'a> {
+    opts: &'a IngestOptions,
+    store: Store,
+    key_version: String,
+    hashers: Hashers,
+}
+
+/// Runs the ingest of every table the catalog describes and the delivery holds.
+/// `on_table` is called as each table finishes.
+pub fn ingest(
+    catalog: &Catalog,
+    key: &CustodianKey,
+    opts: &IngestOptions,
+    on_table: &dyn Fn(&TableReport),
+) -> Result<IngestReport, IngestError> {
+    let started = Instant::now();
+    let store = Store::new(&opts.data_dir);
+    let stale = store.recover()?;
+    let key_version = key.version();
+    let mut registry = Registry::load(&store.registry_dir(), &key_version)?;
+    let ctx = Context {
+        opts,
+        store,
+        key_version: key_version.clone(),
+        hashers: Hashers {
+            id1: IdHasher::new(key, IdKind::Id1),
+            id2: IdHasher::new(key, IdKind::Id2),
+            id5: IdHasher::new(key, IdKind::Id5),
+            research: IdHasher::new(key, IdKind::ResearchId),
+        },
+    };
+    let wanted = |db: &str, table: &str| {
+        opts.only.is_empty()
+            || opts
+                .only
+                .iter()
+                .any(|o| o == db || *o == format!("{db}.{table}"))
+    };
+    let undescribed_files = undescribed(catalog, &opts.raw)?;
+
+    // The history first: it decides ID5 for every other table.
+    let mut resolver = Id5Resolver::default();
+    for db in catalog.in_ingest_order() {
+        for t in db.tables.iter().filter(|t| {
+            t.column_with_role(niji_catalog::Role::HistoryPerson)
+                .is_some()
+        }) {
+            let path = opts.raw.join(&db.name).join(&t.source);
+            if path.exists() {
+                resolver = build_resolver(&ctx, t, &path, &mut registry)?;
+            }
+        }
+    }
+    registry.save()?;
+
+    let mut tables = Vec::new();
+    for db in catalog.in_ingest_order() {
+        for t in db.tables.iter().filter(|t| wanted(&db.name, &t.name)) {
+            let link = Linkage {
+                hashers: &ctx.hashers,
+                resolver: &resolver,
+                registry: &registry,
+            };
+            let report = ingest_table(&ctx, &db.name, t, link)?;
+            on_table(&report);
+            tables.push(report);
+        }
+    }
+    let report = IngestReport {
+        key_version,
+        tables,
+        undescribed_files,
+        persons_in_registry: registry.len() as u64,
+        persons_added: registry.added,
+        insured_numbers_in_history: resolver.numbers() as u64,
+        stale_staging_removed: stale,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let reports = opts.data_dir.join("reports");
+    fs::create_dir_all(&reports).map_err(io(&reports))?;
+    let path = reports.join("ingest.json");
+    let tmp = path.with_extension("tmp");
+    fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(&report).map_err(|e| IngestError::Internal(e.to_string()))?,
+    )
+    .map_err(io(&tmp))?;
+    fs::rename(&tmp, &path).map_err(io(&path))?;
+    Ok(report)
+}
+
+/// Files under the delivery that no catalog table describes.
+fn undescribed(catalog: &Catalog, raw: &Path) -> Result<Vec<String>, IngestError> {
+    let mut out = Vec::new();
+    let Ok(dbs) = fs::read_dir(raw) else {
+        return Err(IngestError::Io {
+            path: raw.to_path_buf(),
+            source: std::io::ErrorKind::NotFound.into(),
+        });
+    };
+    for db in dbs.flatten() {
+        let db_name = db.file_name().to_string_lossy().to_string();
+        let files: Vec<PathBuf> = if db.path().is_dir() {
+            fs::read_dir(db.path())
+                .map_err(io(&db.path()))?
+                .flatten()
+                .map(|e| e.path())
+                .collect()
+        } else {
+            vec![db.path()]
+        };
+        for f in files {
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let described = catalog
+                .databases
+                .get(&db_name)
+                .is_some_and(|d| d.tables.iter().any(|t| t.source == name));
+            if !described {
+                out.push(f.strip_prefix(raw).unwrap_or(&f).display().to_string());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn build_resolver(
+    ctx: &Context<'_>,
+    table: &Table,
+    path: &Path,
+    registry: &mut Registry,
+) -> Result<Id5Resolver, IngestError> {
+    let (mut reader, header) = ChunkReader::open(path, ctx.opts.chunk_bytes)?;
+    let plan = TablePlan::new(table, &table::parse_header(&header, table.encoding)?)?;
+    let mut entries = Vec::new();
+    while let Some((chunk, _)) = reader.next_chunk().map_err(io(path))? {
+        table::collect_history(&plan, &chunk, &mut entries)?;
+    }
+    Ok(Id5Resolver::build(&entries, &ctx.hashers.id5, registry))
+}
+
+fn ingest_table(
+    ctx: &Context<'_>,
+    db: &str,
+    table: &Table,
+    link: Linkage<'_>,
+) -> Result<TableReport, IngestError> {
+    let started = Instant::now();
+    let path = ctx.opts.raw.join(db).join(&table.source);
+    let mut report = TableReport {
+        database: db.to_string(),
+        table: table.name.clone(),
+        status: TableStatus::Ingested,
+        counts: Counts::default(),
+        parts: 0,
+        bytes: 0,
+        seconds: 0.0,
+        content_digest: None,
+    };
+    if !path.exists() {
+        report.status = TableStatus::Absent;
+        return Ok(report);
+    }
+    report.bytes = fs::metadata(&path).map_err(io(&path))?.len();
+    let (mut reader, header) = ChunkReader::open(&path, ctx.opts.chunk_bytes)?;
+    let plan = match table::parse_header(&header, table.encoding)
+        .and_then(|h| TablePlan::new(table, &h))
+    {
+        Ok(plan) => plan,
+        Err(e @ (IngestError::HeaderMismatch { .. } | IngestError::BadHeader(_))) => {
+            report.status = TableStatus::Refused(e.to_string());
+            return Ok(report);
+        }
+        Err(e) => return Err(e),
+    };
+    let staging = ctx.store.staging(db, &table.name)?;
+    let bar = progress_bar(report.bytes, &format!("{db}.{}", table.name));
+    let mut quarantine = Quarantine::new(&ctx.opts.data_dir, db, &table.name, &header);
+    let in_flight = rayon::current_num_threads().max(1) * 2;
+    // A reader thread feeds chunks while the pool turns them into parts; results come back in
+    // any order and are put back in file order by chunk index.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>, u64)>(in_flight);
+    let (read, mut results) = std::thread::scope(|scope| {
+        let feeder = scope.spawn(move || -> Result<ChunkReader, IngestError> {
+            let mut index = 0;
+            while let Some((chunk, first_line)) = reader.next_chunk().map_err(io(&path))? {
+                if tx.send((index, chunk, first_line)).is_err() {
+                    break;
+                }
+                index += 1;
+            }
+            Ok(reader)
+        });
+        let results: Vec<(
+            usize,
+            Result<(Option<PartInfo>, table::ChunkResult), IngestError>,
+        )> = rx
+            .into_iter()
+            .par_bridge()
+            .map(|(i, chunk, first_line)| {
+                let result =
+                    table::process_chunk(&plan, link, &chunk, first_line).and_then(|mut r| {
+                        let part = write_part(&staging, i, &r.batch, writer_properties(&plan)?)?;
+                        r.batch = arrow::record_batch::RecordBatch::new_empty(plan.schema.clone());
+                        Ok((part, r))
+                    });
+                bar.inc(chunk.len() as u64);
+                (i, result)
+            })
+            .collect();
+        (feeder.join(), results)
+    });
+    let reader =
+        read.map_err(|_| IngestError::Internal("the extract reader panicked".into()))??;
+    results.sort_by_key(|(i, _)| *i);
+    let mut parts = Vec::new();
+    for (_, result) in results {
+        let (part, r) = result?;
+        parts.extend(part);
+        for rej in &r.rejected {
+            quarantine.add(rej);
+        }
+        report.counts.add(&r.counts);
+    }
+    bar.finish_and_clear();
+    let source_sha256 = hex(&reader.digest.finalize());
+    let manifest = Manifest {
+        database: db.to_string(),
+        table: table.name.clone(),
+        rows: report.counts.rows_stored,
+        quarantined: report.counts.quarantined_total(),
+        schema: plan
+            .schema
+            .fields()
+            .iter()
+            .map(|f| FieldInfo {
+                name: f.name().clone(),
+                data_type: f.data_type().to_string(),
+                nullable: f.is_nullable(),
+            })
+            .collect(),
+        content_digest: Manifest::content_digest_of(&parts),
+        parts,
+        source_sha256,
+        key_version: ctx.key_version.clone(),
+        niji_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    quarantine.save(manifest.quarantined > 0)?;
+    report.parts = manifest.parts.len();
+    report.content_digest = Some(manifest.content_digest.clone());
+    ctx.store.publish(&staging, &manifest)?;
+    report.seconds = started.elapsed().as_secs_f64();
+    tracing::info!(db, table = %table.name, rows = report.counts.rows_stored, quarantined = manifest.quarantined, seconds = report.seconds, "table published");
+    Ok(report)
+}

@@ -1,0 +1,321 @@
+//! ID5 and the person registry.
+//!
+//! ID5 is the keyed hash of a person's OLDEST individual insured number (保険者番号, 記号, 番号,
+//! 枝番), found through the history of insured numbers: every number a person held maps to
+//! that one ID5, so records stay linked across insurer changes, marriage and the move to
+//! 後期高齢者医療 at 75. The registry gives each ID5 a compact index once, for good.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, StringArray, StringBuilder, UInt32Array, UInt32Builder};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use niji_pseudo::{CivilDate, IdHasher};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::IngestError;
+
+/// The custodian's master person index: ID5 → person index, assigned once and never reused.
+#[derive(Debug, Default)]
+pub struct Registry {
+    ids: Vec<[u8; 32]>,
+    index: HashMap<[u8; 32], u32>,
+    dir: PathBuf,
+    key_version: String,
+    pub added: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RegistryMeta {
+    key_version: String,
+    persons: u64,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
+    move |source| IngestError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Registry {
+    /// Loads the registry in `dir`, refusing one made under another key (its ID5s would not
+    /// match the ones this key makes).
+    pub fn load(dir: &Path, key_version: &str) -> Result<Self, IngestError> {
+        let mut reg = Self {
+            dir: dir.to_path_buf(),
+            key_version: key_version.to_string(),
+            ..Self::default()
+        };
+        let meta_path = dir.join("registry.json");
+        let meta: RegistryMeta = match fs::read(&meta_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| IngestError::Corrupt(format!("{}: {e}", meta_path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(reg),
+            Err(e) => return Err(io(&meta_path)(e)),
+        };
+        if meta.key_version != key_version {
+            return Err(IngestError::KeyMismatch {
+                store: meta.key_version,
+                key: key_version.to_string(),
+            });
+        }
+        let path = dir.join("persons.parquet");
+        let file = File::open(&path).map_err(io(&path))?;
+        for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
+            let batch = batch?;
+            let ids = column::<StringArray>(&batch, 0)?;
+            let idx = column::<UInt32Array>(&batch, 1)?;
+            for i in 0..batch.num_rows() {
+                let id = decode_hex32(ids.value(i))
+                    .ok_or_else(|| IngestError::Corrupt("registry holds a malformed ID5".into()))?;
+                if idx.value(i) as usize != reg.ids.len() {
+                    return Err(IngestError::Corrupt(
+                        "registry indices are not dense".into(),
+                    ));
+                }
+                reg.index.insert(id, idx.value(i));
+                reg.ids.push(id);
+            }
+        }
+        if reg.ids.len() as u64 != meta.persons {
+            return Err(IngestError::Corrupt(
+                "registry row count does not match its metadata".into(),
+            ));
+        }
+        Ok(reg)
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn get(&self, id5: &[u8; 32]) -> Option<u32> {
+        self.index.get(id5).copied()
+    }
+
+    pub fn id5(&self, idx: u32) -> &[u8; 32] {
+        &self.ids[idx as usize]
+    }
+
+    /// Adds the new ID5s in byte order (so the assignment depends on nothing but the set).
+    pub fn extend(&mut self, candidates: impl IntoIterator<Item = [u8; 32]>) {
+        let mut fresh: Vec<[u8; 32]> = candidates
+            .into_iter()
+            .filter(|id| !self.index.contains_key(id))
+            .collect();
+        fresh.sort_unstable();
+        fresh.dedup();
+        for id in fresh {
+            let idx = self.ids.len() as u32;
+            self.index.insert(id, idx);
+            self.ids.push(id);
+            self.added += 1;
+        }
+    }
+
+    /// Writes the registry atomically (temporary file, then rename).
+    pub fn save(&self) -> Result<(), IngestError> {
+        fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id5", DataType::Utf8, false),
+            Field::new("person_idx", DataType::UInt32, false),
+        ]));
+        let tmp = self.dir.join(".persons.parquet.tmp");
+        let file = File::create(&tmp).map_err(io(&tmp))?;
+        let mut writer = ArrowWriter::try_new(file, schema.clone(), None)?;
+        for (start, chunk) in self
+            .ids
+            .chunks(1 << 20)
+            .enumerate()
+            .map(|(i, c)| (i << 20, c))
+        {
+            let mut ids = StringBuilder::with_capacity(chunk.len(), chunk.len() * 64);
+            let mut idx = UInt32Builder::with_capacity(chunk.len());
+            for (i, id) in chunk.iter().enumerate() {
+                ids.append_value(niji_pseudo::hex32(id));
+                idx.append_value((start + i) as u32);
+            }
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(ids.finish()), Arc::new(idx.finish())],
+            )?;
+            writer.write(&batch)?;
+        }
+        writer.into_inner()?.sync_all().map_err(io(&tmp))?;
+        fs::rename(&tmp, self.dir.join("persons.parquet")).map_err(io(&tmp))?;
+        let meta = RegistryMeta {
+            key_version: self.key_version.clone(),
+            persons: self.ids.len() as u64,
+        };
+        let meta_tmp = self.dir.join(".registry.json.tmp");
+        fs::write(
+            &meta_tmp,
+            serde_json::to_vec_pretty(&meta).map_err(|e| IngestError::Internal(e.to_string()))?,
+        )
+        .map_err(io(&meta_tmp))?;
+        fs::rename(&meta_tmp, self.dir.join("registry.json")).map_err(io(&meta_tmp))?;
+        Ok(())
+    }
+}
+
+fn column<T: 'static>(batch: &RecordBatch, i: usize) -> Result<&T, IngestError> {
+    batch
+        .column(i)
+        .as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| IngestError::Corrupt("unexpected column type".into()))
+}
+
+fn decode_hex32(s: &str) -> Option<[u8; 32]> {
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for i in 0..32 {
+        let hi = (b[2 * i] as char).to_digit(16)?;
+        let lo = (b[2 * i + 1] as char).to_digit(16)?;
+        out[i] = (hi << 4 | lo) as u8;
+    }
+    Some(out)
+}
+
+/// The normalised 個人単位被保険者番号 as lookup key: fields joined by 0x1F.
+pub fn individual_key(insurer: &str, symbol: &str, number: &str, branch: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(insurer.len() + symbol.len() + number.len() + branch.len() + 3);
+    for (i, part) in [insurer, symbol, number, branch].iter().enumerate() {
+        if i > 0 {
+            k.push(0x1f);
+        }
+        k.extend_from_slice(part.as_bytes());
+    }
+    k
+}
+
+/// One valid row of the history table, as needed to find each person's oldest number.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    pub person_ref: String,
+    pub number_key: Vec<u8>,
+    pub valid_from: CivilDate,
+}
+
+/// Every individual insured number → the person's index in the registry. aHash: looked up
+/// once per row, and resistant to crafted collisions.
+#[derive(Debug, Default)]
+pub struct Id5Resolver {
+    by_number: ahash::AHashMap<Vec<u8>, u32>,
+}
+
+impl Id5Resolver {
+    /// Groups history rows by the eligibility system's person reference, hashes each person's
+    /// oldest number into ID5, registers new ID5s and maps every number to its person.
+    pub fn build(entries: &[HistoryEntry], hasher: &IdHasher, registry: &mut Registry) -> Self {
+        let mut oldest: HashMap<&str, (&CivilDate, &[u8])> = HashMap::new();
+        for e in entries {
+            let candidate = (&e.valid_from, e.number_key.as_slice());
+            oldest
+                .entry(&e.person_ref)
+                .and_modify(|o| *o = (*o).min(candidate))
+                .or_insert(candidate);
+        }
+        let id5_of: HashMap<&str, [u8; 32]> = oldest
+            .iter()
+            .map(|(p, (_, number))| {
+                (
+                    *p,
+                    hasher.hash(&number.split(|b| *b == 0x1f).collect::<Vec<_>>()),
+                )
+            })
+            .collect();
+        registry.extend(id5_of.values().copied());
+        let mut by_number = ahash::AHashMap::with_capacity(entries.len());
+        for e in entries {
+            if let Some(idx) = id5_of
+                .get(e.person_ref.as_str())
+                .and_then(|id| registry.get(id))
+            {
+                by_number.insert(e.number_key.clone(), idx);
+            }
+        }
+        Self { by_number }
+    }
+
+    pub fn resolve(&self, number_key: &[u8]) -> Option<u32> {
+        self.by_number.get(number_key).copied()
+    }
+
+    pub fn numbers(&self) -> usize {
+        self.by_number.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(person: &str, number: &str, from: (i32, u32, u32)) -> HistoryEntry {
+        HistoryEntry {
+            person_ref: person.into(),
+            number_key: individual_key("01130012", "", number, "00"),
+            valid_from: CivilDate::new(from.0, from.1, from.2).unwrap(),
+        }
+    }
+
+    #[test]
+    fn every_number_of_a_person_resolves_to_the_id5_of_the_oldest() {
+        let hasher = IdHasher::from_key_bytes(&[9; 32]);
+        let mut reg = Registry::default();
+        let entries = vec![
+            entry("A", "200", (2020, 1, 1)),
+            entry("A", "100", (2010, 1, 1)),
+            entry("B", "300", (2015, 1, 1)),
+        ];
+        let r = Id5Resolver::build(&entries, &hasher, &mut reg);
+        let a_new = r
+            .resolve(&individual_key("01130012", "", "200", "00"))
+            .unwrap();
+        let a_old = r
+            .resolve(&individual_key("01130012", "", "100", "00"))
+            .unwrap();
+        let b = r
+            .resolve(&individual_key("01130012", "", "300", "00"))
+            .unwrap();
+        assert_eq!(a_new, a_old);
+        assert_ne!(a_new, b);
+        let expected = hasher.hash(&[b"01130012", b"", b"100", b"00"]);
+        assert_eq!(reg.id5(a_new), &expected);
+        assert!(
+            r.resolve(&individual_key("01130012", "", "999", "00"))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn registry_indices_are_stable_across_saves_and_new_persons() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reg = Registry::load(dir.path(), "v1:test").unwrap();
+        reg.extend([[3; 32], [1; 32]]);
+        reg.save().unwrap();
+        let mut again = Registry::load(dir.path(), "v1:test").unwrap();
+        assert_eq!(again.get(&[1; 32]), Some(0));
+        assert_eq!(again.get(&[3; 32]), Some(1));
+        again.extend([[2; 32], [3; 32]]);
+        assert_eq!(again.get(&[2; 32]), Some(2));
+        assert_eq!(again.added, 1);
+        assert!(matches!(
+            Registry::load(dir.path(), "v1:other"),
+            Err(IngestError::KeyMismatch { .. })
+        ));
+    }
+}

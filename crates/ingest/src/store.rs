@@ -1,0 +1,246 @@
+//! The Parquet store: `store/<db>/<table>/part-*.parquet` plus `manifest.json`.
+//!
+//! Publishing is atomic: a table is built in a staging directory beside its final place and
+//! swapped in with one `renameat2(RENAME_EXCHANGE)`, so readers see the old version or the new
+//! one, never a mix; a crash leaves at most a staging directory, which the next run removes.
+//! A directory without a manifest is never a table.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::IngestError;
+
+pub const MANIFEST: &str = "manifest.json";
+const STAGING_PREFIX: &str = ".staging-";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartInfo {
+    pub file: String,
+    pub rows: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FieldInfo {
+    pub name: String,
+    pub data_type: String,
+    pub nullable: bool,
+}
+
+/// What a published table holds. Deterministic: the same input and key give the same manifest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    pub database: String,
+    pub table: String,
+    pub rows: u64,
+    pub quarantined: u64,
+    pub schema: Vec<FieldInfo>,
+    pub parts: Vec<PartInfo>,
+    /// SHA-256 over the parts' names and digests, in order.
+    pub content_digest: String,
+    pub source_sha256: String,
+    /// Fingerprint of the custodian key that made the identifiers (never the key).
+    pub key_version: String,
+    pub niji_version: String,
+}
+
+impl Manifest {
+    pub fn content_digest_of(parts: &[PartInfo]) -> String {
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update(p.file.as_bytes());
+            h.update([0]);
+            h.update(p.sha256.as_bytes());
+            h.update([0]);
+        }
+        hex(&h.finalize())
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
+    move |source| IngestError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Layout of the data directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub root: PathBuf,
+}
+
+impl Store {
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            root: data_dir.join("store"),
+        }
+    }
+
+    pub fn table_dir(&self, db: &str, table: &str) -> PathBuf {
+        self.root.join(db).join(table)
+    }
+
+    pub fn registry_dir(&self) -> PathBuf {
+        self.root.join("_registry")
+    }
+
+    /// Removes staging directories left by an interrupted run. Published tables are untouched.
+    pub fn recover(&self) -> Result<usize, IngestError> {
+        let mut removed = 0;
+        let Ok(dbs) = fs::read_dir(&self.root) else {
+            return Ok(0);
+        };
+        for db in dbs.flatten() {
+            let Ok(entries) = fs::read_dir(db.path()) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(STAGING_PREFIX) {
+                    fs::remove_dir_all(e.path()).map_err(io(&e.path()))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// A fresh staging directory for `db.table`.
+    pub fn staging(&self, db: &str, table: &str) -> Result<PathBuf, IngestError> {
+        let dir = self
+            .root
+            .join(db)
+            .join(format!("{STAGING_PREFIX}{table}-{}", std::process::id()));
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        }
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(dir)
+    }
+
+    /// Writes the manifest into `staging` and swaps it into place atomically.
+    pub fn publish(&self, staging: &Path, manifest: &Manifest) -> Result<(), IngestError> {
+        let json = serde_json::to_vec_pretty(manifest)
+            .map_err(|e| IngestError::Internal(e.to_string()))?;
+        let path = staging.join(MANIFEST);
+        let mut f = File::create(&path).map_err(io(&path))?;
+        f.write_all(&json).map_err(io(&path))?;
+        f.sync_all().map_err(io(&path))?;
+        File::open(staging)
+            .and_then(|d| d.sync_all())
+            .map_err(io(staging))?;
+        let target = self.table_dir(&manifest.database, &manifest.table);
+        swap_in(staging, &target)
+    }
+
+    pub fn manifest(&self, db: &str, table: &str) -> Result<Option<Manifest>, IngestError> {
+        let path = self.table_dir(db, table).join(MANIFEST);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| IngestError::Corrupt(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    /// Reads the named columns of a published table.
+    pub fn read_columns(
+        &self,
+        db: &str,
+        table: &str,
+        columns: &[&str],
+    ) -> Result<Vec<RecordBatch>, IngestError> {
+        let manifest = self
+            .manifest(db, table)?
+            .ok_or_else(|| IngestError::NotIngested(format!("{db}.{table}")))?;
+        let dir = self.table_dir(db, table);
+        let mut out = Vec::new();
+        for part in &manifest.parts {
+            let path = dir.join(&part.file);
+            let file = File::open(&path).map_err(io(&path))?;
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+            let schema: SchemaRef = builder.schema().clone();
+            let mut indices = Vec::new();
+            for c in columns {
+                indices.push(schema.index_of(c).map_err(|_| {
+                    IngestError::Corrupt(format!("{db}.{table} has no column {c}"))
+                })?);
+            }
+            let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+            for batch in builder
+                .with_projection(mask)
+                .with_batch_size(65_536)
+                .build()?
+            {
+                out.push(batch?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks every part against its manifest digest.
+    pub fn verify(&self, db: &str, table: &str) -> Result<Manifest, IngestError> {
+        let manifest = self
+            .manifest(db, table)?
+            .ok_or_else(|| IngestError::NotIngested(format!("{db}.{table}")))?;
+        let dir = self.table_dir(db, table);
+        for part in &manifest.parts {
+            let path = dir.join(&part.file);
+            let bytes = fs::read(&path).map_err(io(&path))?;
+            if hex(&Sha256::digest(&bytes)) != part.sha256 {
+                return Err(IngestError::Corrupt(format!(
+                    "{} does not match its manifest digest",
+                    path.display()
+                )));
+            }
+        }
+        if Manifest::content_digest_of(&manifest.parts) != manifest.content_digest {
+            return Err(IngestError::Corrupt(format!(
+                "{db}.{table}: content digest mismatch"
+            )));
+        }
+        Ok(manifest)
+    }
+}
+
+/// Moves `staging` to `target`: an atomic exchange when `target` exists (the old version then
+/// sits in `staging` and is removed), a plain rename otherwise.
+fn swap_in(staging: &Path, target: &Path) -> Result<(), IngestError> {
+    if target.exists() {
+        let parent = target.parent().unwrap_or(Path::new("."));
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            staging,
+            rustix::fs::CWD,
+            target,
+            rustix::fs::RenameFlags::EXCHANGE,
+        )
+        .map_err(|e| IngestError::Io {
+            path: target.to_path_buf(),
+            source: e.into(),
+        })?;
+        fs::remove_dir_all(staging).map_err(io(staging))?;
+        File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(io(parent))?;
+    } else {
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        fs::rename(staging, target).map_err(io(target))?;
+    }
+    Ok(())
+}
