@@ -374,17 +374,21 @@ mod tests {
         assert!(!receipts.column("kana_name").unwrap().is_stored());
     }
 
-    #[test]
-    fn identifier_without_its_inputs_is_refused() {
+    /// Loads a catalog of the shipped identifiers plus one database file.
+    fn load_with(database_toml: &str) -> Result<Catalog, CatalogError> {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path();
         std::fs::copy(
             catalog_dir().join("identifiers.toml"),
-            dir.join("identifiers.toml"),
+            tmp.path().join("identifiers.toml"),
         )
         .unwrap();
-        std::fs::write(
-            dir.join("x.toml"),
+        std::fs::write(tmp.path().join("x.toml"), database_toml).unwrap();
+        Catalog::load(tmp.path())
+    }
+
+    #[test]
+    fn identifier_without_its_inputs_is_refused() {
+        let err = load_with(
             r#"name = "x"
 title_ja = "x"
 title_en = "x"
@@ -403,8 +407,8 @@ meaning_ja = "キー"
 meaning_en = "key"
 "#,
         )
-        .unwrap();
-        let err = Catalog::load(dir).unwrap_err().to_string();
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("identifier id2 needs a column with role KanaName"),
             "{err}"
@@ -413,21 +417,9 @@ meaning_en = "key"
 
     #[test]
     fn unknown_keys_in_catalog_files_are_refused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path();
-        std::fs::copy(
-            catalog_dir().join("identifiers.toml"),
-            dir.join("identifiers.toml"),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("x.toml"),
+        let result = load_with(
             "name = \"x\"\ntitle_ja = \"x\"\ntitle_en = \"x\"\ntables = []\nsecret = 1\n",
-        )
-        .unwrap();
-        assert!(matches!(
-            Catalog::load(dir),
-            Err(CatalogError::Parse { .. })
-        ));
+        );
+        assert!(matches!(result, Err(CatalogError::Parse { .. })));
     }
 }

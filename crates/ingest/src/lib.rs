@@ -372,6 +372,9 @@ fn progress_bar(len: u64, label: &str) -> ProgressBar {
     bar
 }
 
+/// A chunk's published part (none when every row was quarantined) and its rows' fate.
+type ChunkOutcome = Result<(Option<PartInfo>, table::ChunkResult), IngestError>;
+
 struct Context<'a> {
     opts: &'a IngestOptions,
     store: Store,
@@ -421,11 +424,24 @@ pub fn ingest(
         }) {
             let path = opts.raw.join(&db.name).join(&t.source);
             if path.exists() {
+                let t0 = Instant::now();
                 resolver = build_resolver(&ctx, t, &path, &mut registry)?;
+                tracing::info!(
+                    numbers = resolver.numbers(),
+                    persons = registry.len(),
+                    seconds = t0.elapsed().as_secs_f64(),
+                    "insured-number history resolved"
+                );
             }
         }
     }
+    let t0 = Instant::now();
     registry.save()?;
+    tracing::info!(
+        persons = registry.len(),
+        seconds = t0.elapsed().as_secs_f64(),
+        "person registry saved"
+    );
 
     let mut tables = Vec::new();
     for db in catalog.in_ingest_order() {
@@ -509,11 +525,22 @@ fn build_resolver(
 ) -> Result<Id5Resolver, IngestError> {
     let (mut reader, header) = ChunkReader::open(path, ctx.opts.chunk_bytes)?;
     let plan = TablePlan::new(table, &table::parse_header(&header, table.encoding)?)?;
-    let mut entries = Vec::new();
+    let mut chunks = Vec::new();
     while let Some((chunk, _)) = reader.next_chunk().map_err(io(path))? {
-        table::collect_history(&plan, &chunk, &mut entries)?;
+        chunks.push(chunk);
     }
-    Ok(Id5Resolver::build(&entries, &ctx.hashers.id5, registry))
+    let parts = chunks
+        .par_iter()
+        .map(|chunk| {
+            let mut entries = Vec::new();
+            table::collect_history(&plan, chunk, &mut entries).map(|()| entries)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Id5Resolver::build(
+        &parts.into_iter().flatten().collect::<Vec<_>>(),
+        &ctx.hashers.id5,
+        registry,
+    ))
 }
 
 fn ingest_table(
@@ -568,10 +595,7 @@ fn ingest_table(
             }
             Ok(reader)
         });
-        let results: Vec<(
-            usize,
-            Result<(Option<PartInfo>, table::ChunkResult), IngestError>,
-        )> = rx
+        let results: Vec<(usize, ChunkOutcome)> = rx
             .into_iter()
             .par_bridge()
             .map(|(i, chunk, first_line)| {

@@ -5,7 +5,7 @@
 //! that one ID5, so records stay linked across insurer changes, marriage and the move to
 //! 後期高齢者医療 at 75. The registry gives each ID5 a compact index once, for good.
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -193,13 +193,25 @@ fn decode_hex32(s: &str) -> Option<[u8; 32]> {
 /// The normalised 個人単位被保険者番号 as lookup key: fields joined by 0x1F.
 pub fn individual_key(insurer: &str, symbol: &str, number: &str, branch: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(insurer.len() + symbol.len() + number.len() + branch.len() + 3);
+    individual_key_into(&mut k, insurer, symbol, number, branch);
+    k
+}
+
+/// [`individual_key`] into a reused buffer (once per row on the hot path).
+pub fn individual_key_into(
+    k: &mut Vec<u8>,
+    insurer: &str,
+    symbol: &str,
+    number: &str,
+    branch: &str,
+) {
+    k.clear();
     for (i, part) in [insurer, symbol, number, branch].iter().enumerate() {
         if i > 0 {
             k.push(0x1f);
         }
         k.extend_from_slice(part.as_bytes());
     }
-    k
 }
 
 /// One valid row of the history table, as needed to find each person's oldest number.
@@ -210,18 +222,29 @@ pub struct HistoryEntry {
     pub valid_from: CivilDate,
 }
 
-/// Every individual insured number → the person's index in the registry. aHash: looked up
-/// once per row, and resistant to crafted collisions.
-#[derive(Debug, Default)]
+/// Every individual insured number → the person's index in the registry. Looked up once per
+/// row, so numbers are kept as 128-bit fingerprints inline in the table (no pointer to chase);
+/// a chance collision among n numbers has probability about n²/2¹²⁹.
+#[derive(Debug)]
 pub struct Id5Resolver {
-    by_number: ahash::AHashMap<Vec<u8>, u32>,
+    by_number: HashMap<u128, u32>,
+    fingerprint: (ahash::RandomState, ahash::RandomState),
+}
+
+impl Default for Id5Resolver {
+    fn default() -> Self {
+        Self {
+            by_number: HashMap::new(),
+            fingerprint: (ahash::RandomState::new(), ahash::RandomState::new()),
+        }
+    }
 }
 
 impl Id5Resolver {
     /// Groups history rows by the eligibility system's person reference, hashes each person's
     /// oldest number into ID5, registers new ID5s and maps every number to its person.
     pub fn build(entries: &[HistoryEntry], hasher: &IdHasher, registry: &mut Registry) -> Self {
-        let mut oldest: HashMap<&str, (&CivilDate, &[u8])> = HashMap::new();
+        let mut oldest: HashMap<&str, (&CivilDate, &[u8])> = HashMap::with_capacity(entries.len());
         for e in entries {
             let candidate = (&e.valid_from, e.number_key.as_slice());
             oldest
@@ -229,30 +252,35 @@ impl Id5Resolver {
                 .and_modify(|o| *o = (*o).min(candidate))
                 .or_insert(candidate);
         }
+        // The lookup key is the fields joined by 0x1F, which is exactly the identifier input.
         let id5_of: HashMap<&str, [u8; 32]> = oldest
             .iter()
-            .map(|(p, (_, number))| {
-                (
-                    *p,
-                    hasher.hash(&number.split(|b| *b == 0x1f).collect::<Vec<_>>()),
-                )
-            })
+            .map(|(p, (_, number))| (*p, hasher.hash(&[number])))
             .collect();
         registry.extend(id5_of.values().copied());
-        let mut by_number = ahash::AHashMap::with_capacity(entries.len());
+        let mut resolver = Self::default();
+        resolver.by_number.reserve(entries.len());
         for e in entries {
             if let Some(idx) = id5_of
                 .get(e.person_ref.as_str())
                 .and_then(|id| registry.get(id))
             {
-                by_number.insert(e.number_key.clone(), idx);
+                let fp = resolver.fingerprint_of(&e.number_key);
+                resolver.by_number.insert(fp, idx);
             }
         }
-        Self { by_number }
+        resolver
+    }
+
+    fn fingerprint_of(&self, number_key: &[u8]) -> u128 {
+        u128::from(self.fingerprint.0.hash_one(number_key)) << 64
+            | u128::from(self.fingerprint.1.hash_one(number_key))
     }
 
     pub fn resolve(&self, number_key: &[u8]) -> Option<u32> {
-        self.by_number.get(number_key).copied()
+        self.by_number
+            .get(&self.fingerprint_of(number_key))
+            .copied()
     }
 
     pub fn numbers(&self) -> usize {

@@ -126,20 +126,23 @@ pub fn measure(
             }
         }
     }
-    // Persons with two or more insured numbers: two or more distinct ID1 values.
-    let mut id1_by_person: HashMap<u32, Vec<u32>> = HashMap::new();
+    // Persons who changed insured number: two or more ID1 values, each on two or more records
+    // (a one-off typo in a card number also makes a new ID1, but no second record shares it).
+    let mut id1_counts: HashMap<(u32, u32), u32> = HashMap::new();
     for r in &records {
         if let Some(v) = r.ids[0] {
-            let e = id1_by_person.entry(r.person).or_default();
-            if !e.contains(&v) {
-                e.push(v);
-            }
+            *id1_counts.entry((r.person, v)).or_default() += 1;
         }
     }
-    let changed: HashMap<u32, ()> = id1_by_person
+    let mut numbers_held: HashMap<u32, Vec<u32>> = HashMap::new();
+    for ((person, v), n) in id1_counts {
+        if n >= 2 {
+            numbers_held.entry(person).or_default().push(v);
+        }
+    }
+    let changed: HashMap<u32, Vec<u32>> = numbers_held
         .into_iter()
         .filter(|(_, v)| v.len() > 1)
-        .map(|(p, _)| (p, ()))
         .collect();
 
     let mut qualities = Vec::new();
@@ -183,21 +186,27 @@ fn quality(
     scope: &str,
     records: &[&Record],
     k: usize,
-    changed: &HashMap<u32, ()>,
+    changed: &HashMap<u32, Vec<u32>>,
 ) -> Quality {
     let mut per_person: HashMap<u32, u64> = HashMap::new();
     let mut per_value: HashMap<u32, u64> = HashMap::new();
     let mut cells: HashMap<(u32, u32), u64> = HashMap::new();
     let mut value_persons: HashMap<u32, (u32, bool)> = HashMap::new();
-    // For the insurer-change figure: one value per person, or a break.
+    // For the insurer-change figure: over the records on the numbers a changed person held,
+    // one value of this identifier, or a break (None).
     let mut person_value: HashMap<u32, Option<u32>> = HashMap::new();
     let mut with_id = 0u64;
     for r in records {
         *per_person.entry(r.person).or_default() += 1;
         let v = r.ids[k];
-        let entry = person_value.entry(r.person).or_insert(v);
-        if *entry != v {
-            *entry = None;
+        let on_held_number = changed
+            .get(&r.person)
+            .is_some_and(|held| r.ids[0].is_some_and(|id1| held.contains(&id1)));
+        if on_held_number {
+            let entry = person_value.entry(r.person).or_insert(v);
+            if *entry != v {
+                *entry = None;
+            }
         }
         let Some(v) = v else { continue };
         with_id += 1;
@@ -216,14 +225,8 @@ fn quality(
         .filter(|(v, _)| value_persons.get(v).is_some_and(|e| e.1))
         .map(|(_, n)| *n)
         .sum();
-    let persons_with_change = person_value
-        .keys()
-        .filter(|p| changed.contains_key(p))
-        .count() as u64;
-    let stayed = person_value
-        .iter()
-        .filter(|(p, v)| changed.contains_key(p) && v.is_some())
-        .count() as u64;
+    let persons_with_change = person_value.len() as u64;
+    let stayed = person_value.values().filter(|v| v.is_some()).count() as u64;
     let ratio = |a: u128, b: u128| if b == 0 { 1.0 } else { a as f64 / b as f64 };
     Quality {
         identifier: name.to_string(),

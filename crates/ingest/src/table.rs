@@ -17,7 +17,7 @@ use niji_catalog::{Column, ColumnType, Encoding, Role, Table};
 use niji_pseudo::{CivilDate, IdHasher, date, normalize};
 
 use crate::IngestError;
-use crate::linkage::{HistoryEntry, Id5Resolver, Registry, individual_key};
+use crate::linkage::{HistoryEntry, Id5Resolver, Registry, individual_key, individual_key_into};
 
 /// Why a row was quarantined. The column is named; the value never is.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -172,7 +172,7 @@ impl<'a> TablePlan<'a> {
             .collect();
         let missing: Vec<&str> = described
             .iter()
-            .filter(|c| !header.iter().any(|h| *h == c.name))
+            .filter(|c| !header.contains(&c.name))
             .map(|c| c.name.as_str())
             .collect();
         if !unknown.is_empty() || !missing.is_empty() {
@@ -263,7 +263,7 @@ impl<'a> TablePlan<'a> {
 #[derive(Debug)]
 enum Value<'r> {
     Null,
-    Str(Cow<'r, str>),
+    Str(&'r str),
     I32(i32),
     I64(i64),
     F64(f64),
@@ -271,7 +271,7 @@ enum Value<'r> {
     Date(i32),
 }
 
-fn parse_value<'r>(col: &Column, raw: Cow<'r, str>) -> Result<Value<'r>, Reject> {
+fn parse_value<'r>(col: &Column, raw: &'r str) -> Result<Value<'r>, Reject> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return if col.nullable {
@@ -282,13 +282,7 @@ fn parse_value<'r>(col: &Column, raw: Cow<'r, str>) -> Result<Value<'r>, Reject>
     }
     let num = || Reject::InvalidNumber(col.name.clone());
     Ok(match col.ty {
-        ColumnType::String | ColumnType::Hex64 => {
-            if trimmed.len() == raw.len() {
-                Value::Str(raw)
-            } else {
-                Value::Str(Cow::Owned(trimmed.to_string()))
-            }
-        }
+        ColumnType::String | ColumnType::Hex64 => Value::Str(trimmed),
         ColumnType::Int32 => Value::I32(parse_int(trimmed).ok_or_else(num)?),
         ColumnType::Int64 => Value::I64(trimmed.parse().map_err(|_| num())?),
         ColumnType::Float64 => Value::F64(
@@ -327,20 +321,20 @@ fn parse_int(s: &str) -> Option<i32> {
     })
 }
 
-/// Normalised identity of one row.
+/// Normalised identity of one row (borrowing the row's text where normalising changed nothing).
 #[derive(Debug, Default)]
-struct Identity {
-    insurer: Option<String>,
-    symbol: String,
-    number: Option<String>,
-    branch: Option<String>,
+struct Identity<'r> {
+    insurer: Option<Cow<'r, str>>,
+    symbol: Cow<'r, str>,
+    number: Option<Cow<'r, str>>,
+    branch: Option<Cow<'r, str>>,
     kana: Option<String>,
     birth: Option<CivilDate>,
     sex: Option<u8>,
     consent: Option<String>,
 }
 
-fn identity(plan: &TablePlan<'_>, fields: &[Cow<'_, str>]) -> Result<Identity, Reject> {
+fn identity<'r>(plan: &TablePlan<'_>, fields: &'r [Cow<'r, str>]) -> Result<Identity<'r>, Reject> {
     let r = plan.roles;
     let get = |i: Option<usize>| i.map(|i| fields[i].as_ref()).unwrap_or("");
     let mut id = Identity::default();
@@ -614,6 +608,28 @@ fn decode_record<'r>(
     Ok(fields)
 }
 
+/// Validates and normalises one decoded row: its identity and its stored values.
+fn parse_row<'r>(
+    plan: &TablePlan<'_>,
+    fields: &'r [Cow<'r, str>],
+) -> Result<(Identity<'r>, Vec<Value<'r>>), Reject> {
+    let id = identity(plan, fields)?;
+    // Dropped columns are checked for presence too: a row missing its name is malformed.
+    for (field, col) in fields.iter().zip(&plan.by_field) {
+        if !col.is_stored() && !col.nullable && field.trim().is_empty() {
+            return Err(Reject::MissingValue(col.name.clone()));
+        }
+    }
+    let mut row = Vec::with_capacity(plan.columns.len());
+    for (c, source) in &plan.columns {
+        row.push(match source {
+            Source::Field { index } => parse_value(c, &fields[*index])?,
+            _ => Value::Null,
+        });
+    }
+    Ok((id, row))
+}
+
 /// Processes one chunk of complete lines into a batch.
 pub fn process_chunk(
     plan: &TablePlan<'_>,
@@ -630,26 +646,15 @@ pub fn process_chunk(
         .collect();
     let mut rejected = Vec::new();
     let mut counts = Counts::default();
+    let mut key_buf = Vec::with_capacity(64);
     for_each_record(chunk, first_line, |line, record, raw| {
         counts.rows_read += 1;
-        let outcome = decode_record(plan, record).and_then(|fields| {
-            let id = identity(plan, &fields)?;
-            // Dropped columns are checked for presence too: a row missing its name is malformed.
-            for (field, col) in fields.iter().zip(&plan.by_field) {
-                if !col.is_stored() && !col.nullable && field.trim().is_empty() {
-                    return Err(Reject::MissingValue(col.name.clone()));
-                }
-            }
-            let mut row = Vec::with_capacity(plan.columns.len());
-            for (c, source) in &plan.columns {
-                row.push(match source {
-                    Source::Field { index } => parse_value(c, fields[*index].clone())?,
-                    _ => Value::Null,
-                });
-            }
-            Ok((id, row))
-        });
-        let (id, row) = match outcome {
+        let outcome = decode_record(plan, record);
+        let parsed = match &outcome {
+            Ok(fields) => parse_row(plan, fields),
+            Err(reason) => Err(reason.clone()),
+        };
+        let (id, row) = match parsed {
             Ok(ok) => ok,
             Err(reason) => {
                 *counts.quarantined.entry(reason.kind()).or_default() += 1;
@@ -662,7 +667,7 @@ pub fn process_chunk(
             }
         };
         counts.rows_stored += 1;
-        let ids = compute_ids(&id, link, &mut counts);
+        let ids = compute_ids(&id, link, &mut key_buf, &mut counts);
         for ((builder, (_, source)), value) in builders.iter_mut().zip(&plan.columns).zip(&row) {
             match source {
                 Source::Field { .. } => builder.append(value),
@@ -693,7 +698,12 @@ struct Ids {
     person: Option<u32>,
 }
 
-fn compute_ids(id: &Identity, link: Linkage<'_>, counts: &mut Counts) -> Ids {
+fn compute_ids(
+    id: &Identity<'_>,
+    link: Linkage<'_>,
+    key_buf: &mut Vec<u8>,
+    counts: &mut Counts,
+) -> Ids {
     let h = link.hashers;
     let birth = id.birth.map(CivilDate::canonical_bytes);
     let sex = id.sex.map(|s| [b'0' + s]);
@@ -716,9 +726,8 @@ fn compute_ids(id: &Identity, link: Linkage<'_>, counts: &mut Counts) -> Ids {
             }
             match &id.branch {
                 Some(branch) => {
-                    out.person = link
-                        .resolver
-                        .resolve(&individual_key(insurer, &id.symbol, number, branch));
+                    individual_key_into(key_buf, insurer, &id.symbol, number, branch);
+                    out.person = link.resolver.resolve(key_buf);
                     if out.person.is_none() {
                         counts.not_in_history += 1;
                     }

@@ -33,7 +33,8 @@ fn is_stable_under_nfkc(c: char) -> bool {
     c.is_ascii() || matches!(c, '\u{3041}'..='\u{3096}' | '\u{30A1}'..='\u{30F6}' | 'ー')
 }
 
-fn large_kana(c: char) -> char {
+/// Small kana written large (rule 4 above); other characters unchanged.
+pub fn large_kana(c: char) -> char {
     match c {
         'ァ' => 'ア',
         'ィ' => 'イ',
@@ -84,10 +85,10 @@ pub fn kana_name(raw: &str) -> Option<String> {
 
 /// A digits-only field (記号 digits, 番号, 枝番): NFKC, spaces and hyphens removed.
 /// `None` when empty; `Err` when anything but digits remains.
-pub fn digits(raw: &str) -> Result<Option<String>, &'static str> {
+pub fn digits(raw: &str) -> Result<Option<Cow<'_, str>>, &'static str> {
     let folded = nfkc(raw);
     if !folded.is_empty() && folded.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(Some(folded.into_owned()));
+        return Ok(Some(folded));
     }
     let out: String = folded
         .chars()
@@ -99,24 +100,26 @@ pub fn digits(raw: &str) -> Result<Option<String>, &'static str> {
     if !out.bytes().all(|b| b.is_ascii_digit()) {
         return Err("not digits");
     }
-    Ok(Some(out))
+    Ok(Some(Cow::Owned(out)))
 }
 
 /// 記号 may hold kana, letters and digits: NFKC, spaces removed, dash variants unified to '-',
 /// kana folded as in names.
-pub fn symbol(raw: &str) -> String {
+pub fn symbol(raw: &str) -> Cow<'_, str> {
     if raw.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return raw.to_string();
+        return Cow::Borrowed(raw);
     }
-    kana_name(raw)
-        .map(|s| s.replace('ー', "-"))
-        .unwrap_or_default()
+    Cow::Owned(
+        kana_name(raw)
+            .map(|s| s.replace('ー', "-"))
+            .unwrap_or_default(),
+    )
 }
 
 /// 保険者番号: 6 digits (国民健康保険) or 8 (法別番号 + 都道府県 + 保険者別番号 + 検証番号), the last
 /// digit a check digit over the others (weights 2,1,2,1… from the right, digit sums added,
 /// 10 minus the last digit of the sum).
-pub fn insurer_number(raw: &str) -> Result<Option<String>, &'static str> {
+pub fn insurer_number(raw: &str) -> Result<Option<Cow<'_, str>>, &'static str> {
     let Some(d) = digits(raw)? else {
         return Ok(None);
     };

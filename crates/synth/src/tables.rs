@@ -183,18 +183,7 @@ fn half_width(c: char, small_as_large: bool) -> String {
     let find = |set: &str, c: char| set.chars().position(|x| x == c);
     let half = |c: char| {
         let c = if small_as_large {
-            match c {
-                'ァ' => 'ア',
-                'ィ' => 'イ',
-                'ゥ' => 'ウ',
-                'ェ' => 'エ',
-                'ォ' => 'オ',
-                'ッ' => 'ツ',
-                'ャ' => 'ヤ',
-                'ュ' => 'ユ',
-                'ョ' => 'ヨ',
-                x => x,
-            }
+            niji_pseudo::normalize::large_kana(c)
         } else {
             c
         };
@@ -763,12 +752,39 @@ impl ShardGen<'_> {
         }
     }
 
+    /// A made-up address in the person's municipality and a phone number: direct identifiers
+    /// that ingest must drop.
+    fn contact(&mut self, p: &Person) -> (String, String) {
+        let muni = &self.world.municipalities[p.municipality as usize];
+        let address = format!(
+            "{}{}丁目{}番{}号",
+            muni.name,
+            1 + self.rng.below(9),
+            1 + self.rng.below(30),
+            1 + self.rng.below(20)
+        );
+        let phone = format!(
+            "0{}-{:04}-{:04}",
+            muni.pref % 9 + 1,
+            self.rng.below(10_000),
+            self.rng.below(10_000)
+        );
+        (address, phone)
+    }
+
+    /// The code of a hospital in the person's 二次医療圏.
+    fn area_hospital(&mut self, p: &Person) -> String {
+        let idx = *self
+            .rng
+            .pick(&self.world.hospitals_of[p.municipality as usize]);
+        self.world.facilities[idx as usize].code.clone()
+    }
+
     /// 臨床調査個人票 (難病) and 医療意見書 (小慢), one per fiscal year while registered.
     pub fn rare_disease_forms(&mut self, p: &Person) {
         let first_fy = fiscal_year(CivilDate::from_days_since_epoch(self.period.start));
         let last_fy = fiscal_year(CivilDate::from_days_since_epoch(self.period.end - 1));
         let muni = self.muni_code(p).to_string();
-        let pref = self.world.municipalities[p.municipality as usize].pref;
         if let Some(n) = p.nanbyo.clone() {
             let mut score = 20.0 + 12.0 * f64::from(n.stage) + self.rng.normal() * 6.0;
             for fy in first_fy..=last_fy {
@@ -783,12 +799,7 @@ impl ShardGen<'_> {
                 .days_since_epoch()
                     + self.rng.below(120) as i32;
                 let key = self.sink.next_key(NANBYO);
-                let facility = self.world.facilities[*self
-                    .rng
-                    .pick(&self.world.hospitals_of[p.municipality as usize])
-                    as usize]
-                    .code
-                    .clone();
+                let facility = self.area_hospital(p);
                 self.sink
                     .begin()
                     .push(&key)
@@ -802,19 +813,7 @@ impl ShardGen<'_> {
                     .push(format!("D{:07}", n.doctor))
                     .push(facility);
                 self.identity(p, day, BirthStyle::Mixed, 0.03);
-                let address = format!(
-                    "{}{}丁目{}番{}号",
-                    self.world.municipalities[p.municipality as usize].name,
-                    1 + self.rng.below(9),
-                    1 + self.rng.below(30),
-                    1 + self.rng.below(20)
-                );
-                let phone = format!(
-                    "0{}-{:04}-{:04}",
-                    pref % 9 + 1,
-                    self.rng.below(10_000),
-                    self.rng.below(10_000)
-                );
+                let (address, phone) = self.contact(p);
                 self.sink.row.push(address).push(phone).push(&muni);
                 self.sink.emit(NANBYO, &mut self.rng, &key, Some(p.key));
                 score += 2.0 + self.rng.normal() * 3.0;
@@ -834,12 +833,7 @@ impl ShardGen<'_> {
                     break;
                 }
                 let key = self.sink.next_key(SHOMAN);
-                let facility = self.world.facilities[*self
-                    .rng
-                    .pick(&self.world.hospitals_of[p.municipality as usize])
-                    as usize]
-                    .code
-                    .clone();
+                let facility = self.area_hospital(p);
                 let height = 50.0 + f64::from(age.min(17)) * 6.5 + self.rng.normal() * 5.0;
                 let weight = (height / 100.0).powi(2) * (16.0 + self.rng.normal() * 2.0);
                 self.sink
@@ -860,19 +854,7 @@ impl ShardGen<'_> {
                     p.surname_on(day),
                     self.rng.pick(&crate::world::FEMALE_GIVEN)
                 );
-                let address = format!(
-                    "{}{}丁目{}番{}号",
-                    self.world.municipalities[p.municipality as usize].name,
-                    1 + self.rng.below(9),
-                    1 + self.rng.below(30),
-                    1 + self.rng.below(20)
-                );
-                let phone = format!(
-                    "0{}-{:04}-{:04}",
-                    pref % 9 + 1,
-                    self.rng.below(10_000),
-                    self.rng.below(10_000)
-                );
+                let (address, phone) = self.contact(p);
                 self.sink
                     .row
                     .push(guardian)

@@ -1,0 +1,150 @@
+//! Re-running gives the same result; publishing is atomic; the registry is stable.
+
+use arrow::array::Array;
+use niji_ingest::store::Store;
+use niji_ingest::{IngestError, TableStatus};
+use niji_pseudo::CustodianKey;
+
+use crate::fixture::{Delivery, catalog};
+
+fn digests(d: &Delivery, data_dir: &str) -> Vec<(String, String)> {
+    let store = Store::new(&d.data_dir(data_dir));
+    let mut out = Vec::new();
+    for db in catalog().databases.values() {
+        for t in &db.tables {
+            let m = store.verify(&db.name, &t.name).unwrap();
+            out.push((format!("{}.{}", db.name, t.name), m.content_digest));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_same_delivery_and_key_give_byte_identical_tables() {
+    let d = Delivery::new(2500, 31);
+    d.ingest_into("a");
+    d.ingest_into("b");
+    assert_eq!(digests(&d, "a"), digests(&d, "b"));
+    let again = d.ingest_into("a");
+    assert_eq!(again.persons_added, 0, "a re-run registers nobody new");
+    assert_eq!(digests(&d, "a"), digests(&d, "b"));
+}
+
+#[test]
+fn a_different_key_gives_different_identifiers_and_is_refused_on_an_existing_store() {
+    let d = Delivery::new(800, 32);
+    d.ingest_into("a");
+    let other = CustodianKey::from_bytes([0x11; 32]);
+    let err = d.try_ingest("a", &other).unwrap_err();
+    assert!(matches!(err, IngestError::KeyMismatch { .. }), "{err}");
+    d.try_ingest("b", &other).unwrap();
+    let (a, b) = (digests(&d, "a"), digests(&d, "b"));
+    let receipts = |v: &[(String, String)]| {
+        v.iter()
+            .find(|(n, _)| n == "ndb.receipts")
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert_ne!(receipts(&a), receipts(&b));
+    // Tables without identifiers do not depend on the key.
+    let diagnoses = |v: &[(String, String)]| {
+        v.iter()
+            .find(|(n, _)| n == "ndb.diagnoses")
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert_eq!(diagnoses(&a), diagnoses(&b));
+}
+
+#[test]
+fn leftovers_of_a_crashed_run_are_never_read_and_are_cleaned_up() {
+    let d = Delivery::new(800, 33);
+    d.ingest_into("data");
+    let before = digests(&d, "data");
+    // A crash mid-write leaves a staging directory with a half-written part and no manifest.
+    let staging = d.data_dir("data/store/ndb/.staging-receipts-999999");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join("part-00000.parquet"), b"PAR1 half written").unwrap();
+    let store = Store::new(&d.data_dir("data"));
+    assert_eq!(
+        store
+            .manifest("ndb", "receipts")
+            .unwrap()
+            .unwrap()
+            .content_digest,
+        before.iter().find(|(n, _)| n == "ndb.receipts").unwrap().1
+    );
+    let report = d.ingest_into("data");
+    assert_eq!(report.stale_staging_removed, 1);
+    assert!(!staging.exists());
+    assert_eq!(digests(&d, "data"), before);
+}
+
+#[test]
+fn a_tampered_part_is_detected() {
+    let d = Delivery::new(500, 34);
+    d.ingest_into("data");
+    let store = Store::new(&d.data_dir("data"));
+    let m = store.manifest("ndb", "receipts").unwrap().unwrap();
+    let part = d.data_dir("data/store/ndb/receipts").join(&m.parts[0].file);
+    let mut bytes = std::fs::read(&part).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&part, bytes).unwrap();
+    assert!(matches!(
+        store.verify("ndb", "receipts"),
+        Err(IngestError::Corrupt(_))
+    ));
+}
+
+#[test]
+fn person_indices_are_stable_when_more_data_arrives() {
+    let d = Delivery::new(1500, 35);
+    let first = d.ingest_into("data");
+    let store = Store::new(&d.data_dir("data"));
+    let mapping = |store: &Store| {
+        let mut m = std::collections::BTreeMap::new();
+        for b in store
+            .read_columns("ndb", "receipts", &["id5", "person_idx"])
+            .unwrap()
+        {
+            let id5 = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .unwrap();
+            let idx = b
+                .column(1)
+                .as_any()
+                .downcast_ref::<arrow::array::UInt32Array>()
+                .unwrap();
+            for i in (0..b.num_rows()).filter(|&i| id5.is_valid(i)) {
+                m.insert(id5.value(i).to_string(), idx.value(i));
+            }
+        }
+        m
+    };
+    let before = mapping(&store);
+    // A later delivery with more persons (a larger population from the same world).
+    let bigger = Delivery::with(3000, 35, |_| {});
+    let mut opts = niji_ingest::IngestOptions::new(bigger.raw(), d.data_dir("data"));
+    opts.chunk_bytes = 1 << 20;
+    let second = niji_ingest::ingest(&catalog(), &d.key, &opts, &|_| {}).unwrap();
+    assert!(second.persons_added > 0 && second.persons_in_registry > first.persons_in_registry);
+    let after = mapping(&store);
+    let kept = before
+        .iter()
+        .filter(|(id5, idx)| after.get(*id5) == Some(idx))
+        .count();
+    let shared = before.keys().filter(|id5| after.contains_key(*id5)).count();
+    assert!(shared > 1000, "the deliveries share persons ({shared})");
+    assert_eq!(kept, shared, "every person keeps the index first given");
+    assert!(
+        second
+            .tables
+            .iter()
+            .all(|t| matches!(t.status, TableStatus::Ingested))
+    );
+}
