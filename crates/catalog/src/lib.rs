@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod render;
-pub use render::render_table;
+pub use render::{display_width, render_table};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {

@@ -55,7 +55,7 @@ pub fn render_table(catalog: &Catalog, only_db: Option<&str>) -> String {
 }
 
 /// Terminal columns: East Asian wide characters take two.
-fn display_width(s: &str) -> usize {
+pub fn display_width(s: &str) -> usize {
     s.chars()
         .map(|c| match c as u32 {
             0x1100..=0x115F

@@ -348,10 +348,12 @@ pub fn demo(ctx: &Context, a: &DemoArgs) -> anyhow::Result<()> {
     let catalog = ctx.catalog()?;
     for db in catalog.in_ingest_order() {
         let columns: usize = db.tables.iter().map(|t| t.columns.len()).sum();
+        let pad = 50usize.saturating_sub(niji_catalog::display_width(&db.title_ja));
         println!(
-            "  {:<10} {:<48} {} tables, {} columns",
+            "  {:<10} {}{} {} tables, {} columns",
             db.name,
             db.title_ja,
+            " ".repeat(pad),
             db.tables.len(),
             columns
         );

@@ -218,10 +218,10 @@ impl ChunkReader {
     }
 }
 
-/// Counts bytes into a SHA-256 as they are written.
+/// Feeds bytes into a BLAKE3 digest as they are written.
 struct HashingWriter {
     inner: File,
-    digest: Sha256,
+    digest: blake3::Hasher,
 }
 
 impl Write for HashingWriter {
@@ -271,7 +271,7 @@ fn write_part(
     let mut writer = ArrowWriter::try_new(
         HashingWriter {
             inner: file,
-            digest: Sha256::new(),
+            digest: blake3::Hasher::new(),
         },
         batch.schema(),
         Some(props),
@@ -282,7 +282,7 @@ fn write_part(
     Ok(Some(PartInfo {
         file: name,
         rows: batch.num_rows() as u64,
-        sha256: hex(&out.digest.finalize()),
+        blake3: out.digest.finalize().to_hex().to_string(),
     }))
 }
 
@@ -550,6 +550,7 @@ fn ingest_table(
     link: Linkage<'_>,
 ) -> Result<TableReport, IngestError> {
     let started = Instant::now();
+    let _span = tracing::info_span!("ingest_table", db, table = %table.name).entered();
     let path = ctx.opts.raw.join(db).join(&table.source);
     let mut report = TableReport {
         database: db.to_string(),

@@ -223,26 +223,18 @@ pub struct HistoryEntry {
 }
 
 /// Every individual insured number → the person's index in the registry. Looked up once per
-/// row, so numbers are kept as 128-bit fingerprints inline in the table (no pointer to chase);
-/// a chance collision among n numbers has probability about n²/2¹²⁹.
-#[derive(Debug)]
+/// row, so numbers are kept as 128-bit XXH3 fingerprints inline in the table (one hash, no
+/// pointer to chase); a chance collision among n numbers has probability about n²/2¹²⁹.
+#[derive(Debug, Default)]
 pub struct Id5Resolver {
     by_number: HashMap<u128, u32>,
-    fingerprint: (ahash::RandomState, ahash::RandomState),
 }
 
-impl Default for Id5Resolver {
-    fn default() -> Self {
-        Self {
-            by_number: HashMap::new(),
-            fingerprint: (ahash::RandomState::new(), ahash::RandomState::new()),
-        }
-    }
+fn fingerprint(number_key: &[u8]) -> u128 {
+    twox_hash::XxHash3_128::oneshot(number_key)
 }
 
 impl Id5Resolver {
-    /// Groups history rows by the eligibility system's person reference, hashes each person's
-    /// oldest number into ID5, registers new ID5s and maps every number to its person.
     pub fn build(entries: &[HistoryEntry], hasher: &IdHasher, registry: &mut Registry) -> Self {
         let mut oldest: HashMap<&str, (&CivilDate, &[u8])> = HashMap::with_capacity(entries.len());
         for e in entries {
@@ -258,29 +250,20 @@ impl Id5Resolver {
             .map(|(p, (_, number))| (*p, hasher.hash(&[number])))
             .collect();
         registry.extend(id5_of.values().copied());
-        let mut resolver = Self::default();
-        resolver.by_number.reserve(entries.len());
+        let mut by_number = HashMap::with_capacity(entries.len());
         for e in entries {
             if let Some(idx) = id5_of
                 .get(e.person_ref.as_str())
                 .and_then(|id| registry.get(id))
             {
-                let fp = resolver.fingerprint_of(&e.number_key);
-                resolver.by_number.insert(fp, idx);
+                by_number.insert(fingerprint(&e.number_key), idx);
             }
         }
-        resolver
-    }
-
-    fn fingerprint_of(&self, number_key: &[u8]) -> u128 {
-        u128::from(self.fingerprint.0.hash_one(number_key)) << 64
-            | u128::from(self.fingerprint.1.hash_one(number_key))
+        Self { by_number }
     }
 
     pub fn resolve(&self, number_key: &[u8]) -> Option<u32> {
-        self.by_number
-            .get(&self.fingerprint_of(number_key))
-            .copied()
+        self.by_number.get(&fingerprint(number_key)).copied()
     }
 
     pub fn numbers(&self) -> usize {

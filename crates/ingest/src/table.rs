@@ -253,10 +253,6 @@ impl<'a> TablePlan<'a> {
             high_cardinality,
         })
     }
-
-    pub fn is_history(&self) -> bool {
-        self.roles.history_person.is_some()
-    }
 }
 
 /// A decoded field value ready for a builder.
@@ -365,10 +361,11 @@ fn identity<'r>(plan: &TablePlan<'_>, fields: &'r [Cow<'r, str>]) -> Result<Iden
     id.number = number;
     id.kana = r.kana.and_then(|i| normalize::kana_name(&fields[i]));
     if let Some(i) = r.birth {
-        id.birth = Some(
-            date::parse_date(&fields[i])
-                .map_err(|_| Reject::InvalidDate(plan.by_field[i].name.clone()))?,
-        );
+        let name = || plan.by_field[i].name.clone();
+        id.birth = Some(date::parse_date(&fields[i]).map_err(|e| match e {
+            date::DateError::Empty => Reject::MissingValue(name()),
+            _ => Reject::InvalidDate(name()),
+        })?);
     }
     if let Some(i) = r.sex {
         id.sex = Some(
@@ -647,25 +644,9 @@ pub fn process_chunk(
     let mut rejected = Vec::new();
     let mut counts = Counts::default();
     let mut key_buf = Vec::with_capacity(64);
-    for_each_record(chunk, first_line, |line, record, raw| {
-        counts.rows_read += 1;
-        let outcome = decode_record(plan, record);
-        let parsed = match &outcome {
-            Ok(fields) => parse_row(plan, fields),
-            Err(reason) => Err(reason.clone()),
-        };
-        let (id, row) = match parsed {
-            Ok(ok) => ok,
-            Err(reason) => {
-                *counts.quarantined.entry(reason.kind()).or_default() += 1;
-                rejected.push(Rejected {
-                    line,
-                    reason,
-                    raw: raw.to_vec(),
-                });
-                return;
-            }
-        };
+    let mut store_row = |record: &csv::ByteRecord| -> Result<(), Reject> {
+        let fields = decode_record(plan, record)?;
+        let (id, row) = parse_row(plan, &fields)?;
         counts.rows_stored += 1;
         let ids = compute_ids(&id, link, &mut key_buf, &mut counts);
         for ((builder, (_, source)), value) in builders.iter_mut().zip(&plan.columns).zip(&row) {
@@ -678,7 +659,44 @@ pub fn process_chunk(
                 Source::PersonIdx => builder.append_idx(ids.person),
             }
         }
+        Ok(())
+    };
+    let mut rejects: Vec<(u64, Reject, Vec<u8>)> = Vec::new();
+    for_each_record(chunk, first_line, |line, record, raw| {
+        let Err(reason) = store_row(record) else {
+            return;
+        };
+        let body = raw.strip_suffix(b"\n").unwrap_or(raw);
+        if !body.contains(&b'\n') {
+            rejects.push((line, reason, raw.to_vec()));
+            return;
+        }
+        // A bad record spanning several lines is most likely an unbalanced quote that swallowed
+        // the lines after it: judge each line on its own, quotes taken literally.
+        for (k, sub) in raw.split_inclusive(|b| *b == b'\n').enumerate() {
+            let mut one = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .quoting(false)
+                .from_reader(sub);
+            let mut rec = csv::ByteRecord::new();
+            let result = match one.read_byte_record(&mut rec) {
+                Ok(true) => store_row(&rec),
+                _ => Err(Reject::ColumnCount {
+                    found: 0,
+                    expected: plan.expected_fields,
+                }),
+            };
+            if let Err(reason) = result {
+                rejects.push((line + k as u64, reason, sub.to_vec()));
+            }
+        }
     })?;
+    for (line, reason, raw) in rejects {
+        *counts.quarantined.entry(reason.kind()).or_default() += 1;
+        rejected.push(Rejected { line, reason, raw });
+    }
+    counts.rows_read = counts.rows_stored + counts.quarantined_total();
     let arrays = builders
         .into_iter()
         .map(ColBuilder::finish)

@@ -20,18 +20,6 @@ pub enum IdKind {
 }
 
 impl IdKind {
-    pub const ALL: [IdKind; 4] = [IdKind::Id1, IdKind::Id2, IdKind::Id5, IdKind::ResearchId];
-
-    /// The stored column name (a contract other tools rely on).
-    pub fn column(self) -> &'static str {
-        match self {
-            IdKind::Id1 => "id1",
-            IdKind::Id2 => "id2",
-            IdKind::Id5 => "id5",
-            IdKind::ResearchId => "research_id",
-        }
-    }
-
     pub fn purpose(self) -> Purpose {
         match self {
             IdKind::Id1 => Purpose::Id1,
@@ -88,22 +76,33 @@ impl IdHasher {
     }
 
     /// HMAC over the fields joined by 0x1F.
+    #[inline]
     pub fn hash(&self, fields: &[&[u8]]) -> [u8; 32] {
         let len: usize =
             fields.iter().map(|f| f.len()).sum::<usize>() + fields.len().saturating_sub(1);
-        let inner = if len < BLOCK - 8 {
+        let mut state = self.inner;
+        if len < BLOCK - 8 {
             // The common case: message, 0x80 and the length fit one block on the stack.
             let mut block = [0u8; BLOCK];
             write_joined(&mut block, fields);
-            finish(self.inner, &mut block, len)
+            pad_and_compress(&mut state, &mut block, len);
         } else {
             let mut buf = vec![0u8; (len + 9).div_ceil(BLOCK) * BLOCK];
             write_joined(&mut buf, fields);
-            finish(self.inner, &mut buf, len)
-        };
+            pad_and_compress(&mut state, &mut buf, len);
+        }
+        // The outer message is the inner digest: written straight from the state words.
         let mut outer_block = [0u8; BLOCK];
-        outer_block[..32].copy_from_slice(&inner);
-        finish(self.outer, &mut outer_block, 32)
+        for (chunk, word) in outer_block[..32].chunks_exact_mut(4).zip(state) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        let mut outer = self.outer;
+        pad_and_compress(&mut outer, &mut outer_block, 32);
+        let mut out = [0u8; 32];
+        for (chunk, word) in out.chunks_exact_mut(4).zip(outer) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        out
     }
 }
 
@@ -120,23 +119,16 @@ fn write_joined(buf: &mut [u8], fields: &[&[u8]]) {
 }
 
 /// Pads `buf[..len]` (already written; the rest zeroed) as the continuation of a message whose
-/// first block (the padded key) went into `state`, compresses and returns the digest.
-fn finish(mut state: [u32; 8], buf: &mut [u8], len: usize) -> [u8; 32] {
+/// first block (the padded key) went into `state`, and compresses it into `state`.
+#[inline]
+fn pad_and_compress(state: &mut [u32; 8], buf: &mut [u8], len: usize) {
     let n = buf.len();
     buf[len] = 0x80;
     let bits = ((BLOCK + len) as u64) * 8;
     buf[n - 8..].copy_from_slice(&bits.to_be_bytes());
     for block in buf.chunks_exact(BLOCK) {
-        compress256(
-            &mut state,
-            std::slice::from_ref(GenericArray::from_slice(block)),
-        );
+        compress256(state, std::slice::from_ref(GenericArray::from_slice(block)));
     }
-    let mut out = [0u8; 32];
-    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
-        chunk.copy_from_slice(&word.to_be_bytes());
-    }
-    out
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";

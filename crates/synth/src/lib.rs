@@ -340,11 +340,3 @@ fn write_reference(world: &World, raw: &Path) -> Result<(), SynthError> {
     let path = dir.join("facilities.csv");
     fs::write(&path, text).map_err(io_err(&path))
 }
-
-/// The extracts [`generate`] writes: `(database, table)`.
-pub fn extract_tables() -> impl Iterator<Item = (&'static str, &'static str)> {
-    SPECS
-        .iter()
-        .map(|s| (s.db, s.table))
-        .chain([("reference", "municipalities"), ("reference", "facilities")])
-}

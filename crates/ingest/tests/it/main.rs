@@ -4,6 +4,7 @@
 
 mod fixture;
 
+mod corpus;
 mod determinism;
 mod fail_closed;
 mod linkage;
