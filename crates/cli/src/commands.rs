@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
+use niji_audit::AuditLog;
 use niji_catalog::Catalog;
 use niji_ingest::{
     IngestOptions, IngestReport, TableReport, TableStatus, linkage_report, store::Store,
@@ -23,6 +24,33 @@ pub struct Context {
 }
 
 impl Context {
+    /// The audit log in the data directory's SQLite database, its head anchored beside the key
+    /// (outside the data directory, so whoever can rewrite the database cannot move the anchor).
+    fn audit(&self, key: &CustodianKey) -> anyhow::Result<(tokio::runtime::Runtime, AuditLog)> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::fs::create_dir_all(&self.data_dir)?;
+        let anchor = self.key_file.with_file_name("audit.anchor");
+        let log = rt.block_on(AuditLog::open(&self.data_dir.join("niji.db"), &anchor, key))?;
+        Ok((rt, log))
+    }
+
+    fn record(
+        &self,
+        key: &CustodianKey,
+        action: &str,
+        detail: &serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let (rt, log) = self.audit(key)?;
+        let actor = format!(
+            "custodian:{}",
+            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+        );
+        rt.block_on(log.append(&actor, action, detail))?;
+        Ok(())
+    }
+
     fn catalog(&self) -> anyhow::Result<Catalog> {
         Catalog::load(&self.catalog)
             .with_context(|| format!("loading the catalog from {}", self.catalog.display()))
@@ -105,6 +133,20 @@ pub struct DemoArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain, check every MAC and the anchored head; exit non-zero on a problem.
+    Verify {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// The most recent entries, newest first.
+    Show {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Keyed identifier hashing: HMAC-SHA256 per second, on one core and on all.
     Hmac {
@@ -170,6 +212,11 @@ pub fn keys(ctx: &Context, c: &KeysCommand) -> anyhow::Result<()> {
     match c {
         KeysCommand::Init => {
             let key = CustodianKey::init(&ctx.key_file, &ctx.data_dir)?;
+            ctx.record(
+                &key,
+                "keys.init",
+                &serde_json::json!({ "key_version": key.version() }),
+            )?;
             println!(
                 "created custodian key {} at {} (mode 0600)",
                 key.version(),
@@ -269,6 +316,29 @@ pub fn ingest(ctx: &Context, a: &IngestArgs) -> anyhow::Result<IngestReport> {
             print_table_line(t);
         }
     })?;
+    let tables: Vec<serde_json::Value> = report
+        .tables
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "table": format!("{}.{}", t.database, t.table),
+                "status": t.status,
+                "rows_stored": t.counts.rows_stored,
+                "quarantined": t.counts.quarantined,
+                "content_digest": t.content_digest,
+            })
+        })
+        .collect();
+    ctx.record(
+        &key,
+        "ingest",
+        &serde_json::json!({
+            "key_version": report.key_version,
+            "tables": tables,
+            "undescribed_files": report.undescribed_files,
+            "persons_added": report.persons_added,
+        }),
+    )?;
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Table => print_ingest_summary(&report),
@@ -357,6 +427,46 @@ pub fn demo(ctx: &Context, a: &DemoArgs) -> anyhow::Result<()> {
             db.tables.len(),
             columns
         );
+    }
+    Ok(())
+}
+
+pub fn audit(ctx: &Context, c: &AuditCommand) -> anyhow::Result<()> {
+    let key = CustodianKey::load(&ctx.key_file)?;
+    let (rt, log) = ctx.audit(&key)?;
+    match c {
+        AuditCommand::Verify { format } => {
+            let v = rt.block_on(log.verify())?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&v)?),
+                Format::Table => {
+                    println!(
+                        "{} entries, head {:?}, anchored {:?}",
+                        v.entries, v.head, v.anchored
+                    );
+                    for p in &v.problems {
+                        println!("PROBLEM: {p}");
+                    }
+                    if v.is_intact() {
+                        println!("audit log intact");
+                    }
+                }
+            }
+            if !v.is_intact() {
+                bail!(
+                    "the audit log has been tampered with ({} problems)",
+                    v.problems.len()
+                );
+            }
+        }
+        AuditCommand::Show { limit } => {
+            for e in rt.block_on(log.recent(*limit))? {
+                println!(
+                    "{:>6}  {}  {:<24} {:<12} {}",
+                    e.seq, e.at, e.actor, e.action, e.detail
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -54,6 +54,11 @@ enum Command {
     LinkageReport(commands::LinkageArgs),
     /// Print the catalog.
     Catalog(commands::CatalogArgs),
+    /// The audit log: verify the chain and its anchor, or show recent entries.
+    Audit {
+        #[command(subcommand)]
+        command: commands::AuditCommand,
+    },
     /// Benchmarks that print figures (never run as tests).
     Bench {
         #[command(subcommand)]
@@ -82,6 +87,7 @@ fn main() -> ExitCode {
         Command::Ingest(a) => commands::ingest(&ctx, &a).map(|_| ()),
         Command::LinkageReport(a) => commands::linkage_report(&ctx, &a),
         Command::Catalog(a) => commands::catalog(&ctx, &a),
+        Command::Audit { command } => commands::audit(&ctx, &command),
         Command::Bench { command } => commands::bench(&ctx, &command),
     };
     match result {

@@ -253,3 +253,52 @@ fn an_ingest_killed_mid_way_never_exposes_a_partial_table() {
     assert!(rerun.status.success(), "{}", text(&rerun));
     assert_eq!(digests("killed"), digests("clean"));
 }
+
+/// Key creation and every ingest are in the audit log; an edit made behind niji's back is
+/// reported with its position and fails `niji audit verify`.
+#[test]
+fn actions_are_audited_and_tampering_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    assert!(
+        niji(p, &["synth", "--persons", "300", "--out", "raw"])
+            .status
+            .success()
+    );
+    assert!(niji(p, &["keys", "init"]).status.success());
+    assert!(niji(p, &["ingest", "--raw", "raw/raw"]).status.success());
+    let ok = niji(p, &["audit", "verify"]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(
+        text(&ok).contains("2 entries") && text(&ok).contains("intact"),
+        "{}",
+        text(&ok)
+    );
+    let show = text(&niji(p, &["audit", "show"]));
+    assert!(
+        show.contains("keys.init") && show.contains("ingest") && show.contains("ndb.receipts"),
+        "{show}"
+    );
+    assert!(!show.contains(&key_hex(&p.join("niji-keys/custodian.key"))[..16]));
+    assert!(
+        p.join("niji-keys/audit.anchor").exists(),
+        "the anchor lives beside the key, outside the data directory"
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let url = format!("sqlite://{}", p.join("niji-data/niji.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query("UPDATE audit_log SET detail = '{}' WHERE seq = 2")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let bad = niji(p, &["audit", "verify"]);
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("entry 2 was edited"), "{}", text(&bad));
+}

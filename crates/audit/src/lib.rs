@@ -1,0 +1,376 @@
+//! The audit log: every action appended to the platform's SQL database (SQLite embedded),
+//! each entry chained to the one before by SHA-256 and MACed with the audit key (HKDF from the
+//! custodian key), the head anchored in a file outside the database. [`AuditLog::verify`]
+//! finds an edited, deleted, inserted or reordered entry and a truncated tail, and says where.
+//!
+//! Callers pass details as JSON; they must never hold keys or raw identifiers (the platform
+//! only ever has pseudonymised data, table names, counts and digests to log).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use niji_pseudo::{CivilDate, CustodianKey, IdHasher, Purpose, hex32};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("audit database migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("audit anchor {path}: {source}")]
+    Anchor {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("audit detail is not serialisable: {0}")]
+    Detail(#[from] serde_json::Error),
+}
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Entry {
+    pub seq: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+    pub mac: String,
+}
+
+/// What [`AuditLog::verify`] found wrong, with the sequence number where it shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum Problem {
+    /// The entry's content no longer matches its hash.
+    Edited {
+        seq: i64,
+    },
+    /// The hash matches the content but not the MAC: rewritten by someone without the key.
+    Forged {
+        seq: i64,
+    },
+    /// Sequence numbers jump: entries `from..=to` were deleted.
+    Missing {
+        from: i64,
+        to: i64,
+    },
+    /// The entry does not follow the one before it: inserted, reordered or a predecessor removed.
+    ChainBroken {
+        seq: i64,
+    },
+    /// The anchored head lies beyond the last entry: the tail was cut off.
+    Truncated {
+        anchored: i64,
+        last: i64,
+    },
+    /// The anchored head's hash differs from the entry at that position.
+    AnchorMismatch {
+        seq: i64,
+    },
+    AnchorMissing,
+    /// The anchor file's MAC is wrong: it was written without the key.
+    AnchorForged,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Edited { seq } => write!(
+                f,
+                "entry {seq} was edited (its content does not match its hash)"
+            ),
+            Problem::Forged { seq } => write!(
+                f,
+                "entry {seq} was rewritten without the audit key (MAC mismatch)"
+            ),
+            Problem::Missing { from, to } => write!(f, "entries {from}..={to} were deleted"),
+            Problem::ChainBroken { seq } => {
+                write!(
+                    f,
+                    "entry {seq} does not follow its predecessor (inserted, reordered or preceded by a deletion)"
+                )
+            }
+            Problem::Truncated { anchored, last } => {
+                write!(
+                    f,
+                    "the log was truncated: the anchor records entry {anchored}, the database ends at {last}"
+                )
+            }
+            Problem::AnchorMismatch { seq } => {
+                write!(f, "entry {seq} differs from the anchored head")
+            }
+            Problem::AnchorMissing => write!(f, "the anchor file is missing"),
+            Problem::AnchorForged => write!(f, "the anchor file was written without the audit key"),
+        }
+    }
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    pub entries: u64,
+    pub head: Option<i64>,
+    pub anchored: Option<i64>,
+    pub problems: Vec<Problem>,
+}
+
+impl Verification {
+    pub fn is_intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// The audit log of one data directory.
+#[derive(Debug)]
+pub struct AuditLog {
+    pool: SqlitePool,
+    mac: IdHasher,
+    anchor: PathBuf,
+    /// Appends are serialised within the process; `BEGIN IMMEDIATE` serialises processes.
+    append_lock: tokio::sync::Mutex<()>,
+}
+
+fn entry_hash(
+    seq: i64,
+    at: &str,
+    actor: &str,
+    action: &str,
+    detail: &str,
+    prev_hash: &str,
+) -> String {
+    let mut h = Sha256::new();
+    for (i, part) in [
+        seq.to_string().as_str(),
+        at,
+        actor,
+        action,
+        detail,
+        prev_hash,
+    ]
+    .iter()
+    .enumerate()
+    {
+        if i > 0 {
+            h.update([0x1f]);
+        }
+        h.update(part.as_bytes());
+    }
+    hex32(&h.finalize().into())
+}
+
+/// UTC now as RFC 3339 with milliseconds.
+fn now_rfc3339() -> String {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs() as i64;
+    let day = CivilDate::from_days_since_epoch(secs.div_euclid(86_400) as i32);
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{day}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+impl AuditLog {
+    /// Opens (creating if needed) the log in the SQLite database `db` with its head anchored
+    /// in `anchor`, a file that should live outside the data directory (beside the key).
+    pub async fn open(db: &Path, anchor: &Path, key: &CustodianKey) -> Result<Self, AuditError> {
+        let options = SqliteConnectOptions::new()
+            .filename(db)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self {
+            pool,
+            mac: IdHasher::from_key_bytes(key.derive(Purpose::AuditLog).as_ref()),
+            anchor: anchor.to_path_buf(),
+            append_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn mac_of(&self, parts: &[&[u8]]) -> String {
+        hex32(&self.mac.hash(parts))
+    }
+
+    /// Appends an entry and moves the anchor to it.
+    pub async fn append(
+        &self,
+        actor: &str,
+        action: &str,
+        detail: &impl Serialize,
+    ) -> Result<Entry, AuditError> {
+        let detail = serde_json::to_string(detail)?;
+        let _guard = self.append_lock.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let last: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (seq, prev_hash) = match last {
+            Some((seq, hash)) => (seq + 1, hash),
+            None => (1, GENESIS.to_string()),
+        };
+        let at = now_rfc3339();
+        let hash = entry_hash(seq, &at, actor, action, &detail, &prev_hash);
+        let mac = self.mac_of(&[hash.as_bytes()]);
+        sqlx::query("INSERT INTO audit_log (seq, at, actor, action, detail, prev_hash, hash, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            .bind(seq)
+            .bind(&at)
+            .bind(actor)
+            .bind(action)
+            .bind(&detail)
+            .bind(&prev_hash)
+            .bind(&hash)
+            .bind(&mac)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.write_anchor(seq, &hash)?;
+        tracing::debug!(seq, action, "audit entry appended");
+        Ok(Entry {
+            seq,
+            at,
+            actor: actor.to_string(),
+            action: action.to_string(),
+            detail,
+            prev_hash,
+            hash,
+            mac,
+        })
+    }
+
+    fn anchor_mac(&self, seq: i64, hash: &str) -> String {
+        self.mac_of(&[b"anchor", seq.to_string().as_bytes(), hash.as_bytes()])
+    }
+
+    /// Atomic replace: a crash leaves the old anchor or the new one.
+    fn write_anchor(&self, seq: i64, hash: &str) -> Result<(), AuditError> {
+        let io = |source| AuditError::Anchor {
+            path: self.anchor.clone(),
+            source,
+        };
+        let text = format!(
+            "seq={seq}\nhash={hash}\nmac={}\n",
+            self.anchor_mac(seq, hash)
+        );
+        if let Some(dir) = self.anchor.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let tmp = self.anchor.with_extension("tmp");
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io)?;
+        std::fs::rename(&tmp, &self.anchor).map_err(io)
+    }
+
+    /// `Ok(None)` when the anchor file does not exist.
+    fn read_anchor(&self) -> Result<Option<(i64, String, String)>, AuditError> {
+        let text = match std::fs::read_to_string(&self.anchor) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(AuditError::Anchor {
+                    path: self.anchor.clone(),
+                    source,
+                });
+            }
+        };
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::to_string)
+                .unwrap_or_default()
+        };
+        let seq = field("seq=").parse().unwrap_or(-1);
+        Ok(Some((seq, field("hash="), field("mac="))))
+    }
+
+    /// The most recent entries, newest first.
+    pub async fn recent(&self, limit: i64) -> Result<Vec<Entry>, AuditError> {
+        Ok(sqlx::query_as("SELECT seq, at, actor, action, detail, prev_hash, hash, mac FROM audit_log ORDER BY seq DESC LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Walks the whole chain and compares its head with the anchor.
+    pub async fn verify(&self) -> Result<Verification, AuditError> {
+        let rows: Vec<Entry> =
+            sqlx::query_as("SELECT seq, at, actor, action, detail, prev_hash, hash, mac FROM audit_log ORDER BY seq")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut problems = Vec::new();
+        let mut expected_seq = 1;
+        let mut prev = GENESIS.to_string();
+        for e in &rows {
+            if e.seq != expected_seq {
+                problems.push(Problem::Missing {
+                    from: expected_seq,
+                    to: e.seq - 1,
+                });
+            }
+            if entry_hash(e.seq, &e.at, &e.actor, &e.action, &e.detail, &e.prev_hash) != e.hash {
+                problems.push(Problem::Edited { seq: e.seq });
+            } else if self.mac_of(&[e.hash.as_bytes()]) != e.mac {
+                problems.push(Problem::Forged { seq: e.seq });
+            }
+            if e.prev_hash != prev {
+                problems.push(Problem::ChainBroken { seq: e.seq });
+            }
+            prev = e.hash.clone();
+            expected_seq = e.seq + 1;
+        }
+        let last = rows.last().map(|e| e.seq);
+        let anchored = match self.read_anchor()? {
+            None => {
+                if !rows.is_empty() {
+                    problems.push(Problem::AnchorMissing);
+                }
+                None
+            }
+            Some((seq, hash, mac)) => {
+                if self.anchor_mac(seq, &hash) != mac {
+                    problems.push(Problem::AnchorForged);
+                } else if seq > last.unwrap_or(0) {
+                    problems.push(Problem::Truncated {
+                        anchored: seq,
+                        last: last.unwrap_or(0),
+                    });
+                } else if rows
+                    .iter()
+                    .find(|e| e.seq == seq)
+                    .is_none_or(|e| e.hash != hash)
+                {
+                    problems.push(Problem::AnchorMismatch { seq });
+                }
+                // Entries after the anchor can only come from a crash between commit and
+                // anchor write: they still have to chain and carry valid MACs (checked above).
+                Some(seq)
+            }
+        };
+        Ok(Verification {
+            entries: rows.len() as u64,
+            head: last,
+            anchored,
+            problems,
+        })
+    }
+}
