@@ -571,9 +571,7 @@ fn bench_ingest(ctx: &Context, persons: u64, work: &Path, python: &Path) -> anyh
         let t = Instant::now();
         let report = niji_ingest::ingest(&catalog, &key, &opts, &|_| {})?;
         let rows = report
-            .tables
-            .iter()
-            .find(|t| t.table == "receipts")
+            .table("ndb", "receipts")
             .map_or(0, |t| t.counts.rows_read);
         Ok((t.elapsed().as_secs_f64(), rows))
     };

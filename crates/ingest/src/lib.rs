@@ -125,6 +125,12 @@ pub struct IngestReport {
 }
 
 impl IngestReport {
+    pub fn table(&self, database: &str, table: &str) -> Option<&TableReport> {
+        self.tables
+            .iter()
+            .find(|t| t.database == database && t.table == table)
+    }
+
     pub fn refused(&self) -> impl Iterator<Item = &TableReport> {
         self.tables
             .iter()

@@ -26,6 +26,13 @@ fn niji(cwd: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `niji` and fails the test, showing its output, unless it succeeds.
+fn succeed(cwd: &Path, args: &[&str]) -> Output {
+    let out = niji(cwd, args);
+    assert!(out.status.success(), "niji {args:?}: {}", text(&out));
+    out
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -147,7 +154,7 @@ fn ingest_fails_closed_with_a_nonzero_exit_on_undescribed_input() {
             .status
             .success()
     );
-    assert!(niji(dir.path(), &["keys", "init"]).status.success());
+    succeed(dir.path(), &["keys", "init"]);
     std::fs::write(
         dir.path().join("raw/raw/ndb/extra.csv"),
         "record_key,x\n1,2\n",
@@ -158,22 +165,24 @@ fn ingest_fails_closed_with_a_nonzero_exit_on_undescribed_input() {
     assert!(text(&out).contains("ndb/extra.csv"), "{}", text(&out));
 }
 
+const INGEST_KILLED: &[&str] = &[
+    "--key-file",
+    "k/c.key",
+    "--data-dir",
+    "killed",
+    "ingest",
+    "--raw",
+    "raw/raw",
+];
+
 /// Kills `niji ingest` at several points with SIGKILL: whatever was published must verify
 /// against its manifest, and a re-run must give the same tables as a clean run.
 #[test]
 fn an_ingest_killed_mid_way_never_exposes_a_partial_table() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
-    assert!(
-        niji(p, &["synth", "--persons", "40000", "--out", "raw"])
-            .status
-            .success()
-    );
-    assert!(
-        niji(p, &["--key-file", "k/c.key", "keys", "init"])
-            .status
-            .success()
-    );
+    succeed(p, &["synth", "--persons", "40000", "--out", "raw"]);
+    succeed(p, &["--key-file", "k/c.key", "keys", "init"]);
     let clean = niji(
         p,
         &[
@@ -208,15 +217,7 @@ fn an_ingest_killed_mid_way_never_exposes_a_partial_table() {
         let mut child = Command::new(env!("CARGO_BIN_EXE_niji"))
             .current_dir(p)
             .env("NIJI_CATALOG", catalog_dir())
-            .args([
-                "--key-file",
-                "k/c.key",
-                "--data-dir",
-                "killed",
-                "ingest",
-                "--raw",
-                "raw/raw",
-            ])
+            .args(INGEST_KILLED)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -238,18 +239,7 @@ fn an_ingest_killed_mid_way_never_exposes_a_partial_table() {
         saw_partial_run,
         "at least one run was killed before it finished"
     );
-    let rerun = niji(
-        p,
-        &[
-            "--key-file",
-            "k/c.key",
-            "--data-dir",
-            "killed",
-            "ingest",
-            "--raw",
-            "raw/raw",
-        ],
-    );
+    let rerun = niji(p, INGEST_KILLED);
     assert!(rerun.status.success(), "{}", text(&rerun));
     assert_eq!(digests("killed"), digests("clean"));
 }
@@ -260,13 +250,9 @@ fn an_ingest_killed_mid_way_never_exposes_a_partial_table() {
 fn actions_are_audited_and_tampering_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
-    assert!(
-        niji(p, &["synth", "--persons", "300", "--out", "raw"])
-            .status
-            .success()
-    );
-    assert!(niji(p, &["keys", "init"]).status.success());
-    assert!(niji(p, &["ingest", "--raw", "raw/raw"]).status.success());
+    succeed(p, &["synth", "--persons", "300", "--out", "raw"]);
+    succeed(p, &["keys", "init"]);
+    succeed(p, &["ingest", "--raw", "raw/raw"]);
     let ok = niji(p, &["audit", "verify"]);
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(

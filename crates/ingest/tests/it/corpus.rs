@@ -73,11 +73,7 @@ fn hostile_extracts_are_survived_row_by_row() {
         let mut opts = IngestOptions::new(raw, dir.path().join("data"));
         opts.only = vec!["ndb.receipts".into()];
         let report = ingest(&catalog(), &key, &opts, &|_| {}).unwrap();
-        let t = report
-            .tables
-            .iter()
-            .find(|t| t.table == "receipts")
-            .unwrap();
+        let t = report.table("ndb", "receipts").unwrap();
         assert!(
             matches!(t.status, TableStatus::Ingested),
             "{}: {:?}",

@@ -23,7 +23,7 @@ fn an_undescribed_column_refuses_the_table_and_publishes_nothing_of_it() {
         .collect();
     std::fs::write(&path, widened).unwrap();
     let report = d.ingest_into("data");
-    let surveys = report.tables.iter().find(|t| t.table == "surveys").unwrap();
+    let surveys = report.table("nanbyo", "surveys").unwrap();
     match &surveys.status {
         TableStatus::Refused(why) => {
             assert!(why.contains("memo") && !why.contains("自由記載"), "{why}")
@@ -50,11 +50,7 @@ fn a_missing_described_column_refuses_the_table() {
         .collect();
     std::fs::write(&path, narrowed).unwrap();
     let report = d.ingest_into("data");
-    let checkups = report
-        .tables
-        .iter()
-        .find(|t| t.table == "checkups")
-        .unwrap();
+    let checkups = report.table("ndb", "checkups").unwrap();
     assert!(
         matches!(&checkups.status, TableStatus::Refused(why) if why.contains("smoker")),
         "{:?}",

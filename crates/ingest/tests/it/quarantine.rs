@@ -50,11 +50,7 @@ fn every_injected_defect_is_quarantined_with_its_reason_and_nothing_else_is() {
 fn quarantine_keeps_the_original_bytes_and_names_columns_not_values() {
     let d = Delivery::new(4000, 12);
     let report = d.ingest_into("data");
-    let receipts = report
-        .tables
-        .iter()
-        .find(|t| t.table == "receipts")
-        .unwrap();
+    let receipts = report.table("ndb", "receipts").unwrap();
     let q = d.data_dir("data").join("quarantine/ndb");
     let rejected = std::fs::read(q.join("receipts.rejected.csv")).unwrap();
     let reasons = std::fs::read_to_string(q.join("receipts.reasons.csv")).unwrap();
@@ -119,11 +115,7 @@ fn a_clean_rerun_removes_stale_quarantine_files() {
         .collect();
     std::fs::write(&path, kept.concat()).unwrap();
     let report = d.ingest_into("data");
-    let receipts = report
-        .tables
-        .iter()
-        .find(|t| t.table == "receipts")
-        .unwrap();
+    let receipts = report.table("ndb", "receipts").unwrap();
     assert_eq!(receipts.counts.quarantined_total(), 0);
     assert!(!reasons.exists());
 }
