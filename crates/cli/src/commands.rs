@@ -414,6 +414,13 @@ pub fn demo(ctx: &Context, a: &DemoArgs) -> anyhow::Result<()> {
             format: Format::Table,
         },
     )?;
+    println!("\naudit log (`niji audit show` lists the entries):");
+    audit(
+        ctx,
+        &AuditCommand::Verify {
+            format: Format::Table,
+        },
+    )?;
     println!("\ncatalog (`niji catalog` prints every column):");
     let catalog = ctx.catalog()?;
     for db in catalog.in_ingest_order() {
@@ -440,9 +447,12 @@ pub fn audit(ctx: &Context, c: &AuditCommand) -> anyhow::Result<()> {
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&v)?),
                 Format::Table => {
+                    let show = |v: Option<i64>| v.map_or("none".to_string(), |s| s.to_string());
                     println!(
-                        "{} entries, head {:?}, anchored {:?}",
-                        v.entries, v.head, v.anchored
+                        "{} entries, head {}, anchored at {}",
+                        v.entries,
+                        show(v.head),
+                        show(v.anchored)
                     );
                     for p in &v.problems {
                         println!("PROBLEM: {p}");

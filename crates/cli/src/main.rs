@@ -66,6 +66,19 @@ enum Command {
     },
 }
 
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Demo(_) => "demo",
+        Command::Synth(_) => "synth",
+        Command::Keys { .. } => "keys",
+        Command::Ingest(_) => "ingest",
+        Command::LinkageReport(_) => "linkage-report",
+        Command::Catalog(_) => "catalog",
+        Command::Audit { .. } => "audit",
+        Command::Bench { .. } => "bench",
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -75,6 +88,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let _span = tracing::info_span!("command", name = command_name(&cli.command)).entered();
     let ctx = commands::Context {
         data_dir: cli.data_dir,
         key_file: cli.key_file,

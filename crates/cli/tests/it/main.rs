@@ -256,7 +256,7 @@ fn actions_are_audited_and_tampering_is_reported() {
     let ok = niji(p, &["audit", "verify"]);
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(
-        text(&ok).contains("2 entries") && text(&ok).contains("intact"),
+        text(&ok).contains("2 entries, head 2, anchored at 2") && text(&ok).contains("intact"),
         "{}",
         text(&ok)
     );
