@@ -60,6 +60,8 @@ pub enum IngestError {
     Corrupt(String),
     #[error("{0} has not been ingested")]
     NotIngested(String),
+    #[error("--only {0}: no such database or table in the catalog")]
+    UnknownSelection(String),
     #[error("truth file: {0}")]
     Truth(String),
     #[error("internal error: {0}")]
@@ -412,6 +414,18 @@ pub fn ingest(
             research: IdHasher::new(key, IdKind::ResearchId),
         },
     };
+    for o in &opts.only {
+        let (db, table) = o
+            .split_once('.')
+            .map_or((o.as_str(), None), |(d, t)| (d, Some(t)));
+        let known = catalog
+            .databases
+            .get(db)
+            .is_some_and(|d| table.is_none_or(|t| d.tables.iter().any(|x| x.name == t)));
+        if !known {
+            return Err(IngestError::UnknownSelection(o.clone()));
+        }
+    }
     let wanted = |db: &str, table: &str| {
         opts.only.is_empty()
             || opts

@@ -120,3 +120,15 @@ fn shift_jis_extracts_are_decoded_and_their_bad_bytes_quarantined() {
         .sum();
     assert!(all_undecodable > 0);
 }
+
+#[test]
+fn an_unknown_table_selection_is_an_error_not_a_silent_no_op() {
+    let d = Delivery::new(200, 45);
+    let mut opts = niji_ingest::IngestOptions::new(d.raw(), d.data_dir("data"));
+    opts.only = vec!["ndb.recipts".into()];
+    let err = niji_ingest::ingest(&crate::fixture::catalog(), &d.key, &opts, &|_| {}).unwrap_err();
+    assert!(
+        matches!(err, niji_ingest::IngestError::UnknownSelection(ref s) if s == "ndb.recipts"),
+        "{err}"
+    );
+}
