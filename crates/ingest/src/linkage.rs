@@ -107,6 +107,11 @@ impl Registry {
         &self.ids[idx as usize]
     }
 
+    /// Every registered ID5, by person index.
+    pub fn ids(&self) -> &[[u8; 32]] {
+        &self.ids
+    }
+
     /// Adds the new ID5s in byte order (so the assignment depends on nothing but the set).
     pub fn extend(&mut self, candidates: impl IntoIterator<Item = [u8; 32]>) {
         let mut fresh: Vec<[u8; 32]> = candidates
