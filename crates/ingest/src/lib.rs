@@ -412,6 +412,9 @@ pub fn ingest(
             id2: IdHasher::new(key, IdKind::Id2),
             id5: IdHasher::new(key, IdKind::Id5),
             research: IdHasher::new(key, IdKind::ResearchId),
+            number: IdHasher::from_key_bytes(
+                key.derive(niji_pseudo::Purpose::NumberIndex).as_ref(),
+            ),
         },
     };
     for o in &opts.only {
@@ -559,6 +562,7 @@ fn build_resolver(
     Ok(Id5Resolver::build(
         &parts.into_iter().flatten().collect::<Vec<_>>(),
         &ctx.hashers.id5,
+        &ctx.hashers.number,
         registry,
     ))
 }

@@ -10,7 +10,9 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, StringArray, StringBuilder, UInt32Array, UInt32Builder};
+use arrow::array::{
+    Array, FixedSizeBinaryArray, FixedSizeBinaryBuilder, UInt32Array, UInt32Builder,
+};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use niji_pseudo::{CivilDate, IdHasher};
@@ -25,6 +27,11 @@ use crate::IngestError;
 pub struct Registry {
     ids: Vec<[u8; 32]>,
     index: HashMap<[u8; 32], u32>,
+    /// Keyed hashes of every individual insured number seen in a history → person index, so a
+    /// later delivery without the history still finds ID5 (never the numbers themselves).
+    numbers: HashMap<[u8; 32], u32>,
+    /// Whether anything was added since loading (nothing to write otherwise).
+    changed: bool,
     dir: PathBuf,
     key_version: String,
     pub added: u64,
@@ -34,6 +41,8 @@ pub struct Registry {
 struct RegistryMeta {
     key_version: String,
     persons: u64,
+    #[serde(default)]
+    numbers: u64,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
@@ -65,23 +74,23 @@ impl Registry {
                 key: key_version.to_string(),
             });
         }
-        let path = dir.join("persons.parquet");
-        let file = File::open(&path).map_err(io(&path))?;
-        for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
-            let batch = batch?;
-            let ids = column::<StringArray>(&batch, 0)?;
-            let idx = column::<UInt32Array>(&batch, 1)?;
-            for i in 0..batch.num_rows() {
-                let id = decode_hex32(ids.value(i))
-                    .ok_or_else(|| IngestError::Corrupt("registry holds a malformed ID5".into()))?;
-                if idx.value(i) as usize != reg.ids.len() {
-                    return Err(IngestError::Corrupt(
-                        "registry indices are not dense".into(),
-                    ));
-                }
-                reg.index.insert(id, idx.value(i));
-                reg.ids.push(id);
+        for (id, idx) in read_pairs(&dir.join("persons.parquet"))? {
+            if idx as usize != reg.ids.len() {
+                return Err(IngestError::Corrupt(
+                    "registry indices are not dense".into(),
+                ));
             }
+            reg.index.insert(id, idx);
+            reg.ids.push(id);
+        }
+        let numbers = dir.join("numbers.parquet");
+        if numbers.exists() {
+            reg.numbers = read_pairs(&numbers)?.into_iter().collect();
+        }
+        if reg.numbers.len() as u64 != meta.numbers {
+            return Err(IngestError::Corrupt(
+                "registry number count does not match its metadata".into(),
+            ));
         }
         if reg.ids.len() as u64 != meta.persons {
             return Err(IngestError::Corrupt(
@@ -107,6 +116,16 @@ impl Registry {
         &self.ids[idx as usize]
     }
 
+    /// Remembers the keyed hash of an insured number for its person.
+    pub fn remember_number(&mut self, number_hash: [u8; 32], idx: u32) {
+        self.changed |= self.numbers.insert(number_hash, idx) != Some(idx);
+    }
+
+    /// The person whose insured number has this keyed hash, as seen in an earlier history.
+    pub fn person_of_number(&self, number_hash: &[u8; 32]) -> Option<u32> {
+        self.numbers.get(number_hash).copied()
+    }
+
     /// Every registered ID5, by person index.
     pub fn ids(&self) -> &[[u8; 32]] {
         &self.ids
@@ -125,52 +144,104 @@ impl Registry {
             self.index.insert(id, idx);
             self.ids.push(id);
             self.added += 1;
+            self.changed = true;
         }
     }
 
-    /// Writes the registry atomically (temporary file, then rename).
+    /// Writes the registry atomically, unless nothing was added since it was loaded.
     pub fn save(&self) -> Result<(), IngestError> {
-        fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("id5", DataType::Utf8, false),
-            Field::new("person_idx", DataType::UInt32, false),
-        ]));
-        let tmp = self.dir.join(".persons.parquet.tmp");
-        let file = File::create(&tmp).map_err(io(&tmp))?;
-        let mut writer = ArrowWriter::try_new(file, schema.clone(), None)?;
-        for (start, chunk) in self
-            .ids
-            .chunks(1 << 20)
-            .enumerate()
-            .map(|(i, c)| (i << 20, c))
-        {
-            let mut ids = StringBuilder::with_capacity(chunk.len(), chunk.len() * 64);
-            let mut idx = UInt32Builder::with_capacity(chunk.len());
-            for (i, id) in chunk.iter().enumerate() {
-                ids.append_value(niji_pseudo::hex32(id));
-                idx.append_value((start + i) as u32);
-            }
-            let batch = RecordBatch::try_new(
-                schema.clone(),
-                vec![Arc::new(ids.finish()), Arc::new(idx.finish())],
-            )?;
-            writer.write(&batch)?;
+        if !self.changed && self.dir.join("registry.json").exists() {
+            return Ok(());
         }
-        writer.into_inner()?.sync_all().map_err(io(&tmp))?;
-        fs::rename(&tmp, self.dir.join("persons.parquet")).map_err(io(&tmp))?;
+        // All three files are written to a staging directory and swapped in at once, so a
+        // crash leaves the old registry or the new one, never a mix.
+        let name = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let staging = self.dir.with_file_name(format!(
+            "{}{name}-{}",
+            crate::store::STAGING_PREFIX,
+            std::process::id()
+        ));
+        if staging.exists() {
+            fs::remove_dir_all(&staging).map_err(io(&staging))?;
+        }
+        fs::create_dir_all(&staging).map_err(io(&staging))?;
+        write_pairs(
+            &staging.join("persons.parquet"),
+            "id5",
+            self.ids.iter().enumerate().map(|(i, id)| (id, i as u32)),
+        )?;
+        let mut numbers: Vec<(&[u8; 32], u32)> =
+            self.numbers.iter().map(|(k, v)| (k, *v)).collect();
+        numbers.sort_unstable();
+        write_pairs(
+            &staging.join("numbers.parquet"),
+            "number_hash",
+            numbers.into_iter(),
+        )?;
         let meta = RegistryMeta {
             key_version: self.key_version.clone(),
             persons: self.ids.len() as u64,
+            numbers: self.numbers.len() as u64,
         };
-        let meta_tmp = self.dir.join(".registry.json.tmp");
+        let meta_path = staging.join("registry.json");
         fs::write(
-            &meta_tmp,
+            &meta_path,
             serde_json::to_vec_pretty(&meta).map_err(|e| IngestError::Internal(e.to_string()))?,
         )
-        .map_err(io(&meta_tmp))?;
-        fs::rename(&meta_tmp, self.dir.join("registry.json")).map_err(io(&meta_tmp))?;
-        Ok(())
+        .map_err(io(&meta_path))?;
+        File::open(&meta_path)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&meta_path))?;
+        crate::store::swap_in(&staging, &self.dir)
     }
+}
+
+fn write_pairs<'a>(
+    path: &Path,
+    name: &str,
+    pairs: impl Iterator<Item = (&'a [u8; 32], u32)>,
+) -> Result<(), IngestError> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(name, DataType::FixedSizeBinary(32), false),
+        Field::new("person_idx", DataType::UInt32, false),
+    ]));
+    let file = File::create(path).map_err(io(path))?;
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), None)?;
+    let mut pairs = pairs.peekable();
+    while pairs.peek().is_some() {
+        let mut keys = FixedSizeBinaryBuilder::new(32);
+        let mut idx = UInt32Builder::new();
+        for (k, i) in pairs.by_ref().take(1 << 20) {
+            keys.append_value(k)?;
+            idx.append_value(i);
+        }
+        writer.write(&RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(keys.finish()), Arc::new(idx.finish())],
+        )?)?;
+    }
+    writer.into_inner()?.sync_all().map_err(io(path))
+}
+
+fn read_pairs(path: &Path) -> Result<Vec<([u8; 32], u32)>, IngestError> {
+    let file = File::open(path).map_err(io(path))?;
+    let mut out = Vec::new();
+    for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
+        let batch = batch?;
+        let keys = column::<FixedSizeBinaryArray>(&batch, 0)?;
+        let idx = column::<UInt32Array>(&batch, 1)?;
+        for i in 0..batch.num_rows() {
+            let k: [u8; 32] = keys.value(i).try_into().map_err(|_| {
+                IngestError::Corrupt(format!("{} holds a malformed value", path.display()))
+            })?;
+            out.push((k, idx.value(i)));
+        }
+    }
+    Ok(out)
 }
 
 fn column<T: 'static>(batch: &RecordBatch, i: usize) -> Result<&T, IngestError> {
@@ -179,20 +250,6 @@ fn column<T: 'static>(batch: &RecordBatch, i: usize) -> Result<&T, IngestError> 
         .as_any()
         .downcast_ref::<T>()
         .ok_or_else(|| IngestError::Corrupt("unexpected column type".into()))
-}
-
-fn decode_hex32(s: &str) -> Option<[u8; 32]> {
-    let b = s.as_bytes();
-    if b.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for i in 0..32 {
-        let hi = (b[2 * i] as char).to_digit(16)?;
-        let lo = (b[2 * i + 1] as char).to_digit(16)?;
-        out[i] = (hi << 4 | lo) as u8;
-    }
-    Some(out)
 }
 
 /// The normalised 個人単位被保険者番号 as lookup key: fields joined by 0x1F.
@@ -240,7 +297,12 @@ fn fingerprint(number_key: &[u8]) -> u128 {
 }
 
 impl Id5Resolver {
-    pub fn build(entries: &[HistoryEntry], hasher: &IdHasher, registry: &mut Registry) -> Self {
+    pub fn build(
+        entries: &[HistoryEntry],
+        hasher: &IdHasher,
+        number_hasher: &IdHasher,
+        registry: &mut Registry,
+    ) -> Self {
         let mut oldest: HashMap<&str, (&CivilDate, &[u8])> = HashMap::with_capacity(entries.len());
         for e in entries {
             let candidate = (&e.valid_from, e.number_key.as_slice());
@@ -262,6 +324,7 @@ impl Id5Resolver {
                 .and_then(|id| registry.get(id))
             {
                 by_number.insert(fingerprint(&e.number_key), idx);
+                registry.remember_number(number_hasher.hash(&[&e.number_key]), idx);
             }
         }
         Self { by_number }
@@ -297,7 +360,7 @@ mod tests {
             entry("A", "100", (2010, 1, 1)),
             entry("B", "300", (2015, 1, 1)),
         ];
-        let r = Id5Resolver::build(&entries, &hasher, &mut reg);
+        let r = Id5Resolver::build(&entries, &hasher, &hasher, &mut reg);
         let a_new = r
             .resolve(&individual_key("01130012", "", "200", "00"))
             .unwrap();

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::IngestError;
 
 pub const MANIFEST: &str = "manifest.json";
-const STAGING_PREFIX: &str = ".staging-";
+pub(crate) const STAGING_PREFIX: &str = ".staging-";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PartInfo {
@@ -105,6 +105,12 @@ impl Store {
             return Ok(0);
         };
         for db in dbs.flatten() {
+            // The registry is staged beside the databases, one level up.
+            if db.file_name().to_string_lossy().starts_with(STAGING_PREFIX) {
+                fs::remove_dir_all(db.path()).map_err(io(&db.path()))?;
+                removed += 1;
+                continue;
+            }
             let Ok(entries) = fs::read_dir(db.path()) else {
                 continue;
             };
@@ -219,7 +225,7 @@ impl Store {
 
 /// Moves `staging` to `target`: an atomic exchange when `target` exists (the old version then
 /// sits in `staging` and is removed), a plain rename otherwise.
-fn swap_in(staging: &Path, target: &Path) -> Result<(), IngestError> {
+pub(crate) fn swap_in(staging: &Path, target: &Path) -> Result<(), IngestError> {
     if target.exists() {
         let parent = target.parent().unwrap_or(Path::new("."));
         rustix::fs::renameat_with(

@@ -103,6 +103,8 @@ pub struct Hashers {
     pub id2: IdHasher,
     pub id5: IdHasher,
     pub research: IdHasher,
+    /// Keyed hash of an individual insured number, for the registry's memory of numbers.
+    pub number: IdHasher,
 }
 
 /// Where the identity inputs sit in the extract's fields.
@@ -745,7 +747,11 @@ fn compute_ids(
             match &id.branch {
                 Some(branch) => {
                     individual_key_into(key_buf, insurer, &id.symbol, number, branch);
-                    out.person = link.resolver.resolve(key_buf);
+                    // This delivery's history first; then the numbers earlier histories showed.
+                    out.person = link.resolver.resolve(key_buf).or_else(|| {
+                        link.registry
+                            .person_of_number(&link.hashers.number.hash(&[key_buf]))
+                    });
                     if out.person.is_none() {
                         counts.not_in_history += 1;
                     }

@@ -52,6 +52,8 @@ pub enum Purpose {
     Id2,
     Id5,
     ResearchId,
+    /// Keyed hashes of individual insured numbers in the person registry.
+    NumberIndex,
     AuditLog,
 }
 
@@ -62,6 +64,7 @@ impl Purpose {
             Purpose::Id2 => "niji/id2/v1",
             Purpose::Id5 => "niji/id5/v1",
             Purpose::ResearchId => "niji/research-id/v1",
+            Purpose::NumberIndex => "niji/number-index/v1",
             Purpose::AuditLog => "niji/audit-log/v1",
         }
     }

@@ -76,8 +76,13 @@ fn leftovers_of_a_crashed_run_are_never_read_and_are_cleaned_up() {
             .content_digest,
         before.iter().find(|(n, _)| n == "ndb.receipts").unwrap().1
     );
+    // And one of the person registry, interrupted while it was being replaced.
+    let registry_staging = d.data_dir("data/store/.staging-_registry-999999");
+    std::fs::create_dir_all(&registry_staging).unwrap();
+    std::fs::write(registry_staging.join("persons.parquet"), b"PAR1").unwrap();
     let report = d.ingest_into("data");
-    assert_eq!(report.stale_staging_removed, 1);
+    assert_eq!(report.stale_staging_removed, 2);
+    assert!(!registry_staging.exists());
     assert!(!staging.exists());
     assert_eq!(digests(&d, "data"), before);
 }
@@ -146,5 +151,46 @@ fn person_indices_are_stable_when_more_data_arrives() {
             .tables
             .iter()
             .all(|t| matches!(t.status, TableStatus::Ingested))
+    );
+}
+
+#[test]
+fn a_later_delivery_without_the_history_still_finds_id5() {
+    let d = Delivery::new(1500, 36);
+    let first = d.ingest_into("data");
+    let before = digests(&d, "data");
+    // The next delivery comes without the insured-number history: the registry remembers the
+    // keyed hashes of the numbers it saw, so ID5 and person_idx are found all the same.
+    std::fs::remove_file(d.raw().join("history/insured_history.csv")).unwrap();
+    let second = d.ingest_into("data");
+    assert_eq!(second.insured_numbers_in_history, 0);
+    assert_eq!(second.persons_added, 0);
+    let with_id5 =
+        |r: &niji_ingest::IngestReport| r.table("ndb", "receipts").unwrap().counts.with_id5;
+    assert!(with_id5(&first) > 1000);
+    assert_eq!(with_id5(&second), with_id5(&first));
+    let after = digests(&d, "data");
+    let receipts = |v: &[(String, String)]| {
+        v.iter()
+            .find(|(n, _)| n == "ndb.receipts")
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert_eq!(
+        receipts(&after),
+        receipts(&before),
+        "the same table, byte for byte"
+    );
+    // No insured number is in the registry in the clear.
+    let numbers = std::fs::read(d.data_dir("data/store/_registry/numbers.parquet")).unwrap();
+    let raw = String::from_utf8_lossy(&std::fs::read(d.raw().join("ndb/receipts.csv")).unwrap())
+        .into_owned();
+    let some_number = raw.lines().nth(1).unwrap().split(',').nth(4).unwrap();
+    assert!(
+        !some_number.is_empty()
+            && !numbers
+                .windows(some_number.len())
+                .any(|w| w == some_number.as_bytes())
     );
 }
