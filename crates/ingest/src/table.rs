@@ -136,7 +136,6 @@ enum Source {
 /// Everything needed to turn rows of one extract into stored batches; shared by all chunks.
 #[derive(Debug)]
 pub struct TablePlan<'a> {
-    pub table: &'a Table,
     encoding: Encoding,
     expected_fields: usize,
     columns: Vec<(&'a Column, Source)>,
@@ -245,7 +244,6 @@ impl<'a> TablePlan<'a> {
             .collect();
         Ok(Self {
             incompressible,
-            table,
             encoding: table.encoding,
             expected_fields: header.len(),
             columns,
