@@ -18,6 +18,7 @@ use arrow::record_batch::RecordBatch;
 use niji_pseudo::{CivilDate, IdHasher};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::IngestError;
@@ -303,29 +304,49 @@ impl Id5Resolver {
         number_hasher: &IdHasher,
         registry: &mut Registry,
     ) -> Self {
-        let mut oldest: HashMap<&str, (&CivilDate, &[u8])> = HashMap::with_capacity(entries.len());
-        for e in entries {
-            let candidate = (&e.valid_from, e.number_key.as_slice());
-            oldest
-                .entry(&e.person_ref)
-                .and_modify(|o| *o = (*o).min(candidate))
-                .or_insert(candidate);
+        // Sort (in parallel) by person, then start date, then number: each person's first entry
+        // is the oldest number. Sorting beats a hash map of person references at this size.
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        order.par_sort_unstable_by(|&a, &b| {
+            let (x, y) = (&entries[a], &entries[b]);
+            (x.person_ref.as_str(), x.valid_from, x.number_key.as_slice()).cmp(&(
+                y.person_ref.as_str(),
+                y.valid_from,
+                y.number_key.as_slice(),
+            ))
+        });
+        let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+        for k in 0..order.len() {
+            if k == 0 || entries[order[k]].person_ref != entries[order[k - 1]].person_ref {
+                groups.push(k..k);
+            }
+            if let Some(g) = groups.last_mut() {
+                g.end = k + 1;
+            }
         }
         // The lookup key is the fields joined by 0x1F, which is exactly the identifier input.
-        let id5_of: HashMap<&str, [u8; 32]> = oldest
-            .iter()
-            .map(|(p, (_, number))| (*p, hasher.hash(&[number])))
+        let id5s: Vec<[u8; 32]> = groups
+            .par_iter()
+            .map(|g| hasher.hash(&[&entries[order[g.start]].number_key]))
             .collect();
-        registry.extend(id5_of.values().copied());
-        let mut by_number = HashMap::with_capacity(entries.len());
-        for e in entries {
-            if let Some(idx) = id5_of
-                .get(e.person_ref.as_str())
-                .and_then(|id| registry.get(id))
-            {
-                by_number.insert(fingerprint(&e.number_key), idx);
-                registry.remember_number(number_hasher.hash(&[&e.number_key]), idx);
-            }
+        registry.extend(id5s.iter().copied());
+        let reg: &Registry = registry;
+        let order = &order;
+        let numbers: Vec<(u128, [u8; 32], u32)> = groups
+            .par_iter()
+            .zip(&id5s)
+            .filter_map(|(g, id5)| reg.get(id5).map(|idx| (g.clone(), idx)))
+            .flat_map_iter(|(g, idx)| {
+                g.map(move |k| {
+                    let number = &entries[order[k]].number_key;
+                    (fingerprint(number), number_hasher.hash(&[number]), idx)
+                })
+            })
+            .collect();
+        let mut by_number = HashMap::with_capacity(numbers.len());
+        for (fp, number_hash, idx) in numbers {
+            by_number.insert(fp, idx);
+            registry.remember_number(number_hash, idx);
         }
         Self { by_number }
     }
