@@ -56,6 +56,8 @@ struct Record {
     person: u32,
     usable: bool,
     ids: [Option<u32>; 4],
+    /// Whether the record's table has each identifier column at all (its scope).
+    carries: [bool; 4],
 }
 
 fn pairs(n: u64) -> u128 {
@@ -114,6 +116,7 @@ pub fn measure(
                     person,
                     usable: false,
                     ids: [None; 4],
+                    carries: [0, 1, 2, 3].map(|k| id_cols[k].is_some()),
                 };
                 for (k, c) in id_cols.iter().enumerate() {
                     if let Some(c) = c.as_ref().filter(|c| c.is_valid(row)) {
@@ -147,19 +150,16 @@ pub fn measure(
 
     let mut qualities = Vec::new();
     for (k, name) in IDENTIFIERS.iter().enumerate() {
-        let carrying: Vec<&(String, String, Vec<String>)> = tables
-            .iter()
-            .filter(|t| t.2.iter().any(|x| x == name))
-            .collect();
-        if carrying.is_empty() {
+        if !tables.iter().any(|t| t.2.iter().any(|x| x == name)) {
             continue;
         }
-        let in_scope_tables = carrying.len() == tables.len();
         for (scope, usable_only) in [("all records", false), ("usable insured number", true)] {
             let scoped: Vec<&Record> = records
                 .iter()
                 .filter(|r| !usable_only || r.usable)
-                .filter(|r| in_scope_tables || r.ids[k].is_some() || k != 3)
+                // Over the tables that have this identifier: a record there without a value
+                // (no usable input) counts as a missed link, not as out of scope.
+                .filter(|r| r.carries[k])
                 .collect();
             qualities.push(quality(name, scope, &scoped, k, &changed));
         }
