@@ -339,7 +339,8 @@ mod tests {
     use super::*;
 
     fn catalog_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog")
+        Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("tests run under cargo"))
+            .join("../../catalog")
     }
 
     #[test]

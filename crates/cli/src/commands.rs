@@ -163,6 +163,9 @@ pub enum BenchCommand {
         /// Python with the duckdb package (see scripts/setup-python.sh).
         #[arg(long, env = "NIJI_PYTHON", default_value = ".venv/bin/python")]
         python: PathBuf,
+        /// DuckDB's side of the job, found from the checkout (not from where niji was built).
+        #[arg(long, default_value = "scripts/bench_duckdb_ingest.py")]
+        script: PathBuf,
     },
     /// Project pseudonyms over the stored receipts: an HMAC per row against a per-project
     /// dictionary looked up by person index, and distinct-person counting on each form.
@@ -491,7 +494,8 @@ pub fn bench(ctx: &Context, c: &BenchCommand) -> anyhow::Result<()> {
             persons,
             work,
             python,
-        } => bench_ingest(ctx, *persons, work, python),
+            script,
+        } => bench_ingest(ctx, *persons, work, python, script),
         BenchCommand::Pseudonym => bench_pseudonym(ctx),
     }
 }
@@ -548,7 +552,13 @@ fn bench_hmac(count: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn bench_ingest(ctx: &Context, persons: u64, work: &Path, python: &Path) -> anyhow::Result<()> {
+fn bench_ingest(
+    ctx: &Context,
+    persons: u64,
+    work: &Path,
+    python: &Path,
+    script: &Path,
+) -> anyhow::Result<()> {
     let delivery = work.join(format!("synth-{persons}"));
     let raw = delivery.join("raw");
     if !raw.join("ndb/receipts.csv").exists() {
@@ -590,11 +600,10 @@ fn bench_ingest(ctx: &Context, persons: u64, work: &Path, python: &Path) -> anyh
         Ok((t.elapsed().as_secs_f64(), rows))
     };
     let out = work.join("duckdb_receipts.parquet");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_duckdb_ingest.py");
     let bench_key = hex_of(&*key.derive_labelled(b"niji/bench/duckdb"));
     let run_duckdb = || -> anyhow::Result<(f64, u64, String)> {
         let output = Command::new(python)
-            .arg(&script)
+            .arg(script)
             .arg(&receipts)
             .arg(&history)
             .arg(&out)

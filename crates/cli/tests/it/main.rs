@@ -8,7 +8,7 @@ use std::time::Duration;
 use niji_ingest::store::Store;
 
 fn catalog_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("tests run under cargo"))
         .join("../../catalog")
         .canonicalize()
         .unwrap()

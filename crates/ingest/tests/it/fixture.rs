@@ -6,7 +6,11 @@ use niji_pseudo::CustodianKey;
 use niji_synth::{SynthConfig, SynthReport};
 
 pub fn catalog() -> Catalog {
-    Catalog::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog")).unwrap()
+    Catalog::load(
+        &Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("tests run under cargo"))
+            .join("../../catalog"),
+    )
+    .unwrap()
 }
 
 /// A synthetic delivery in a temporary directory, with its key and data directory.
