@@ -172,16 +172,17 @@ impl ChunkReader {
         Ok((r, header))
     }
 
+    /// Reads until `want` bytes are buffered (or the end), straight into the buffer.
     fn fill(&mut self, want: usize) -> std::io::Result<()> {
-        let mut block = vec![0u8; 1 << 20];
         while self.carry.len() < want && !self.eof {
-            let n = self.file.read(&mut block)?;
+            let before = self.carry.len();
+            let n = (&mut self.file)
+                .take((want - before).max(1 << 20) as u64)
+                .read_to_end(&mut self.carry)?;
             if n == 0 {
                 self.eof = true;
-            } else {
-                self.digest.update(&block[..n]);
-                self.carry.extend_from_slice(&block[..n]);
             }
+            self.digest.update(&self.carry[before..]);
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::{Display, Write as _};
+use std::io::Write as _;
 
 use serde::Serialize;
 
@@ -164,13 +165,11 @@ impl Sink {
         encode_into(out, &line[split..], spec.encoding);
         out.push(b'\n');
         if let (true, Some(person)) = (spec.person_level, person_key) {
+            // Writing into a Vec cannot fail.
             let _ = writeln!(
-                TruthLine(&mut self.truth),
+                self.truth,
                 "{},{},{},P{:08}",
-                spec.db,
-                spec.table,
-                record_key,
-                person
+                spec.db, spec.table, record_key, person
             );
         }
     }
@@ -218,15 +217,6 @@ impl Sink {
             3 => Some("undecodable"),
             _ => None,
         }
-    }
-}
-
-struct TruthLine<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for TruthLine<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
     }
 }
 

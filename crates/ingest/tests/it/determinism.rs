@@ -25,6 +25,17 @@ fn the_same_delivery_and_key_give_byte_identical_tables() {
     d.ingest_into("a");
     d.ingest_into("b");
     assert_eq!(digests(&d, "a"), digests(&d, "b"));
+    // The manifest's source digest is the extract's own SHA-256 (what `sha256sum` prints).
+    use sha2::Digest;
+    let raw = std::fs::read(d.raw().join("ndb/receipts.csv")).unwrap();
+    let manifest = Store::new(&d.data_dir("a"))
+        .manifest("ndb", "receipts")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        manifest.source_sha256,
+        niji_pseudo::hex32(&sha2::Sha256::digest(&raw).into())
+    );
     let again = d.ingest_into("a");
     assert_eq!(again.persons_added, 0, "a re-run registers nobody new");
     assert_eq!(digests(&d, "a"), digests(&d, "b"));
