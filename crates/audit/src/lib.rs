@@ -196,7 +196,10 @@ impl AuditLog {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        // Other crates keep their own tables (and migrations) in the same platform database.
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.set_ignore_missing(true);
+        migrator.run(&pool).await?;
         Ok(Self {
             pool,
             mac: IdHasher::from_key_bytes(key.derive(Purpose::AuditLog).as_ref()),

@@ -147,6 +147,22 @@ pub struct Table {
     pub identifiers: Vec<String>,
     /// Columns as they appear in the extract, in order; derived ones are appended on load.
     pub columns: Vec<Column>,
+    /// The column a project's approved data period is applied to: a date, a `YYYYMM`, or an
+    /// integer 年度 (fiscal year, April to March).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_column: Option<String>,
+    /// For detail records (傷病名, 診療行為, 医薬品) that belong to a record of another table of the
+    /// same database: that table, whose period and persons decide which details a project sees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentLink>,
+}
+
+/// `key` in this table holds the parent table's record key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParentLink {
+    pub table: String,
+    pub key: String,
 }
 
 impl Table {
@@ -288,6 +304,34 @@ impl Catalog {
                 }
                 if !roles.contains(&Role::RecordKey) {
                     let _ = writeln!(problems, "{at}: no record_key column");
+                }
+                if let Some(p) = &t.period_column {
+                    match t.column(p).map(|c| c.ty) {
+                        Some(ColumnType::Date | ColumnType::YearMonth | ColumnType::Int32) => {}
+                        _ => {
+                            let _ = writeln!(problems, "{at}: period column {p} is not a date");
+                        }
+                    }
+                }
+                if let Some(link) = &t.parent {
+                    let parent = db.tables.iter().find(|x| x.name == link.table);
+                    if !parent.is_some_and(Table::is_person_level) {
+                        let _ = writeln!(
+                            problems,
+                            "{at}: parent {} is not a person-level table of {}",
+                            link.table, db.name
+                        );
+                    }
+                    if !t
+                        .column(&link.key)
+                        .is_some_and(|c| c.ty == ColumnType::String)
+                    {
+                        let _ = writeln!(
+                            problems,
+                            "{at}: parent key {} is not a text column",
+                            link.key
+                        );
+                    }
                 }
                 for id in &t.identifiers {
                     match identifier_inputs(id) {

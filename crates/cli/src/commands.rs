@@ -170,6 +170,21 @@ pub enum BenchCommand {
     /// Project pseudonyms over the stored receipts: an HMAC per row against a per-project
     /// dictionary looked up by person index, and distinct-person counting on each form.
     Pseudonym,
+    /// Analysis queries on 10M+ synthetic receipts: plain DataFusion, the same through the
+    /// chokepoint, and DuckDB, on the same Parquet.
+    Visiting {
+        /// 700,000 persons give about 10.4M receipts.
+        #[arg(long, default_value_t = 700_000)]
+        persons: u64,
+        #[arg(long, default_value = "./niji-bench-visiting")]
+        work: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long, env = "NIJI_PYTHON", default_value = ".venv/bin/python")]
+        python: PathBuf,
+        #[arg(long, default_value = "scripts/bench_duckdb_visiting.py")]
+        script: PathBuf,
+    },
 }
 
 pub fn synth(a: &SynthArgs) -> anyhow::Result<SynthReport> {
@@ -405,7 +420,7 @@ pub fn catalog(ctx: &Context, a: &CatalogArgs) -> anyhow::Result<()> {
 }
 
 /// The quick-start job on embedded defaults.
-pub fn demo(ctx: &Context, a: &DemoArgs) -> anyhow::Result<()> {
+pub fn demo(ctx: &Context, env: &crate::visiting::EnvArgs, a: &DemoArgs) -> anyhow::Result<()> {
     synth(&a.synth)?;
     if !ctx.key_file.exists() {
         keys(ctx, &KeysCommand::Init)?;
@@ -420,6 +435,8 @@ pub fn demo(ctx: &Context, a: &DemoArgs) -> anyhow::Result<()> {
             format: Format::Table,
         },
     )?;
+    println!("\nVisiting environment (`niji query`, `niji serve`):");
+    crate::visiting::demo(ctx, env)?;
     println!("\naudit log (`niji audit show` lists the entries):");
     audit(
         ctx,
@@ -487,7 +504,11 @@ pub fn audit(ctx: &Context, c: &AuditCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn bench(ctx: &Context, c: &BenchCommand) -> anyhow::Result<()> {
+pub fn bench(
+    ctx: &Context,
+    env: &crate::visiting::EnvArgs,
+    c: &BenchCommand,
+) -> anyhow::Result<()> {
     match c {
         BenchCommand::Hmac { count } => bench_hmac(*count),
         BenchCommand::Ingest {
@@ -497,6 +518,13 @@ pub fn bench(ctx: &Context, c: &BenchCommand) -> anyhow::Result<()> {
             script,
         } => bench_ingest(ctx, *persons, work, python, script),
         BenchCommand::Pseudonym => bench_pseudonym(ctx),
+        BenchCommand::Visiting {
+            persons,
+            work,
+            runs,
+            python,
+            script,
+        } => crate::bench_visiting::run(ctx, env, *persons, work, *runs, python, script),
     }
 }
 

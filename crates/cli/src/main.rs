@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench_visiting;
 mod commands;
+mod visiting;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,6 +35,8 @@ struct Cli {
     /// Catalog directory (`catalog/*.toml`).
     #[arg(long, global = true, default_value = "./catalog", env = "NIJI_CATALOG")]
     catalog: PathBuf,
+    #[command(flatten)]
+    env: visiting::EnvArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -59,6 +63,20 @@ enum Command {
         #[command(subcommand)]
         command: commands::AuditCommand,
     },
+    /// Users of the platform and their API tokens.
+    User {
+        #[command(subcommand)]
+        command: visiting::UserCommand,
+    },
+    /// Projects: the approved scope researchers work in.
+    Project {
+        #[command(subcommand)]
+        command: visiting::ProjectCommand,
+    },
+    /// Run one SQL statement in a project, through the query chokepoint.
+    Query(visiting::QueryArgs),
+    /// Serve the HTTP JSON API and the Flight SQL endpoint.
+    Serve(visiting::ServeArgs),
     /// Benchmarks that print figures (never run as tests).
     Bench {
         #[command(subcommand)]
@@ -76,6 +94,10 @@ fn command_name(c: &Command) -> &'static str {
         Command::Catalog(_) => "catalog",
         Command::Audit { .. } => "audit",
         Command::Bench { .. } => "bench",
+        Command::User { .. } => "user",
+        Command::Project { .. } => "project",
+        Command::Query(_) => "query",
+        Command::Serve(_) => "serve",
     }
 }
 
@@ -95,14 +117,21 @@ fn main() -> ExitCode {
         catalog: cli.catalog,
     };
     let result = match cli.command {
-        Command::Demo(a) => commands::demo(&ctx, &a),
+        Command::Demo(a) => commands::demo(&ctx, &cli.env, &a),
         Command::Synth(a) => commands::synth(&a).map(|_| ()),
         Command::Keys { command } => commands::keys(&ctx, &command),
         Command::Ingest(a) => commands::ingest(&ctx, &a).map(|_| ()),
         Command::LinkageReport(a) => commands::linkage_report(&ctx, &a),
         Command::Catalog(a) => commands::catalog(&ctx, &a),
         Command::Audit { command } => commands::audit(&ctx, &command),
-        Command::Bench { command } => commands::bench(&ctx, &command),
+        Command::Bench { command } => commands::bench(&ctx, &cli.env, &command),
+        Command::User { command } => visiting::user(&ctx, &cli.env, &command),
+        Command::Project { command } => visiting::project(&ctx, &cli.env, &command),
+        Command::Query(a) => match visiting::query(&ctx, &cli.env, &a) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
+        Command::Serve(a) => visiting::serve(&ctx, &cli.env, &a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,245 @@
+//! `niji bench visiting`: realistic analysis queries on a synthetic NDB of 10M+ receipts,
+//! plain DataFusion on the stored Parquet against the same queries through the chokepoint
+//! (guard, project views, pseudonym mapping, row filters, limits, held result, audit), and
+//! DuckDB on the same Parquet, in one run.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use niji_governance::{ApprovedTable, Member, MemberRole, Period, ProjectSpec, UserRole};
+use niji_sandbox::{LocalEngine, Mode, QueryRequest, Settings, Status, Visiting};
+
+use crate::visiting::EnvArgs;
+
+/// (name, SQL as a project writes it). The plain form replaces `pid` by `person_idx`.
+const SUITE: &[(&str, &str)] = &[
+    (
+        "monthly receipts and persons",
+        "SELECT claim_ym, count(*) AS receipts, count(DISTINCT pid) AS persons FROM ndb.receipts GROUP BY claim_ym ORDER BY claim_ym",
+    ),
+    (
+        "points by prefecture, sex, setting",
+        "SELECT prefecture, sex, setting, sum(points) AS points, avg(days) AS days FROM ndb.receipts GROUP BY prefecture, sex, setting ORDER BY prefecture, sex, setting",
+    ),
+    (
+        "copay 2022-10 before/after",
+        "SELECT claim_ym >= 202210 AS after, copay_rate, income_class, avg(days) AS days, count(DISTINCT pid) AS persons FROM ndb.receipts WHERE setting = 1 GROUP BY claim_ym >= 202210, copay_rate, income_class ORDER BY 1, 2, 3",
+    ),
+    (
+        "diabetes patients by month (join)",
+        "SELECT r.claim_ym, count(DISTINCT r.pid) AS persons FROM ndb.receipts r JOIN ndb.diagnoses d ON d.receipt_key = r.record_key WHERE d.icd10 LIKE 'E11%' GROUP BY r.claim_ym ORDER BY r.claim_ym",
+    ),
+    (
+        "receipts per person distribution",
+        "SELECT CASE WHEN n < 5 THEN '1-4' WHEN n < 20 THEN '5-19' ELSE '20+' END AS band, count(*) AS persons FROM (SELECT pid, count(*) AS n FROM ndb.receipts GROUP BY pid) t GROUP BY 1 ORDER BY 1",
+    ),
+    (
+        "top main diagnoses",
+        "SELECT substr(icd10, 1, 3) AS code, count(*) AS n FROM ndb.diagnoses WHERE is_main GROUP BY substr(icd10, 1, 3) ORDER BY n DESC, code LIMIT 20",
+    ),
+];
+
+fn plain(sql: &str) -> String {
+    sql.replace("pid", "person_idx")
+}
+
+fn spec() -> ProjectSpec {
+    ProjectSpec {
+        id: "bench".into(),
+        title: "benchmark".into(),
+        expires: "2099-12-31".into(),
+        tables: vec![
+            ApprovedTable {
+                table: "ndb.receipts".into(),
+                columns: [
+                    "record_key",
+                    "claim_ym",
+                    "sex",
+                    "prefecture",
+                    "setting",
+                    "copay_rate",
+                    "income_class",
+                    "days",
+                    "points",
+                ]
+                .map(String::from)
+                .to_vec(),
+            },
+            ApprovedTable {
+                table: "ndb.diagnoses".into(),
+                columns: ["receipt_key", "icd10", "is_main"]
+                    .map(String::from)
+                    .to_vec(),
+            },
+        ],
+        // The whole synthetic period: the filter runs on every row but keeps them all.
+        period: Some(Period {
+            from: "2021-10".into(),
+            to: "2023-09".into(),
+        }),
+        cohort: None,
+        linkage: Vec::new(),
+        members: vec![Member {
+            user: "bench".into(),
+            role: MemberRole::Lead,
+        }],
+    }
+}
+
+fn prepare(
+    ctx: &crate::commands::Context,
+    persons: u64,
+    work: &Path,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let data = work.join("data");
+    let key_file = work.join("keys/custodian.key");
+    if data.join("store/ndb/receipts/manifest.json").exists() {
+        return Ok((data, key_file));
+    }
+    let key = niji_pseudo::CustodianKey::init(&key_file, &data)?;
+    let raw = work.join("synth");
+    eprintln!("synthesising {persons} persons…");
+    niji_synth::generate(
+        &niji_synth::SynthConfig::new(persons, 11, raw.clone()),
+        &|_, _| {},
+    )?;
+    eprintln!("ingesting the NDB…");
+    let catalog = niji_catalog::Catalog::load(&ctx.catalog)?;
+    let mut opts = niji_ingest::IngestOptions::new(raw.join("raw"), data.clone());
+    opts.only = vec!["ndb.receipts".into(), "ndb.diagnoses".into()];
+    niji_ingest::ingest(&catalog, &key, &opts, &|_| {})?;
+    std::fs::remove_dir_all(&raw)?;
+    Ok((data, key_file))
+}
+
+async fn time_best<F, Fut>(runs: usize, mut f: F) -> anyhow::Result<f64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut best = f64::MAX;
+    for _ in 0..runs {
+        let started = Instant::now();
+        f().await?;
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+pub fn run(
+    ctx: &crate::commands::Context,
+    env: &EnvArgs,
+    persons: u64,
+    work: &Path,
+    runs: usize,
+    python: &Path,
+    script: &Path,
+) -> anyhow::Result<()> {
+    let (data, key_file) = prepare(ctx, persons, work)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let settings = Settings {
+            data_dir: data.clone(),
+            key_file,
+            catalog_dir: ctx.catalog.clone(),
+            policies_dir: env.policies.clone(),
+            limits_file: env.limits.clone(),
+        };
+        let visiting = Arc::new(Visiting::open(settings, Arc::new(LocalEngine)).await?);
+        if visiting.db.user("bench").await?.is_none() {
+            visiting.add_user("bench", "bench", UserRole::Researcher).await?;
+            visiting
+                .create_project("bench", &spec())
+                .await
+                .map_err(|e| anyhow::anyhow!(e.public_message()))?;
+        }
+        let plain_ctx = datafusion::prelude::SessionContext::new_with_config(
+            niji_sandbox::views::session_config(visiting.limits()),
+        );
+        plain_ctx.sql("CREATE SCHEMA ndb").await?;
+        for table in ["receipts", "diagnoses"] {
+            let dir = data.join("store/ndb").join(table);
+            plain_ctx
+                .sql(&format!(
+                    "CREATE EXTERNAL TABLE ndb.{table} STORED AS PARQUET LOCATION '{}/'",
+                    dir.display()
+                ))
+                .await?;
+        }
+        let receipts: usize = plain_ctx
+            .sql("SELECT count(*) FROM ndb.receipts")
+            .await?
+            .collect()
+            .await?
+            .first()
+            .and_then(|b| b.column(0).as_any().downcast_ref::<arrow::array::Int64Array>().map(|a| a.value(0) as usize))
+            .unwrap_or(0);
+        // Warm the project catalog (pseudonym dictionary, views) once, as a server would be.
+        let request = |sql: &str| QueryRequest {
+            user: "bench".into(),
+            project: "bench".into(),
+            mode: Mode::Real,
+            sql: sql.into(),
+            via: "bench",
+        };
+        let warm = visiting.query(&request("SELECT count(*) FROM ndb.receipts")).await;
+        anyhow::ensure!(warm.status == Status::Held, "bench project: {}", warm.message);
+
+        let queries: Vec<serde_json::Value> = SUITE
+            .iter()
+            .map(|(name, sql)| serde_json::json!({"name": name, "sql": plain(sql)}))
+            .collect();
+        let queries_file = work.join("queries.json");
+        std::fs::write(&queries_file, serde_json::to_vec(&queries)?)?;
+        let duck = std::process::Command::new(python)
+            .arg(script)
+            .arg(data.join("store"))
+            .arg(&queries_file)
+            .arg(runs.to_string())
+            .output()
+            .with_context(|| format!("running {}", python.display()))?;
+        anyhow::ensure!(duck.status.success(), "duckdb: {}", String::from_utf8_lossy(&duck.stderr));
+        let duck: serde_json::Value = serde_json::from_slice(&duck.stdout)?;
+
+        println!("niji bench visiting: {receipts} receipts, best of {runs} runs after one warm-up, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        println!("{:<38} {:>12} {:>12} {:>9} {:>12} {:>10}", "query", "datafusion", "niji", "overhead", "duckdb", "niji/duck");
+        let mut overheads = Vec::new();
+        for (name, sql) in SUITE {
+            let plain_sql = plain(sql);
+            let run_plain = || async {
+                plain_ctx.sql(&plain_sql).await?.collect().await?;
+                Ok(())
+            };
+            let run_niji = || async {
+                let o = visiting.query(&request(sql)).await;
+                anyhow::ensure!(o.status == Status::Held, "{name}: {}", o.message);
+                Ok(())
+            };
+            run_plain().await?;
+            run_niji().await?;
+            // Alternate the two so that machine drift hits both alike.
+            let (mut p, mut n) = (f64::MAX, f64::MAX);
+            for _ in 0..runs {
+                p = p.min(time_best(1, run_plain).await?);
+                n = n.min(time_best(1, run_niji).await?);
+            }
+            let d = duck[*name].as_f64().unwrap_or(f64::NAN);
+            let overhead = (n / p - 1.0) * 100.0;
+            overheads.push(overhead);
+            println!("{name:<38} {:>10.1}ms {:>10.1}ms {:>8.1}% {:>10.1}ms {:>9.2}x", p * 1e3, n * 1e3, overhead, d * 1e3, n / d);
+        }
+        overheads.sort_by(f64::total_cmp);
+        let mid = overheads.len() / 2;
+        let median = if overheads.len() % 2 == 0 {
+            (overheads[mid - 1] + overheads[mid]) / 2.0
+        } else {
+            overheads[mid]
+        };
+        println!("median overhead of the chokepoint over plain DataFusion: {median:.1}% (target < 10%)");
+        Ok(())
+    })
+}

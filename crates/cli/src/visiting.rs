@@ -1,0 +1,313 @@
+//! Commands of the Visiting environment: users, projects, queries, the server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand, ValueEnum};
+use niji_governance::{ProjectSpec, UserRole};
+use niji_sandbox::{LocalEngine, Mode, QueryRequest, Settings, Status, Visiting};
+
+use crate::commands::Context;
+
+#[derive(Debug, Clone, Args)]
+pub struct EnvArgs {
+    /// casbin model and policy, SQL allowlist.
+    #[arg(
+        long,
+        global = true,
+        default_value = "./policies",
+        env = "NIJI_POLICIES"
+    )]
+    pub policies: PathBuf,
+    /// Limits of the Visiting environment.
+    #[arg(
+        long,
+        global = true,
+        default_value = "./sandbox/limits.toml",
+        env = "NIJI_LIMITS"
+    )]
+    pub limits: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; prints their API token once (only its digest is stored).
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// List users and roles.
+    List,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Researcher,
+    Committee,
+    Custodian,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project from an approved spec (see sandbox/examples/project.toml).
+    Create {
+        #[arg(long)]
+        spec: PathBuf,
+    },
+    /// Close a project: its workspace and held results are deleted and the deletion recorded.
+    Close {
+        #[arg(long)]
+        id: String,
+    },
+    /// List projects.
+    List,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[arg(long)]
+    pub project: String,
+    #[arg(long)]
+    pub user: String,
+    /// The user's API token.
+    #[arg(long, env = "NIJI_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Run on the project's dummy data (rows are shown).
+    #[arg(long, conflicts_with = "real", required_unless_present = "real")]
+    pub dummy: bool,
+    /// Run on real data (the result is held for disclosure control).
+    #[arg(long)]
+    pub real: bool,
+    #[arg(long)]
+    pub sql: String,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:8470")]
+    pub http: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:8471")]
+    pub flight: SocketAddr,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+pub async fn open(ctx: &Context, env: &EnvArgs) -> anyhow::Result<Visiting> {
+    let settings = Settings {
+        data_dir: ctx.data_dir.clone(),
+        key_file: ctx.key_file.clone(),
+        catalog_dir: ctx.catalog.clone(),
+        policies_dir: env.policies.clone(),
+        limits_file: env.limits.clone(),
+    };
+    Visiting::open(settings, Arc::new(LocalEngine))
+        .await
+        .context("opening the Visiting environment")
+}
+
+fn custodian() -> String {
+    format!(
+        "custodian:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+pub fn user(ctx: &Context, env: &EnvArgs, c: &UserCommand) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let v = open(ctx, env).await?;
+        match c {
+            UserCommand::Add { name, role } => {
+                let role = match role {
+                    RoleArg::Researcher => UserRole::Researcher,
+                    RoleArg::Committee => UserRole::Committee,
+                    RoleArg::Custodian => UserRole::Custodian,
+                };
+                let token = v.add_user(&custodian(), name, role).await?;
+                eprintln!("user {name} ({role}) created; the token is shown once:");
+                println!("{token}");
+            }
+            UserCommand::List => {
+                for u in v.db.users().await? {
+                    println!("{}\t{}", u.name, u.role);
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+pub fn project(ctx: &Context, env: &EnvArgs, c: &ProjectCommand) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let v = open(ctx, env).await?;
+        match c {
+            ProjectCommand::Create { spec } => {
+                let text = std::fs::read_to_string(spec)
+                    .with_context(|| format!("reading {}", spec.display()))?;
+                let spec = ProjectSpec::from_toml(&text)?;
+                v.create_project(&custodian(), &spec)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.public_message()))?;
+                println!(
+                    "project {} created ({} tables, expires {})",
+                    spec.id,
+                    spec.tables.len(),
+                    spec.expires
+                );
+            }
+            ProjectCommand::Close { id } => {
+                let cert = v
+                    .close_project(&custodian(), id)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.public_message()))?;
+                println!(
+                    "project {id} closed; deleted {} files ({} bytes), recorded in the audit log",
+                    cert.files.len(),
+                    cert.bytes
+                );
+            }
+            ProjectCommand::List => {
+                for p in v.db.projects().await? {
+                    println!(
+                        "{}\t{:?}\texpires {}\t{}",
+                        p.spec.id, p.state, p.spec.expires, p.spec.title
+                    );
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Exit code 0 for ok/held/released/suppressed, 2 for refused, 1 for error.
+pub fn query(ctx: &Context, env: &EnvArgs, a: &QueryArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let v = open(ctx, env).await?;
+        let outcome = match v.sign_in(&a.user, &a.token, "cli").await {
+            Ok(user) => {
+                v.query(&QueryRequest {
+                    user: user.name,
+                    project: a.project.clone(),
+                    mode: if a.real { Mode::Real } else { Mode::Dummy },
+                    sql: a.sql.clone(),
+                    via: "cli",
+                })
+                .await
+            }
+            Err(e) => {
+                niji_sandbox::QueryOutcome::failed(String::new(), e.status(), e.public_message())
+            }
+        };
+        match a.format {
+            Format::Json => println!("{}", outcome.to_json()),
+            Format::Table => println!("{}", outcome.to_table()),
+        }
+        Ok(match outcome.status {
+            Status::Refused => ExitCode::from(2),
+            Status::Error => ExitCode::FAILURE,
+            _ => ExitCode::SUCCESS,
+        })
+    })
+}
+
+pub fn serve(ctx: &Context, env: &EnvArgs, a: &ServeArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let v = Arc::new(open(ctx, env).await?);
+        let running = niji_server::serve(v, a.http, a.flight).await?;
+        eprintln!(
+            "niji serving: HTTP http://{} (JSON API under /api/v1), Flight SQL grpc://{}; Ctrl-C stops",
+            running.http, running.flight
+        );
+        tokio::signal::ctrl_c().await?;
+        running.shutdown().await;
+        Ok(())
+    })
+}
+
+/// The quick start's tour of the Visiting environment: the example project and its users
+/// (created once; their tokens go to an owner-only file beside the key), a query on dummy
+/// data, the same on real data (held), and an attack (refused).
+pub fn demo(ctx: &Context, env: &EnvArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let v = open(ctx, env).await?;
+        // The example sits beside the limits file (sandbox/).
+        let spec_path = env
+            .limits
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("examples/project.toml");
+        let spec = ProjectSpec::from_toml(&std::fs::read_to_string(&spec_path)?)?;
+        let tokens_file = ctx.key_file.with_file_name("demo-tokens.txt");
+        let mut tokens: Vec<(String, String)> = std::fs::read_to_string(&tokens_file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(u, t)| (u.to_string(), t.to_string()))
+            .collect();
+        for m in &spec.members {
+            if v.db.user(&m.user).await?.is_none() {
+                let token = v.add_user(&custodian(), &m.user, UserRole::Researcher).await?;
+                tokens.retain(|(u, _)| u != &m.user);
+                tokens.push((m.user.clone(), token));
+            }
+        }
+        let text: String = tokens.iter().map(|(u, t)| format!("{u}={t}\n")).collect();
+        write_private(&tokens_file, &text)?;
+        if v.db.project(&spec.id).await?.is_none() {
+            v.create_project(&custodian(), &spec)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.public_message()))?;
+        }
+        println!(
+            "project {} ({}), members' tokens in {}",
+            spec.id,
+            spec.title,
+            tokens_file.display()
+        );
+        let lead = spec.members.first().map(|m| m.user.clone()).unwrap_or_default();
+        let sql = "SELECT claim_ym >= 202210 AS after_oct_2022, copay_rate, count(DISTINCT pid) AS persons, avg(days) AS days FROM ndb.receipts WHERE setting = 1 GROUP BY 1, 2 ORDER BY 1, 2";
+        for (mode, sql) in [(Mode::Dummy, sql), (Mode::Real, sql), (Mode::Dummy, "SELECT id5, birth_date FROM ndb.receipts")] {
+            println!("\n{lead}@{} ({}): {sql}", spec.id, mode.as_str());
+            let o = v
+                .query(&QueryRequest {
+                    user: lead.clone(),
+                    project: spec.id.clone(),
+                    mode,
+                    sql: sql.into(),
+                    via: "cli",
+                })
+                .await;
+            println!("{}", o.to_table());
+        }
+        Ok(())
+    })
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}

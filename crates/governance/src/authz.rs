@@ -1,0 +1,271 @@
+//! Authorisation by casbin: RBAC with domains (`platform`, `project:<id>`), the model and the
+//! permissions read from `policies/`, the role assignments from the platform database. Only
+//! open projects whose expiry has not passed contribute memberships, so a closed or expired
+//! project refuses everyone without a special case.
+
+use std::path::Path;
+
+use casbin::{CoreApi, DefaultModel, Enforcer, FileAdapter, MgmtApi};
+use tokio::sync::RwLock;
+
+use crate::{GovernanceError, PlatformDb, ProjectState};
+
+/// What a request wants to do, as (object, action) of the casbin model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    QueryDummy,
+    QueryReal,
+    WriteWorkspace,
+    ReadProjectAudit,
+    CreateProject,
+    CloseProject,
+    ReadAudit,
+}
+
+impl Action {
+    fn object_and_act(self) -> (&'static str, &'static str) {
+        match self {
+            Action::QueryDummy => ("dummy", "query"),
+            Action::QueryReal => ("real", "query"),
+            Action::WriteWorkspace => ("workspace", "write"),
+            Action::ReadProjectAudit => ("audit", "read"),
+            Action::CreateProject => ("project", "create"),
+            Action::CloseProject => ("project", "close"),
+            Action::ReadAudit => ("audit", "read"),
+        }
+    }
+
+    fn is_platform(self) -> bool {
+        matches!(
+            self,
+            Action::CreateProject | Action::CloseProject | Action::ReadAudit
+        )
+    }
+}
+
+pub struct Authz {
+    enforcer: RwLock<Enforcer>,
+}
+
+impl std::fmt::Debug for Authz {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authz").finish_non_exhaustive()
+    }
+}
+
+fn policy_err(e: casbin::Error) -> GovernanceError {
+    GovernanceError::Policy(e.to_string())
+}
+
+impl Authz {
+    /// Loads `model.conf` and `policy.csv` from `policies` and the role assignments from `db`.
+    pub async fn load(
+        policies: &Path,
+        db: &PlatformDb,
+        today: &str,
+    ) -> Result<Self, GovernanceError> {
+        let model = DefaultModel::from_file(policies.join("model.conf"))
+            .await
+            .map_err(policy_err)?;
+        let mut enforcer = Enforcer::new(model, FileAdapter::new(policies.join("policy.csv")))
+            .await
+            .map_err(policy_err)?;
+        // Assignments come from the database; the policy file is never written back.
+        enforcer.enable_auto_save(false);
+        let authz = Self {
+            enforcer: RwLock::new(enforcer),
+        };
+        authz.reload(db, today).await?;
+        Ok(authz)
+    }
+
+    /// Re-reads role assignments (after a user or project change). `today` is `YYYY-MM-DD`.
+    pub async fn reload(&self, db: &PlatformDb, today: &str) -> Result<(), GovernanceError> {
+        let mut rules: Vec<Vec<String>> = db
+            .users()
+            .await?
+            .into_iter()
+            .map(|u| vec![u.name, u.role.as_str().to_string(), "platform".to_string()])
+            .collect();
+        for p in db.projects().await? {
+            // Dates are ISO, so text comparison is date comparison.
+            if p.state != ProjectState::Open || p.spec.expires.as_str() < today {
+                continue;
+            }
+            for m in &p.spec.members {
+                rules.push(vec![
+                    m.user.clone(),
+                    m.role.as_str().to_string(),
+                    format!("project:{}", p.spec.id),
+                ]);
+            }
+        }
+        let mut enforcer = self.enforcer.write().await;
+        let existing = enforcer.get_grouping_policy();
+        if !existing.is_empty() {
+            enforcer
+                .remove_grouping_policies(existing)
+                .await
+                .map_err(policy_err)?;
+        }
+        if !rules.is_empty() {
+            enforcer
+                .add_grouping_policies(rules)
+                .await
+                .map_err(policy_err)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `user` may do `action`; `project` is ignored for platform actions.
+    pub async fn allows(&self, user: &str, project: &str, action: Action) -> bool {
+        let (obj, act) = action.object_and_act();
+        let domain = if action.is_platform() {
+            "platform".to_string()
+        } else {
+            format!("project:{project}")
+        };
+        let enforcer = self.enforcer.read().await;
+        // An evaluation error is a refusal (fail closed).
+        enforcer
+            .enforce((user, domain.as_str(), obj, act))
+            .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Member, MemberRole, ProjectSpec, UserRole};
+
+    fn policies() -> std::path::PathBuf {
+        let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo");
+        std::path::PathBuf::from(manifest).join("../../policies")
+    }
+
+    fn spec(id: &str, expires: &str, members: &[(&str, MemberRole)]) -> ProjectSpec {
+        ProjectSpec {
+            id: id.into(),
+            title: id.into(),
+            expires: expires.into(),
+            tables: Vec::new(),
+            period: None,
+            cohort: None,
+            linkage: Vec::new(),
+            members: members
+                .iter()
+                .map(|(u, r)| Member {
+                    user: (*u).into(),
+                    role: *r,
+                })
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn membership_role_expiry_and_close_decide() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = PlatformDb::open(&dir.path().join("niji.db"))
+            .await
+            .expect("db");
+        for (u, r) in [
+            ("alice", UserRole::Researcher),
+            ("bob", UserRole::Researcher),
+            ("root", UserRole::Custodian),
+        ] {
+            db.add_user(u, r).await.expect("user");
+        }
+        db.create_project(&spec(
+            "p1",
+            "2030-01-01",
+            &[("alice", MemberRole::Lead), ("bob", MemberRole::Researcher)],
+        ))
+        .await
+        .expect("p1");
+        db.create_project(&spec("p2", "2030-01-01", &[("bob", MemberRole::Lead)]))
+            .await
+            .expect("p2");
+        let authz = Authz::load(&policies(), &db, "2029-06-01")
+            .await
+            .expect("authz");
+        assert!(authz.allows("alice", "p1", Action::QueryReal).await);
+        assert!(authz.allows("alice", "p1", Action::ReadProjectAudit).await);
+        assert!(authz.allows("bob", "p1", Action::QueryDummy).await);
+        assert!(
+            !authz.allows("bob", "p1", Action::ReadProjectAudit).await,
+            "researchers do not read the project's audit"
+        );
+        assert!(
+            !authz.allows("alice", "p2", Action::QueryDummy).await,
+            "not a member"
+        );
+        assert!(
+            !authz.allows("alice", "p1", Action::CreateProject).await,
+            "researchers create no projects"
+        );
+        assert!(authz.allows("root", "", Action::CreateProject).await);
+        assert!(
+            !authz.allows("root", "p1", Action::QueryReal).await,
+            "the custodian is no project member"
+        );
+        assert!(!authz.allows("mallory", "p1", Action::QueryDummy).await);
+        // A project domain pattern cannot be smuggled in as a project id.
+        assert!(!authz.allows("alice", "*", Action::QueryDummy).await);
+
+        authz.reload(&db, "2030-01-02").await.expect("reload");
+        assert!(
+            !authz.allows("alice", "p1", Action::QueryDummy).await,
+            "expired"
+        );
+        authz.reload(&db, "2029-06-01").await.expect("reload");
+        assert!(db.close_project("p1").await.expect("close"));
+        authz.reload(&db, "2029-06-01").await.expect("reload");
+        assert!(
+            !authz.allows("alice", "p1", Action::QueryDummy).await,
+            "closed"
+        );
+        assert!(authz.allows("bob", "p2", Action::QueryDummy).await);
+    }
+
+    #[tokio::test]
+    async fn tokens_are_stored_as_digests_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("niji.db");
+        let db = PlatformDb::open(&path).await.expect("db");
+        let token = db
+            .add_user("alice", UserRole::Researcher)
+            .await
+            .expect("user");
+        assert!(token.starts_with("niji_") && token.len() == 69);
+        assert!(
+            db.authenticate("alice", &token)
+                .await
+                .expect("auth")
+                .is_some()
+        );
+        assert!(
+            db.authenticate("alice", &token[..68])
+                .await
+                .expect("auth")
+                .is_none()
+        );
+        assert!(
+            db.authenticate("bob", &token)
+                .await
+                .expect("auth")
+                .is_none()
+        );
+        assert!(matches!(
+            db.add_user("alice", UserRole::Researcher).await,
+            Err(GovernanceError::Exists(_))
+        ));
+        drop(db);
+        let bytes = std::fs::read(&path).expect("db file");
+        let wal = std::fs::read(dir.path().join("niji.db-wal")).unwrap_or_default();
+        let hay = [bytes, wal].concat();
+        assert!(
+            !hay.windows(token.len()).any(|w| w == token.as_bytes()),
+            "the token is not stored"
+        );
+    }
+}

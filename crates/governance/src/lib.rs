@@ -1,0 +1,30 @@
+//! Platform state and who may do what: users and their API tokens, projects with the scope the
+//! committee approved (see [`ProjectSpec`]) and their members, in the platform's SQL database
+//! (SQLite embedded); roles and project membership are decided by casbin ([`Authz`]) with the
+//! model and policy in `policies/`.
+
+mod authz;
+mod platform;
+pub mod spec;
+
+pub use authz::{Action, Authz};
+pub use platform::{PlatformDb, Project, ProjectState, User, UserRole, hash_token};
+pub use spec::{ApprovedTable, Cohort, Member, MemberRole, PSEUDONYM_COLUMN, Period, ProjectSpec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GovernanceError {
+    #[error("project spec: {0}")]
+    Spec(String),
+    #[error("platform database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("platform database migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("{0} already exists")]
+    Exists(String),
+    #[error("no such {0}")]
+    NotFound(String),
+    #[error("authorisation policy: {0}")]
+    Policy(String),
+    #[error("random source: {0}")]
+    Random(String),
+}

@@ -1,0 +1,274 @@
+//! Users, tokens, projects and members in the platform database.
+
+use std::fmt;
+use std::path::Path;
+
+use niji_pseudo::hex32;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use crate::{GovernanceError, ProjectSpec};
+
+/// Platform-wide role of a user (project roles come from membership).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserRole {
+    /// Works inside projects they are members of.
+    Researcher,
+    /// 審査委員: reviews applications and output checks.
+    Committee,
+    /// データ管理者: creates and closes projects, reads the whole audit log.
+    Custodian,
+}
+
+impl UserRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserRole::Researcher => "researcher",
+            UserRole::Committee => "committee",
+            UserRole::Custodian => "custodian",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "researcher" => UserRole::Researcher,
+            "committee" => UserRole::Committee,
+            "custodian" => UserRole::Custodian,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for UserRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub role: UserRole,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectState {
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub spec: ProjectSpec,
+    pub state: ProjectState,
+    pub created_at: String,
+    pub closed_at: Option<String>,
+}
+
+/// Tokens are 256 random bits, so one SHA-256 is enough to make the stored form useless for
+/// signing in; only this digest is ever stored or compared.
+pub fn hash_token(token: &str) -> String {
+    hex32(&Sha256::digest(token.as_bytes()).into())
+}
+
+fn now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    let day = niji_pseudo::CivilDate::from_days_since_epoch(secs.div_euclid(86_400) as i32);
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{day}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// The platform database (the same SQLite file as the audit log).
+#[derive(Debug, Clone)]
+pub struct PlatformDb {
+    pool: SqlitePool,
+}
+
+impl PlatformDb {
+    pub async fn open(db: &Path) -> Result<Self, GovernanceError> {
+        let options = SqliteConnectOptions::new()
+            .filename(db)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.set_ignore_missing(true);
+        migrator.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Creates a user and returns their API token, which is shown once and stored only hashed.
+    pub async fn add_user(&self, name: &str, role: UserRole) -> Result<String, GovernanceError> {
+        let name_ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !name_ok {
+            return Err(GovernanceError::Spec(format!(
+                "user name {name:?} must be 1-64 of letters, digits, '-', '_', '.'"
+            )));
+        }
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw).map_err(|e| GovernanceError::Random(e.to_string()))?;
+        let token = format!("niji_{}", hex32(&raw));
+        let inserted = sqlx::query(
+            "INSERT INTO users (name, role, token_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(role.as_str())
+        .bind(hash_token(&token))
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(GovernanceError::Exists(format!("user {name}")));
+        }
+        Ok(token)
+    }
+
+    pub async fn user(&self, name: &str) -> Result<Option<User>, GovernanceError> {
+        let row = sqlx::query("SELECT name, role FROM users WHERE name = $1 AND disabled = 0")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.and_then(|r| {
+            let role = UserRole::parse(r.get::<&str, _>("role"))?;
+            Some(User {
+                name: r.get("name"),
+                role,
+            })
+        }))
+    }
+
+    /// The user a token belongs to, if any (the comparison is on digests).
+    pub async fn authenticate(
+        &self,
+        name: &str,
+        token: &str,
+    ) -> Result<Option<User>, GovernanceError> {
+        let row = sqlx::query(
+            "SELECT name, role FROM users WHERE name = $1 AND token_hash = $2 AND disabled = 0",
+        )
+        .bind(name)
+        .bind(hash_token(token))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|r| {
+            Some(User {
+                name: r.get("name"),
+                role: UserRole::parse(r.get::<&str, _>("role"))?,
+            })
+        }))
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>, GovernanceError> {
+        let rows = sqlx::query("SELECT name, role FROM users WHERE disabled = 0 ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(User {
+                    name: r.get("name"),
+                    role: UserRole::parse(r.get::<&str, _>("role"))?,
+                })
+            })
+            .collect())
+    }
+
+    /// Creates a project from a spec already validated against the catalog; every member must
+    /// be an existing user. Atomic: the project and its members appear together or not at all.
+    pub async fn create_project(&self, spec: &ProjectSpec) -> Result<(), GovernanceError> {
+        for m in &spec.members {
+            if self.user(&m.user).await?.is_none() {
+                return Err(GovernanceError::NotFound(format!("user {}", m.user)));
+            }
+        }
+        let json = serde_json::to_string(spec).map_err(|e| GovernanceError::Spec(e.to_string()))?;
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO projects (id, title, spec, state, expires, created_at) VALUES ($1, $2, $3, 'open', $4, $5) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&spec.id)
+        .bind(&spec.title)
+        .bind(&json)
+        .bind(&spec.expires)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(GovernanceError::Exists(format!("project {}", spec.id)));
+        }
+        for m in &spec.members {
+            sqlx::query("INSERT INTO project_members (project, user, role) VALUES ($1, $2, $3)")
+                .bind(&spec.id)
+                .bind(&m.user)
+                .bind(m.role.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn project(&self, id: &str) -> Result<Option<Project>, GovernanceError> {
+        let row =
+            sqlx::query("SELECT spec, state, created_at, closed_at FROM projects WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| project_of(&r)).transpose()
+    }
+
+    pub async fn projects(&self) -> Result<Vec<Project>, GovernanceError> {
+        let rows =
+            sqlx::query("SELECT spec, state, created_at, closed_at FROM projects ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(project_of).collect()
+    }
+
+    /// Marks an open project closed; false when it was not open.
+    pub async fn close_project(&self, id: &str) -> Result<bool, GovernanceError> {
+        let done = sqlx::query(
+            "UPDATE projects SET state = 'closed', closed_at = $2 WHERE id = $1 AND state = 'open'",
+        )
+        .bind(id)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+fn project_of(r: &sqlx::sqlite::SqliteRow) -> Result<Project, GovernanceError> {
+    let spec: ProjectSpec = serde_json::from_str(r.get::<&str, _>("spec"))
+        .map_err(|e| GovernanceError::Spec(format!("stored spec unreadable: {e}")))?;
+    Ok(Project {
+        spec,
+        state: if r.get::<&str, _>("state") == "open" {
+            ProjectState::Open
+        } else {
+            ProjectState::Closed
+        },
+        created_at: r.get("created_at"),
+        closed_at: r.get("closed_at"),
+    })
+}

@@ -1,0 +1,755 @@
+//! The Visiting environment. Every way in (CLI, HTTP, Flight SQL) calls [`Visiting::query`],
+//! the one chokepoint: authorisation → limits on concurrency → the project's own catalog →
+//! the guard ([`guard::check`]) → execution under memory and time limits → the result held
+//! (real data, until disclosure control releases it) or returned (dummy data) → the audit log.
+//! A plan that did not pass the guard is never executed; every outcome is logged.
+
+pub mod engine;
+pub mod guard;
+mod outcome;
+pub mod testing;
+mod udf;
+pub mod views;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use futures::StreamExt;
+use niji_audit::{AuditError, AuditLog};
+use niji_catalog::Catalog;
+use niji_governance::{
+    Action, Authz, GovernanceError, PlatformDb, ProjectSpec, ProjectState, User, UserRole,
+};
+use niji_pseudo::{CivilDate, CustodianKey};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, Semaphore};
+
+pub use engine::{Engine, LocalEngine};
+pub use guard::SqlPolicy;
+pub use outcome::{ColumnInfo, QueryOutcome, Status};
+use views::ProjectEnv;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("not permitted: {0}")]
+    Denied(String),
+    #[error("busy: {0}")]
+    Busy(String),
+    #[error("cancelled: {0}")]
+    Cancelled(String),
+    #[error("limit: {0}")]
+    Limit(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("query engine: {0}")]
+    Engine(#[from] DataFusionError),
+    #[error(transparent)]
+    Governance(#[from] GovernanceError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error("file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("dummy data: {0}")]
+    Dummy(String),
+}
+
+impl SandboxError {
+    /// The outcome status this error gives a query.
+    pub fn status(&self) -> Status {
+        match self {
+            SandboxError::Refused(_) | SandboxError::Denied(_) | SandboxError::Busy(_) => {
+                Status::Refused
+            }
+            _ => Status::Error,
+        }
+    }
+
+    /// What the caller is told: the reason for refusals and limits, never file paths, keys
+    /// or engine internals (those go to the server's log under the query id).
+    pub fn public_message(&self) -> String {
+        match self {
+            SandboxError::Refused(m) => m.clone(),
+            SandboxError::Denied(_)
+            | SandboxError::Busy(_)
+            | SandboxError::Cancelled(_)
+            | SandboxError::Limit(_) => self.to_string(),
+            SandboxError::Engine(e) => match e.find_root() {
+                DataFusionError::ResourcesExhausted(_) => {
+                    "limit: the query needed more memory than its limit".into()
+                }
+                DataFusionError::ArrowError(a, _) => {
+                    format!("query failed: {}", guard_line(&a.to_string()))
+                }
+                DataFusionError::Execution(m) => format!("query failed: {}", guard_line(m)),
+                _ => "query failed: internal error".into(),
+            },
+            SandboxError::Governance(GovernanceError::Spec(m)) => format!("invalid: {m}"),
+            SandboxError::Governance(GovernanceError::Exists(m)) => format!("{m} already exists"),
+            SandboxError::Governance(GovernanceError::NotFound(m)) => format!("no such {m}"),
+            _ => "internal error".into(),
+        }
+    }
+}
+
+/// First line, and nothing that looks like a path.
+fn guard_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or("");
+    if line.contains('/') {
+        "internal error".into()
+    } else {
+        line.chars().take(300).collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Dummy data generated from the catalog: rows may be seen.
+    Dummy,
+    /// The real store: results are held for disclosure control.
+    Real,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Dummy => "dummy",
+            Mode::Real => "real",
+        }
+    }
+}
+
+/// `sandbox/limits.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub memory_per_query_mb: usize,
+    pub timeout_seconds: u64,
+    pub concurrent_per_project: usize,
+    pub concurrent_overall: usize,
+    pub queue_wait_ms: u64,
+    pub max_result_rows: usize,
+    #[serde(default)]
+    pub target_partitions: usize,
+}
+
+impl Limits {
+    pub fn load(path: &Path) -> Result<Self, SandboxError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SandboxError::Config(format!("{}: {e}", path.display())))?;
+        let limits: Limits = toml::from_str(&text)
+            .map_err(|e| SandboxError::Config(format!("{}: {e}", path.display())))?;
+        if limits.concurrent_overall == 0 || limits.concurrent_per_project == 0 {
+            return Err(SandboxError::Config(
+                "concurrency limits must be at least 1".into(),
+            ));
+        }
+        Ok(limits)
+    }
+}
+
+/// Where the Visiting environment finds everything.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub key_file: PathBuf,
+    pub catalog_dir: PathBuf,
+    /// `model.conf`, `policy.csv`, `sql.toml`.
+    pub policies_dir: PathBuf,
+    pub limits_file: PathBuf,
+}
+
+/// A query as it reaches the chokepoint.
+#[derive(Debug, Clone)]
+pub struct QueryRequest {
+    pub user: String,
+    pub project: String,
+    pub mode: Mode,
+    pub sql: String,
+    /// Entry point, for the audit log (`cli`, `http`, `flight`).
+    pub via: &'static str,
+}
+
+/// Files removed when a project closed, as recorded in the audit log.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeletionCertificate {
+    pub project: String,
+    pub files: Vec<DeletedFile>,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeletedFile {
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Serialize)]
+struct QueryAudit<'a> {
+    query_id: &'a str,
+    project: &'a str,
+    mode: Mode,
+    via: &'a str,
+    sql: &'a str,
+    plan_digest: String,
+    tables: Vec<String>,
+    rows: usize,
+    result_digest: String,
+    outcome: Status,
+    message: String,
+    plan_ms: u128,
+    exec_ms: u128,
+    total_ms: u128,
+}
+
+/// The dummy store is generated once per data directory from the catalog's synthetic model.
+const DUMMY_PERSONS: u64 = 2_000;
+const DUMMY_SEED: u64 = 0x6e69_6a69_6475_6d6d;
+/// The dummy store has a key of its own, so nothing keyed in it matches the real store.
+const DUMMY_KEY_LABEL: &[u8] = b"niji/dummy-store/v1";
+
+pub fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    CivilDate::from_days_since_epoch(secs.div_euclid(86_400) as i32).to_string()
+}
+
+#[derive(Debug)]
+pub struct Visiting {
+    settings: Settings,
+    catalog: Catalog,
+    key: CustodianKey,
+    dummy_key: CustodianKey,
+    pub db: PlatformDb,
+    pub authz: Authz,
+    pub audit: AuditLog,
+    policy: SqlPolicy,
+    limits: Limits,
+    engine: Arc<dyn Engine>,
+    envs: Mutex<HashMap<(String, Mode), Arc<ProjectEnv>>>,
+    overall: Arc<Semaphore>,
+    per_project: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Workspace writes of one project are serialised.
+    work_lock: Mutex<()>,
+    dummy_lock: Mutex<()>,
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+impl Visiting {
+    pub async fn open(settings: Settings, engine: Arc<dyn Engine>) -> Result<Self, SandboxError> {
+        let key = CustodianKey::load(&settings.key_file)
+            .map_err(|e| SandboxError::Config(e.to_string()))?;
+        let catalog = Catalog::load(&settings.catalog_dir)
+            .map_err(|e| SandboxError::Config(e.to_string()))?;
+        let policy = SqlPolicy::load(&settings.policies_dir.join("sql.toml"))?;
+        let limits = Limits::load(&settings.limits_file)?;
+        std::fs::create_dir_all(&settings.data_dir)?;
+        let db_path = settings.data_dir.join("niji.db");
+        let anchor = settings.key_file.with_file_name("audit.anchor");
+        let audit = AuditLog::open(&db_path, &anchor, &key).await?;
+        let db = PlatformDb::open(&db_path).await?;
+        let authz = Authz::load(&settings.policies_dir, &db, &today()).await?;
+        let dummy_key = CustodianKey::from_bytes(*key.derive_labelled(DUMMY_KEY_LABEL));
+        Ok(Self {
+            overall: Arc::new(Semaphore::new(limits.concurrent_overall)),
+            settings,
+            catalog,
+            key,
+            dummy_key,
+            db,
+            authz,
+            audit,
+            policy,
+            limits,
+            engine,
+            envs: Mutex::new(HashMap::new()),
+            per_project: Mutex::new(HashMap::new()),
+            work_lock: Mutex::new(()),
+            dummy_lock: Mutex::new(()),
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    fn project_dir(&self, project: &str) -> PathBuf {
+        self.settings.data_dir.join("projects").join(project)
+    }
+
+    /// Creates a user; the token is returned once and stored only as a digest.
+    pub async fn add_user(
+        &self,
+        actor: &str,
+        name: &str,
+        role: UserRole,
+    ) -> Result<String, SandboxError> {
+        let token = self.db.add_user(name, role).await?;
+        self.audit
+            .append(
+                actor,
+                "user.add",
+                &serde_json::json!({"user": name, "role": role.as_str()}),
+            )
+            .await?;
+        self.authz.reload(&self.db, &today()).await?;
+        Ok(token)
+    }
+
+    /// Checks a user's token; every attempt is logged (never the token).
+    pub async fn sign_in(&self, name: &str, token: &str, via: &str) -> Result<User, SandboxError> {
+        let user = self.db.authenticate(name, token).await?;
+        let shown: String = name.chars().take(64).collect();
+        self.audit
+            .append(
+                &shown,
+                "signin",
+                &serde_json::json!({"via": via, "outcome": if user.is_some() { "ok" } else { "refused" }}),
+            )
+            .await?;
+        user.ok_or_else(|| SandboxError::Denied("unknown user or wrong token".into()))
+    }
+
+    pub async fn create_project(
+        &self,
+        actor: &str,
+        spec: &ProjectSpec,
+    ) -> Result<(), SandboxError> {
+        spec.validate(&self.catalog)?;
+        if spec.expires.as_str() < today().as_str() {
+            return Err(SandboxError::Governance(GovernanceError::Spec(
+                "the project has already expired".into(),
+            )));
+        }
+        self.db.create_project(spec).await?;
+        self.audit
+            .append(
+                actor,
+                "project.create",
+                &serde_json::json!({"project": spec.id, "spec": spec}),
+            )
+            .await?;
+        self.authz.reload(&self.db, &today()).await?;
+        Ok(())
+    }
+
+    /// Closes a project: its workspaces and held results are deleted, and what was deleted
+    /// (path, size, SHA-256 of every file) is recorded as the deletion certificate.
+    pub async fn close_project(
+        &self,
+        actor: &str,
+        id: &str,
+    ) -> Result<DeletionCertificate, SandboxError> {
+        if !self.db.close_project(id).await? {
+            return Err(SandboxError::Governance(GovernanceError::NotFound(
+                format!("open project {id}"),
+            )));
+        }
+        self.authz.reload(&self.db, &today()).await?;
+        self.envs.lock().await.retain(|(p, _), _| p != id);
+        let dir = self.project_dir(id);
+        let mut files = Vec::new();
+        collect_files(&dir, &dir, &mut files)?;
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        let certificate = DeletionCertificate {
+            project: id.to_string(),
+            bytes: files.iter().map(|f| f.bytes).sum(),
+            files,
+        };
+        self.audit
+            .append(
+                actor,
+                "project.close",
+                &serde_json::json!({"project": id, "deletion_certificate": certificate}),
+            )
+            .await?;
+        Ok(certificate)
+    }
+
+    /// The open, unexpired project `id`, or a refusal that does not say which it was not.
+    async fn open_project(&self, id: &str) -> Result<ProjectSpec, SandboxError> {
+        match self.db.project(id).await? {
+            Some(p)
+                if p.state == ProjectState::Open && p.spec.expires.as_str() >= today().as_str() =>
+            {
+                Ok(p.spec)
+            }
+            _ => Err(SandboxError::Denied(format!(
+                "no open project {id} for this user"
+            ))),
+        }
+    }
+
+    /// Generates and ingests the dummy store if this data directory has none.
+    async fn ensure_dummy_store(&self) -> Result<PathBuf, SandboxError> {
+        let _guard = self.dummy_lock.lock().await;
+        let dir = self.settings.data_dir.join("dummy");
+        let done = dir.join("dummy.done");
+        if done.exists() {
+            return Ok(dir);
+        }
+        let catalog = self.catalog.clone();
+        let key = CustodianKey::from_bytes(*self.key.derive_labelled(DUMMY_KEY_LABEL));
+        let out = dir.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), SandboxError> {
+            let raw = out.join("synth");
+            let mut cfg = niji_synth::SynthConfig::new(DUMMY_PERSONS, DUMMY_SEED, raw.clone());
+            cfg.defect_rate = 0.0;
+            niji_synth::generate(&cfg, &|_, _| {})
+                .map_err(|e| SandboxError::Dummy(e.to_string()))?;
+            let opts = niji_ingest::IngestOptions::new(raw.join("raw"), out.clone());
+            niji_ingest::ingest(&catalog, &key, &opts, &|_| {})
+                .map_err(|e| SandboxError::Dummy(e.to_string()))?;
+            // The generator's truth file is of no use here.
+            let _ = std::fs::remove_dir_all(&raw);
+            std::fs::write(out.join("dummy.done"), b"")?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| SandboxError::Dummy(e.to_string()))??;
+        Ok(dir)
+    }
+
+    async fn env(&self, spec: &ProjectSpec, mode: Mode) -> Result<Arc<ProjectEnv>, SandboxError> {
+        let cache_key = (spec.id.clone(), mode);
+        if let Some(env) = self.envs.lock().await.get(&cache_key) {
+            return Ok(env.clone());
+        }
+        let (data_dir, key) = match mode {
+            Mode::Real => (self.settings.data_dir.clone(), &self.key),
+            Mode::Dummy => (self.ensure_dummy_store().await?, &self.dummy_key),
+        };
+        let workspace = self.project_dir(&spec.id).join(mode.as_str()).join("work");
+        let env = Arc::new(
+            ProjectEnv::build(
+                spec,
+                mode,
+                &self.catalog,
+                &data_dir,
+                key,
+                &self.limits,
+                workspace,
+            )
+            .await?,
+        );
+        self.envs.lock().await.insert(cache_key, env.clone());
+        Ok(env)
+    }
+
+    /// The project's tables and columns as its members see them.
+    pub async fn project_tables(
+        &self,
+        user: &str,
+        project: &str,
+        mode: Mode,
+    ) -> Result<Vec<(String, SchemaRef)>, SandboxError> {
+        let spec = self.open_project(project).await?;
+        if !self.authz.allows(user, project, Action::QueryDummy).await {
+            return Err(SandboxError::Denied(format!(
+                "no open project {project} for this user"
+            )));
+        }
+        let env = self.env(&spec, mode).await?;
+        let mut out = Vec::new();
+        let catalog = env
+            .ctx
+            .catalog(views::CATALOG)
+            .ok_or_else(|| SandboxError::Unavailable("project catalog".into()))?;
+        let mut schemas = catalog.schema_names();
+        schemas.sort();
+        for s in schemas {
+            let Some(schema) = catalog.schema(&s) else {
+                continue;
+            };
+            let mut names = schema.table_names();
+            names.sort();
+            for t in names {
+                if let Some(table) = schema.table(&t).await? {
+                    out.push((format!("{s}.{t}"), table.schema()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Projects `user` is a member of (open ones).
+    pub async fn projects_of(&self, user: &str) -> Result<Vec<ProjectSpec>, SandboxError> {
+        let today = today();
+        Ok(self
+            .db
+            .projects()
+            .await?
+            .into_iter()
+            .filter(|p| p.state == ProjectState::Open && p.spec.expires >= today)
+            .filter(|p| p.spec.members.iter().any(|m| m.user == user))
+            .map(|p| p.spec)
+            .collect())
+    }
+
+    /// The chokepoint. Never fails: every outcome, refusals included, is a [`QueryOutcome`]
+    /// and an audit entry. If the audit entry cannot be written the outcome is an error and
+    /// no rows are returned.
+    pub async fn query(&self, req: &QueryRequest) -> QueryOutcome {
+        let query_id = outcome::new_query_id();
+        let span = tracing::info_span!("query", %query_id, project = %req.project, user = %req.user, mode = req.mode.as_str(), via = req.via);
+        let _entered = span.enter();
+        let started = Instant::now();
+        let mut audit = QueryAudit {
+            query_id: &query_id,
+            project: &req.project,
+            mode: req.mode,
+            via: req.via,
+            sql: &req.sql,
+            plan_digest: String::new(),
+            tables: Vec::new(),
+            rows: 0,
+            result_digest: String::new(),
+            outcome: Status::Error,
+            message: String::new(),
+            plan_ms: 0,
+            exec_ms: 0,
+            total_ms: 0,
+        };
+        let mut result = self.run(req, &query_id, &mut audit).await;
+        match &result {
+            Err(e) if e.status() == Status::Refused => tracing::info!(reason = %e, "query refused"),
+            Err(e) => tracing::warn!(error = %e, "query failed"),
+            Ok(o) => tracing::info!(rows = o.row_count, status = ?o.status, "query done"),
+        }
+        let (status, message) = match &result {
+            Ok(o) => (o.status, o.message.clone()),
+            Err(e) => (e.status(), e.public_message()),
+        };
+        audit.outcome = status;
+        audit.message = message;
+        audit.total_ms = ms(started.elapsed());
+        if let Err(e) = self.audit.append(&req.user, "query", &audit).await {
+            tracing::error!(error = %e, "audit append failed; withholding the result");
+            result = Err(SandboxError::Audit(e));
+        }
+        match result {
+            Ok(mut o) => {
+                o.query_id = query_id;
+                o
+            }
+            Err(e) => QueryOutcome::failed(query_id, e.status(), e.public_message()),
+        }
+    }
+
+    async fn acquire(
+        &self,
+        project: &str,
+    ) -> Result<
+        (
+            tokio::sync::OwnedSemaphorePermit,
+            tokio::sync::OwnedSemaphorePermit,
+        ),
+        SandboxError,
+    > {
+        let wait = Duration::from_millis(self.limits.queue_wait_ms);
+        let per = {
+            let mut map = self.per_project.lock().await;
+            map.entry(project.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.limits.concurrent_per_project)))
+                .clone()
+        };
+        let busy = || SandboxError::Busy("too many queries are running; try again shortly".into());
+        let p = tokio::time::timeout(wait, per.acquire_owned())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        let o = tokio::time::timeout(wait, self.overall.clone().acquire_owned())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        Ok((p, o))
+    }
+
+    async fn run(
+        &self,
+        req: &QueryRequest,
+        query_id: &str,
+        audit: &mut QueryAudit<'_>,
+    ) -> Result<QueryOutcome, SandboxError> {
+        let spec = self.open_project(&req.project).await?;
+        let action = match req.mode {
+            Mode::Dummy => Action::QueryDummy,
+            Mode::Real => Action::QueryReal,
+        };
+        if !self.authz.allows(&req.user, &req.project, action).await {
+            return Err(SandboxError::Denied(format!(
+                "no open project {} for this user",
+                req.project
+            )));
+        }
+        let _permits = self.acquire(&req.project).await?;
+        let env = self.env(&spec, req.mode).await?;
+        let planning = Instant::now();
+        let checked = guard::check(&env, &self.policy, &req.sql).await?;
+        audit.plan_ms = ms(planning.elapsed());
+        audit.plan_digest = checked.plan_digest.clone();
+        audit.tables = checked.tables.clone();
+        let executing = Instant::now();
+        let outcome = match checked.intent {
+            guard::Intent::Query(plan) => {
+                let (schema, batches, rows) = self.execute(&env, plan).await?;
+                audit.rows = rows;
+                audit.result_digest = outcome::digest(&schema, &batches)?;
+                match req.mode {
+                    Mode::Dummy => QueryOutcome::rows(schema, batches, rows),
+                    Mode::Real => {
+                        let dir = self.project_dir(&req.project).join("real").join("held");
+                        outcome::write_parquet(&dir, query_id, &schema, &batches)?;
+                        QueryOutcome::held(schema, rows)
+                    }
+                }
+            }
+            guard::Intent::CreateWork {
+                name,
+                replace,
+                plan,
+            } => {
+                self.require_workspace(req).await?;
+                let _w = self.work_lock.lock().await;
+                if env.has_work_table(&name) && !replace {
+                    return Err(SandboxError::Refused(format!(
+                        "work.{name} exists; use CREATE OR REPLACE TABLE"
+                    )));
+                }
+                let (schema, batches, rows) = self.execute(&env, plan).await?;
+                audit.rows = rows;
+                audit.result_digest = outcome::digest(&schema, &batches)?;
+                outcome::write_parquet(&env.workspace_dir, &name, &schema, &batches)?;
+                env.register_work(&name).await?;
+                QueryOutcome::message(format!(
+                    "created work.{name} ({rows} rows); it stays in the project workspace"
+                ))
+            }
+            guard::Intent::DropWork { name, if_exists } => {
+                self.require_workspace(req).await?;
+                let _w = self.work_lock.lock().await;
+                if !env.drop_work(&name)? && !if_exists {
+                    return Err(SandboxError::Refused(format!("work.{name} does not exist")));
+                }
+                QueryOutcome::message(format!("dropped work.{name}"))
+            }
+        };
+        audit.exec_ms = ms(executing.elapsed());
+        Ok(outcome)
+    }
+
+    async fn require_workspace(&self, req: &QueryRequest) -> Result<(), SandboxError> {
+        if self
+            .authz
+            .allows(&req.user, &req.project, Action::WriteWorkspace)
+            .await
+        {
+            Ok(())
+        } else {
+            Err(SandboxError::Denied(
+                "writing to this project's workspace".into(),
+            ))
+        }
+    }
+
+    /// Runs a checked plan with the query's own memory pool and time limit, keeping at most
+    /// `max_result_rows` rows (more is an error, never a silent cut).
+    async fn execute(
+        &self,
+        env: &ProjectEnv,
+        plan: datafusion::logical_expr::LogicalPlan,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>, usize), SandboxError> {
+        let memory = self.limits.memory_per_query_mb << 20;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(memory)))
+            .build_arc()?;
+        let state = SessionStateBuilder::new_from_existing(env.ctx.state())
+            .with_runtime_env(runtime)
+            .build();
+        let max_rows = self.limits.max_result_rows;
+        let engine = self.engine.clone();
+        // The plan runs in a task of its own, so that the caller answers at the time limit
+        // even while an operator is busy between yields; the task is aborted at its next one.
+        let mut task = tokio::spawn(async move {
+            let mut stream = engine.execute(&state, plan).await?;
+            let schema = stream.schema();
+            let mut batches = Vec::new();
+            let mut rows = 0usize;
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                rows += batch.num_rows();
+                if rows > max_rows {
+                    return Err(SandboxError::Limit(format!(
+                        "the result has more than {max_rows} rows; aggregate further or keep it in the workspace"
+                    )));
+                }
+                batches.push(batch);
+            }
+            Ok((schema, batches, rows))
+        });
+        let limit = Duration::from_secs(self.limits.timeout_seconds);
+        match tokio::time::timeout(limit, &mut task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(SandboxError::Unavailable(format!("query task ended: {e}"))),
+            Err(_) => {
+                task.abort();
+                Err(SandboxError::Cancelled(format!(
+                    "the query ran longer than its {} s limit",
+                    self.limits.timeout_seconds
+                )))
+            }
+        }
+    }
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<DeletedFile>) -> Result<(), SandboxError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            collect_files(root, &path, out)?;
+        } else {
+            let bytes = std::fs::read(&path)?;
+            use sha2::Digest;
+            out.push(DeletedFile {
+                path: path
+                    .strip_prefix(root)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned(),
+                bytes: bytes.len() as u64,
+                sha256: niji_pseudo::hex32(&sha2::Sha256::digest(&bytes).into()),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! What a query gives back, and how results are kept (held results, workspace tables).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::SandboxError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Dummy data, or a statement such as a workspace write: the rows (if any) are here.
+    Ok,
+    /// Real data: kept inside until disclosure control passes it.
+    Held,
+    Released,
+    Suppressed,
+    Refused,
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnInfo {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub data_type: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueryOutcome {
+    pub query_id: String,
+    pub status: Status,
+    pub columns: Vec<ColumnInfo>,
+    pub schema: Option<SchemaRef>,
+    /// Only for `Ok`: the rows themselves.
+    pub batches: Vec<RecordBatch>,
+    pub row_count: usize,
+    pub message: String,
+}
+
+pub fn new_query_id() -> String {
+    let mut raw = [0u8; 8];
+    if getrandom::fill(&mut raw).is_err() {
+        // The id only has to be unique in the log; the clock is a fallback.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        raw = (nanos as u64).to_be_bytes();
+    }
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn columns_of(schema: &Schema) -> Vec<ColumnInfo> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| ColumnInfo {
+            name: f.name().clone(),
+            data_type: f.data_type().to_string(),
+        })
+        .collect()
+}
+
+impl QueryOutcome {
+    pub fn rows(schema: SchemaRef, batches: Vec<RecordBatch>, rows: usize) -> Self {
+        Self {
+            query_id: String::new(),
+            status: Status::Ok,
+            columns: columns_of(&schema),
+            schema: Some(schema),
+            batches,
+            row_count: rows,
+            message: format!("{rows} rows (dummy data)"),
+        }
+    }
+
+    pub fn held(schema: SchemaRef, rows: usize) -> Self {
+        Self {
+            query_id: String::new(),
+            status: Status::Held,
+            columns: columns_of(&schema),
+            schema: Some(schema),
+            batches: Vec::new(),
+            row_count: rows,
+            message:
+                "result held inside the Visiting environment until disclosure control releases it"
+                    .into(),
+        }
+    }
+
+    pub fn message(message: String) -> Self {
+        Self {
+            query_id: String::new(),
+            status: Status::Ok,
+            columns: Vec::new(),
+            schema: None,
+            batches: Vec::new(),
+            row_count: 0,
+            message,
+        }
+    }
+
+    pub fn failed(query_id: String, status: Status, message: String) -> Self {
+        Self {
+            query_id,
+            status,
+            columns: Vec::new(),
+            schema: None,
+            batches: Vec::new(),
+            row_count: 0,
+            message,
+        }
+    }
+
+    /// One JSON object: `status`, `query_id`, `columns`, `rows` (arrays in column order),
+    /// `row_count`, `message`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut rows: Vec<serde_json::Value> = Vec::new();
+        if !self.batches.is_empty() {
+            let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+            let refs: Vec<&RecordBatch> = self.batches.iter().collect();
+            let objects: Vec<serde_json::Map<String, serde_json::Value>> = writer
+                .write_batches(&refs)
+                .ok()
+                .and_then(|_| writer.finish().ok())
+                .and_then(|_| serde_json::from_slice(&writer.into_inner()).ok())
+                .unwrap_or_default();
+            rows = objects
+                .into_iter()
+                .map(|mut o| {
+                    serde_json::Value::Array(
+                        self.columns
+                            .iter()
+                            .map(|c| o.remove(&c.name).unwrap_or(serde_json::Value::Null))
+                            .collect(),
+                    )
+                })
+                .collect();
+        }
+        serde_json::json!({
+            "status": self.status,
+            "query_id": self.query_id,
+            "columns": self.columns,
+            "rows": rows,
+            "row_count": self.row_count,
+            "message": self.message,
+        })
+    }
+
+    /// The rows as a text table (or the message when there are none).
+    pub fn to_table(&self) -> String {
+        if self.batches.is_empty() {
+            return format!("{}: {}", status_word(self.status), self.message);
+        }
+        match arrow::util::pretty::pretty_format_batches(&self.batches) {
+            Ok(t) => format!("{t}\n{}", self.message),
+            Err(_) => self.message.clone(),
+        }
+    }
+}
+
+fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Ok => "ok",
+        Status::Held => "held",
+        Status::Released => "released",
+        Status::Suppressed => "suppressed",
+        Status::Refused => "refused",
+        Status::Error => "error",
+    }
+}
+
+struct HashingWriter(Sha256);
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// SHA-256 of the result as an Arrow IPC stream: the same rows give the same digest.
+pub fn digest(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<String, SandboxError> {
+    let mut w = arrow::ipc::writer::StreamWriter::try_new(HashingWriter(Sha256::new()), schema)
+        .map_err(|e| SandboxError::Engine(e.into()))?;
+    for b in batches {
+        w.write(b).map_err(|e| SandboxError::Engine(e.into()))?;
+    }
+    w.finish().map_err(|e| SandboxError::Engine(e.into()))?;
+    let inner = w.into_inner().map_err(|e| SandboxError::Engine(e.into()))?;
+    Ok(niji_pseudo::hex32(&inner.0.finalize().into()))
+}
+
+/// Writes `<dir>/<name>.parquet` atomically: a hidden temporary file renamed into place, so a
+/// reader (or a crash) never sees half a table.
+pub fn write_parquet(
+    dir: &Path,
+    name: &str,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<(), SandboxError> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let file = std::fs::File::create(&tmp)?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let mut writer = ArrowWriter::try_new(file, Arc::clone(schema), Some(props))?;
+    for b in batches {
+        writer.write(b)?;
+    }
+    writer.into_inner()?.sync_all()?;
+    std::fs::rename(&tmp, dir.join(format!("{name}.parquet")))?;
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! A small working environment from nothing: a custodian key, a synthetic store ingested under
+//! it, the users alice, bob and carol, the example project (alice, bob) and a copy of it named
+//! `other-study` without linkage (carol). Used by the tests of every layer above the sandbox.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use niji_governance::{Member, MemberRole, ProjectSpec, UserRole};
+use niji_pseudo::CustodianKey;
+
+use crate::{LocalEngine, SandboxError, Settings, Visiting};
+
+pub const PROJECT: &str = "copay-2022";
+pub const OTHER: &str = "other-study";
+
+#[derive(Debug)]
+pub struct Seeded {
+    pub visiting: Arc<Visiting>,
+    pub settings: Settings,
+    /// API token of each user.
+    pub tokens: BTreeMap<String, String>,
+}
+
+/// The example spec of the checkout at `repo`.
+pub fn example_spec(repo: &Path) -> Result<ProjectSpec, SandboxError> {
+    let path = repo.join("sandbox/examples/project.toml");
+    let text = std::fs::read_to_string(&path)?;
+    Ok(ProjectSpec::from_toml(&text)?)
+}
+
+/// Builds everything under `root` from the checkout at `repo`; `limits` (TOML text) replaces
+/// `sandbox/limits.toml` when given.
+pub async fn seed(
+    root: &Path,
+    repo: &Path,
+    persons: u64,
+    limits: Option<&str>,
+) -> Result<Seeded, SandboxError> {
+    let limits_file: PathBuf = match limits {
+        Some(text) => {
+            std::fs::create_dir_all(root)?;
+            let p = root.join("limits.toml");
+            std::fs::write(&p, text)?;
+            p
+        }
+        None => repo.join("sandbox/limits.toml"),
+    };
+    let settings = Settings {
+        data_dir: root.join("data"),
+        key_file: root.join("keys/custodian.key"),
+        catalog_dir: repo.join("catalog"),
+        policies_dir: repo.join("policies"),
+        limits_file,
+    };
+    let key = CustodianKey::init(&settings.key_file, &settings.data_dir)
+        .map_err(|e| SandboxError::Config(e.to_string()))?;
+    let catalog = niji_catalog::Catalog::load(&settings.catalog_dir)
+        .map_err(|e| SandboxError::Config(e.to_string()))?;
+    let raw = root.join("synth");
+    let data = settings.data_dir.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), SandboxError> {
+        let cfg = niji_synth::SynthConfig::new(persons, 7, raw.clone());
+        niji_synth::generate(&cfg, &|_, _| {}).map_err(|e| SandboxError::Dummy(e.to_string()))?;
+        let opts = niji_ingest::IngestOptions::new(raw.join("raw"), data);
+        niji_ingest::ingest(&catalog, &key, &opts, &|_| {})
+            .map_err(|e| SandboxError::Dummy(e.to_string()))?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| SandboxError::Dummy(e.to_string()))??;
+    let visiting = Arc::new(Visiting::open(settings.clone(), Arc::new(LocalEngine)).await?);
+    let mut tokens = BTreeMap::new();
+    for name in ["alice", "bob", "carol"] {
+        tokens.insert(
+            name.to_string(),
+            visiting
+                .add_user("test", name, UserRole::Researcher)
+                .await?,
+        );
+    }
+    let spec = example_spec(repo)?;
+    visiting.create_project("test", &spec).await?;
+    let mut other = spec;
+    other.id = OTHER.into();
+    other.linkage.clear();
+    other.members = vec![Member {
+        user: "carol".into(),
+        role: MemberRole::Lead,
+    }];
+    visiting.create_project("test", &other).await?;
+    Ok(Seeded {
+        visiting,
+        settings,
+        tokens,
+    })
+}

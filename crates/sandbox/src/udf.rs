@@ -1,0 +1,253 @@
+//! The functions niji puts inside a project's views. They are never on the researcher's
+//! allowlist: they exist only in view plans, which the researcher's plan cannot see into.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, StringArray, StringViewArray, UInt32Array, UInt64Array,
+};
+use arrow::datatypes::DataType;
+use datafusion::common::{DataFusionError, Result, exec_err};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use niji_pseudo::ProjectPseudonyms;
+use siphasher::sip::SipHasher13;
+
+/// `person_idx` (UInt32) → project pseudonym (UInt64): one array lookup per row in the
+/// dictionary built for the project and linkage group. A person outside the dictionary gets
+/// null rather than a guessed value.
+#[derive(Debug)]
+pub struct PseudonymUdf {
+    /// `project/group`: identity for plan equality (the dictionary is derived from it).
+    label: String,
+    dictionary: Arc<ProjectPseudonyms>,
+    signature: Signature,
+}
+
+impl PseudonymUdf {
+    pub fn new_udf(label: String, dictionary: Arc<ProjectPseudonyms>) -> ScalarUDF {
+        ScalarUDF::from(Self {
+            label,
+            dictionary,
+            signature: Signature::exact(vec![DataType::UInt32], Volatility::Immutable),
+        })
+    }
+}
+
+impl PartialEq for PseudonymUdf {
+    fn eq(&self, other: &Self) -> bool {
+        self.label == other.label
+    }
+}
+impl Eq for PseudonymUdf {}
+impl Hash for PseudonymUdf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.label.hash(state);
+    }
+}
+
+fn one_array(args: ScalarFunctionArgs) -> Result<ArrayRef> {
+    let rows = args.number_rows;
+    match args.args.into_iter().next() {
+        Some(v) => v.into_array(rows),
+        None => exec_err!("missing argument"),
+    }
+}
+
+impl ScalarUDFImpl for PseudonymUdf {
+    fn name(&self) -> &str {
+        "niji_pseudonym"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::UInt64)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let input = one_array(args)?;
+        let idx = input
+            .as_any()
+            .downcast_ref::<UInt32Array>()
+            .ok_or_else(|| DataFusionError::Internal("person index is not UInt32".into()))?;
+        let out: UInt64Array = idx
+            .iter()
+            .map(|i| i.and_then(|i| self.dictionary.get(i)))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// Text record key → project record key (UInt64), keyed SipHash-1-3 with a key derived per
+/// project: joins between a project's tables still work, joins with another project's output
+/// do not, and a 64-bit key groups faster than the text.
+#[derive(Debug)]
+pub struct RecordKeyUdf {
+    label: String,
+    key: (u64, u64),
+    signature: Signature,
+}
+
+impl RecordKeyUdf {
+    pub fn new_udf(label: String, key: [u8; 16]) -> ScalarUDF {
+        let (a, b) = key.split_at(8);
+        let word = |s: &[u8]| u64::from_le_bytes(s.try_into().unwrap_or([0; 8]));
+        ScalarUDF::from(Self {
+            label,
+            key: (word(a), word(b)),
+            signature: Signature::uniform(
+                1,
+                vec![DataType::Utf8, DataType::Utf8View],
+                Volatility::Immutable,
+            ),
+        })
+    }
+
+    fn hash_one(&self, s: &str) -> u64 {
+        let mut h = SipHasher13::new_with_keys(self.key.0, self.key.1);
+        h.write(s.as_bytes());
+        h.finish()
+    }
+}
+
+impl PartialEq for RecordKeyUdf {
+    fn eq(&self, other: &Self) -> bool {
+        self.label == other.label
+    }
+}
+impl Eq for RecordKeyUdf {}
+impl Hash for RecordKeyUdf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.label.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for RecordKeyUdf {
+    fn name(&self) -> &str {
+        "niji_record_key"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::UInt64)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let input = one_array(args)?;
+        let any = input.as_any();
+        let out: UInt64Array = if let Some(a) = any.downcast_ref::<StringViewArray>() {
+            a.iter().map(|s| s.map(|s| self.hash_one(s))).collect()
+        } else if let Some(a) = any.downcast_ref::<StringArray>() {
+            a.iter().map(|s| s.map(|s| self.hash_one(s))).collect()
+        } else {
+            return exec_err!("record key is not text");
+        };
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// `person_idx` → whether the person is in the project's approved cohort (a bitmap).
+#[derive(Debug)]
+pub struct CohortUdf {
+    label: String,
+    members: Arc<Vec<u64>>,
+    signature: Signature,
+}
+
+impl CohortUdf {
+    /// `members` is a bitmap over person indexes.
+    pub fn new_udf(label: String, members: Arc<Vec<u64>>) -> ScalarUDF {
+        ScalarUDF::from(Self {
+            label,
+            members,
+            signature: Signature::exact(vec![DataType::UInt32], Volatility::Immutable),
+        })
+    }
+
+    /// Bitmap of the given person indexes.
+    pub fn bitmap(indexes: impl IntoIterator<Item = u32>) -> Vec<u64> {
+        let mut bits: Vec<u64> = Vec::new();
+        for i in indexes {
+            let word = (i / 64) as usize;
+            if bits.len() <= word {
+                bits.resize(word + 1, 0);
+            }
+            bits[word] |= 1 << (i % 64);
+        }
+        bits
+    }
+}
+
+impl PartialEq for CohortUdf {
+    fn eq(&self, other: &Self) -> bool {
+        self.label == other.label
+    }
+}
+impl Eq for CohortUdf {}
+impl Hash for CohortUdf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.label.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for CohortUdf {
+    fn name(&self) -> &str {
+        "niji_in_cohort"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let input = one_array(args)?;
+        let idx = input
+            .as_any()
+            .downcast_ref::<UInt32Array>()
+            .ok_or_else(|| DataFusionError::Internal("person index is not UInt32".into()))?;
+        // A row without a person is in no cohort.
+        let out: BooleanArray = idx
+            .iter()
+            .map(|i| {
+                Some(i.is_some_and(|i| {
+                    self.members
+                        .get((i / 64) as usize)
+                        .is_some_and(|w| w & (1 << (i % 64)) != 0)
+                }))
+            })
+            .collect();
+        debug_assert_eq!(out.len(), idx.len());
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cohort_bitmap_marks_exactly_its_members() {
+        let bits = CohortUdf::bitmap([0, 63, 64, 1000]);
+        let has = |i: u32| {
+            bits.get((i / 64) as usize)
+                .is_some_and(|w| w & (1 << (i % 64)) != 0)
+        };
+        assert!(has(0) && has(63) && has(64) && has(1000));
+        assert!(!has(1) && !has(65) && !has(999) && !has(5000));
+    }
+
+    #[test]
+    fn record_keys_differ_across_project_keys_and_agree_within_one() {
+        let udf = |k: u8| RecordKeyUdf {
+            label: String::new(),
+            key: (u64::from(k), 7),
+            signature: Signature::exact(vec![], Volatility::Immutable),
+        };
+        assert_eq!(udf(1).hash_one("R0001"), udf(1).hash_one("R0001"));
+        assert_ne!(udf(1).hash_one("R0001"), udf(2).hash_one("R0001"));
+        assert_ne!(udf(1).hash_one("R0001"), udf(1).hash_one("R0002"));
+    }
+}

@@ -1,0 +1,558 @@
+//! A project's catalog: one view per approved table (approved columns, approved rows, persons
+//! as the project pseudonym) and the project's workspace, in a DataFusion context built for
+//! that project alone. Views are opaque table providers: a researcher's plan shows a scan of
+//! `ndb.receipts`, never the Parquet files, the person index or the functions behind it.
+
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, Session, TableProvider};
+use datafusion::common::{Column, JoinType, Result as DfResult, ScalarValue};
+use datafusion::logical_expr::TableType;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{
+    Expr, LogicalPlan, LogicalPlanBuilder, ScalarUDF, TableProviderFilterPushDown, col, lit,
+};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use niji_catalog::{Catalog, ColumnType, Role, Table};
+use niji_governance::{PSEUDONYM_COLUMN, ProjectSpec};
+use niji_ingest::linkage::Registry;
+use niji_ingest::store::Store;
+use niji_pseudo::{CivilDate, CustodianKey, ProjectPseudonyms};
+
+use crate::udf::{CohortUdf, PseudonymUdf, RecordKeyUdf};
+use crate::{Limits, Mode, SandboxError};
+
+/// Catalog name of every project context; schemas are database names and `work`.
+pub const CATALOG: &str = "niji";
+pub const WORKSPACE: &str = "work";
+
+/// An approved table or a workspace table as the project sees it.
+#[derive(Debug)]
+pub struct ProjectView {
+    pub name: String,
+    schema: SchemaRef,
+    plan: LogicalPlan,
+    kind: TableType,
+}
+
+impl ProjectView {
+    /// `plan` must output unqualified columns (the view's schema).
+    fn new(name: String, plan: LogicalPlan, kind: TableType) -> Self {
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        Self {
+            name,
+            schema,
+            plan,
+            kind,
+        }
+    }
+}
+
+fn unqualified(expr: Expr) -> DfResult<Expr> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    expr.transform(|e| {
+        Ok(match e {
+            Expr::Column(c) => Transformed::yes(Expr::Column(Column::new_unqualified(c.name))),
+            other => Transformed::no(other),
+        })
+    })
+    .map(|t| t.data)
+}
+
+#[async_trait]
+impl TableProvider for ProjectView {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.kind
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let mut builder = LogicalPlanBuilder::from(self.plan.clone());
+        let filters = filters
+            .iter()
+            .cloned()
+            .map(unqualified)
+            .collect::<DfResult<Vec<_>>>()?;
+        if let Some(predicate) = conjunction(filters) {
+            builder = builder.filter(predicate)?;
+        }
+        if let Some(indexes) = projection {
+            builder =
+                builder.project(indexes.iter().map(|&i| {
+                    Expr::Column(Column::new_unqualified(self.schema.field(i).name()))
+                }))?;
+        }
+        if let Some(n) = limit {
+            builder = builder.limit(0, Some(n))?;
+        }
+        state.create_physical_plan(&builder.build()?).await
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Filters on view columns are applied inside the view's own plan (so they reach the
+        // Parquet scan), exactly as written.
+        Ok(vec![TableProviderFilterPushDown::Exact; filters.len()])
+    }
+}
+
+/// The project's own context over one store (real or dummy).
+pub struct ProjectEnv {
+    pub spec: ProjectSpec,
+    pub mode: Mode,
+    pub ctx: SessionContext,
+    /// `db.table` of every approved view.
+    pub views: BTreeSet<String>,
+    pub workspace_dir: PathBuf,
+    work_schema: Arc<MemorySchemaProvider>,
+}
+
+impl std::fmt::Debug for ProjectEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectEnv")
+            .field("project", &self.spec.id)
+            .field("mode", &self.mode)
+            .field("views", &self.views)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The pieces a view is built from, shared by all views of one project.
+struct Builder<'a> {
+    spec: &'a ProjectSpec,
+    catalog: &'a Catalog,
+    store: Store,
+    internal: SessionContext,
+    pseudonyms: BTreeMap<String, ScalarUDF>,
+    record_key: ScalarUDF,
+    cohort: Option<ScalarUDF>,
+}
+
+fn fiscal_year(yyyymm: i32) -> i32 {
+    let (y, m) = (yyyymm / 100, yyyymm % 100);
+    if m >= 4 { y } else { y - 1 }
+}
+
+fn month_start(yyyymm: i32) -> DfResult<i32> {
+    let d = CivilDate::new(yyyymm / 100, (yyyymm % 100) as u32, 1)
+        .map_err(|e| datafusion::error::DataFusionError::Plan(e.to_string()))?;
+    Ok(d.days_since_epoch())
+}
+
+impl Builder<'_> {
+    async fn scan(&self, db: &str, table: &str) -> Result<LogicalPlan, SandboxError> {
+        let dir = self.store.table_dir(db, table);
+        if self.store.manifest(db, table).ok().flatten().is_none() {
+            // Fail closed: an approved table that was never ingested is not silently empty.
+            return Err(SandboxError::Unavailable(format!(
+                "{db}.{table} is approved but not in the store"
+            )));
+        }
+        let path = dir.to_string_lossy().into_owned();
+        let df = self
+            .internal
+            .read_parquet(path, ParquetReadOptions::default())
+            .await?;
+        Ok(df.into_unoptimized_plan())
+    }
+
+    fn table(&self, db: &str, name: &str) -> Result<&Table, SandboxError> {
+        self.catalog
+            .database(db)
+            .ok()
+            .and_then(|d| d.tables.iter().find(|t| t.name == name))
+            .ok_or_else(|| SandboxError::Unavailable(format!("{db}.{name} is not in the catalog")))
+    }
+
+    /// Row filters of a person-level table: the approved period and the cohort.
+    fn row_filter(&self, table: &Table) -> Result<Option<Expr>, SandboxError> {
+        let mut parts: Vec<Expr> = self.period_filter(table)?.into_iter().collect();
+        if let Some(cohort) = &self.cohort {
+            parts.push(cohort.call(vec![col("person_idx")]));
+        }
+        Ok(conjunction(parts))
+    }
+
+    /// The approved data period on the table's period column.
+    fn period_filter(&self, table: &Table) -> Result<Option<Expr>, SandboxError> {
+        let mut parts = Vec::new();
+        if let Some(period) = &self.spec.period {
+            let (from, to) = period.months()?;
+            let column = table.period_column.as_deref().ok_or_else(|| {
+                SandboxError::Unavailable(format!("{} has no period column", table.name))
+            })?;
+            let c = table.column(column).map(|c| c.ty);
+            let between = match c {
+                Some(ColumnType::YearMonth) => col(column).between(lit(from), lit(to)),
+                Some(ColumnType::Int32) => {
+                    col(column).between(lit(fiscal_year(from)), lit(fiscal_year(to)))
+                }
+                Some(ColumnType::Date) => {
+                    let next = if to % 100 == 12 {
+                        (to / 100 + 1) * 100 + 1
+                    } else {
+                        to + 1
+                    };
+                    let start = month_start(from)?;
+                    let end = month_start(next)? - 1;
+                    col(column).between(
+                        lit(ScalarValue::Date32(Some(start))),
+                        lit(ScalarValue::Date32(Some(end))),
+                    )
+                }
+                _ => {
+                    return Err(SandboxError::Unavailable(format!(
+                        "period column {column} of {} is not a date",
+                        table.name
+                    )));
+                }
+            };
+            parts.push(between);
+        }
+        Ok(conjunction(parts))
+    }
+
+    /// The filtered rows of a person-level table (all its stored columns).
+    async fn approved_rows(&self, db: &str, table: &Table) -> Result<LogicalPlan, SandboxError> {
+        let mut b = LogicalPlanBuilder::from(self.scan(db, &table.name).await?);
+        if let Some(f) = self.row_filter(table)? {
+            b = b.filter(f)?;
+        }
+        Ok(b.build()?)
+    }
+
+    async fn view(
+        &self,
+        db: &str,
+        name: &str,
+        columns: &[String],
+    ) -> Result<ProjectView, SandboxError> {
+        let table = self.table(db, name)?;
+        let mut rows = if table.is_person_level() {
+            self.approved_rows(db, table).await?
+        } else {
+            self.scan(db, name).await?
+        };
+        if let Some(link) = &table.parent {
+            if self.spec.period.is_some() || self.spec.cohort.is_some() {
+                // Details follow their parent record: only those of approved parent rows.
+                let parent = self.table(db, &link.table)?;
+                let keys = LogicalPlanBuilder::from(self.approved_rows(db, parent).await?)
+                    .project(vec![col("record_key")])?
+                    .alias("parent")?
+                    .build()?;
+                rows = LogicalPlanBuilder::from(rows)
+                    .alias("detail")?
+                    .join(
+                        keys,
+                        JoinType::LeftSemi,
+                        (
+                            vec![Column::new(Some("detail"), link.key.as_str())],
+                            vec![Column::new(Some("parent"), "record_key")],
+                        ),
+                        None,
+                    )?
+                    .build()?;
+            }
+        }
+        let parent_key = table.parent.as_ref().map(|l| l.key.as_str());
+        let mut exprs = Vec::with_capacity(columns.len() + 1);
+        for name in columns {
+            let c = table.column(name).ok_or_else(|| {
+                SandboxError::Unavailable(format!("{db}.{} has no column {name}", table.name))
+            })?;
+            let source = Expr::Column(Column::new_unqualified(name.as_str()));
+            let e = if c.role == Some(Role::RecordKey) || Some(name.as_str()) == parent_key {
+                self.record_key.call(vec![source])
+            } else {
+                source
+            };
+            exprs.push(e.alias(name.as_str()));
+        }
+        if table.is_person_level() {
+            let group = self.spec.linkage_group(db);
+            let udf = self.pseudonyms.get(&group).ok_or_else(|| {
+                SandboxError::Unavailable(format!("no pseudonyms for linkage group {group}"))
+            })?;
+            exprs.push(udf.call(vec![col("person_idx")]).alias(PSEUDONYM_COLUMN));
+        }
+        let plan = LogicalPlanBuilder::from(rows).project(exprs)?.build()?;
+        Ok(ProjectView::new(
+            format!("{db}.{name}"),
+            plan,
+            TableType::View,
+        ))
+    }
+
+    /// Person indexes of the cohort: persons with an approved code in the source column within
+    /// the period (details are matched through their parent record's person).
+    async fn cohort_members(&self) -> Result<Option<Vec<u32>>, SandboxError> {
+        let Some(cohort) = &self.spec.cohort else {
+            return Ok(None);
+        };
+        let mut parts = cohort.source.splitn(3, '.');
+        let (db, name, column) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(d), Some(t), Some(c)) => (d, t, c),
+            _ => return Err(SandboxError::Unavailable("cohort source".into())),
+        };
+        let table = self.table(db, name)?;
+        let matches = conjunction_or(
+            cohort
+                .codes
+                .iter()
+                .map(|code| col(column).like(lit(format!("{}%", escape_like(code))))),
+        );
+        let persons = if let Some(link) = &table.parent {
+            let parent = self.table(db, &link.table)?;
+            let details = LogicalPlanBuilder::from(self.scan(db, name).await?)
+                .filter(matches)?
+                .project(vec![col(link.key.as_str())])?
+                .alias("detail")?
+                .build()?;
+            let mut parent_rows = LogicalPlanBuilder::from(self.scan(db, &parent.name).await?);
+            if let Some(f) = self.period_filter(parent)? {
+                parent_rows = parent_rows.filter(f)?;
+            }
+            parent_rows
+                .alias("parent")?
+                .join(
+                    details,
+                    JoinType::LeftSemi,
+                    (
+                        vec![Column::new(Some("parent"), "record_key")],
+                        vec![Column::new(Some("detail"), link.key.as_str())],
+                    ),
+                    None,
+                )?
+                .build()?
+        } else {
+            let mut b = LogicalPlanBuilder::from(self.scan(db, name).await?).filter(matches)?;
+            if let Some(f) = self.period_filter(table)? {
+                b = b.filter(f)?;
+            }
+            b.build()?
+        };
+        let distinct = LogicalPlanBuilder::from(persons)
+            .filter(col("person_idx").is_not_null())?
+            .project(vec![col("person_idx")])?
+            .distinct()?
+            .build()?;
+        let batches = self
+            .internal
+            .execute_logical_plan(distinct)
+            .await?
+            .collect()
+            .await?;
+        let mut out = Vec::new();
+        for b in &batches {
+            let a = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::UInt32Array>()
+                .ok_or_else(|| SandboxError::Unavailable("person index is not UInt32".into()))?;
+            out.extend(a.iter().flatten());
+        }
+        Ok(Some(out))
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+fn conjunction_or(exprs: impl Iterator<Item = Expr>) -> Expr {
+    exprs.reduce(Expr::or).unwrap_or_else(|| lit(false))
+}
+
+/// Session settings of every project context: no recursive CTEs (a runaway by construction),
+/// no URL tables (off by default and never switched on), information_schema over the project's
+/// own catalog only.
+pub fn session_config(limits: &Limits) -> SessionConfig {
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema(CATALOG, WORKSPACE)
+        .with_create_default_catalog_and_schema(true);
+    if limits.target_partitions > 0 {
+        config = config.with_target_partitions(limits.target_partitions);
+    }
+    config.options_mut().execution.enable_recursive_ctes = false;
+    config
+}
+
+impl ProjectEnv {
+    /// Builds the context of `spec` over the store in `data_dir` (the real store, or the dummy
+    /// one), keyed by `key` (the custodian key, or the dummy store's key).
+    pub async fn build(
+        spec: &ProjectSpec,
+        mode: Mode,
+        catalog: &Catalog,
+        data_dir: &Path,
+        key: &CustodianKey,
+        limits: &Limits,
+        workspace_dir: PathBuf,
+    ) -> Result<Self, SandboxError> {
+        let store = Store::new(data_dir);
+        let registry = Registry::load(&store.registry_dir(), &key.version())
+            .map_err(|e| SandboxError::Unavailable(format!("person registry: {e}")))?;
+        let ids: Arc<Vec<[u8; 32]>> = Arc::new(registry.ids().to_vec());
+        let label = format!("{}/{}", spec.id, mode.as_str());
+        let mut pseudonyms = BTreeMap::new();
+        for db in spec.databases() {
+            let group = spec.linkage_group(db);
+            if pseudonyms.contains_key(&group) {
+                continue;
+            }
+            let dictionary = ProjectPseudonyms::build(key, &spec.id, &group, &ids)
+                .map_err(|e| SandboxError::Unavailable(e.to_string()))?;
+            pseudonyms.insert(
+                group.clone(),
+                PseudonymUdf::new_udf(format!("{label}/{group}"), Arc::new(dictionary)),
+            );
+        }
+        let record_key_bytes =
+            key.derive_labelled(format!("niji/project-record-key/v1\u{1f}{}", spec.id).as_bytes());
+        let mut rk = [0u8; 16];
+        rk.copy_from_slice(&record_key_bytes[..16]);
+        let internal = SessionContext::new_with_config(session_config(limits));
+        let mut builder = Builder {
+            spec,
+            catalog,
+            store,
+            internal,
+            pseudonyms,
+            record_key: RecordKeyUdf::new_udf(label.clone(), rk),
+            cohort: None,
+        };
+        if let Some(members) = builder.cohort_members().await? {
+            tracing::info!(project = %spec.id, mode = mode.as_str(), persons = members.len(), "cohort");
+            builder.cohort = Some(CohortUdf::new_udf(
+                label.clone(),
+                Arc::new(CohortUdf::bitmap(members)),
+            ));
+        }
+
+        let ctx = SessionContext::new_with_config(session_config(limits));
+        let root = ctx
+            .catalog(CATALOG)
+            .ok_or_else(|| SandboxError::Unavailable("project catalog".into()))?;
+        let mut views = BTreeSet::new();
+        let mut schemas: BTreeMap<String, Arc<MemorySchemaProvider>> = BTreeMap::new();
+        for approved in &spec.tables {
+            let (db, name) = approved.parts()?;
+            let view = builder.view(db, name, &approved.columns).await?;
+            let schema = schemas
+                .entry(db.to_string())
+                .or_insert_with(|| Arc::new(MemorySchemaProvider::new()));
+            schema.register_table(name.to_string(), Arc::new(view))?;
+            views.insert(format!("{db}.{name}"));
+        }
+        for (db, schema) in schemas {
+            root.register_schema(&db, schema)?;
+        }
+        let work_schema = Arc::new(MemorySchemaProvider::new());
+        root.register_schema(WORKSPACE, work_schema.clone())?;
+        let env = Self {
+            spec: spec.clone(),
+            mode,
+            ctx,
+            views,
+            workspace_dir,
+            work_schema,
+        };
+        env.load_workspace().await?;
+        Ok(env)
+    }
+
+    fn work_file(&self, name: &str) -> PathBuf {
+        self.workspace_dir.join(format!("{name}.parquet"))
+    }
+
+    async fn load_workspace(&self) -> Result<(), SandboxError> {
+        let Ok(entries) = std::fs::read_dir(&self.workspace_dir) else {
+            return Ok(());
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".parquet").map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        for name in names {
+            self.register_work(&name).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes `work.<name>` (already written) visible.
+    pub async fn register_work(&self, name: &str) -> Result<(), SandboxError> {
+        let path = self.work_file(name).to_string_lossy().into_owned();
+        let plan = self
+            .ctx
+            .read_parquet(path, ParquetReadOptions::default())
+            .await?
+            .into_unoptimized_plan();
+        let exprs: Vec<Expr> = plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| col(Column::new_unqualified(f.name())).alias(f.name()))
+            .collect();
+        let plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
+        let view = ProjectView::new(format!("{WORKSPACE}.{name}"), plan, TableType::Base);
+        self.work_schema.deregister_table(name)?;
+        self.work_schema
+            .register_table(name.to_string(), Arc::new(view))?;
+        Ok(())
+    }
+
+    pub fn has_work_table(&self, name: &str) -> bool {
+        self.work_schema.table_exist(name)
+    }
+
+    pub fn work_tables(&self) -> Vec<String> {
+        let mut names = self.work_schema.table_names();
+        names.sort();
+        names
+    }
+
+    /// Removes `work.<name>` from the catalog and disk; false when it did not exist.
+    pub fn drop_work(&self, name: &str) -> Result<bool, SandboxError> {
+        let existed = self.work_schema.deregister_table(name)?.is_some();
+        match std::fs::remove_file(self.work_file(name)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(existed),
+            Err(e) => Err(SandboxError::Io(e)),
+        }
+    }
+
+    pub fn work_path(&self, name: &str) -> PathBuf {
+        self.work_file(name)
+    }
+
+    /// Whether `provider` is one niji built for a project (a view or a workspace table).
+    pub fn is_project_table(provider: &dyn TableProvider) -> bool {
+        let any: &dyn Any = provider;
+        any.is::<ProjectView>()
+    }
+}

@@ -1,0 +1,79 @@
+//! The seeded environment of [`niji_sandbox::testing`] in a temporary directory.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use niji_sandbox::{Mode, QueryOutcome, QueryRequest, Visiting};
+
+pub use niji_sandbox::testing::{OTHER, PROJECT};
+
+pub fn repo() -> PathBuf {
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo");
+    PathBuf::from(manifest).join("../..")
+}
+
+pub fn spec_text() -> String {
+    std::fs::read_to_string(repo().join("sandbox/examples/project.toml")).expect("example spec")
+}
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub visiting: Arc<Visiting>,
+    pub alice: String,
+    pub bob: String,
+    pub carol: String,
+}
+
+impl Fixture {
+    /// `limits` (TOML text) overrides sandbox/limits.toml when given.
+    pub async fn new(limits: Option<&str>) -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let seeded = niji_sandbox::testing::seed(dir.path(), &repo(), 400, limits)
+            .await
+            .expect("seeded environment");
+        let token = |u: &str| seeded.tokens[u].clone();
+        Fixture {
+            alice: token("alice"),
+            bob: token("bob"),
+            carol: token("carol"),
+            visiting: seeded.visiting,
+            dir,
+        }
+    }
+
+    pub async fn query_as(&self, user: &str, project: &str, mode: Mode, sql: &str) -> QueryOutcome {
+        self.visiting
+            .query(&QueryRequest {
+                user: user.into(),
+                project: project.into(),
+                mode,
+                sql: sql.into(),
+                via: "test",
+            })
+            .await
+    }
+
+    /// alice in the example project.
+    pub async fn query(&self, mode: Mode, sql: &str) -> QueryOutcome {
+        self.query_as("alice", PROJECT, mode, sql).await
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+/// All values of one column as strings (NULL for null).
+pub fn column(outcome: &QueryOutcome, name: &str) -> Vec<String> {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in &outcome.batches {
+        let idx = b.schema().index_of(name).expect("column present");
+        let f = ArrayFormatter::try_new(b.column(idx).as_ref(), &options).expect("formatter");
+        for i in 0..b.num_rows() {
+            out.push(f.value(i).to_string());
+        }
+    }
+    out
+}

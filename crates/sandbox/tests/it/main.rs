@@ -1,0 +1,6 @@
+//! Integration tests of the Visiting environment on a real (small) synthetic store.
+
+mod attacks;
+mod fixture;
+mod projects;
+mod slt;

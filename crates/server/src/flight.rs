@@ -1,0 +1,266 @@
+//! The Arrow Flight SQL endpoint: sign-in by the handshake (HTTP Basic with user and API
+//! token, answered with a bearer session), statements through the sandbox chokepoint. The
+//! project and mode come from the `x-niji-project` and `x-niji-mode` call headers (ADBC:
+//! `adbc.flight.sql.rpc.call_header.x-niji-project`). A dummy result is kept for one `DoGet`
+//! by the user who asked for it; a held, refused or failed outcome is an error status with
+//! the outcome's message.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::server::FlightSqlService;
+use arrow_flight::sql::{
+    Any, CommandGetSqlInfo, CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
+};
+use arrow_flight::{
+    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
+};
+use base64::Engine as _;
+use futures::{Stream, TryStreamExt};
+use niji_sandbox::{Mode, QueryRequest, Status as OutcomeStatus};
+use prost::Message;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::AppState;
+use crate::error::{ServerError, grpc_status};
+
+/// Results wait this long for their `DoGet`.
+const RESULT_TTL: Duration = Duration::from_secs(600);
+
+#[derive(Debug)]
+struct Pending {
+    user: String,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    at: Instant,
+}
+
+#[derive(Clone)]
+pub struct NijiFlightSql {
+    state: Arc<AppState>,
+    pending: Arc<Mutex<HashMap<String, Pending>>>,
+    sql_info: Arc<SqlInfoData>,
+}
+
+impl std::fmt::Debug for NijiFlightSql {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NijiFlightSql").finish_non_exhaustive()
+    }
+}
+
+pub fn service(state: Arc<AppState>) -> FlightServiceServer<NijiFlightSql> {
+    let mut info = SqlInfoDataBuilder::new();
+    info.append(SqlInfo::FlightSqlServerName, "niji Visiting environment");
+    info.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+    info.append(SqlInfo::FlightSqlServerArrowVersion, "1.3");
+    info.append(SqlInfo::FlightSqlServerReadOnly, true);
+    let sql_info = Arc::new(
+        info.build()
+            .unwrap_or_else(|_| SqlInfoDataBuilder::new().build().expect("empty sql info")),
+    );
+    FlightServiceServer::new(NijiFlightSql {
+        state,
+        pending: Arc::new(Mutex::new(HashMap::new())),
+        sql_info,
+    })
+}
+
+fn header<'a, T>(req: &'a Request<T>, name: &str) -> Option<&'a str> {
+    req.metadata().get(name).and_then(|v| v.to_str().ok())
+}
+
+impl NijiFlightSql {
+    fn user<T>(&self, req: &Request<T>) -> Result<String, Status> {
+        header(req, "authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|t| self.state.sessions.user(t.trim()))
+            .ok_or_else(|| ServerError::Unauthenticated.into())
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl FlightSqlService for NijiFlightSql {
+    type FlightService = NijiFlightSql;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<BoxStream<HandshakeResponse>>, Status> {
+        let bad = || Status::unauthenticated("sign in with HTTP Basic: user name and API token");
+        let basic = header(&request, "authorization")
+            .and_then(|v| v.strip_prefix("Basic "))
+            .ok_or_else(bad)?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic.trim())
+            .map_err(|_| bad())?;
+        let text = String::from_utf8(decoded).map_err(|_| bad())?;
+        let (user, token) = text.split_once(':').ok_or_else(bad)?;
+        let user = self
+            .state
+            .visiting
+            .sign_in(user, token, "flight")
+            .await
+            .map_err(|e| Status::from(ServerError::from(e)))?;
+        let session = self
+            .state
+            .sessions
+            .open(&user.name)
+            .map_err(|_| Status::internal("could not open a session"))?;
+        let bearer = MetadataValue::try_from(format!("Bearer {session}"))
+            .map_err(|_| Status::internal("could not open a session"))?;
+        let output = futures::stream::iter(vec![Ok(HandshakeResponse {
+            protocol_version: 0,
+            payload: session.into_bytes().into(),
+        })]);
+        let mut response: Response<BoxStream<HandshakeResponse>> = Response::new(Box::pin(output));
+        response.metadata_mut().insert("authorization", bearer);
+        Ok(response)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let user = self.user(&request)?;
+        let project = header(&request, "x-niji-project")
+            .ok_or_else(|| Status::invalid_argument("set the x-niji-project header"))?
+            .to_string();
+        let mode = match header(&request, "x-niji-mode").unwrap_or("dummy") {
+            "dummy" => Mode::Dummy,
+            "real" => Mode::Real,
+            _ => return Err(Status::invalid_argument("x-niji-mode is dummy or real")),
+        };
+        let span = tracing::info_span!("flight", %user, %project);
+        let _e = span.enter();
+        let outcome = self
+            .state
+            .visiting
+            .query(&QueryRequest {
+                user: user.clone(),
+                project,
+                mode,
+                sql: query.query,
+                via: "flight",
+            })
+            .await;
+        if outcome.status != OutcomeStatus::Ok {
+            return Err(grpc_status(&outcome));
+        }
+        let schema = outcome
+            .schema
+            .clone()
+            .unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
+        let handle = outcome.query_id.clone();
+        {
+            let mut pending = self.pending();
+            pending.retain(|_, p| p.at.elapsed() < RESULT_TTL);
+            pending.insert(
+                handle.clone(),
+                Pending {
+                    user,
+                    schema: schema.clone(),
+                    batches: outcome.batches,
+                    at: Instant::now(),
+                },
+            );
+        }
+        let ticket = TicketStatementQuery {
+            statement_handle: handle.into_bytes().into(),
+        };
+        let endpoint = FlightEndpoint::new().with_ticket(Ticket {
+            ticket: ticket.as_any().encode_to_vec().into(),
+        });
+        let info = FlightInfo::new()
+            .try_with_schema(&schema)
+            .map_err(|_| Status::internal("internal error"))?
+            .with_endpoint(endpoint)
+            .with_descriptor(request.into_inner())
+            .with_total_records(outcome.row_count as i64);
+        Ok(Response::new(info))
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let user = self.user(&request)?;
+        let handle = String::from_utf8(ticket.statement_handle.to_vec())
+            .map_err(|_| Status::invalid_argument("bad ticket"))?;
+        let result = {
+            let mut pending = self.pending();
+            match pending.get(&handle) {
+                // Another user's ticket is treated as unknown.
+                Some(p) if p.user == user => pending.remove(&handle),
+                _ => None,
+            }
+        }
+        .ok_or_else(|| Status::not_found("no such result (already fetched or expired)"))?;
+        let stream = FlightDataEncoderBuilder::new()
+            .with_schema(result.schema)
+            .build(futures::stream::iter(result.batches.into_iter().map(Ok)))
+            .map_err(Status::from);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.user(&request)?;
+        let endpoint = FlightEndpoint::new().with_ticket(Ticket {
+            ticket: query.as_any().encode_to_vec().into(),
+        });
+        let info = FlightInfo::new()
+            .try_with_schema(query.into_builder(&self.sql_info).schema().as_ref())
+            .map_err(|_| Status::internal("internal error"))?
+            .with_endpoint(endpoint)
+            .with_descriptor(request.into_inner());
+        Ok(Response::new(info))
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.user(&request)?;
+        let builder = query.into_builder(&self.sql_info);
+        let schema = builder.schema();
+        let batch = builder.build();
+        let stream = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(futures::stream::once(async { batch }))
+            .map_err(Status::from);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn do_get_fallback(
+        &self,
+        _request: Request<Ticket>,
+        message: Any,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        Err(Status::unimplemented(format!(
+            "{} is not supported",
+            message.type_url
+        )))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}

@@ -1,0 +1,106 @@
+//! `niji serve`: the HTTP JSON API (axum) and the Arrow Flight SQL endpoint, both on loopback
+//! by default, both authenticated with per-user tokens, both calling the sandbox chokepoint
+//! ([`niji_sandbox::Visiting::query`]) and nothing else to read data.
+
+mod error;
+mod flight;
+mod http;
+mod sessions;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use niji_sandbox::Visiting;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use error::ServerError;
+pub use sessions::Sessions;
+
+/// Shared by both interfaces.
+#[derive(Debug)]
+pub struct AppState {
+    pub visiting: Arc<Visiting>,
+    pub sessions: Sessions,
+}
+
+/// A running server; dropping it (or calling [`Running::shutdown`]) stops both listeners.
+#[derive(Debug)]
+pub struct Running {
+    pub http: SocketAddr,
+    pub flight: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+
+    /// Waits until both servers end (they end on shutdown or a fatal error).
+    pub async fn wait(mut self) {
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Binds both listeners (port 0 picks free ports) and serves until shut down.
+pub async fn serve(
+    visiting: Arc<Visiting>,
+    http_addr: SocketAddr,
+    flight_addr: SocketAddr,
+) -> Result<Running, ServerError> {
+    let state = Arc::new(AppState {
+        visiting,
+        sessions: Sessions::default(),
+    });
+    let (stop, stopped) = watch::channel(false);
+    let http_listener = TcpListener::bind(http_addr)
+        .await
+        .map_err(ServerError::Bind)?;
+    let flight_listener = TcpListener::bind(flight_addr)
+        .await
+        .map_err(ServerError::Bind)?;
+    let http = http_listener.local_addr().map_err(ServerError::Bind)?;
+    let flight = flight_listener.local_addr().map_err(ServerError::Bind)?;
+    let shutdown = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let app = http::router(state.clone());
+    let http_task = tokio::spawn({
+        let rx = stopped.clone();
+        async move {
+            if let Err(e) = axum::serve(http_listener, app)
+                .with_graceful_shutdown(shutdown(rx))
+                .await
+            {
+                tracing::error!(error = %e, "http server stopped");
+            }
+        }
+    });
+    let flight_task = tokio::spawn({
+        let rx = stopped;
+        async move {
+            let incoming = tonic::transport::server::TcpIncoming::from(flight_listener);
+            if let Err(e) = tonic::transport::Server::builder()
+                .add_service(flight::service(state))
+                .serve_with_incoming_shutdown(incoming, shutdown(rx))
+                .await
+            {
+                tracing::error!(error = %e, "flight sql server stopped");
+            }
+        }
+    });
+    tracing::info!(%http, %flight, "serving");
+    Ok(Running {
+        http,
+        flight,
+        stop,
+        tasks: vec![http_task, flight_task],
+    })
+}

@@ -1,0 +1,65 @@
+//! The Flight SQL endpoint driven by the Python ADBC Flight SQL driver (`scripts/setup-python.sh`
+//! installs it into `.venv`; scripts/test.sh runs that first).
+
+use crate::support::{TestServer, repo};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adbc_flight_sql_client_queries_through_the_chokepoint() {
+    let python = std::env::var_os("NIJI_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} missing: run scripts/setup-python.sh (scripts/test.sh does)",
+        python.display()
+    );
+    let server = TestServer::start().await;
+    let output = tokio::process::Command::new(&python)
+        .arg(repo().join("tests/adbc/flightsql_e2e.py"))
+        .arg(format!("grpc://{}", server.flight))
+        .arg("alice")
+        .arg(&server.tokens["alice"])
+        .arg("copay-2022")
+        .arg("other-study")
+        .output()
+        .await
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "client failed:\n{stdout}\n{stderr}"
+    );
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(
+        seen["dummy"]["columns"],
+        serde_json::json!(["sex", "receipts", "persons"])
+    );
+    assert_eq!(seen["dummy"]["rows"], 2);
+    assert!(
+        seen["dummy"]["receipts"].as_u64().is_some_and(|n| n > 100),
+        "{seen}"
+    );
+    assert_eq!(seen["dummy"]["pid_type"], "uint64");
+    for (attack, reason) in [
+        ("external_table", "DDL not supported"),
+        ("copy", "DML not supported"),
+        ("raw_id", "id5"),
+        ("other_project", "not found"),
+        ("two_statements", "exactly one SQL statement"),
+    ] {
+        let msg = seen[attack].as_str().unwrap_or_default();
+        assert!(msg.contains(reason), "{attack}: {msg}");
+    }
+    assert!(
+        seen["real"].as_str().is_some_and(|m| m.contains("held")),
+        "{seen}"
+    );
+    assert!(
+        seen["bad_token"].as_str().is_some_and(
+            |m| m.to_lowercase().contains("unauthenticated") || m.contains("wrong token")
+        ),
+        "{seen}"
+    );
+    server.stop().await;
+}

@@ -1,0 +1,129 @@
+//! The HTTP JSON API end to end.
+
+use serde_json::json;
+
+use crate::support::TestServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_api_signs_in_queries_refuses_and_holds() {
+    let server = TestServer::start().await;
+    let s = &server;
+    let (status, _) =
+        tokio::task::block_in_place(|| s.request("GET", "/api/v1/health", None, None));
+    assert_eq!(status, 200);
+    tokio::task::block_in_place(|| {
+        // Unauthenticated and badly authenticated calls.
+        let (status, body) = s.request(
+            "POST",
+            "/api/v1/query",
+            None,
+            Some(&json!({"project": "copay-2022", "mode": "dummy", "sql": "SELECT 1"})),
+        );
+        assert_eq!(status, 401, "{body}");
+        let (status, _) = s.request(
+            "POST",
+            "/api/v1/query",
+            Some("nijis_forged"),
+            Some(&json!({"project": "copay-2022", "mode": "dummy", "sql": "SELECT 1"})),
+        );
+        assert_eq!(status, 401);
+        let (status, body) = s.request(
+            "POST",
+            "/api/v1/signin",
+            None,
+            Some(&json!({"user": "alice", "token": "niji_wrong"})),
+        );
+        assert_eq!(status, 403, "{body}");
+        assert!(!body.to_string().contains("niji_wrong"));
+
+        let alice = s.sign_in("alice");
+        let (status, body) = s.request("GET", "/api/v1/projects", Some(&alice), None);
+        assert_eq!(status, 200);
+        assert_eq!(body["projects"][0]["id"], "copay-2022");
+        let (status, body) = s.request(
+            "GET",
+            "/api/v1/projects/copay-2022/tables",
+            Some(&alice),
+            None,
+        );
+        assert_eq!(status, 200);
+        let receipts = body["tables"]
+            .as_array()
+            .expect("tables")
+            .iter()
+            .find(|t| t["table"] == "ndb.receipts")
+            .expect("receipts")
+            .clone();
+        let names: Vec<&str> = receipts["columns"]
+            .as_array()
+            .expect("cols")
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"pid") && !names.contains(&"id5") && !names.contains(&"person_idx"),
+            "{names:?}"
+        );
+
+        let query = |mode: &str, sql: &str| {
+            s.request(
+                "POST",
+                "/api/v1/query",
+                Some(&alice),
+                Some(&json!({"project": "copay-2022", "mode": mode, "sql": sql})),
+            )
+        };
+        let (status, body) = query(
+            "dummy",
+            "SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex ORDER BY sex",
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "ok");
+        assert_eq!(body["columns"][1]["name"], "n");
+        assert_eq!(body["rows"].as_array().map(Vec::len), Some(2));
+        let (status, body) = query(
+            "real",
+            "SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex",
+        );
+        assert_eq!(status, 200);
+        assert_eq!(body["status"], "held");
+        assert_eq!(body["rows"], json!([]));
+        let (status, body) = query("dummy", "COPY (SELECT 1) TO '/tmp/x.csv'");
+        assert_eq!(status, 422);
+        assert_eq!(body["status"], "refused");
+        let (status, body) = query(
+            "dummy",
+            "SELECT * FROM ndb.receipts WHERE claim_ym = 'x' / 0",
+        );
+        assert!(status == 422 || status == 500, "{status} {body}");
+        assert!(
+            !body.to_string().contains("/store/"),
+            "no paths leak: {body}"
+        );
+        // carol is no member of copay-2022.
+        let carol = s.sign_in("carol");
+        let (status, body) = s.request(
+            "POST",
+            "/api/v1/query",
+            Some(&carol),
+            Some(&json!({"project": "copay-2022", "mode": "dummy", "sql": "SELECT 1"})),
+        );
+        assert_eq!(status, 422, "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("not permitted"))
+        );
+        // Malformed requests are rejected by the server, not passed on.
+        let (status, _) = s.request(
+            "POST",
+            "/api/v1/query",
+            Some(&alice),
+            Some(&json!({"project": "copay-2022", "mode": "raw", "sql": "SELECT 1"})),
+        );
+        assert!(status == 422 || status == 400);
+        let (status, _) = s.request("GET", "/api/v1/health", None, None);
+        assert_eq!(status, 200, "still serving");
+    });
+    server.stop().await;
+}

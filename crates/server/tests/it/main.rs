@@ -1,0 +1,5 @@
+//! End-to-end tests against the real server on loopback.
+
+mod adbc;
+mod http;
+mod support;

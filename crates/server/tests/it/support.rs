@@ -1,0 +1,111 @@
+//! `TestServer`: the seeded environment served on free loopback ports.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+
+pub fn repo() -> PathBuf {
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo");
+    PathBuf::from(manifest).join("../..")
+}
+
+pub struct TestServer {
+    pub http: SocketAddr,
+    pub flight: SocketAddr,
+    pub tokens: BTreeMap<String, String>,
+    running: Option<niji_server::Running>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let seeded = niji_sandbox::testing::seed(dir.path(), &repo(), 400, None)
+            .await
+            .expect("seeded environment");
+        let loopback: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let running = niji_server::serve(seeded.visiting, loopback, loopback)
+            .await
+            .expect("server starts");
+        TestServer {
+            http: running.http,
+            flight: running.flight,
+            tokens: seeded.tokens,
+            running: Some(running),
+            _dir: dir,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+
+    /// A plain HTTP/1.1 request (no client library between the test and the wire); returns
+    /// the status code and the JSON body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut stream = TcpStream::connect(self.http).expect("connect");
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let auth = bearer
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write");
+        let mut reader = BufReader::new(stream);
+        let mut status_line = String::new();
+        reader.read_line(&mut status_line).expect("status line");
+        let status: u16 = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status");
+        let mut length = None;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("header");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse::<usize>().ok();
+            }
+        }
+        let mut raw = Vec::new();
+        match length {
+            Some(n) => {
+                raw.resize(n, 0);
+                reader.read_exact(&mut raw).expect("body");
+            }
+            None => {
+                reader.read_to_end(&mut raw).expect("body");
+            }
+        }
+        (
+            status,
+            serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    pub fn sign_in(&self, user: &str) -> String {
+        let (status, body) = self.request(
+            "POST",
+            "/api/v1/signin",
+            None,
+            Some(&serde_json::json!({"user": user, "token": self.tokens[user]})),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["session"].as_str().expect("session").to_string()
+    }
+}

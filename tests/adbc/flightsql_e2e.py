@@ -1,0 +1,78 @@
+"""Drives niji's Flight SQL endpoint with the Apache Arrow ADBC Flight SQL driver (a client
+niji did not write). Run by crates/server/tests/it/adbc.rs against a TestServer:
+
+    flightsql_e2e.py URI USER TOKEN PROJECT OTHER_PROJECT
+
+Prints one JSON object with what each step saw; the Rust test asserts on it.
+"""
+import json
+import sys
+
+import adbc_driver_flightsql.dbapi as flight_sql
+import pyarrow
+
+
+def connect(uri, user, token, project, mode="dummy"):
+    return flight_sql.connect(
+        uri,
+        db_kwargs={
+            "username": user,
+            "password": token,
+            "adbc.flight.sql.rpc.call_header.x-niji-project": project,
+            "adbc.flight.sql.rpc.call_header.x-niji-mode": mode,
+        },
+    )
+
+
+def run(conn, sql):
+    """(table, None) or (None, error message)."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetch_arrow_table(), None
+    except Exception as e:  # the driver raises its own DB-API error classes
+        return None, f"{type(e).__name__}: {e}"
+
+
+def main():
+    uri, user, token, project, other = sys.argv[1:6]
+    seen = {}
+    with connect(uri, user, token, project) as conn:
+        table, err = run(
+            conn,
+            "SELECT sex, count(*) AS receipts, count(DISTINCT pid) AS persons "
+            "FROM ndb.receipts GROUP BY sex ORDER BY sex",
+        )
+        assert err is None, err
+        assert isinstance(table, pyarrow.Table)
+        seen["dummy"] = {
+            "columns": table.column_names,
+            "rows": table.num_rows,
+            "receipts": sum(table.column("receipts").to_pylist()),
+            "pid_type": str(
+                run(conn, "SELECT pid FROM ndb.receipts LIMIT 1")[0].schema.field("pid").type
+            ),
+        }
+        for name, sql in {
+            "external_table": "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'",
+            "copy": "COPY (SELECT 1) TO '/tmp/niji-adbc-leak.csv'",
+            "raw_id": "SELECT id5 FROM ndb.receipts",
+            "other_project": f"SELECT * FROM work.anything_{other.replace('-', '_')}",
+            "two_statements": "SELECT 1; SELECT 2",
+        }.items():
+            _, err = run(conn, sql)
+            seen[name] = err
+    with connect(uri, user, token, project, mode="real") as conn:
+        _, err = run(conn, "SELECT count(*) FROM ndb.receipts")
+        seen["real"] = err
+    try:
+        with connect(uri, user, "niji_" + "0" * 64, project) as conn:
+            _, err = run(conn, "SELECT 1")
+            seen["bad_token"] = err
+    except Exception as e:
+        seen["bad_token"] = f"{type(e).__name__}: {e}"
+    print(json.dumps(seen))
+
+
+if __name__ == "__main__":
+    main()
