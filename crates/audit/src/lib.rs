@@ -128,6 +128,22 @@ impl Verification {
     }
 }
 
+/// A connection pool on the platform's SQLite database (created if missing), shared in form
+/// by every crate that keeps tables there: WAL, so readers never block the appender, and a
+/// busy timeout, so separate processes (CLI and server) take turns.
+pub async fn open_pool(db: &Path) -> Result<SqlitePool, sqlx::Error> {
+    let options = SqliteConnectOptions::new()
+        .filename(db)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .foreign_keys(true)
+        .busy_timeout(std::time::Duration::from_secs(10));
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+}
+
 /// The audit log of one data directory.
 #[derive(Debug)]
 pub struct AuditLog {
@@ -166,8 +182,8 @@ fn entry_hash(
     hex32(&h.finalize().into())
 }
 
-/// UTC now as RFC 3339 with milliseconds.
-fn now_rfc3339() -> String {
+/// UTC now as RFC 3339 with milliseconds: the platform's one timestamp form.
+pub fn now_rfc3339() -> String {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -187,15 +203,7 @@ impl AuditLog {
     /// Opens (creating if needed) the log in the SQLite database `db` with its head anchored
     /// in `anchor`, a file that should live outside the data directory (beside the key).
     pub async fn open(db: &Path, anchor: &Path, key: &CustodianKey) -> Result<Self, AuditError> {
-        let options = SqliteConnectOptions::new()
-            .filename(db)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
+        let pool = open_pool(db).await?;
         // Other crates keep their own tables (and migrations) in the same platform database.
         let mut migrator = sqlx::migrate!("./migrations");
         migrator.set_ignore_missing(true);

@@ -99,18 +99,11 @@ fn prepare(
         return Ok((data, key_file));
     }
     let key = niji_pseudo::CustodianKey::init(&key_file, &data)?;
-    let raw = work.join("synth");
-    eprintln!("synthesising {persons} persons…");
-    niji_synth::generate(
-        &niji_synth::SynthConfig::new(persons, 11, raw.clone()),
-        &|_, _| {},
-    )?;
-    eprintln!("ingesting the NDB…");
+    eprintln!("synthesising {persons} persons and ingesting the NDB receipts and diagnoses…");
     let catalog = niji_catalog::Catalog::load(&ctx.catalog)?;
-    let mut opts = niji_ingest::IngestOptions::new(raw.join("raw"), data.clone());
-    opts.only = vec!["ndb.receipts".into(), "ndb.diagnoses".into()];
-    niji_ingest::ingest(&catalog, &key, &opts, &|_| {})?;
-    std::fs::remove_dir_all(&raw)?;
+    let cfg = niji_synth::SynthConfig::new(persons, 11, work.join("synth"));
+    let only = vec!["ndb.receipts".to_string(), "ndb.diagnoses".to_string()];
+    niji_sandbox::synthetic_store(&catalog, &key, &cfg, &data, only)?;
     Ok((data, key_file))
 }
 

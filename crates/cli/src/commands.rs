@@ -23,6 +23,14 @@ pub struct Context {
     pub catalog: PathBuf,
 }
 
+/// How the audit log names whoever runs custodian commands at this shell.
+pub fn custodian_actor() -> String {
+    format!(
+        "custodian:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
 impl Context {
     /// The audit log in the data directory's SQLite database, its head anchored beside the key
     /// (outside the data directory, so whoever can rewrite the database cannot move the anchor).
@@ -43,11 +51,7 @@ impl Context {
         detail: &serde_json::Value,
     ) -> anyhow::Result<()> {
         let (rt, log) = self.audit(key)?;
-        let actor = format!(
-            "custodian:{}",
-            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-        );
-        rt.block_on(log.append(&actor, action, detail))?;
+        rt.block_on(log.append(&custodian_actor(), action, detail))?;
         Ok(())
     }
 

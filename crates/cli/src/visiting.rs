@@ -10,7 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use niji_governance::{ProjectSpec, UserRole};
 use niji_sandbox::{LocalEngine, Mode, QueryRequest, Settings, Status, Visiting};
 
-use crate::commands::Context;
+use crate::commands::{Context, custodian_actor};
 
 #[derive(Debug, Clone, Args)]
 pub struct EnvArgs {
@@ -122,13 +122,6 @@ pub async fn open(ctx: &Context, env: &EnvArgs) -> anyhow::Result<Visiting> {
         .context("opening the Visiting environment")
 }
 
-fn custodian() -> String {
-    format!(
-        "custodian:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    )
-}
-
 pub fn user(ctx: &Context, env: &EnvArgs, c: &UserCommand) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let v = open(ctx, env).await?;
@@ -139,7 +132,7 @@ pub fn user(ctx: &Context, env: &EnvArgs, c: &UserCommand) -> anyhow::Result<()>
                     RoleArg::Committee => UserRole::Committee,
                     RoleArg::Custodian => UserRole::Custodian,
                 };
-                let token = v.add_user(&custodian(), name, role).await?;
+                let token = v.add_user(&custodian_actor(), name, role).await?;
                 eprintln!("user {name} ({role}) created; the token is shown once:");
                 println!("{token}");
             }
@@ -161,7 +154,7 @@ pub fn project(ctx: &Context, env: &EnvArgs, c: &ProjectCommand) -> anyhow::Resu
                 let text = std::fs::read_to_string(spec)
                     .with_context(|| format!("reading {}", spec.display()))?;
                 let spec = ProjectSpec::from_toml(&text)?;
-                v.create_project(&custodian(), &spec)
+                v.create_project(&custodian_actor(), &spec)
                     .await
                     .map_err(|e| anyhow::anyhow!(e.public_message()))?;
                 println!(
@@ -173,7 +166,7 @@ pub fn project(ctx: &Context, env: &EnvArgs, c: &ProjectCommand) -> anyhow::Resu
             }
             ProjectCommand::Close { id } => {
                 let cert = v
-                    .close_project(&custodian(), id)
+                    .close_project(&custodian_actor(), id)
                     .await
                     .map_err(|e| anyhow::anyhow!(e.public_message()))?;
                 println!(
@@ -262,15 +255,15 @@ pub fn demo(ctx: &Context, env: &EnvArgs) -> anyhow::Result<()> {
             .collect();
         for m in &spec.members {
             if v.db.user(&m.user).await?.is_none() {
-                let token = v.add_user(&custodian(), &m.user, UserRole::Researcher).await?;
+                let token = v.add_user(&custodian_actor(), &m.user, UserRole::Researcher).await?;
                 tokens.retain(|(u, _)| u != &m.user);
                 tokens.push((m.user.clone(), token));
             }
         }
         let text: String = tokens.iter().map(|(u, t)| format!("{u}={t}\n")).collect();
-        write_private(&tokens_file, &text)?;
+        niji_ingest::write_owner_only(&tokens_file, text.as_bytes())?;
         if v.db.project(&spec.id).await?.is_none() {
-            v.create_project(&custodian(), &spec)
+            v.create_project(&custodian_actor(), &spec)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.public_message()))?;
         }
@@ -297,17 +290,4 @@ pub fn demo(ctx: &Context, env: &EnvArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
-}
-
-fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
 }

@@ -53,10 +53,6 @@ impl std::fmt::Debug for Authz {
     }
 }
 
-fn policy_err(e: casbin::Error) -> GovernanceError {
-    GovernanceError::Policy(e.to_string())
-}
-
 impl Authz {
     /// Loads `model.conf` and `policy.csv` from `policies` and the role assignments from `db`.
     pub async fn load(
@@ -64,12 +60,9 @@ impl Authz {
         db: &PlatformDb,
         today: &str,
     ) -> Result<Self, GovernanceError> {
-        let model = DefaultModel::from_file(policies.join("model.conf"))
-            .await
-            .map_err(policy_err)?;
-        let mut enforcer = Enforcer::new(model, FileAdapter::new(policies.join("policy.csv")))
-            .await
-            .map_err(policy_err)?;
+        let model = DefaultModel::from_file(policies.join("model.conf")).await?;
+        let mut enforcer =
+            Enforcer::new(model, FileAdapter::new(policies.join("policy.csv"))).await?;
         // Assignments come from the database; the policy file is never written back.
         enforcer.enable_auto_save(false);
         let authz = Self {
@@ -103,16 +96,10 @@ impl Authz {
         let mut enforcer = self.enforcer.write().await;
         let existing = enforcer.get_grouping_policy();
         if !existing.is_empty() {
-            enforcer
-                .remove_grouping_policies(existing)
-                .await
-                .map_err(policy_err)?;
+            enforcer.remove_grouping_policies(existing).await?;
         }
         if !rules.is_empty() {
-            enforcer
-                .add_grouping_policies(rules)
-                .await
-                .map_err(policy_err)?;
+            enforcer.add_grouping_policies(rules).await?;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ mod platform;
 pub mod spec;
 
 pub use authz::{Action, Authz};
-pub use platform::{PlatformDb, Project, ProjectState, User, UserRole, hash_token};
+pub use platform::{PlatformDb, Project, ProjectState, User, UserRole, hash_token, new_token};
 pub use spec::{ApprovedTable, Cohort, Member, MemberRole, PSEUDONYM_COLUMN, Period, ProjectSpec};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,7 @@ pub enum GovernanceError {
     #[error("no such {0}")]
     NotFound(String),
     #[error("authorisation policy: {0}")]
-    Policy(String),
+    Policy(#[from] casbin::Error),
     #[error("random source: {0}")]
     Random(String),
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use niji_pseudo::hex32;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::SqlitePool;
 
 use crate::{GovernanceError, ProjectSpec};
 
@@ -68,25 +68,17 @@ pub struct Project {
     pub closed_at: Option<String>,
 }
 
+/// A fresh secret: `prefix` and 256 random bits in hex (API tokens, sessions).
+pub fn new_token(prefix: &str) -> Result<String, GovernanceError> {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| GovernanceError::Random(e.to_string()))?;
+    Ok(format!("{prefix}{}", hex32(&raw)))
+}
+
 /// Tokens are 256 random bits, so one SHA-256 is enough to make the stored form useless for
 /// signing in; only this digest is ever stored or compared.
 pub fn hash_token(token: &str) -> String {
     hex32(&Sha256::digest(token.as_bytes()).into())
-}
-
-fn now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs() as i64;
-    let day = niji_pseudo::CivilDate::from_days_since_epoch(secs.div_euclid(86_400) as i32);
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{day}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
 }
 
 /// The platform database (the same SQLite file as the audit log).
@@ -97,16 +89,7 @@ pub struct PlatformDb {
 
 impl PlatformDb {
     pub async fn open(db: &Path) -> Result<Self, GovernanceError> {
-        let options = SqliteConnectOptions::new()
-            .filename(db)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
+        let pool = niji_audit::open_pool(db).await?;
         let mut migrator = sqlx::migrate!("./migrations");
         migrator.set_ignore_missing(true);
         migrator.run(&pool).await?;
@@ -125,16 +108,14 @@ impl PlatformDb {
                 "user name {name:?} must be 1-64 of letters, digits, '-', '_', '.'"
             )));
         }
-        let mut raw = [0u8; 32];
-        getrandom::fill(&mut raw).map_err(|e| GovernanceError::Random(e.to_string()))?;
-        let token = format!("niji_{}", hex32(&raw));
+        let token = new_token("niji_")?;
         let inserted = sqlx::query(
             "INSERT INTO users (name, role, token_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
         .bind(role.as_str())
         .bind(hash_token(&token))
-        .bind(now())
+        .bind(niji_audit::now_rfc3339())
         .execute(&self.pool)
         .await?;
         if inserted.rows_affected() == 0 {
@@ -210,7 +191,7 @@ impl PlatformDb {
         .bind(&spec.title)
         .bind(&json)
         .bind(&spec.expires)
-        .bind(now())
+        .bind(niji_audit::now_rfc3339())
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
@@ -251,7 +232,7 @@ impl PlatformDb {
             "UPDATE projects SET state = 'closed', closed_at = $2 WHERE id = $1 AND state = 'open'",
         )
         .bind(id)
-        .bind(now())
+        .bind(niji_audit::now_rfc3339())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -346,17 +346,7 @@ impl Quarantine {
             (&rejected, self.lines.as_slice()),
             (&reasons, self.reasons.as_bytes()),
         ] {
-            let tmp = path.with_extension("tmp");
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(io(&tmp))?;
-            f.write_all(bytes).map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
-            fs::rename(&tmp, path).map_err(io(path))?;
+            write_owner_only(path, bytes).map_err(io(path))?;
         }
         Ok(())
     }
@@ -389,6 +379,21 @@ struct Context<'a> {
     store: Store,
     key_version: String,
     hashers: Hashers,
+}
+
+/// Writes `bytes` to `path` readable by the owner only (mode 0600), atomically: a temporary
+/// file beside it, synced, then renamed over it.
+pub fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)
 }
 
 /// Runs the ingest of every table the catalog describes and the delivery holds.

@@ -104,6 +104,15 @@ impl CivilDate {
         era * 146_097 + doe - 719_468
     }
 
+    /// Today in UTC.
+    pub fn today() -> Self {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs() as i64;
+        Self::from_days_since_epoch(secs.div_euclid(86_400) as i32)
+    }
+
     /// Inverse of [`Self::days_since_epoch`].
     pub fn from_days_since_epoch(days: i32) -> Self {
         let z = days + 719_468;

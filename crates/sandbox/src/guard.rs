@@ -30,9 +30,7 @@ pub struct SqlPolicy {
 
 impl SqlPolicy {
     pub fn load(path: &Path) -> Result<Self, SandboxError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| SandboxError::Config(format!("{}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| SandboxError::Config(format!("{}: {e}", path.display())))
+        crate::load_toml(path)
     }
 }
 
@@ -139,7 +137,6 @@ pub async fn check(
                 };
                 let plan = plan_query(
                     env,
-                    policy,
                     DfStatement::Statement(Box::new(Statement::Query(query))),
                 )
                 .await?;
@@ -162,18 +159,18 @@ pub async fn check(
             } if names.len() == 1 => {
                 let name = work_table_name(&names[0])?;
                 return Ok(Checked {
+                    tables: vec![format!("{WORKSPACE}.{name}")],
                     intent: Intent::DropWork {
                         name,
                         if_exists: *if_exists,
                     },
-                    tables: vec![format!("{WORKSPACE}.{}", work_table_name(&names[0])?)],
                     plan_digest: String::new(),
                 });
             }
             _ => {}
         }
     }
-    let plan = plan_query(env, policy, statement).await?;
+    let plan = plan_query(env, statement).await?;
     let (tables, plan_digest) = inspect(env, policy, &plan)?;
     Ok(Checked {
         intent: Intent::Query(plan),
@@ -182,30 +179,23 @@ pub async fn check(
     })
 }
 
-fn first_line(s: &str) -> &str {
-    let line = s.lines().next().unwrap_or("");
-    match line.char_indices().nth(300) {
-        Some((i, _)) => &line[..i],
-        None => line,
-    }
+/// The first line of an engine message, at most 300 characters.
+pub(crate) fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").chars().take(300).collect()
 }
 
-async fn plan_query(
-    env: &ProjectEnv,
-    _policy: &SqlPolicy,
-    statement: DfStatement,
-) -> Result<LogicalPlan, SandboxError> {
+async fn plan_query(env: &ProjectEnv, statement: DfStatement) -> Result<LogicalPlan, SandboxError> {
     let state = env.ctx.state();
     let plan = state
         .statement_to_plan(statement)
         .await
-        .map_err(|e| refused(first_line(&e.strip_backtrace()).to_string()))?;
+        .map_err(|e| refused(first_line(&e.strip_backtrace())))?;
     SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false)
         .verify_plan(&plan)
-        .map_err(|e| refused(first_line(&e.strip_backtrace()).to_string()))?;
+        .map_err(|e| refused(first_line(&e.strip_backtrace())))?;
     Ok(plan)
 }
 
@@ -298,7 +288,7 @@ fn inspect(
             None => Ok(TreeNodeRecursion::Continue),
         }
     })
-    .map_err(|e| refused(first_line(&e.strip_backtrace()).to_string()))?;
+    .map_err(|e| refused(first_line(&e.strip_backtrace())))?;
     if let Some(e) = problem {
         return Err(e);
     }

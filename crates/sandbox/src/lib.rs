@@ -63,8 +63,8 @@ pub enum SandboxError {
     Io(#[from] std::io::Error),
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
-    #[error("dummy data: {0}")]
-    Dummy(String),
+    #[error("synthetic store: {0}")]
+    Synthetic(String),
 }
 
 impl SandboxError {
@@ -92,9 +92,9 @@ impl SandboxError {
                     "limit: the query needed more memory than its limit".into()
                 }
                 DataFusionError::ArrowError(a, _) => {
-                    format!("query failed: {}", guard_line(&a.to_string()))
+                    format!("query failed: {}", without_paths(&a.to_string()))
                 }
-                DataFusionError::Execution(m) => format!("query failed: {}", guard_line(m)),
+                DataFusionError::Execution(m) => format!("query failed: {}", without_paths(m)),
                 _ => "query failed: internal error".into(),
             },
             SandboxError::Governance(GovernanceError::Spec(m)) => format!("invalid: {m}"),
@@ -105,13 +105,14 @@ impl SandboxError {
     }
 }
 
-/// First line, and nothing that looks like a path.
-fn guard_line(s: &str) -> String {
-    let line = s.lines().next().unwrap_or("");
+/// An execution error's first line, unless it names a file (the store's layout is internal;
+/// planning errors, which quote the caller's own SQL, are passed on as they are).
+fn without_paths(s: &str) -> String {
+    let line = guard::first_line(s);
     if line.contains('/') {
         "internal error".into()
     } else {
-        line.chars().take(300).collect()
+        line
     }
 }
 
@@ -147,12 +148,16 @@ pub struct Limits {
     pub target_partitions: usize,
 }
 
+/// Reads a settings file; any problem is a configuration error naming the file.
+pub(crate) fn load_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SandboxError> {
+    let bad = |e: &dyn std::fmt::Display| SandboxError::Config(format!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(&e))?;
+    toml::from_str(&text).map_err(|e| bad(&e))
+}
+
 impl Limits {
     pub fn load(path: &Path) -> Result<Self, SandboxError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| SandboxError::Config(format!("{}: {e}", path.display())))?;
-        let limits: Limits = toml::from_str(&text)
-            .map_err(|e| SandboxError::Config(format!("{}: {e}", path.display())))?;
+        let limits: Limits = load_toml(path)?;
         if limits.concurrent_overall == 0 || limits.concurrent_per_project == 0 {
             return Err(SandboxError::Config(
                 "concurrency limits must be at least 1".into(),
@@ -205,6 +210,7 @@ struct QueryAudit<'a> {
     project: &'a str,
     mode: Mode,
     via: &'a str,
+    engine: &'static str,
     sql: &'a str,
     plan_digest: String,
     tables: Vec<String>,
@@ -223,20 +229,17 @@ const DUMMY_SEED: u64 = 0x6e69_6a69_6475_6d6d;
 /// The dummy store has a key of its own, so nothing keyed in it matches the real store.
 const DUMMY_KEY_LABEL: &[u8] = b"niji/dummy-store/v1";
 
+/// Today as `YYYY-MM-DD`, the form project expiry dates are compared in.
 pub fn today() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs() as i64;
-    CivilDate::from_days_since_epoch(secs.div_euclid(86_400) as i32).to_string()
+    CivilDate::today().to_string()
 }
 
 #[derive(Debug)]
 pub struct Visiting {
     settings: Settings,
-    catalog: Catalog,
+    catalog: Arc<Catalog>,
     key: CustodianKey,
-    dummy_key: CustodianKey,
+    dummy_key: Arc<CustodianKey>,
     pub db: PlatformDb,
     pub authz: Authz,
     pub audit: AuditLog,
@@ -269,11 +272,13 @@ impl Visiting {
         let audit = AuditLog::open(&db_path, &anchor, &key).await?;
         let db = PlatformDb::open(&db_path).await?;
         let authz = Authz::load(&settings.policies_dir, &db, &today()).await?;
-        let dummy_key = CustodianKey::from_bytes(*key.derive_labelled(DUMMY_KEY_LABEL));
+        let dummy_key = Arc::new(CustodianKey::from_bytes(
+            *key.derive_labelled(DUMMY_KEY_LABEL),
+        ));
         Ok(Self {
             overall: Arc::new(Semaphore::new(limits.concurrent_overall)),
             settings,
-            catalog,
+            catalog: Arc::new(catalog),
             key,
             dummy_key,
             db,
@@ -291,10 +296,6 @@ impl Visiting {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
-    }
-
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
     }
 
     fn project_dir(&self, project: &str) -> PathBuf {
@@ -392,11 +393,24 @@ impl Visiting {
         Ok(certificate)
     }
 
-    /// The open, unexpired project `id`, or a refusal that does not say which it was not.
-    async fn open_project(&self, id: &str) -> Result<ProjectSpec, SandboxError> {
+    /// The spec of project `id` if it is open and unexpired and `user` may work in it in
+    /// `mode`; otherwise one refusal that does not say which of these failed. Read from the
+    /// database on every call, so a project closed by another process refuses at once.
+    async fn authorize(
+        &self,
+        user: &str,
+        id: &str,
+        mode: Mode,
+    ) -> Result<ProjectSpec, SandboxError> {
+        let action = match mode {
+            Mode::Dummy => Action::QueryDummy,
+            Mode::Real => Action::QueryReal,
+        };
         match self.db.project(id).await? {
             Some(p)
-                if p.state == ProjectState::Open && p.spec.expires.as_str() >= today().as_str() =>
+                if p.state == ProjectState::Open
+                    && p.spec.expires.as_str() >= today().as_str()
+                    && self.authz.allows(user, id, action).await =>
             {
                 Ok(p.spec)
             }
@@ -414,36 +428,31 @@ impl Visiting {
         if done.exists() {
             return Ok(dir);
         }
-        let catalog = self.catalog.clone();
-        let key = CustodianKey::from_bytes(*self.key.derive_labelled(DUMMY_KEY_LABEL));
-        let out = dir.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), SandboxError> {
-            let raw = out.join("synth");
-            let mut cfg = niji_synth::SynthConfig::new(DUMMY_PERSONS, DUMMY_SEED, raw.clone());
+        let (catalog, key, out) = (self.catalog.clone(), self.dummy_key.clone(), dir.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut cfg =
+                niji_synth::SynthConfig::new(DUMMY_PERSONS, DUMMY_SEED, out.join("synth"));
             cfg.defect_rate = 0.0;
-            niji_synth::generate(&cfg, &|_, _| {})
-                .map_err(|e| SandboxError::Dummy(e.to_string()))?;
-            let opts = niji_ingest::IngestOptions::new(raw.join("raw"), out.clone());
-            niji_ingest::ingest(&catalog, &key, &opts, &|_| {})
-                .map_err(|e| SandboxError::Dummy(e.to_string()))?;
-            // The generator's truth file is of no use here.
-            let _ = std::fs::remove_dir_all(&raw);
+            synthetic_store(&catalog, &key, &cfg, &out, Vec::new())?;
             std::fs::write(out.join("dummy.done"), b"")?;
-            Ok(())
+            Ok::<_, SandboxError>(())
         })
         .await
-        .map_err(|e| SandboxError::Dummy(e.to_string()))??;
+        .map_err(|e| SandboxError::Synthetic(e.to_string()))??;
         Ok(dir)
     }
 
+    /// The project's context in `mode`, built on first use. The cache stays locked while one
+    /// is built, so concurrent first queries build it once.
     async fn env(&self, spec: &ProjectSpec, mode: Mode) -> Result<Arc<ProjectEnv>, SandboxError> {
+        let mut envs = self.envs.lock().await;
         let cache_key = (spec.id.clone(), mode);
-        if let Some(env) = self.envs.lock().await.get(&cache_key) {
+        if let Some(env) = envs.get(&cache_key) {
             return Ok(env.clone());
         }
         let (data_dir, key) = match mode {
             Mode::Real => (self.settings.data_dir.clone(), &self.key),
-            Mode::Dummy => (self.ensure_dummy_store().await?, &self.dummy_key),
+            Mode::Dummy => (self.ensure_dummy_store().await?, &*self.dummy_key),
         };
         let workspace = self.project_dir(&spec.id).join(mode.as_str()).join("work");
         let env = Arc::new(
@@ -458,7 +467,7 @@ impl Visiting {
             )
             .await?,
         );
-        self.envs.lock().await.insert(cache_key, env.clone());
+        envs.insert(cache_key, env.clone());
         Ok(env)
     }
 
@@ -469,12 +478,7 @@ impl Visiting {
         project: &str,
         mode: Mode,
     ) -> Result<Vec<(String, SchemaRef)>, SandboxError> {
-        let spec = self.open_project(project).await?;
-        if !self.authz.allows(user, project, Action::QueryDummy).await {
-            return Err(SandboxError::Denied(format!(
-                "no open project {project} for this user"
-            )));
-        }
+        let spec = self.authorize(user, project, mode).await?;
         let env = self.env(&spec, mode).await?;
         let mut out = Vec::new();
         let catalog = env
@@ -525,6 +529,7 @@ impl Visiting {
             project: &req.project,
             mode: req.mode,
             via: req.via,
+            engine: self.engine.name(),
             sql: &req.sql,
             plan_digest: String::new(),
             tables: Vec::new(),
@@ -597,17 +602,7 @@ impl Visiting {
         query_id: &str,
         audit: &mut QueryAudit<'_>,
     ) -> Result<QueryOutcome, SandboxError> {
-        let spec = self.open_project(&req.project).await?;
-        let action = match req.mode {
-            Mode::Dummy => Action::QueryDummy,
-            Mode::Real => Action::QueryReal,
-        };
-        if !self.authz.allows(&req.user, &req.project, action).await {
-            return Err(SandboxError::Denied(format!(
-                "no open project {} for this user",
-                req.project
-            )));
-        }
+        let spec = self.authorize(&req.user, &req.project, req.mode).await?;
         let _permits = self.acquire(&req.project).await?;
         let env = self.env(&spec, req.mode).await?;
         let planning = Instant::now();
@@ -645,8 +640,7 @@ impl Visiting {
                 let (schema, batches, rows) = self.execute(&env, plan).await?;
                 audit.rows = rows;
                 audit.result_digest = outcome::digest(&schema, &batches)?;
-                outcome::write_parquet(&env.workspace_dir, &name, &schema, &batches)?;
-                env.register_work(&name).await?;
+                env.save_work(&name, &schema, &batches).await?;
                 QueryOutcome::message(format!(
                     "created work.{name} ({rows} rows); it stays in the project workspace"
                 ))
@@ -726,6 +720,25 @@ impl Visiting {
             }
         }
     }
+}
+
+/// Generates `cfg.persons` synthetic persons into `cfg.out`, ingests them (all tables, or
+/// `only`) under `key` into `data_dir`, and removes the generated extracts and truth. Blocking:
+/// the dummy store, the test environments and the benchmarks are all made this way.
+pub fn synthetic_store(
+    catalog: &Catalog,
+    key: &CustodianKey,
+    cfg: &niji_synth::SynthConfig,
+    data_dir: &Path,
+    only: Vec<String>,
+) -> Result<niji_ingest::IngestReport, SandboxError> {
+    let failed = |e: &dyn std::fmt::Display| SandboxError::Synthetic(e.to_string());
+    niji_synth::generate(cfg, &|_, _| {}).map_err(|e| failed(&e))?;
+    let mut opts = niji_ingest::IngestOptions::new(cfg.out.join("raw"), data_dir.to_path_buf());
+    opts.only = only;
+    let report = niji_ingest::ingest(catalog, key, &opts, &|_| {}).map_err(|e| failed(&e))?;
+    std::fs::remove_dir_all(&cfg.out)?;
+    Ok(report)
 }
 
 fn collect_files(root: &Path, dir: &Path, out: &mut Vec<DeletedFile>) -> Result<(), SandboxError> {

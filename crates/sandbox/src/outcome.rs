@@ -27,6 +27,20 @@ pub enum Status {
     Error,
 }
 
+impl Status {
+    /// The name the JSON outcome uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Held => "held",
+            Status::Released => "released",
+            Status::Suppressed => "suppressed",
+            Status::Refused => "refused",
+            Status::Error => "error",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ColumnInfo {
     pub name: String,
@@ -38,7 +52,6 @@ pub struct ColumnInfo {
 pub struct QueryOutcome {
     pub query_id: String,
     pub status: Status,
-    pub columns: Vec<ColumnInfo>,
     pub schema: Option<SchemaRef>,
     /// Only for `Ok`: the rows themselves.
     pub batches: Vec<RecordBatch>,
@@ -59,6 +72,13 @@ pub fn new_query_id() -> String {
     raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+impl QueryOutcome {
+    /// Names and types of the result's columns (none for an outcome without a result).
+    pub fn columns(&self) -> Vec<ColumnInfo> {
+        self.schema.as_deref().map(columns_of).unwrap_or_default()
+    }
+}
+
 fn columns_of(schema: &Schema) -> Vec<ColumnInfo> {
     schema
         .fields()
@@ -75,7 +95,6 @@ impl QueryOutcome {
         Self {
             query_id: String::new(),
             status: Status::Ok,
-            columns: columns_of(&schema),
             schema: Some(schema),
             batches,
             row_count: rows,
@@ -87,7 +106,6 @@ impl QueryOutcome {
         Self {
             query_id: String::new(),
             status: Status::Held,
-            columns: columns_of(&schema),
             schema: Some(schema),
             batches: Vec::new(),
             row_count: rows,
@@ -101,7 +119,6 @@ impl QueryOutcome {
         Self {
             query_id: String::new(),
             status: Status::Ok,
-            columns: Vec::new(),
             schema: None,
             batches: Vec::new(),
             row_count: 0,
@@ -113,7 +130,6 @@ impl QueryOutcome {
         Self {
             query_id,
             status,
-            columns: Vec::new(),
             schema: None,
             batches: Vec::new(),
             row_count: 0,
@@ -124,6 +140,7 @@ impl QueryOutcome {
     /// One JSON object: `status`, `query_id`, `columns`, `rows` (arrays in column order),
     /// `row_count`, `message`.
     pub fn to_json(&self) -> serde_json::Value {
+        let columns = self.columns();
         let mut rows: Vec<serde_json::Value> = Vec::new();
         if !self.batches.is_empty() {
             let mut writer = arrow::json::ArrayWriter::new(Vec::new());
@@ -138,7 +155,7 @@ impl QueryOutcome {
                 .into_iter()
                 .map(|mut o| {
                     serde_json::Value::Array(
-                        self.columns
+                        columns
                             .iter()
                             .map(|c| o.remove(&c.name).unwrap_or(serde_json::Value::Null))
                             .collect(),
@@ -149,7 +166,7 @@ impl QueryOutcome {
         serde_json::json!({
             "status": self.status,
             "query_id": self.query_id,
-            "columns": self.columns,
+            "columns": columns,
             "rows": rows,
             "row_count": self.row_count,
             "message": self.message,
@@ -159,23 +176,12 @@ impl QueryOutcome {
     /// The rows as a text table (or the message when there are none).
     pub fn to_table(&self) -> String {
         if self.batches.is_empty() {
-            return format!("{}: {}", status_word(self.status), self.message);
+            return format!("{}: {}", self.status.as_str(), self.message);
         }
         match arrow::util::pretty::pretty_format_batches(&self.batches) {
             Ok(t) => format!("{t}\n{}", self.message),
             Err(_) => self.message.clone(),
         }
-    }
-}
-
-fn status_word(s: Status) -> &'static str {
-    match s {
-        Status::Ok => "ok",
-        Status::Held => "held",
-        Status::Released => "released",
-        Status::Suppressed => "suppressed",
-        Status::Refused => "refused",
-        Status::Error => "error",
     }
 }
 

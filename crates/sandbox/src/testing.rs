@@ -57,18 +57,13 @@ pub async fn seed(
         .map_err(|e| SandboxError::Config(e.to_string()))?;
     let catalog = niji_catalog::Catalog::load(&settings.catalog_dir)
         .map_err(|e| SandboxError::Config(e.to_string()))?;
-    let raw = root.join("synth");
+    let cfg = niji_synth::SynthConfig::new(persons, 7, root.join("synth"));
     let data = settings.data_dir.clone();
-    tokio::task::spawn_blocking(move || -> Result<(), SandboxError> {
-        let cfg = niji_synth::SynthConfig::new(persons, 7, raw.clone());
-        niji_synth::generate(&cfg, &|_, _| {}).map_err(|e| SandboxError::Dummy(e.to_string()))?;
-        let opts = niji_ingest::IngestOptions::new(raw.join("raw"), data);
-        niji_ingest::ingest(&catalog, &key, &opts, &|_| {})
-            .map_err(|e| SandboxError::Dummy(e.to_string()))?;
-        Ok(())
+    tokio::task::spawn_blocking(move || {
+        crate::synthetic_store(&catalog, &key, &cfg, &data, Vec::new())
     })
     .await
-    .map_err(|e| SandboxError::Dummy(e.to_string()))??;
+    .map_err(|e| SandboxError::Synthetic(e.to_string()))??;
     let visiting = Arc::new(Visiting::open(settings.clone(), Arc::new(LocalEngine)).await?);
     let mut tokens = BTreeMap::new();
     for name in ["alice", "bob", "carol"] {

@@ -36,17 +36,24 @@ impl PseudonymUdf {
     }
 }
 
-impl PartialEq for PseudonymUdf {
-    fn eq(&self, other: &Self) -> bool {
-        self.label == other.label
-    }
+/// DataFusion compares and hashes functions when it compares plans; these are the same
+/// function exactly when they were built for the same project, mode and group (`label`).
+macro_rules! identity_by_label {
+    ($($t:ty),*) => {$(
+        impl PartialEq for $t {
+            fn eq(&self, other: &Self) -> bool {
+                self.label == other.label
+            }
+        }
+        impl Eq for $t {}
+        impl Hash for $t {
+            fn hash<H: Hasher>(&self, state: &mut H) {
+                self.label.hash(state);
+            }
+        }
+    )*};
 }
-impl Eq for PseudonymUdf {}
-impl Hash for PseudonymUdf {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.label.hash(state);
-    }
-}
+identity_by_label!(PseudonymUdf, RecordKeyUdf, CohortUdf);
 
 fn one_array(args: ScalarFunctionArgs) -> Result<ArrayRef> {
     let rows = args.number_rows;
@@ -54,6 +61,16 @@ fn one_array(args: ScalarFunctionArgs) -> Result<ArrayRef> {
         Some(v) => v.into_array(rows),
         None => exec_err!("missing argument"),
     }
+}
+
+/// The single person-index argument of the pseudonym and cohort functions.
+fn person_index(args: ScalarFunctionArgs) -> Result<UInt32Array> {
+    let input = one_array(args)?;
+    input
+        .as_any()
+        .downcast_ref::<UInt32Array>()
+        .cloned()
+        .ok_or_else(|| DataFusionError::Internal("person index is not UInt32".into()))
 }
 
 impl ScalarUDFImpl for PseudonymUdf {
@@ -67,15 +84,18 @@ impl ScalarUDFImpl for PseudonymUdf {
         Ok(DataType::UInt64)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let input = one_array(args)?;
-        let idx = input
-            .as_any()
-            .downcast_ref::<UInt32Array>()
-            .ok_or_else(|| DataFusionError::Internal("person index is not UInt32".into()))?;
-        let out: UInt64Array = idx
-            .iter()
-            .map(|i| i.and_then(|i| self.dictionary.get(i)))
-            .collect();
+        let idx = person_index(args)?;
+        let known = self.dictionary.len();
+        // Every index of the registry snapshot is in the dictionary: one lookup per value,
+        // nulls carried over as they are. Otherwise (a store newer than the snapshot) the
+        // unknown persons become null.
+        let out: UInt64Array = if idx.values().iter().all(|&i| (i as usize) < known) {
+            arrow::compute::unary(&idx, |i| self.dictionary.get(i).unwrap_or_default())
+        } else {
+            idx.iter()
+                .map(|i| i.and_then(|i| self.dictionary.get(i)))
+                .collect()
+        };
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
@@ -109,18 +129,6 @@ impl RecordKeyUdf {
         let mut h = SipHasher13::new_with_keys(self.key.0, self.key.1);
         h.write(s.as_bytes());
         h.finish()
-    }
-}
-
-impl PartialEq for RecordKeyUdf {
-    fn eq(&self, other: &Self) -> bool {
-        self.label == other.label
-    }
-}
-impl Eq for RecordKeyUdf {}
-impl Hash for RecordKeyUdf {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.label.hash(state);
     }
 }
 
@@ -180,18 +188,6 @@ impl CohortUdf {
     }
 }
 
-impl PartialEq for CohortUdf {
-    fn eq(&self, other: &Self) -> bool {
-        self.label == other.label
-    }
-}
-impl Eq for CohortUdf {}
-impl Hash for CohortUdf {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.label.hash(state);
-    }
-}
-
 impl ScalarUDFImpl for CohortUdf {
     fn name(&self) -> &str {
         "niji_in_cohort"
@@ -203,11 +199,7 @@ impl ScalarUDFImpl for CohortUdf {
         Ok(DataType::Boolean)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let input = one_array(args)?;
-        let idx = input
-            .as_any()
-            .downcast_ref::<UInt32Array>()
-            .ok_or_else(|| DataFusionError::Internal("person index is not UInt32".into()))?;
+        let idx = person_index(args)?;
         // A row without a person is in no cohort.
         let out: BooleanArray = idx
             .iter()
@@ -219,7 +211,6 @@ impl ScalarUDFImpl for CohortUdf {
                 }))
             })
             .collect();
-        debug_assert_eq!(out.len(), idx.len());
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }

@@ -120,7 +120,7 @@ pub struct ProjectEnv {
     pub ctx: SessionContext,
     /// `db.table` of every approved view.
     pub views: BTreeSet<String>,
-    pub workspace_dir: PathBuf,
+    workspace_dir: PathBuf,
     work_schema: Arc<MemorySchemaProvider>,
 }
 
@@ -250,27 +250,27 @@ impl Builder<'_> {
         } else {
             self.scan(db, name).await?
         };
-        if let Some(link) = &table.parent {
-            if self.spec.period.is_some() || self.spec.cohort.is_some() {
-                // Details follow their parent record: only those of approved parent rows.
-                let parent = self.table(db, &link.table)?;
-                let keys = LogicalPlanBuilder::from(self.approved_rows(db, parent).await?)
-                    .project(vec![col("record_key")])?
-                    .alias("parent")?
-                    .build()?;
-                rows = LogicalPlanBuilder::from(rows)
-                    .alias("detail")?
-                    .join(
-                        keys,
-                        JoinType::LeftSemi,
-                        (
-                            vec![Column::new(Some("detail"), link.key.as_str())],
-                            vec![Column::new(Some("parent"), "record_key")],
-                        ),
-                        None,
-                    )?
-                    .build()?;
-            }
+        if let Some(link) = &table.parent
+            && (self.spec.period.is_some() || self.spec.cohort.is_some())
+        {
+            // Details follow their parent record: only those of approved parent rows.
+            let parent = self.table(db, &link.table)?;
+            let keys = LogicalPlanBuilder::from(self.approved_rows(db, parent).await?)
+                .project(vec![col("record_key")])?
+                .alias("parent")?
+                .build()?;
+            rows = LogicalPlanBuilder::from(rows)
+                .alias("detail")?
+                .join(
+                    keys,
+                    JoinType::LeftSemi,
+                    (
+                        vec![Column::new(Some("detail"), link.key.as_str())],
+                        vec![Column::new(Some("parent"), "record_key")],
+                    ),
+                    None,
+                )?
+                .build()?;
         }
         let parent_key = table.parent.as_ref().map(|l| l.key.as_str());
         let mut exprs = Vec::with_capacity(columns.len() + 1);
@@ -413,7 +413,7 @@ impl ProjectEnv {
         let store = Store::new(data_dir);
         let registry = Registry::load(&store.registry_dir(), &key.version())
             .map_err(|e| SandboxError::Unavailable(format!("person registry: {e}")))?;
-        let ids: Arc<Vec<[u8; 32]>> = Arc::new(registry.ids().to_vec());
+        let ids = registry.ids();
         let label = format!("{}/{}", spec.id, mode.as_str());
         let mut pseudonyms = BTreeMap::new();
         for db in spec.databases() {
@@ -421,7 +421,7 @@ impl ProjectEnv {
             if pseudonyms.contains_key(&group) {
                 continue;
             }
-            let dictionary = ProjectPseudonyms::build(key, &spec.id, &group, &ids)
+            let dictionary = ProjectPseudonyms::build(key, &spec.id, &group, ids)
                 .map_err(|e| SandboxError::Unavailable(e.to_string()))?;
             pseudonyms.insert(
                 group.clone(),
@@ -504,8 +504,19 @@ impl ProjectEnv {
         Ok(())
     }
 
+    /// Writes `work.<name>` atomically under the project and makes it visible.
+    pub async fn save_work(
+        &self,
+        name: &str,
+        schema: &SchemaRef,
+        batches: &[arrow::array::RecordBatch],
+    ) -> Result<(), SandboxError> {
+        crate::outcome::write_parquet(&self.workspace_dir, name, schema, batches)?;
+        self.register_work(name).await
+    }
+
     /// Makes `work.<name>` (already written) visible.
-    pub async fn register_work(&self, name: &str) -> Result<(), SandboxError> {
+    async fn register_work(&self, name: &str) -> Result<(), SandboxError> {
         let path = self.work_file(name).to_string_lossy().into_owned();
         let plan = self
             .ctx
@@ -530,12 +541,6 @@ impl ProjectEnv {
         self.work_schema.table_exist(name)
     }
 
-    pub fn work_tables(&self) -> Vec<String> {
-        let mut names = self.work_schema.table_names();
-        names.sort();
-        names
-    }
-
     /// Removes `work.<name>` from the catalog and disk; false when it did not exist.
     pub fn drop_work(&self, name: &str) -> Result<bool, SandboxError> {
         let existed = self.work_schema.deregister_table(name)?.is_some();
@@ -544,10 +549,6 @@ impl ProjectEnv {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(existed),
             Err(e) => Err(SandboxError::Io(e)),
         }
-    }
-
-    pub fn work_path(&self, name: &str) -> PathBuf {
-        self.work_file(name)
     }
 
     /// Whether `provider` is one niji built for a project (a view or a workspace table).

@@ -90,6 +90,34 @@ impl NijiFlightSql {
     }
 }
 
+/// FlightInfo for a result fetched with one ticket (`command` packed as the ticket).
+fn flight_info(
+    schema: &arrow::datatypes::Schema,
+    command: &Any,
+    descriptor: FlightDescriptor,
+) -> Result<FlightInfo, Status> {
+    let endpoint = FlightEndpoint::new().with_ticket(Ticket {
+        ticket: command.encode_to_vec().into(),
+    });
+    Ok(FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|_| Status::internal("internal error"))?
+        .with_endpoint(endpoint)
+        .with_descriptor(descriptor))
+}
+
+/// Streams batches as Flight data.
+fn encode(
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Response<<NijiFlightSql as FlightService>::DoGetStream> {
+    let stream = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(futures::stream::iter(batches.into_iter().map(Ok)))
+        .map_err(Status::from);
+    Response::new(Box::pin(stream))
+}
+
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
@@ -182,14 +210,7 @@ impl FlightSqlService for NijiFlightSql {
         let ticket = TicketStatementQuery {
             statement_handle: handle.into_bytes().into(),
         };
-        let endpoint = FlightEndpoint::new().with_ticket(Ticket {
-            ticket: ticket.as_any().encode_to_vec().into(),
-        });
-        let info = FlightInfo::new()
-            .try_with_schema(&schema)
-            .map_err(|_| Status::internal("internal error"))?
-            .with_endpoint(endpoint)
-            .with_descriptor(request.into_inner())
+        let info = flight_info(&schema, &ticket.as_any(), request.into_inner())?
             .with_total_records(outcome.row_count as i64);
         Ok(Response::new(info))
     }
@@ -211,11 +232,7 @@ impl FlightSqlService for NijiFlightSql {
             }
         }
         .ok_or_else(|| Status::not_found("no such result (already fetched or expired)"))?;
-        let stream = FlightDataEncoderBuilder::new()
-            .with_schema(result.schema)
-            .build(futures::stream::iter(result.batches.into_iter().map(Ok)))
-            .map_err(Status::from);
-        Ok(Response::new(Box::pin(stream)))
+        Ok(encode(result.schema, result.batches))
     }
 
     async fn get_flight_info_sql_info(
@@ -224,14 +241,8 @@ impl FlightSqlService for NijiFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.user(&request)?;
-        let endpoint = FlightEndpoint::new().with_ticket(Ticket {
-            ticket: query.as_any().encode_to_vec().into(),
-        });
-        let info = FlightInfo::new()
-            .try_with_schema(query.into_builder(&self.sql_info).schema().as_ref())
-            .map_err(|_| Status::internal("internal error"))?
-            .with_endpoint(endpoint)
-            .with_descriptor(request.into_inner());
+        let schema = query.clone().into_builder(&self.sql_info).schema();
+        let info = flight_info(&schema, &query.as_any(), request.into_inner())?;
         Ok(Response::new(info))
     }
 
@@ -243,12 +254,10 @@ impl FlightSqlService for NijiFlightSql {
         self.user(&request)?;
         let builder = query.into_builder(&self.sql_info);
         let schema = builder.schema();
-        let batch = builder.build();
-        let stream = FlightDataEncoderBuilder::new()
-            .with_schema(schema)
-            .build(futures::stream::once(async { batch }))
-            .map_err(Status::from);
-        Ok(Response::new(Box::pin(stream)))
+        let batch = builder
+            .build()
+            .map_err(|_| Status::internal("internal error"))?;
+        Ok(encode(schema, vec![batch]))
     }
 
     async fn do_get_fallback(

@@ -40,13 +40,6 @@ impl Running {
             let _ = t.await;
         }
     }
-
-    /// Waits until both servers end (they end on shutdown or a fatal error).
-    pub async fn wait(mut self) {
-        for t in self.tasks.drain(..) {
-            let _ = t.await;
-        }
-    }
 }
 
 /// Binds both listeners (port 0 picks free ports) and serves until shut down.

@@ -16,10 +16,8 @@ pub struct Sessions {
 
 impl Sessions {
     /// A new session for `user`; the returned token is the only copy.
-    pub fn open(&self, user: &str) -> Result<String, getrandom::Error> {
-        let mut raw = [0u8; 32];
-        getrandom::fill(&mut raw)?;
-        let token = format!("nijis_{}", niji_pseudo::hex32(&raw));
+    pub fn open(&self, user: &str) -> Result<String, niji_governance::GovernanceError> {
+        let token = niji_governance::new_token("nijis_")?;
         let mut map = self.by_digest.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         map.retain(|_, (_, at)| now.duration_since(*at) < LIFETIME);

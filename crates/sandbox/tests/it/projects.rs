@@ -56,7 +56,7 @@ async fn pseudonyms_link_within_a_group_only_and_differ_across_projects() {
     let o = f
         .query(Mode::Dummy, "SELECT pid FROM ndb.receipts LIMIT 1")
         .await;
-    assert_eq!(o.columns[0].data_type, "UInt64");
+    assert_eq!(o.columns()[0].data_type, "UInt64");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,11 +268,14 @@ async fn every_query_is_audited_without_secrets() {
     assert!(f.visiting.audit.verify().await.expect("verify").is_intact());
 }
 
+/// One way of spoiling a valid spec.
+type SpecChange = dyn Fn(&mut ProjectSpec);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn specs_that_cannot_be_resolved_are_refused() {
     let f = Fixture::new(None).await;
     let base = ProjectSpec::from_toml(&spec_text()).expect("spec");
-    let cases: Vec<(&str, Box<dyn Fn(&mut ProjectSpec)>)> = vec![
+    let cases: Vec<(&str, Box<SpecChange>)> = vec![
         (
             "linkage identifier",
             Box::new(|s| s.tables[0].columns.push("id5".into())),

@@ -47,7 +47,7 @@ impl AsyncDB for Chokepoint {
                     }
                 }
                 Ok(DBOutput::Rows {
-                    types: vec![DefaultColumnType::Any; outcome.columns.len()],
+                    types: vec![DefaultColumnType::Any; outcome.columns().len()],
                     rows,
                 })
             }
