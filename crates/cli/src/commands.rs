@@ -182,7 +182,8 @@ pub enum BenchCommand {
         persons: u64,
         #[arg(long, default_value = "./niji-bench-visiting")]
         work: PathBuf,
-        #[arg(long, default_value_t = 3)]
+        /// Best of this many runs: fewer do not average out this machine's drift.
+        #[arg(long, default_value_t = 7)]
         runs: usize,
         #[arg(long, env = "NIJI_PYTHON", default_value = ".venv/bin/python")]
         python: PathBuf,

@@ -21,7 +21,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use futures::StreamExt;
 use niji_audit::{AuditError, AuditLog};
 use niji_catalog::Catalog;
@@ -32,7 +32,7 @@ use niji_pseudo::{CivilDate, CustodianKey};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Semaphore};
 
-pub use engine::{Engine, LocalEngine};
+pub use engine::{Engine, LocalEngine, StopFlag};
 pub use guard::SqlPolicy;
 pub use outcome::{ColumnInfo, QueryOutcome, Status};
 use views::ProjectEnv;
@@ -246,6 +246,9 @@ pub struct Visiting {
     policy: SqlPolicy,
     limits: Limits,
     engine: Arc<dyn Engine>,
+    /// File listings, Parquet footers and spill files, shared by all queries; each query gets
+    /// its own memory pool on top.
+    runtime: Arc<RuntimeEnv>,
     envs: Mutex<HashMap<(String, Mode), Arc<ProjectEnv>>>,
     overall: Arc<Semaphore>,
     per_project: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -287,6 +290,7 @@ impl Visiting {
             policy,
             limits,
             engine,
+            runtime: RuntimeEnvBuilder::new().build_arc()?,
             envs: Mutex::new(HashMap::new()),
             per_project: Mutex::new(HashMap::new()),
             work_lock: Mutex::new(()),
@@ -447,13 +451,17 @@ impl Visiting {
     async fn env(&self, spec: &ProjectSpec, mode: Mode) -> Result<Arc<ProjectEnv>, SandboxError> {
         let mut envs = self.envs.lock().await;
         let cache_key = (spec.id.clone(), mode);
-        if let Some(env) = envs.get(&cache_key) {
-            return Ok(env.clone());
-        }
         let (data_dir, key) = match mode {
             Mode::Real => (self.settings.data_dir.clone(), &self.key),
             Mode::Dummy => (self.ensure_dummy_store().await?, &*self.dummy_key),
         };
+        // Views depend on the store's contents (pseudonym dictionary, filters left out because
+        // no row fails them): a store published anew means views built anew.
+        if let Some(env) = envs.get(&cache_key)
+            && env.built_from == views::store_stamp(&data_dir)
+        {
+            return Ok(env.clone());
+        }
         let workspace = self.project_dir(&spec.id).join(mode.as_str()).join("work");
         let env = Arc::new(
             ProjectEnv::build(
@@ -680,18 +688,24 @@ impl Visiting {
         plan: datafusion::logical_expr::LogicalPlan,
     ) -> Result<(SchemaRef, Vec<RecordBatch>, usize), SandboxError> {
         let memory = self.limits.memory_per_query_mb << 20;
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(FairSpillPool::new(memory)))
-            .build_arc()?;
+        let runtime = Arc::new(RuntimeEnv {
+            memory_pool: Arc::new(FairSpillPool::new(memory)),
+            disk_manager: self.runtime.disk_manager.clone(),
+            cache_manager: self.runtime.cache_manager.clone(),
+            object_store_registry: self.runtime.object_store_registry.clone(),
+        });
         let state = SessionStateBuilder::new_from_existing(env.ctx.state())
             .with_runtime_env(runtime)
             .build();
         let max_rows = self.limits.max_result_rows;
         let engine = self.engine.clone();
-        // The plan runs in a task of its own, so that the caller answers at the time limit
-        // even while an operator is busy between yields; the task is aborted at its next one.
+        // The plan runs in a task of its own, so that the caller answers at the time limit even
+        // while an operator is busy; the stop flag ends every operator at its next batch, also
+        // when the caller goes away before the end.
+        let stop = StopOnDrop(StopFlag::default());
+        let flag = stop.0.clone();
         let mut task = tokio::spawn(async move {
-            let mut stream = engine.execute(&state, plan).await?;
+            let mut stream = engine.execute(&state, plan, &flag).await?;
             let schema = stream.schema();
             let mut batches = Vec::new();
             let mut rows = 0usize;
@@ -712,6 +726,7 @@ impl Visiting {
             Ok(Ok(result)) => result,
             Ok(Err(e)) => Err(SandboxError::Unavailable(format!("query task ended: {e}"))),
             Err(_) => {
+                stop.0.stop();
                 task.abort();
                 Err(SandboxError::Cancelled(format!(
                     "the query ran longer than its {} s limit",
@@ -719,6 +734,14 @@ impl Visiting {
                 )))
             }
         }
+    }
+}
+
+struct StopOnDrop(StopFlag);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
     }
 }
 

@@ -122,6 +122,42 @@ pub struct ProjectEnv {
     pub views: BTreeSet<String>,
     workspace_dir: PathBuf,
     work_schema: Arc<MemorySchemaProvider>,
+    /// The store as it was when the views were built (they depend on its contents).
+    pub built_from: StoreStamp,
+}
+
+/// Identity of a store's published state: each table manifest and registry file, with its
+/// modification time and size. Ingest replaces them on every publish.
+pub type StoreStamp = Vec<(PathBuf, Option<std::time::SystemTime>, u64)>;
+
+pub fn store_stamp(data_dir: &Path) -> StoreStamp {
+    let root = data_dir.join("store");
+    let stat = |path: PathBuf| {
+        let meta = std::fs::metadata(&path).ok();
+        let modified = meta.as_ref().and_then(|m| m.modified().ok());
+        let len = meta.map_or(0, |m| m.len());
+        (path, modified, len)
+    };
+    let entries = |dir: &Path| -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        paths.sort();
+        paths
+    };
+    let mut stamp = Vec::new();
+    for db in entries(&root) {
+        for entry in entries(&db) {
+            if entry.is_dir() {
+                stamp.push(stat(entry.join("manifest.json")));
+            } else {
+                stamp.push(stat(entry));
+            }
+        }
+    }
+    stamp
 }
 
 impl std::fmt::Debug for ProjectEnv {
@@ -181,13 +217,41 @@ impl Builder<'_> {
             .ok_or_else(|| SandboxError::Unavailable(format!("{db}.{name} is not in the catalog")))
     }
 
-    /// Row filters of a person-level table: the approved period and the cohort.
-    fn row_filter(&self, table: &Table) -> Result<Option<Expr>, SandboxError> {
-        let mut parts: Vec<Expr> = self.period_filter(table)?.into_iter().collect();
+    /// Row filters of a person-level table: the approved period, unless no stored row falls
+    /// outside it, and the cohort.
+    async fn row_filter(&self, db: &str, table: &Table) -> Result<Option<Expr>, SandboxError> {
+        let mut parts = Vec::new();
+        if let Some(period) = self.period_filter(table)?
+            && self.any_row_fails(db, table, &period).await?
+        {
+            parts.push(period);
+        }
         if let Some(cohort) = &self.cohort {
             parts.push(cohort.call(vec![col("person_idx")]));
         }
         Ok(conjunction(parts))
+    }
+
+    /// Whether some stored row of the table does not pass `filter`. A filter every row passes
+    /// is left out of the view: it would cost a comparison per row and, for the table's detail
+    /// tables, a join.
+    async fn any_row_fails(
+        &self,
+        db: &str,
+        table: &Table,
+        filter: &Expr,
+    ) -> Result<bool, SandboxError> {
+        let plan = LogicalPlanBuilder::from(self.scan(db, &table.name).await?)
+            .filter(filter.clone().is_not_true())?
+            .limit(0, Some(1))?
+            .build()?;
+        let batches = self
+            .internal
+            .execute_logical_plan(plan)
+            .await?
+            .collect()
+            .await?;
+        Ok(batches.iter().any(|b| b.num_rows() > 0))
     }
 
     /// The approved data period on the table's period column.
@@ -229,10 +293,15 @@ impl Builder<'_> {
         Ok(conjunction(parts))
     }
 
-    /// The filtered rows of a person-level table (all its stored columns).
-    async fn approved_rows(&self, db: &str, table: &Table) -> Result<LogicalPlan, SandboxError> {
+    /// The scan of a table with `filter` applied.
+    async fn filtered(
+        &self,
+        db: &str,
+        table: &Table,
+        filter: Option<Expr>,
+    ) -> Result<LogicalPlan, SandboxError> {
         let mut b = LogicalPlanBuilder::from(self.scan(db, &table.name).await?);
-        if let Some(f) = self.row_filter(table)? {
+        if let Some(f) = filter {
             b = b.filter(f)?;
         }
         Ok(b.build()?)
@@ -245,17 +314,23 @@ impl Builder<'_> {
         columns: &[String],
     ) -> Result<ProjectView, SandboxError> {
         let table = self.table(db, name)?;
-        let mut rows = if table.is_person_level() {
-            self.approved_rows(db, table).await?
+        let filter = if table.is_person_level() {
+            self.row_filter(db, table).await?
         } else {
-            self.scan(db, name).await?
+            None
         };
-        if let Some(link) = &table.parent
-            && (self.spec.period.is_some() || self.spec.cohort.is_some())
-        {
+        let mut rows = self.filtered(db, table, filter).await?;
+        let parent = match &table.parent {
+            Some(link) => {
+                let parent = self.table(db, &link.table)?;
+                let filter = self.row_filter(db, parent).await?;
+                filter.map(|f| (link, parent, f))
+            }
+            None => None,
+        };
+        if let Some((link, parent, filter)) = parent {
             // Details follow their parent record: only those of approved parent rows.
-            let parent = self.table(db, &link.table)?;
-            let keys = LogicalPlanBuilder::from(self.approved_rows(db, parent).await?)
+            let keys = LogicalPlanBuilder::from(self.filtered(db, parent, Some(filter)).await?)
                 .project(vec![col("record_key")])?
                 .alias("parent")?
                 .build()?;
@@ -410,6 +485,7 @@ impl ProjectEnv {
         limits: &Limits,
         workspace_dir: PathBuf,
     ) -> Result<Self, SandboxError> {
+        let built_from = store_stamp(data_dir);
         let store = Store::new(data_dir);
         let registry = Registry::load(&store.registry_dir(), &key.version())
             .map_err(|e| SandboxError::Unavailable(format!("person registry: {e}")))?;
@@ -477,6 +553,7 @@ impl ProjectEnv {
             views,
             workspace_dir,
             work_schema,
+            built_from,
         };
         env.load_workspace().await?;
         Ok(env)

@@ -2,6 +2,7 @@
 //! and the audit trail of all of it.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use niji_governance::{Cohort, Period, ProjectSpec};
 use niji_sandbox::{Mode, Status};
@@ -332,4 +333,63 @@ async fn specs_that_cannot_be_resolved_are_refused() {
     }
     let o = f.query_as("alice", "bad-0", Mode::Dummy, "SELECT 1").await;
     assert_eq!(o.status, Status::Refused, "nothing half-created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_follow_a_store_published_anew() {
+    let f = Fixture::new(None).await;
+    let sql = "SELECT max(claim_ym) AS v, count(*) AS n FROM ndb.receipts";
+    let before = f.query(Mode::Dummy, sql).await;
+    assert_eq!(before.status, Status::Ok, "{}", before.message);
+    assert_eq!(column(&before, "v"), ["202309"]);
+    // An ingest publishes receipts of a month after the approved period (2021-10..2023-09).
+    let table = f.data_dir().join("dummy/store/ndb/receipts");
+    let part = std::fs::read_dir(&table)
+        .expect("receipts")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .expect("a part");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&part).expect("open part"),
+    )
+    .expect("parquet")
+    .build()
+    .expect("reader");
+    let later = table.join("part-99999.parquet");
+    let mut writer = None;
+    for batch in reader {
+        let batch = batch.expect("batch");
+        let schema = batch.schema();
+        let at = schema.index_of("claim_ym").expect("claim_ym");
+        let mut columns = batch.columns().to_vec();
+        columns[at] = Arc::new(arrow::array::Int32Array::from(vec![
+            202310;
+            batch.num_rows()
+        ]));
+        let moved = arrow::array::RecordBatch::try_new(schema.clone(), columns).expect("batch");
+        writer
+            .get_or_insert_with(|| {
+                parquet::arrow::ArrowWriter::try_new(
+                    std::fs::File::create(&later).expect("create part"),
+                    schema.clone(),
+                    None,
+                )
+                .expect("writer")
+            })
+            .write(&moved)
+            .expect("write");
+    }
+    writer.expect("rows").close().expect("close");
+    let manifest = table.join("manifest.json");
+    let mut text = std::fs::read_to_string(&manifest).expect("manifest");
+    text.push('\n');
+    std::fs::write(&manifest, text).expect("publish");
+    let after = f.query(Mode::Dummy, sql).await;
+    assert_eq!(after.status, Status::Ok, "{}", after.message);
+    assert_eq!(
+        column(&after, "v"),
+        ["202309"],
+        "no month outside the period"
+    );
+    assert_eq!(column(&after, "n"), column(&before, "n"));
 }
