@@ -113,6 +113,18 @@ pub struct Column {
     /// Set on identifier columns produced at ingest rather than read from the extract.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub derived: bool,
+    /// What the column means to disclosure control (facilities counted behind a cell, the
+    /// municipality a cell is about, its population).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disclosure: Option<DisclosureRole>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisclosureRole {
+    Facility,
+    Municipality,
+    Population,
 }
 
 impl Column {

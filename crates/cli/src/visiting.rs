@@ -235,7 +235,8 @@ pub fn serve(ctx: &Context, env: &EnvArgs, a: &ServeArgs) -> anyhow::Result<()> 
 
 /// The quick start's tour of the Visiting environment: the example project and its users
 /// (created once; their tokens go to an owner-only file beside the key), a query on dummy
-/// data, the same on real data (held), and an attack (refused).
+/// data, the same on real data (checked and released, small cells masked), rows of real data
+/// (held), and an attack (refused).
 pub fn demo(ctx: &Context, env: &EnvArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let v = open(ctx, env).await?;
@@ -275,7 +276,14 @@ pub fn demo(ctx: &Context, env: &EnvArgs) -> anyhow::Result<()> {
         );
         let lead = spec.members.first().map(|m| m.user.clone()).unwrap_or_default();
         let sql = "SELECT claim_ym >= 202210 AS after_oct_2022, copay_rate, count(DISTINCT pid) AS persons, avg(days) AS days FROM ndb.receipts WHERE setting = 1 GROUP BY 1, 2 ORDER BY 1, 2";
-        for (mode, sql) in [(Mode::Dummy, sql), (Mode::Real, sql), (Mode::Dummy, "SELECT id5, birth_date FROM ndb.receipts")] {
+        let tour = [
+            (Mode::Dummy, sql),
+            (Mode::Real, sql),
+            (Mode::Real, "SELECT prefecture, count(*) AS receipts FROM ndb.receipts WHERE copay_rate = 2 GROUP BY prefecture ORDER BY prefecture"),
+            (Mode::Real, "SELECT pid, claim_ym, days FROM ndb.receipts LIMIT 5"),
+            (Mode::Dummy, "SELECT id5, birth_date FROM ndb.receipts"),
+        ];
+        for (mode, sql) in tour {
             println!("\n{lead}@{} ({}): {sql}", spec.id, mode.as_str());
             let o = v
                 .query(&QueryRequest {

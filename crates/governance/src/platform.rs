@@ -237,6 +237,42 @@ impl PlatformDb {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    /// Keeps the person sets of one release's cells (atomically, all or none).
+    pub async fn record_released_sets(
+        &self,
+        project: &str,
+        query_id: &str,
+        sets: &[Vec<u8>],
+    ) -> Result<(), GovernanceError> {
+        let mut tx = self.pool.begin().await?;
+        let at = niji_audit::now_rfc3339();
+        for set in sets {
+            sqlx::query(
+                "INSERT INTO released_sets (project, query_id, persons, released_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(project)
+            .bind(query_id)
+            .bind(set)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The person sets of every cell the project has released.
+    pub async fn released_sets(&self, project: &str) -> Result<Vec<Vec<u8>>, GovernanceError> {
+        let rows = sqlx::query("SELECT persons FROM released_sets WHERE project = $1 ORDER BY id")
+            .bind(project)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.get::<Vec<u8>, _>("persons"))
+            .collect())
+    }
 }
 
 fn project_of(r: &sqlx::sqlite::SqliteRow) -> Result<Project, GovernanceError> {

@@ -184,8 +184,29 @@ pub(crate) fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").chars().take(300).collect()
 }
 
+/// The plan of `sql` (already checked) over the project's shadow views, for disclosure
+/// control's rewrite; workspace writes have none.
+pub async fn plan_shadow(env: &ProjectEnv, sql: &str) -> Result<LogicalPlan, SandboxError> {
+    let mut statements = DFParserBuilder::new(sql)
+        .with_dialect(&GenericDialect {})
+        .build()
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| refused(first_line(&e.to_string())))?;
+    match (statements.pop_front(), statements.is_empty()) {
+        (Some(statement), true) => plan_in(&env.shadow_ctx, statement).await,
+        _ => Err(refused("exactly one SQL statement per request")),
+    }
+}
+
 async fn plan_query(env: &ProjectEnv, statement: DfStatement) -> Result<LogicalPlan, SandboxError> {
-    let state = env.ctx.state();
+    plan_in(&env.ctx, statement).await
+}
+
+async fn plan_in(
+    ctx: &datafusion::prelude::SessionContext,
+    statement: DfStatement,
+) -> Result<LogicalPlan, SandboxError> {
+    let state = ctx.state();
     let plan = state
         .statement_to_plan(statement)
         .await

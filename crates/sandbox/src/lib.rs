@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
@@ -24,7 +24,8 @@ use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use futures::StreamExt;
 use niji_audit::{AuditError, AuditLog};
-use niji_catalog::Catalog;
+use niji_catalog::{Catalog, DisclosureRole};
+use niji_disclosure::{DisclosurePolicy, Ledger, Populations, Verdict};
 use niji_governance::{
     Action, Authz, GovernanceError, PlatformDb, ProjectSpec, ProjectState, User, UserRole,
 };
@@ -65,6 +66,8 @@ pub enum SandboxError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("synthetic store: {0}")]
     Synthetic(String),
+    #[error(transparent)]
+    Disclosure(#[from] niji_disclosure::DisclosureError),
 }
 
 impl SandboxError {
@@ -220,6 +223,9 @@ struct QueryAudit<'a> {
     message: String,
     plan_ms: u128,
     exec_ms: u128,
+    /// Disclosure control: cells masked, and the time its checks took after execution.
+    suppressed: usize,
+    check_ms: u128,
     total_ms: u128,
 }
 
@@ -244,12 +250,19 @@ pub struct Visiting {
     pub authz: Authz,
     pub audit: AuditLog,
     policy: SqlPolicy,
+    disclosure: DisclosurePolicy,
     limits: Limits,
     engine: Arc<dyn Engine>,
     /// File listings, Parquet footers and spill files, shared by all queries; each query gets
     /// its own memory pool on top.
     runtime: Arc<RuntimeEnv>,
     envs: Mutex<HashMap<(String, Mode), Arc<ProjectEnv>>>,
+    /// Person sets of each project's released cells; checks and releases of one project
+    /// take turns, so that two results cannot each pass against a ledger without the other.
+    ledgers: Mutex<HashMap<String, Ledger>>,
+    populations: tokio::sync::OnceCell<Populations>,
+    /// Off only to measure what the checks cost: real results are then all held.
+    release_checks: std::sync::atomic::AtomicBool,
     overall: Arc<Semaphore>,
     per_project: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Workspace writes of one project are serialised.
@@ -268,6 +281,7 @@ impl Visiting {
         let catalog = Catalog::load(&settings.catalog_dir)
             .map_err(|e| SandboxError::Config(e.to_string()))?;
         let policy = SqlPolicy::load(&settings.policies_dir.join("sql.toml"))?;
+        let disclosure = DisclosurePolicy::load(&settings.policies_dir.join("disclosure.toml"))?;
         let limits = Limits::load(&settings.limits_file)?;
         std::fs::create_dir_all(&settings.data_dir)?;
         let db_path = settings.data_dir.join("niji.db");
@@ -288,14 +302,25 @@ impl Visiting {
             authz,
             audit,
             policy,
+            disclosure,
             limits,
             engine,
             runtime: RuntimeEnvBuilder::new().build_arc()?,
             envs: Mutex::new(HashMap::new()),
+            ledgers: Mutex::new(HashMap::new()),
+            populations: tokio::sync::OnceCell::new(),
+            release_checks: std::sync::atomic::AtomicBool::new(true),
             per_project: Mutex::new(HashMap::new()),
             work_lock: Mutex::new(()),
             dummy_lock: Mutex::new(()),
         })
+    }
+
+    /// Switches disclosure control's checks off (every real result is then held, nothing is
+    /// released) or on. For benchmarks, which compare the two.
+    pub fn set_release_checks(&self, on: bool) {
+        self.release_checks
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn limits(&self) -> &Limits {
@@ -547,6 +572,8 @@ impl Visiting {
             message: String::new(),
             plan_ms: 0,
             exec_ms: 0,
+            suppressed: 0,
+            check_ms: 0,
             total_ms: 0,
         };
         let mut result = self.run(req, &query_id, &mut audit).await;
@@ -620,19 +647,15 @@ impl Visiting {
         audit.tables = checked.tables.clone();
         let executing = Instant::now();
         let outcome = match checked.intent {
-            guard::Intent::Query(plan) => {
-                let (schema, batches, rows) = self.execute(&env, plan).await?;
-                audit.rows = rows;
-                audit.result_digest = outcome::digest(&schema, &batches)?;
-                match req.mode {
-                    Mode::Dummy => QueryOutcome::rows(schema, batches, rows),
-                    Mode::Real => {
-                        let dir = self.project_dir(&req.project).join("real").join("held");
-                        outcome::write_parquet(&dir, query_id, &schema, &batches)?;
-                        QueryOutcome::held(schema, rows)
-                    }
+            guard::Intent::Query(plan) => match req.mode {
+                Mode::Dummy => {
+                    let (schema, batches, rows) = self.execute(&env, plan).await?;
+                    audit.rows = rows;
+                    audit.result_digest = outcome::digest(&schema, &batches)?;
+                    QueryOutcome::rows(schema, batches, rows)
                 }
-            }
+                Mode::Real => self.disclose(&env, req, query_id, plan, audit).await?,
+            },
             guard::Intent::CreateWork {
                 name,
                 replace,
@@ -664,6 +687,168 @@ impl Visiting {
         };
         audit.exec_ms = ms(executing.elapsed());
         Ok(outcome)
+    }
+
+    /// Runs a real-data query with disclosure control: the plan's shadow computes, in the same
+    /// pass, who stands behind each cell; the rules decide what leaves. What cannot be checked
+    /// or may not leave is held in the project workspace.
+    async fn disclose(
+        &self,
+        env: &ProjectEnv,
+        req: &QueryRequest,
+        query_id: &str,
+        plan: datafusion::logical_expr::LogicalPlan,
+        audit: &mut QueryAudit<'_>,
+    ) -> Result<QueryOutcome, SandboxError> {
+        let visible = Arc::new(plan.schema().as_arrow().clone());
+        let shadow = if !self
+            .release_checks
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            Err(niji_disclosure::Unsupported(
+                "disclosure checks are switched off".into(),
+            ))
+        } else {
+            match guard::plan_shadow(env, &req.sql).await {
+                Ok(shadow_plan) => niji_disclosure::shadow(shadow_plan, &visible),
+                Err(e) => Err(niji_disclosure::Unsupported(e.public_message())),
+            }
+        };
+        let hold = |schema: SchemaRef, batches: &[RecordBatch], rows: usize, why: &str| {
+            let dir = self.project_dir(&req.project).join("real").join("held");
+            outcome::write_parquet(&dir, query_id, &schema, batches)?;
+            Ok::<_, SandboxError>(QueryOutcome::held(schema, rows, why))
+        };
+        let shadow = match shadow {
+            Ok(shadow) => shadow,
+            Err(niji_disclosure::Unsupported(why)) => {
+                let (schema, batches, rows) = self.execute(env, plan).await?;
+                audit.rows = rows;
+                audit.result_digest = outcome::digest(&schema, &batches)?;
+                return hold(schema, &batches, rows, &why);
+            }
+        };
+        let (_, batches, rows) = self.execute(env, shadow.plan.clone()).await?;
+        let checking = Instant::now();
+        let researchers: Vec<usize> = (0..visible.fields().len()).collect();
+        let result: Vec<RecordBatch> = batches
+            .iter()
+            .map(|b| {
+                b.project(&researchers)
+                    .and_then(|b| b.with_schema(visible.clone()))
+            })
+            .collect::<Result<_, _>>()
+            .map_err(DataFusionError::from)?;
+        audit.rows = rows;
+        audit.result_digest = outcome::digest(&visible, &result)?;
+        let populations = self.populations().await?;
+        let mut ledgers = self.ledgers.lock().await;
+        if !ledgers.contains_key(&req.project) {
+            let sets = self
+                .db
+                .released_sets(&req.project)
+                .await?
+                .iter()
+                .map(|b| niji_disclosure::sets::decode_set(b))
+                .collect::<Result<Vec<_>, _>>()?;
+            ledgers.insert(req.project.clone(), Ledger::new(sets));
+        }
+        let ledger = ledgers
+            .get_mut(&req.project)
+            .ok_or_else(|| SandboxError::Unavailable("release ledger".into()))?;
+        let verdict = niji_disclosure::check(
+            &shadow,
+            &batches,
+            &self.catalog,
+            &self.disclosure,
+            ledger,
+            populations,
+        )?;
+        let outcome = match verdict {
+            Verdict::Hold(why) => hold(visible, &result, rows, &why)?,
+            Verdict::Release {
+                batch,
+                suppressed,
+                released_sets,
+            } => {
+                let encoded: Vec<Vec<u8>> = released_sets
+                    .iter()
+                    .map(niji_disclosure::sets::encode_set)
+                    .collect();
+                self.db
+                    .record_released_sets(&req.project, query_id, &encoded)
+                    .await?;
+                for set in released_sets {
+                    ledger.add(set);
+                }
+                audit.suppressed = suppressed.len();
+                QueryOutcome::released(batch, suppressed)
+            }
+        };
+        audit.check_ms = ms(checking.elapsed());
+        Ok(outcome)
+    }
+
+    /// Inhabitants per municipality, from the reference table of the real store (none when it
+    /// was not ingested: then no cell about a municipality is released).
+    async fn populations(&self) -> Result<&Populations, SandboxError> {
+        self.populations
+            .get_or_try_init(|| async {
+                let store = niji_ingest::store::Store::new(&self.settings.data_dir);
+                let mut map = HashMap::new();
+                if let Some((db, table)) = self.catalog.databases.iter().find_map(|(name, d)| {
+                    d.tables
+                        .iter()
+                        .find(|t| {
+                            t.columns
+                                .iter()
+                                .any(|c| c.disclosure == Some(DisclosureRole::Population))
+                        })
+                        .map(|t| (name.clone(), t))
+                }) && store.manifest(&db, &table.name).ok().flatten().is_some()
+                {
+                    let column = |role| {
+                        table
+                            .columns
+                            .iter()
+                            .find(|c| c.disclosure == Some(role))
+                            .map(|c| c.name.clone())
+                    };
+                    if let (Some(code), Some(population)) = (
+                        column(DisclosureRole::Municipality),
+                        column(DisclosureRole::Population),
+                    ) {
+                        let ctx = datafusion::prelude::SessionContext::new();
+                        let dir = store.table_dir(&db, &table.name);
+                        let batches = ctx
+                            .read_parquet(
+                                dir.to_string_lossy().into_owned(),
+                                datafusion::prelude::ParquetReadOptions::default(),
+                            )
+                            .await?
+                            .select_columns(&[&code, &population])?
+                            .collect()
+                            .await?;
+                        for b in &batches {
+                            let cast = |i: usize, ty| {
+                                arrow::compute::cast(b.column(i), &ty)
+                                    .map_err(DataFusionError::from)
+                            };
+                            let codes = cast(0, arrow::datatypes::DataType::Utf8)?;
+                            let pops = cast(1, arrow::datatypes::DataType::UInt64)?;
+                            let codes = codes.as_string::<i32>();
+                            let pops = pops.as_primitive::<arrow::datatypes::UInt64Type>();
+                            for i in 0..b.num_rows() {
+                                if codes.is_valid(i) && pops.is_valid(i) {
+                                    map.insert(codes.value(i).to_string(), pops.value(i));
+                                }
+                            }
+                        }
+                    }
+                }
+                Ok::<_, SandboxError>(Populations(map))
+            })
+            .await
     }
 
     async fn require_workspace(&self, req: &QueryRequest) -> Result<(), SandboxError> {

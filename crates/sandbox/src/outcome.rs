@@ -12,6 +12,8 @@ use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use niji_disclosure::SuppressedCell;
+
 use crate::SandboxError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,6 +59,8 @@ pub struct QueryOutcome {
     pub batches: Vec<RecordBatch>,
     pub row_count: usize,
     pub message: String,
+    /// Cells masked by disclosure control (null in the rows), with the reason.
+    pub suppressed: Vec<SuppressedCell>,
 }
 
 pub fn new_query_id() -> String {
@@ -99,19 +103,45 @@ impl QueryOutcome {
             batches,
             row_count: rows,
             message: format!("{rows} rows (dummy data)"),
+            suppressed: Vec::new(),
         }
     }
 
-    pub fn held(schema: SchemaRef, rows: usize) -> Self {
+    /// A real-data result kept inside: `why` says what stopped it.
+    pub fn held(schema: SchemaRef, rows: usize, why: &str) -> Self {
         Self {
             query_id: String::new(),
             status: Status::Held,
             schema: Some(schema),
             batches: Vec::new(),
             row_count: rows,
-            message:
-                "result held inside the Visiting environment until disclosure control releases it"
-                    .into(),
+            message: format!("held in the project workspace: {why}"),
+            suppressed: Vec::new(),
+        }
+    }
+
+    /// A real-data result that passed disclosure control, some cells perhaps masked.
+    pub fn released(batch: RecordBatch, suppressed: Vec<SuppressedCell>) -> Self {
+        let rows = batch.num_rows();
+        let (status, message) = if suppressed.is_empty() {
+            (Status::Released, format!("{rows} rows released"))
+        } else {
+            (
+                Status::Suppressed,
+                format!(
+                    "{rows} rows released; {} cells suppressed (null), reasons in `suppressed`",
+                    suppressed.len()
+                ),
+            )
+        };
+        Self {
+            query_id: String::new(),
+            status,
+            schema: Some(batch.schema()),
+            batches: vec![batch],
+            row_count: rows,
+            message,
+            suppressed,
         }
     }
 
@@ -123,6 +153,7 @@ impl QueryOutcome {
             batches: Vec::new(),
             row_count: 0,
             message,
+            suppressed: Vec::new(),
         }
     }
 
@@ -134,11 +165,12 @@ impl QueryOutcome {
             batches: Vec::new(),
             row_count: 0,
             message,
+            suppressed: Vec::new(),
         }
     }
 
     /// One JSON object: `status`, `query_id`, `columns`, `rows` (arrays in column order),
-    /// `row_count`, `message`.
+    /// `row_count`, `message`, `suppressed` (row, column, reason of each masked cell).
     pub fn to_json(&self) -> serde_json::Value {
         let columns = self.columns();
         let mut rows: Vec<serde_json::Value> = Vec::new();
@@ -170,6 +202,7 @@ impl QueryOutcome {
             "rows": rows,
             "row_count": self.row_count,
             "message": self.message,
+            "suppressed": self.suppressed,
         })
     }
 
@@ -178,10 +211,14 @@ impl QueryOutcome {
         if self.batches.is_empty() {
             return format!("{}: {}", self.status.as_str(), self.message);
         }
-        match arrow::util::pretty::pretty_format_batches(&self.batches) {
+        let mut out = match arrow::util::pretty::pretty_format_batches(&self.batches) {
             Ok(t) => format!("{t}\n{}", self.message),
             Err(_) => self.message.clone(),
+        };
+        for c in &self.suppressed {
+            out.push_str(&format!("\nrow {} {}: {}", c.row + 1, c.column, c.reason));
         }
+        out
     }
 }
 

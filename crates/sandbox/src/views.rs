@@ -19,7 +19,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
-use niji_catalog::{Catalog, ColumnType, Role, Table};
+use niji_catalog::{Catalog, ColumnType, DisclosureRole, Role, Table};
 use niji_governance::{PSEUDONYM_COLUMN, ProjectSpec};
 use niji_ingest::linkage::Registry;
 use niji_ingest::store::Store;
@@ -118,6 +118,8 @@ pub struct ProjectEnv {
     pub spec: ProjectSpec,
     pub mode: Mode,
     pub ctx: SessionContext,
+    /// The same catalog over views with hidden columns, for disclosure control's rewrite.
+    pub shadow_ctx: SessionContext,
     /// `db.table` of every approved view.
     pub views: BTreeSet<String>,
     workspace_dir: PathBuf,
@@ -307,11 +309,14 @@ impl Builder<'_> {
         Ok(b.build()?)
     }
 
+    /// The view of an approved table; `shadow` adds the hidden columns disclosure control
+    /// counts with (person index, facility), which only niji's own rewrite reads.
     async fn view(
         &self,
         db: &str,
         name: &str,
         columns: &[String],
+        shadow: bool,
     ) -> Result<ProjectView, SandboxError> {
         let table = self.table(db, name)?;
         let filter = if table.is_person_level() {
@@ -320,32 +325,41 @@ impl Builder<'_> {
             None
         };
         let mut rows = self.filtered(db, table, filter).await?;
-        let parent = match &table.parent {
-            Some(link) => {
-                let parent = self.table(db, &link.table)?;
-                let filter = self.row_filter(db, parent).await?;
-                filter.map(|f| (link, parent, f))
+        if let Some(link) = &table.parent {
+            let parent = self.table(db, &link.table)?;
+            let filter = self.row_filter(db, parent).await?;
+            // Details follow their parent record: only those of approved parent rows. The
+            // shadow view also takes the parent's person and facility, which disclosure control
+            // counts (a detail without a parent keeps its row, with no person).
+            let mut keys = vec![col("record_key").alias(PARENT_KEY)];
+            if shadow {
+                keys.push(col("person_idx").alias(niji_disclosure::PERSON));
+                if let Some(f) = facility_column(parent) {
+                    keys.push(col(f).alias(niji_disclosure::FACILITY));
+                }
             }
-            None => None,
-        };
-        if let Some((link, parent, filter)) = parent {
-            // Details follow their parent record: only those of approved parent rows.
-            let keys = LogicalPlanBuilder::from(self.filtered(db, parent, Some(filter)).await?)
-                .project(vec![col("record_key")])?
-                .alias("parent")?
-                .build()?;
-            rows = LogicalPlanBuilder::from(rows)
-                .alias("detail")?
-                .join(
-                    keys,
-                    JoinType::LeftSemi,
-                    (
-                        vec![Column::new(Some("detail"), link.key.as_str())],
-                        vec![Column::new(Some("parent"), "record_key")],
-                    ),
-                    None,
-                )?
-                .build()?;
+            let join = match (&filter, shadow) {
+                (Some(_), false) => Some(JoinType::LeftSemi),
+                (Some(_), true) => Some(JoinType::Inner),
+                (None, true) => Some(JoinType::Left),
+                (None, false) => None,
+            };
+            if let Some(join) = join {
+                let keys = LogicalPlanBuilder::from(self.filtered(db, parent, filter).await?)
+                    .project(keys)?
+                    .build()?;
+                rows = LogicalPlanBuilder::from(rows)
+                    .join(
+                        keys,
+                        join,
+                        (
+                            vec![Column::new_unqualified(link.key.as_str())],
+                            vec![Column::new_unqualified(PARENT_KEY)],
+                        ),
+                        None,
+                    )?
+                    .build()?;
+            }
         }
         let parent_key = table.parent.as_ref().map(|l| l.key.as_str());
         let mut exprs = Vec::with_capacity(columns.len() + 1);
@@ -367,6 +381,22 @@ impl Builder<'_> {
                 SandboxError::Unavailable(format!("no pseudonyms for linkage group {group}"))
             })?;
             exprs.push(udf.call(vec![col("person_idx")]).alias(PSEUDONYM_COLUMN));
+        }
+        if shadow {
+            if table.is_person_level() {
+                exprs.push(col("person_idx").alias(niji_disclosure::PERSON));
+                if let Some(f) = facility_column(table) {
+                    exprs.push(col(f).alias(niji_disclosure::FACILITY));
+                }
+            } else if table.parent.is_some() {
+                exprs.push(col(niji_disclosure::PERSON));
+                if rows
+                    .schema()
+                    .has_column_with_unqualified_name(niji_disclosure::FACILITY)
+                {
+                    exprs.push(col(niji_disclosure::FACILITY));
+                }
+            }
         }
         let plan = LogicalPlanBuilder::from(rows).project(exprs)?.build()?;
         Ok(ProjectView::new(
@@ -448,6 +478,18 @@ impl Builder<'_> {
     }
 }
 
+/// The joined parent's record key in a detail table's view plan.
+const PARENT_KEY: &str = "__niji_parent_key";
+
+/// The stored column naming the facility of a row, if the table has one.
+fn facility_column(table: &Table) -> Option<&str> {
+    table
+        .columns
+        .iter()
+        .find(|c| c.disclosure == Some(DisclosureRole::Facility) && c.is_stored())
+        .map(|c| c.name.as_str())
+}
+
 fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
@@ -526,30 +568,34 @@ impl ProjectEnv {
             ));
         }
 
-        let ctx = SessionContext::new_with_config(session_config(limits));
-        let root = ctx
-            .catalog(CATALOG)
-            .ok_or_else(|| SandboxError::Unavailable("project catalog".into()))?;
-        let mut views = BTreeSet::new();
-        let mut schemas: BTreeMap<String, Arc<MemorySchemaProvider>> = BTreeMap::new();
-        for approved in &spec.tables {
-            let (db, name) = approved.parts()?;
-            let view = builder.view(db, name, &approved.columns).await?;
-            let schema = schemas
-                .entry(db.to_string())
-                .or_insert_with(|| Arc::new(MemorySchemaProvider::new()));
-            schema.register_table(name.to_string(), Arc::new(view))?;
-            views.insert(format!("{db}.{name}"));
-        }
-        for (db, schema) in schemas {
-            root.register_schema(&db, schema)?;
-        }
         let work_schema = Arc::new(MemorySchemaProvider::new());
-        root.register_schema(WORKSPACE, work_schema.clone())?;
+        let mut views = BTreeSet::new();
+        let ctx = SessionContext::new_with_config(session_config(limits));
+        let shadow_ctx = SessionContext::new_with_config(session_config(limits));
+        for (context, shadow) in [(&ctx, false), (&shadow_ctx, true)] {
+            let root = context
+                .catalog(CATALOG)
+                .ok_or_else(|| SandboxError::Unavailable("project catalog".into()))?;
+            let mut schemas: BTreeMap<String, Arc<MemorySchemaProvider>> = BTreeMap::new();
+            for approved in &spec.tables {
+                let (db, name) = approved.parts()?;
+                let view = builder.view(db, name, &approved.columns, shadow).await?;
+                let schema = schemas
+                    .entry(db.to_string())
+                    .or_insert_with(|| Arc::new(MemorySchemaProvider::new()));
+                schema.register_table(name.to_string(), Arc::new(view))?;
+                views.insert(format!("{db}.{name}"));
+            }
+            for (db, schema) in schemas {
+                root.register_schema(&db, schema)?;
+            }
+            root.register_schema(WORKSPACE, work_schema.clone())?;
+        }
         let env = Self {
             spec: spec.clone(),
             mode,
             ctx,
+            shadow_ctx,
             views,
             workspace_dir,
             work_schema,

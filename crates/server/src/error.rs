@@ -91,7 +91,7 @@ pub fn http_status(outcome: &QueryOutcome) -> StatusCode {
 pub fn grpc_status(outcome: &QueryOutcome) -> tonic::Status {
     let message = format!("{} (query {})", outcome.message, outcome.query_id);
     match outcome.status {
-        Status::Held | Status::Suppressed => tonic::Status::failed_precondition(message),
+        Status::Held => tonic::Status::failed_precondition(message),
         Status::Refused => tonic::Status::permission_denied(message),
         _ => tonic::Status::internal(message),
     }

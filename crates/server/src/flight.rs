@@ -186,7 +186,12 @@ impl FlightSqlService for NijiFlightSql {
                 via: "flight",
             })
             .await;
-        if outcome.status != OutcomeStatus::Ok {
+        // Released results stream with their masked cells null (reasons are in the audit
+        // log and the HTTP/CLI outcome).
+        if !matches!(
+            outcome.status,
+            OutcomeStatus::Ok | OutcomeStatus::Released | OutcomeStatus::Suppressed
+        ) {
             return Err(grpc_status(&outcome));
         }
         let schema = outcome

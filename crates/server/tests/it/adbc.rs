@@ -51,8 +51,11 @@ async fn adbc_flight_sql_client_queries_through_the_chokepoint() {
         let msg = seen[attack].as_str().unwrap_or_default();
         assert!(msg.contains(reason), "{attack}: {msg}");
     }
+    assert_eq!(seen["real_released"]["rows"], 2, "{seen}");
     assert!(
-        seen["real"].as_str().is_some_and(|m| m.contains("held")),
+        seen["real_rows"]
+            .as_str()
+            .is_some_and(|m| m.contains("held")),
         "{seen}"
     );
     assert!(

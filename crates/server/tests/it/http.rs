@@ -86,6 +86,10 @@ async fn http_api_signs_in_queries_refuses_and_holds() {
             "SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex",
         );
         assert_eq!(status, 200);
+        assert_eq!(body["status"], "released", "{body}");
+        assert_eq!(body["rows"].as_array().map(Vec::len), Some(2));
+        let (status, body) = query("real", "SELECT pid, days FROM ndb.receipts LIMIT 3");
+        assert_eq!(status, 200);
         assert_eq!(body["status"], "held");
         assert_eq!(body["rows"], json!([]));
         let (status, body) = query("dummy", "COPY (SELECT 1) TO '/tmp/x.csv'");

@@ -1,0 +1,72 @@
+//! The person sets of a project's released cells, kept inside the platform for differencing:
+//! a new cell whose persons differ from a released one's by fewer than the threshold would
+//! give those persons away.
+
+use roaring::RoaringBitmap;
+
+/// Sets ordered by size, so that only those of nearly the same size are compared.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    sets: Vec<RoaringBitmap>,
+}
+
+impl Ledger {
+    pub fn new(sets: impl IntoIterator<Item = RoaringBitmap>) -> Self {
+        let mut sets: Vec<RoaringBitmap> = sets.into_iter().collect();
+        sets.sort_by_key(RoaringBitmap::len);
+        Self { sets }
+    }
+
+    pub fn len(&self) -> usize {
+        self.sets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
+    pub fn add(&mut self, set: RoaringBitmap) {
+        let at = self.sets.partition_point(|s| s.len() < set.len());
+        self.sets.insert(at, set);
+    }
+
+    /// Whether some kept set differs from `set` by at least one and fewer than `threshold`
+    /// persons (the same set again gives nothing away).
+    pub fn differs_by_fewer(&self, set: &RoaringBitmap, threshold: u64) -> bool {
+        let n = set.len();
+        let from = self.sets.partition_point(|s| s.len() + threshold <= n);
+        self.sets[from..]
+            .iter()
+            .take_while(|s| s.len() < n + threshold)
+            .any(|s| {
+                let d = s.symmetric_difference_len(set);
+                d > 0 && d < threshold
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(range: std::ops::Range<u32>) -> RoaringBitmap {
+        range.collect()
+    }
+
+    #[test]
+    fn near_sets_are_found_and_equal_or_distant_ones_are_not() {
+        let ledger = Ledger::new([set(0..100), set(500..520), set(1000..5000)]);
+        assert!(ledger.differs_by_fewer(&set(0..99), 10), "all minus one");
+        assert!(ledger.differs_by_fewer(&set(0..105), 10), "five added");
+        assert!(
+            !ledger.differs_by_fewer(&set(0..100), 10),
+            "the same cell again"
+        );
+        assert!(!ledger.differs_by_fewer(&set(0..50), 10));
+        assert!(
+            !ledger.differs_by_fewer(&set(200..299), 10),
+            "same size, other persons"
+        );
+        assert!(ledger.differs_by_fewer(&set(1000..4991), 10));
+    }
+}

@@ -1,0 +1,510 @@
+//! The release rules, applied to a result and its shadow columns: which cells may leave.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use arrow::datatypes::{DataType, Int64Type, Schema};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use niji_catalog::{Catalog, DisclosureRole, Role as CatalogRole};
+use roaring::RoaringBitmap;
+use serde::Serialize;
+
+use crate::DisclosureError;
+use crate::ledger::Ledger;
+use crate::policy::{DisclosurePolicy, Rules};
+use crate::sets::{Contributions, decode_set};
+use crate::shadow::{ColumnLineage, Role, Shadow, is_hidden};
+
+/// The project pseudonym column of every person-level view.
+pub const PSEUDONYM: &str = "pid";
+
+/// A masked cell and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SuppressedCell {
+    pub row: usize,
+    pub column: String,
+    pub reason: String,
+}
+
+#[derive(Debug)]
+pub enum Verdict {
+    /// The result may leave: cells that may not are masked (null) and listed.
+    Release {
+        batch: RecordBatch,
+        suppressed: Vec<SuppressedCell>,
+        /// Person sets of the released cells and their union, for later differencing.
+        released_sets: Vec<RoaringBitmap>,
+    },
+    /// Nothing leaves; the reason says why.
+    Hold(String),
+}
+
+/// Inhabitants per municipality code (from the reference table).
+#[derive(Debug, Clone, Default)]
+pub struct Populations(pub HashMap<String, u64>);
+
+/// Splits a table name `db.table` into the database and the table.
+fn split_table(table: &str) -> (&str, &str) {
+    table.split_once('.').unwrap_or(("", table))
+}
+
+struct Resolved<'a> {
+    catalog: &'a Catalog,
+}
+
+impl Resolved<'_> {
+    fn column(&self, source: &crate::shadow::Source) -> Option<&niji_catalog::Column> {
+        let (db, table) = split_table(&source.table);
+        self.catalog
+            .database(db)
+            .ok()?
+            .tables
+            .iter()
+            .find(|t| t.name == table)?
+            .column(&source.column)
+    }
+
+    fn is_record_key(&self, source: &crate::shadow::Source) -> bool {
+        let (db, table) = split_table(&source.table);
+        let Some(t) = self
+            .catalog
+            .database(db)
+            .ok()
+            .and_then(|d| d.tables.iter().find(|t| t.name == table))
+        else {
+            return false;
+        };
+        t.parent.as_ref().is_some_and(|p| p.key == source.column)
+            || t.column(&source.column)
+                .is_some_and(|c| c.role == Some(CatalogRole::RecordKey))
+    }
+
+    /// Whether a project reading `table` reads data about persons (a person-level table or
+    /// the details of one), or something niji cannot tell (a workspace table).
+    fn about_persons(&self, table: &str) -> bool {
+        let (db, name) = split_table(table);
+        let Some(t) = self
+            .catalog
+            .database(db)
+            .ok()
+            .and_then(|d| d.tables.iter().find(|t| t.name == name))
+        else {
+            return true;
+        };
+        t.is_person_level() || t.parent.is_some()
+    }
+}
+
+/// Why a column may never leave, whatever its cells rest on.
+fn never_leaves(l: &ColumnLineage, r: &Resolved<'_>) -> Option<String> {
+    match l.role() {
+        Role::RowLevel => {
+            return Some(format!(
+                "{} is a row-level value: row-level results stay in the workspace",
+                l.name
+            ));
+        }
+        Role::Listing => return Some(format!("{} lists values of rows", l.name)),
+        _ => {}
+    }
+    for s in &l.sources {
+        if s.column == PSEUDONYM && r.column(s).is_none() {
+            return Some(format!("{} shows project pseudonyms", l.name));
+        }
+        if r.is_record_key(s) {
+            return Some(format!("{} shows record keys", l.name));
+        }
+        let Some(c) = r.column(s) else {
+            return Some(format!(
+                "{} comes from {}, whose lineage niji does not track",
+                l.name, s.table
+            ));
+        };
+        if c.free_text {
+            return Some(format!(
+                "{} shows free text ({}.{})",
+                l.name, s.table, s.column
+            ));
+        }
+        let coarsened = ["date_part", "date_trunc", "extract"]
+            .iter()
+            .any(|f| l.functions.contains(*f));
+        if c.role == Some(CatalogRole::BirthDate) && !coarsened {
+            return Some(format!(
+                "{} shows exact dates of birth (use date_part or date_trunc)",
+                l.name
+            ));
+        }
+    }
+    None
+}
+
+fn sets_at(
+    batch: &RecordBatch,
+    columns: &[usize],
+    row: usize,
+) -> Result<Vec<RoaringBitmap>, DisclosureError> {
+    columns
+        .iter()
+        .map(|&c| {
+            let a = batch.column(c).as_binary::<i32>();
+            if a.is_null(row) {
+                Ok(RoaringBitmap::new())
+            } else {
+                decode_set(a.value(row)).map_err(|e| DisclosureError::Check(e.to_string()))
+            }
+        })
+        .collect()
+}
+
+fn smallest(sets: &[RoaringBitmap]) -> u64 {
+    sets.iter().map(RoaringBitmap::len).min().unwrap_or(0)
+}
+
+/// Applies the rules to `batches` (the shadow plan's output).
+pub fn check(
+    shadow: &Shadow,
+    batches: &[RecordBatch],
+    catalog: &Catalog,
+    policy: &DisclosurePolicy,
+    ledger: &Ledger,
+    populations: &Populations,
+) -> Result<Verdict, DisclosureError> {
+    let resolved = Resolved { catalog };
+    for l in &shadow.lineage {
+        if let Some(reason) = never_leaves(l, &resolved) {
+            return Ok(Verdict::Hold(reason));
+        }
+    }
+    if shadow.raw_persons {
+        return Ok(Verdict::Hold(
+            "the result has a row per record or person: row-level results stay in the workspace"
+                .into(),
+        ));
+    }
+    if shadow.person_sets.is_empty() && shadow.tables.iter().any(|t| resolved.about_persons(t)) {
+        return Ok(Verdict::Hold(
+            "the persons behind these cells cannot be counted (aggregate a person-level table, or join details to their records)".into(),
+        ));
+    }
+    let databases: BTreeSet<&str> = shadow.tables.iter().map(|t| split_table(t).0).collect();
+    let rules = policy.for_databases(databases.iter().copied());
+
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .unwrap_or_else(|| Arc::new(shadow.plan.schema().as_arrow().clone()));
+    let batch = arrow::compute::concat_batches(&schema, batches)?;
+    let rows = batch.num_rows();
+    let visible = shadow.lineage.len();
+    let keys: Vec<usize> = (0..visible)
+        .filter(|&i| shadow.lineage[i].role() == Role::GroupKey)
+        .collect();
+    let municipality_keys: Vec<usize> = keys
+        .iter()
+        .copied()
+        .filter(|&i| {
+            shadow.lineage[i].sources.iter().any(|s| {
+                resolved
+                    .column(s)
+                    .is_some_and(|c| c.disclosure == Some(DisclosureRole::Municipality))
+            })
+        })
+        .collect();
+    let options = FormatOptions::default().with_null("NULL");
+    let formatters = (0..visible)
+        .map(|i| ArrayFormatter::try_new(batch.column(i).as_ref(), &options))
+        .collect::<Result<Vec<_>, _>>()?;
+    let key_text = |i: usize, row: usize| formatters[i].value(row).to_string();
+
+    // Per row: the reason its aggregate cells are masked (None: released), per column.
+    let mut masked: Vec<BTreeMap<usize, String>> = vec![BTreeMap::new(); rows];
+    let mut group_sets: Vec<Vec<RoaringBitmap>> = Vec::with_capacity(rows);
+    let aggregate_columns: Vec<usize> = (0..visible).filter(|i| !keys.contains(i)).collect();
+    let mask_row = |m: &mut BTreeMap<usize, String>, reason: &str| {
+        for &c in &aggregate_columns {
+            m.entry(c).or_insert_with(|| reason.to_string());
+        }
+    };
+    for (row, cell_masks) in masked.iter_mut().enumerate() {
+        let persons = sets_at(&batch, &shadow.person_sets, row)?;
+        let n = smallest(&persons);
+        let mut min_persons = rules.min_persons;
+        for &k in &municipality_keys {
+            let code = key_text(k, row);
+            match populations.0.get(&code) {
+                Some(&p) if p < rules.municipality_no_counts_below => {
+                    mask_row(
+                        cell_masks,
+                        &format!(
+                            "municipality of fewer than {} inhabitants",
+                            rules.municipality_no_counts_below
+                        ),
+                    );
+                }
+                Some(&p) if p < rules.municipality_strict_below => {
+                    min_persons = min_persons.max(rules.municipality_min_persons);
+                }
+                _ => {}
+            }
+        }
+        // Each aggregate rests on its own persons (a count of a CASE, a FILTER, a sum of
+        // zeros elsewhere), never more than the group's.
+        let mut fewest = n;
+        for &c in &aggregate_columns {
+            for aggregate in &shadow.lineage[c].aggregates {
+                for &s in shadow.cell_sets.get(aggregate).into_iter().flatten() {
+                    let set = sets_at(&batch, &[s], row)?;
+                    fewest = fewest.min(smallest(&set));
+                }
+                for &s in shadow.contributions.get(aggregate).into_iter().flatten() {
+                    if let Some(c) = contributions_at(&batch, s, row) {
+                        fewest = fewest.min(c.persons);
+                    }
+                }
+            }
+        }
+        // A cell of 0 may be shown; any other cell resting on no identified person (records
+        // without ID5) or on too few is not.
+        if fewest < min_persons && !all_zero(&batch, &aggregate_columns, row) {
+            mask_row(cell_masks, &format!("fewer than {min_persons} persons"));
+        }
+        if rules.facility_rule {
+            let facilities = sets_at(&batch, &shadow.facility_sets, row)?;
+            if !facilities.is_empty() && n > 0 && smallest(&facilities) < rules.min_facilities {
+                mask_row(
+                    cell_masks,
+                    &format!("fewer than {} facilities", rules.min_facilities),
+                );
+            }
+        }
+        for &c in &aggregate_columns {
+            if shadow.lineage[c].role() != Role::Magnitude {
+                continue;
+            }
+            if let Some(reason) = magnitude_problem(shadow, &batch, c, row, &rules) {
+                cell_masks.entry(c).or_insert(reason);
+            }
+        }
+        group_sets.push(persons);
+    }
+
+    // Differencing: a cell whose persons differ from a released cell's (or a released
+    // table's total) by fewer than the threshold would give those persons away.
+    let mut this_result = Ledger::default();
+    let mut released_sets = Vec::new();
+    for row in 0..rows {
+        if !masked[row].is_empty() && masked[row].len() == aggregate_columns.len() {
+            continue;
+        }
+        let mut near = false;
+        for set in &group_sets[row] {
+            if set.is_empty() {
+                continue;
+            }
+            if ledger.differs_by_fewer(set, rules.min_persons)
+                || this_result.differs_by_fewer(set, rules.min_persons)
+            {
+                near = true;
+            }
+        }
+        if near {
+            mask_row(
+                &mut masked[row],
+                &format!(
+                    "differs from an earlier released cell by fewer than {} persons",
+                    rules.min_persons
+                ),
+            );
+            continue;
+        }
+        for set in &group_sets[row] {
+            this_result.add(set.clone());
+        }
+    }
+
+    complementary(
+        &mut masked,
+        &keys,
+        &aggregate_columns,
+        &group_sets,
+        &key_text,
+    );
+
+    for row in 0..rows {
+        if masked[row].is_empty() {
+            released_sets.extend(group_sets[row].iter().filter(|s| !s.is_empty()).cloned());
+        }
+    }
+    if released_sets.len() > 1 {
+        let total = released_sets
+            .iter()
+            .fold(RoaringBitmap::new(), |a, b| a | b);
+        released_sets.push(total);
+    }
+
+    let mut suppressed = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(visible);
+    for c in 0..visible {
+        let mut mask = vec![false; rows];
+        for row in 0..rows {
+            if let Some(reason) = masked[row].get(&c) {
+                mask[row] = true;
+                suppressed.push(SuppressedCell {
+                    row,
+                    column: shadow.lineage[c].name.clone(),
+                    reason: reason.clone(),
+                });
+            }
+        }
+        let mut array = batch.column(c).clone();
+        if mask.iter().any(|m| *m) {
+            array = arrow::compute::nullif(&array, &BooleanArray::from(mask))?;
+        }
+        if rules.rounding > 1 && shadow.lineage[c].role() == Role::Count {
+            array = round(&array, rules.rounding);
+        }
+        columns.push(array);
+    }
+    suppressed.sort_by(|a, b| (a.row, &a.column).cmp(&(b.row, &b.column)));
+    // Masked cells are null, whatever the column's type promised.
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .filter(|f| !is_hidden(f.name()))
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    Ok(Verdict::Release {
+        batch,
+        suppressed,
+        released_sets,
+    })
+}
+
+/// Whether every aggregate of the row is 0 (or null).
+fn all_zero(batch: &RecordBatch, columns: &[usize], row: usize) -> bool {
+    columns.iter().all(|&c| {
+        let a = batch.column(c);
+        if a.is_null(row) {
+            return true;
+        }
+        match arrow::compute::cast(&a.slice(row, 1), &DataType::Float64) {
+            Ok(v) => v.as_primitive::<arrow::datatypes::Float64Type>().value(0) == 0.0,
+            Err(_) => false,
+        }
+    })
+}
+
+fn contributions_at(batch: &RecordBatch, column: usize, row: usize) -> Option<Contributions> {
+    let a = batch.column(column).as_binary::<i32>();
+    if a.is_null(row) {
+        return None;
+    }
+    Contributions::decode(a.value(row))
+}
+
+/// Dominance (n, k) and p-percent on a magnitude cell.
+fn magnitude_problem(
+    shadow: &Shadow,
+    batch: &RecordBatch,
+    column: usize,
+    row: usize,
+    rules: &Rules,
+) -> Option<String> {
+    let mut checked = false;
+    for aggregate in &shadow.lineage[column].aggregates {
+        for &s in shadow.contributions.get(aggregate).into_iter().flatten() {
+            let c = contributions_at(batch, s, row)?;
+            checked = true;
+            if c.total <= 0.0 {
+                continue;
+            }
+            let top_n: f64 = c.top.iter().take(rules.dominance_n).sum();
+            if top_n > c.total * rules.dominance_k / 100.0 {
+                return Some(format!(
+                    "dominance: the {} largest contributors make over {}% of it",
+                    rules.dominance_n, rules.dominance_k
+                ));
+            }
+            let first = c.top.first().copied().unwrap_or(0.0);
+            let second = c.top.get(1).copied().unwrap_or(0.0);
+            if c.total - first - second < first * rules.p_percent / 100.0 {
+                return Some(format!(
+                    "p-percent: the others could estimate the largest contribution within {}%",
+                    rules.p_percent
+                ));
+            }
+        }
+    }
+    (!checked).then(|| {
+        "its contributions per person cannot be checked (a magnitude over an inner aggregate)"
+            .to_string()
+    })
+}
+
+/// Where a line of the table (cells that differ in one group key only) has exactly one masked
+/// cell, its total (published or derived from other releases) would give it back: mask the
+/// smallest other cell of the line too, until no line has a lone masked cell.
+fn complementary(
+    masked: &mut [BTreeMap<usize, String>],
+    keys: &[usize],
+    aggregate_columns: &[usize],
+    group_sets: &[Vec<RoaringBitmap>],
+    key_text: &dyn Fn(usize, usize) -> String,
+) {
+    const REASON: &str = "complementary: protects a suppressed cell of the same line";
+    if keys.is_empty() {
+        return;
+    }
+    let rows = masked.len();
+    loop {
+        let mut changed = false;
+        for &varying in keys {
+            let mut lines: BTreeMap<Vec<String>, Vec<usize>> = BTreeMap::new();
+            for row in 0..rows {
+                let line: Vec<String> = keys
+                    .iter()
+                    .filter(|&&k| k != varying)
+                    .map(|&k| key_text(k, row))
+                    .collect();
+                lines.entry(line).or_default().push(row);
+            }
+            for members in lines.values() {
+                let lone = members.iter().filter(|&&r| !masked[r].is_empty()).count() == 1;
+                if !lone {
+                    continue;
+                }
+                let partner = members
+                    .iter()
+                    .copied()
+                    .filter(|&r| masked[r].is_empty())
+                    .min_by_key(|&r| smallest(&group_sets[r]));
+                if let Some(r) = partner {
+                    for &c in aggregate_columns {
+                        masked[r].insert(c, REASON.to_string());
+                    }
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            return;
+        }
+    }
+}
+
+/// Counts rounded to the nearest multiple of `base`.
+fn round(array: &ArrayRef, base: u64) -> ArrayRef {
+    if array.data_type() != &DataType::Int64 {
+        return array.clone();
+    }
+    let base = base as i64;
+    let rounded: arrow::array::Int64Array = array
+        .as_primitive::<Int64Type>()
+        .iter()
+        .map(|v| v.map(|v| (v + base / 2).div_euclid(base) * base))
+        .collect();
+    Arc::new(rounded)
+}

@@ -1,0 +1,603 @@
+//! The shadow of a researcher's plan: the same plan over views that also carry hidden columns
+//! (the person index, the facility), rewritten so that every aggregate also computes, in the
+//! same pass, the set of persons and facilities behind each group, the persons behind each of
+//! its own aggregates, and each person's contribution to its magnitudes. Whatever the
+//! researcher's SQL counts, the checks work on these.
+//!
+//! Column lineage comes from the same plan: for each output column, the source columns it is
+//! computed from and its role. A plan whose lineage cannot be followed is refused release
+//! (held), never guessed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, JoinType, ScalarValue};
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::{
+    Aggregate, AggregateUDF, Expr, LogicalPlan, Projection, cast, lit, when,
+};
+
+use crate::sets::{contributions_udaf, set_udaf};
+
+/// The person index of a person-level view (UInt32), or the set of persons behind an inner
+/// aggregate's group (Binary).
+pub const PERSON: &str = "__niji_person";
+/// The facility of a row (its code), or the set of facilities behind an inner group.
+pub const FACILITY: &str = "__niji_facility";
+/// The persons behind one aggregate of the outermost aggregation.
+const CELL_SET: &str = "__niji_cellset";
+/// Per-person contributions to one magnitude of the outermost aggregation.
+const CONTRIBUTION: &str = "__niji_contrib";
+const HIDDEN: &str = "__niji_";
+
+pub fn is_hidden(name: &str) -> bool {
+    name.starts_with(HIDDEN)
+}
+
+/// What an output column is, at the outermost aggregation it passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Not aggregated: a value of some row.
+    RowLevel,
+    GroupKey,
+    Count,
+    /// Sum, mean, variance and the like.
+    Magnitude,
+    /// Min, max, percentiles, a chosen value.
+    Extreme,
+    /// An aggregate that lists values (array_agg, string_agg).
+    Listing,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::RowLevel => "row-level value",
+            Role::GroupKey => "group key",
+            Role::Count => "count",
+            Role::Magnitude => "magnitude",
+            Role::Extreme => "extreme",
+            Role::Listing => "listing",
+        }
+    }
+}
+
+fn classify(function: &str) -> Role {
+    match function {
+        "count" | "approx_distinct" => Role::Count,
+        "sum" | "avg" | "mean" | "stddev" | "stddev_pop" | "stddev_samp" | "var" | "var_pop"
+        | "var_samp" | "var_population" | "var_sample" | "covar" | "covar_pop" | "covar_samp"
+        | "corr" => Role::Magnitude,
+        "array_agg" | "string_agg" => Role::Listing,
+        _ => Role::Extreme,
+    }
+}
+
+/// A column of a project view: `db.table` and the column's name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Source {
+    pub table: String,
+    pub column: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ColumnLineage {
+    pub name: String,
+    /// The roles it has at the outermost aggregation (several when an expression combines
+    /// aggregates); empty for a row-level value.
+    pub roles: BTreeSet<Role>,
+    /// Source columns whose values it is computed from (a count's argument is not: a count
+    /// shows none of its values).
+    pub sources: BTreeSet<Source>,
+    /// Scalar functions applied on the way.
+    pub functions: BTreeSet<String>,
+    /// The outermost aggregate expressions it derives from, by name.
+    pub aggregates: BTreeSet<String>,
+}
+
+impl ColumnLineage {
+    pub fn role(&self) -> Role {
+        if self.roles.is_empty() {
+            return Role::RowLevel;
+        }
+        let aggregates: Vec<Role> = self
+            .roles
+            .iter()
+            .copied()
+            .filter(|r| *r != Role::GroupKey)
+            .collect();
+        aggregates.into_iter().max().unwrap_or(Role::GroupKey)
+    }
+}
+
+/// The rewritten plan, and where its hidden columns are.
+#[derive(Debug)]
+pub struct Shadow {
+    /// Outputs the researcher's columns, in order, then the hidden ones.
+    pub plan: LogicalPlan,
+    pub lineage: Vec<ColumnLineage>,
+    /// Output index of each group person set (one per person source), and whether any person
+    /// column reaches the output unaggregated.
+    pub person_sets: Vec<usize>,
+    pub raw_persons: bool,
+    pub facility_sets: Vec<usize>,
+    /// Aggregate name → output indexes of its person sets and of its contributions.
+    pub cell_sets: BTreeMap<String, Vec<usize>>,
+    pub contributions: BTreeMap<String, Vec<usize>>,
+    /// Every table the plan reads (`db.table`).
+    pub tables: BTreeSet<String>,
+}
+
+/// Why a plan has no shadow: its result is held for an output checker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported(pub String);
+
+fn unsupported(what: impl Into<String>) -> Unsupported {
+    Unsupported(what.into())
+}
+
+impl From<datafusion::error::DataFusionError> for Unsupported {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        Unsupported(format!(
+            "the plan could not be rewritten for checking: {}",
+            e.strip_backtrace().lines().next().unwrap_or("")
+        ))
+    }
+}
+
+/// Builds the shadow of `plan`, which was planned from the researcher's SQL over the shadow
+/// views. `visible` is the output schema the researcher's own plan has: the shadow must match
+/// it column for column.
+pub fn shadow(
+    plan: LogicalPlan,
+    visible: &arrow::datatypes::Schema,
+) -> Result<Shadow, Unsupported> {
+    let plan_fields: Vec<(String, DataType)> = plan
+        .schema()
+        .fields()
+        .iter()
+        .filter(|f| !is_hidden(f.name()))
+        .map(|f| (f.name().clone(), f.data_type().clone()))
+        .collect();
+    let wanted: Vec<(String, DataType)> = visible
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().clone()))
+        .collect();
+    if visible.fields().iter().any(|f| is_hidden(f.name())) {
+        return Err(unsupported("output columns may not be named __niji_…"));
+    }
+    if plan_fields != wanted {
+        return Err(unsupported(
+            "the checked plan does not match the researcher's plan",
+        ));
+    }
+    let mut lineage = Vec::new();
+    for (i, field) in plan.schema().fields().iter().enumerate() {
+        if is_hidden(field.name()) {
+            continue;
+        }
+        let mut l = ColumnLineage {
+            name: field.name().clone(),
+            roles: BTreeSet::new(),
+            sources: BTreeSet::new(),
+            functions: BTreeSet::new(),
+            aggregates: BTreeSet::new(),
+        };
+        trace_column(&plan, i, false, &mut l)?;
+        lineage.push(l);
+    }
+    let mut tables = BTreeSet::new();
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(t) = node {
+            tables.insert(table_name(&t.table_name));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+
+    let mut rewrite = Rewrite {
+        set: Arc::new(set_udaf()),
+        contributions: Arc::new(contributions_udaf()),
+        next: 0,
+        names: BTreeMap::new(),
+    };
+    let augmented = plan
+        .transform_up(|node| {
+            rewrite
+                .node(node)
+                .map(Transformed::yes)
+                .map_err(|u| datafusion::error::DataFusionError::Plan(u.0))
+        })
+        .map_err(|e| match e {
+            datafusion::error::DataFusionError::Plan(m) => Unsupported(m),
+            other => Unsupported::from(other),
+        })?
+        .data;
+    // Visible columns first, in the researcher's order, then the hidden ones.
+    let schema = augmented.schema().clone();
+    let columns: Vec<Column> = schema.columns();
+    let (visible_cols, hidden_cols): (Vec<_>, Vec<_>) =
+        columns.into_iter().partition(|c| !is_hidden(&c.name));
+    let ordered: Vec<Expr> = visible_cols
+        .into_iter()
+        .chain(hidden_cols)
+        .map(Expr::Column)
+        .collect();
+    let plan = LogicalPlan::Projection(Projection::try_new(ordered, Arc::new(augmented))?);
+
+    let mut out = Shadow {
+        plan,
+        lineage,
+        person_sets: Vec::new(),
+        raw_persons: false,
+        facility_sets: Vec::new(),
+        cell_sets: BTreeMap::new(),
+        contributions: BTreeMap::new(),
+        tables,
+    };
+    for (i, field) in out.plan.schema().fields().iter().enumerate() {
+        let name = field.name().as_str();
+        if name.starts_with(PERSON) {
+            if field.data_type() == &DataType::Binary {
+                out.person_sets.push(i);
+            } else {
+                out.raw_persons = true;
+            }
+        } else if name.starts_with(FACILITY) {
+            if field.data_type() == &DataType::Binary {
+                out.facility_sets.push(i);
+            }
+        } else if let Some(aggregate) = rewrite.names.get(name) {
+            let target = if name.starts_with(CELL_SET) {
+                &mut out.cell_sets
+            } else {
+                &mut out.contributions
+            };
+            target.entry(aggregate.clone()).or_default().push(i);
+        }
+    }
+    Ok(out)
+}
+
+fn table_name(t: &datafusion::common::TableReference) -> String {
+    match t.schema() {
+        Some(schema) => format!("{schema}.{}", t.table()),
+        None => t.table().to_string(),
+    }
+}
+
+fn trace_expr(
+    input: &LogicalPlan,
+    expr: &Expr,
+    below: bool,
+    out: &mut ColumnLineage,
+) -> Result<(), Unsupported> {
+    expr.apply(|e| {
+        if let Expr::ScalarFunction(f) = e {
+            out.functions.insert(f.name().to_string());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    for c in expr.column_refs() {
+        let i = input
+            .schema()
+            .index_of_column(c)
+            .map_err(|_| unsupported(format!("column {c} cannot be followed")))?;
+        trace_column(input, i, below, out)?;
+    }
+    Ok(())
+}
+
+fn aggregate_of(expr: &Expr) -> Option<&AggregateFunction> {
+    match expr {
+        Expr::AggregateFunction(f) => Some(f),
+        Expr::Alias(a) => aggregate_of(&a.expr),
+        _ => None,
+    }
+}
+
+/// Follows output column `index` of `plan` down to the view columns it comes from; `below`:
+/// an aggregation was already passed on the way down.
+fn trace_column(
+    plan: &LogicalPlan,
+    index: usize,
+    below: bool,
+    out: &mut ColumnLineage,
+) -> Result<(), Unsupported> {
+    match plan {
+        LogicalPlan::Projection(p) => trace_expr(&p.input, &p.expr[index], below, out),
+        LogicalPlan::Filter(f) => trace_column(&f.input, index, below, out),
+        LogicalPlan::Sort(s) => trace_column(&s.input, index, below, out),
+        LogicalPlan::Limit(l) => trace_column(&l.input, index, below, out),
+        LogicalPlan::SubqueryAlias(s) => trace_column(&s.input, index, below, out),
+        LogicalPlan::Repartition(r) => trace_column(&r.input, index, below, out),
+        LogicalPlan::Join(j) => {
+            let left = j.left.schema().fields().len();
+            match j.join_type {
+                JoinType::LeftSemi | JoinType::LeftAnti => trace_column(&j.left, index, below, out),
+                JoinType::RightSemi | JoinType::RightAnti => {
+                    trace_column(&j.right, index, below, out)
+                }
+                JoinType::LeftMark | JoinType::RightMark => Err(unsupported("mark joins")),
+                _ if index < left => trace_column(&j.left, index, below, out),
+                _ => trace_column(&j.right, index - left, below, out),
+            }
+        }
+        LogicalPlan::Aggregate(a) => {
+            if a.group_expr
+                .iter()
+                .any(|e| matches!(e, Expr::GroupingSet(_)))
+            {
+                return Err(unsupported("GROUPING SETS, ROLLUP and CUBE"));
+            }
+            let groups = a.group_expr.len();
+            if index < groups {
+                if !below {
+                    out.roles.insert(Role::GroupKey);
+                }
+                return trace_expr(&a.input, &a.group_expr[index], true, out);
+            }
+            let expr = a
+                .aggr_expr
+                .get(index - groups)
+                .ok_or_else(|| unsupported("aggregate output"))?;
+            let f = aggregate_of(expr).ok_or_else(|| unsupported("aggregate expression"))?;
+            let role = classify(f.func.name());
+            if !below {
+                out.roles.insert(role);
+                out.aggregates.insert(expr.schema_name().to_string());
+            }
+            if role == Role::Count {
+                // A count shows none of its argument's values.
+                return Ok(());
+            }
+            trace_expr(&a.input, expr, true, out)
+        }
+        LogicalPlan::TableScan(t) => {
+            let field = t.projected_schema.field(index);
+            out.sources.insert(Source {
+                table: table_name(&t.table_name),
+                column: field.name().clone(),
+            });
+            Ok(())
+        }
+        LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => Ok(()),
+        other => Err(unsupported_node(other)),
+    }
+}
+
+/// Plans niji cannot yet follow or rewrite: their results are held.
+fn unsupported_node(plan: &LogicalPlan) -> Unsupported {
+    unsupported(match plan {
+        LogicalPlan::Distinct(_) => "SELECT DISTINCT cannot be checked yet",
+        LogicalPlan::Union(_) => "UNION cannot be checked yet",
+        LogicalPlan::Window(_) => "window functions cannot be checked yet",
+        LogicalPlan::Unnest(_) => "UNNEST cannot be checked yet",
+        _ => "this kind of query cannot be checked yet",
+    })
+}
+
+/// Whether output column `index` of `plan` is a view's pseudonym column, unchanged (a column
+/// merely named `pid` may be anything).
+fn is_view_pseudonym(plan: &LogicalPlan, index: usize) -> bool {
+    fn unaliased(e: &Expr) -> &Expr {
+        match e {
+            Expr::Alias(a) => unaliased(&a.expr),
+            other => other,
+        }
+    }
+    match plan {
+        LogicalPlan::Projection(p) => match p.expr.get(index).map(unaliased) {
+            Some(Expr::Column(c)) => p
+                .input
+                .schema()
+                .index_of_column(c)
+                .is_ok_and(|i| is_view_pseudonym(&p.input, i)),
+            _ => false,
+        },
+        LogicalPlan::Filter(f) => is_view_pseudonym(&f.input, index),
+        LogicalPlan::Sort(s) => is_view_pseudonym(&s.input, index),
+        LogicalPlan::Limit(l) => is_view_pseudonym(&l.input, index),
+        LogicalPlan::SubqueryAlias(s) => is_view_pseudonym(&s.input, index),
+        LogicalPlan::Join(j) => {
+            let left = j.left.schema().fields().len();
+            match j.join_type {
+                JoinType::LeftSemi | JoinType::LeftAnti => is_view_pseudonym(&j.left, index),
+                JoinType::RightSemi | JoinType::RightAnti => is_view_pseudonym(&j.right, index),
+                JoinType::Inner if index < left => is_view_pseudonym(&j.left, index),
+                JoinType::Inner => is_view_pseudonym(&j.right, index - left),
+                // Outer joins make nulls of their own.
+                _ => false,
+            }
+        }
+        LogicalPlan::TableScan(t) => {
+            index < t.projected_schema.fields().len()
+                && t.projected_schema.field(index).name() == crate::rules::PSEUDONYM
+        }
+        _ => false,
+    }
+}
+
+struct Rewrite {
+    set: Arc<AggregateUDF>,
+    contributions: Arc<AggregateUDF>,
+    next: usize,
+    /// Hidden output name → the aggregate (by name) it belongs to.
+    names: BTreeMap<String, String>,
+}
+
+fn hidden_columns(plan: &LogicalPlan) -> Vec<(Column, DataType)> {
+    plan.schema()
+        .iter()
+        .filter(|(_, f)| is_hidden(f.name()))
+        .map(|(q, f)| (Column::new(q.cloned(), f.name()), f.data_type().clone()))
+        .collect()
+}
+
+fn call(udaf: &Arc<AggregateUDF>, args: Vec<Expr>, filter: Option<Box<Expr>>) -> Expr {
+    Expr::AggregateFunction(AggregateFunction::new_udf(
+        udaf.clone(),
+        args,
+        false,
+        filter,
+        Vec::new(),
+        None,
+    ))
+}
+
+impl Rewrite {
+    fn fresh(&mut self, prefix: &str) -> String {
+        self.next += 1;
+        format!("{prefix}_{}", self.next)
+    }
+
+    fn node(&mut self, node: LogicalPlan) -> Result<LogicalPlan, Unsupported> {
+        Ok(match node {
+            LogicalPlan::Projection(p) => {
+                let mut exprs = p.expr;
+                for (column, _) in hidden_columns(&p.input) {
+                    if exprs
+                        .iter()
+                        .any(|e| matches!(e, Expr::Column(c) if *c == column))
+                    {
+                        continue;
+                    }
+                    // Person and facility columns of several sources meet in joins: each gets
+                    // a name of its own. Per-aggregate columns are unique already.
+                    let name = if column.name.starts_with(PERSON) {
+                        self.fresh(PERSON)
+                    } else if column.name.starts_with(FACILITY) {
+                        self.fresh(FACILITY)
+                    } else {
+                        column.name.clone()
+                    };
+                    exprs.push(Expr::Column(column).alias(name));
+                }
+                LogicalPlan::Projection(Projection::try_new(exprs, p.input)?)
+            }
+            LogicalPlan::Aggregate(a) => self.aggregate(a)?,
+            plan @ (LogicalPlan::Distinct(_)
+            | LogicalPlan::Union(_)
+            | LogicalPlan::Window(_)
+            | LogicalPlan::Unnest(_)
+            | LogicalPlan::Extension(_)
+            | LogicalPlan::RecursiveQuery(_)) => return Err(unsupported_node(&plan)),
+            other => other.recompute_schema()?,
+        })
+    }
+
+    fn aggregate(&mut self, a: Aggregate) -> Result<LogicalPlan, Unsupported> {
+        if a.group_expr
+            .iter()
+            .any(|e| matches!(e, Expr::GroupingSet(_)))
+        {
+            return Err(unsupported("GROUPING SETS, ROLLUP and CUBE"));
+        }
+        let mut aggr = a.aggr_expr.clone();
+        let mut group_expr = a.group_expr.clone();
+        let hidden = hidden_columns(&a.input);
+        // Grouped by the pseudonym of the only person source: each group is one person, whose
+        // index goes on as a group key (it changes no group), not as a set per group.
+        let person_columns: Vec<&(Column, DataType)> = hidden
+            .iter()
+            .filter(|(c, _)| c.name.starts_with(PERSON))
+            .collect();
+        let per_person = match person_columns.as_slice() {
+            [(person, DataType::UInt32)] => a
+                .group_expr
+                .iter()
+                .any(|g| match g {
+                    Expr::Column(c) => a
+                        .input
+                        .schema()
+                        .index_of_column(c)
+                        .is_ok_and(|i| is_view_pseudonym(&a.input, i)),
+                    _ => false,
+                })
+                .then(|| person.clone()),
+            _ => None,
+        };
+        let mut persons = Vec::new();
+        for (column, ty) in hidden {
+            if per_person.as_ref() == Some(&column) {
+                persons.push((column.clone(), ty));
+                group_expr.push(Expr::Column(column));
+                continue;
+            }
+            let prefix = if column.name.starts_with(PERSON) {
+                persons.push((column.clone(), ty));
+                PERSON
+            } else if column.name.starts_with(FACILITY) {
+                FACILITY
+            } else {
+                // An inner aggregate's per-aggregate columns end here.
+                continue;
+            };
+            let name = self.fresh(prefix);
+            aggr.push(call(&self.set, vec![Expr::Column(column)], None).alias(name));
+        }
+        for expr in &a.aggr_expr {
+            let Some(f) = aggregate_of(expr) else {
+                return Err(unsupported("aggregate expression"));
+            };
+            let aggregate = expr.schema_name().to_string();
+            let role = classify(f.func.name());
+            let value = f
+                .params
+                .args
+                .first()
+                .or(f.params.order_by.first().map(|s| &s.expr))
+                .filter(|e| !matches!(e, Expr::Literal(..)))
+                .cloned();
+            for (person, ty) in &persons {
+                let contributions = role == Role::Magnitude && *ty == DataType::UInt32;
+                if contributions && let Some(v) = &value {
+                    // Per-person sums: also the persons this magnitude rests on (those
+                    // contributing anything), so no set of its own is needed.
+                    let name = self.fresh(CONTRIBUTION);
+                    self.names.insert(name.clone(), aggregate.clone());
+                    aggr.push(
+                        call(
+                            &self.contributions,
+                            vec![
+                                Expr::Column(person.clone()),
+                                cast(v.clone(), DataType::Float64),
+                            ],
+                            f.params.filter.clone(),
+                        )
+                        .alias(name),
+                    );
+                    continue;
+                }
+                // The persons behind this aggregate: rows it counts or takes a value from. Where
+                // that is every row of the group (no argument, or the pseudonym, which is null
+                // exactly where the person is unknown), the group's set serves.
+                let every_row = match &value {
+                    None => true,
+                    Some(Expr::Column(c)) => a
+                        .input
+                        .schema()
+                        .index_of_column(c)
+                        .is_ok_and(|i| is_view_pseudonym(&a.input, i)),
+                    Some(_) => false,
+                };
+                if every_row && f.params.filter.is_none() {
+                    continue;
+                }
+                let behind = match &value {
+                    Some(v) => when(v.clone().is_not_null(), Expr::Column(person.clone()))
+                        .otherwise(lit(ScalarValue::try_from(ty)?))?,
+                    None => Expr::Column(person.clone()),
+                };
+                let name = self.fresh(CELL_SET);
+                self.names.insert(name.clone(), aggregate.clone());
+                aggr.push(call(&self.set, vec![behind], f.params.filter.clone()).alias(name));
+            }
+        }
+        Ok(LogicalPlan::Aggregate(Aggregate::try_new(
+            a.input, group_expr, aggr,
+        )?))
+    }
+}

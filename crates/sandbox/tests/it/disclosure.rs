@@ -1,0 +1,324 @@
+//! Disclosure control from the attacker's side: each test tries to get persons out of real
+//! data and checks, against the store itself, that what leaves rests on enough persons.
+
+use std::collections::BTreeMap;
+
+use arrow::array::AsArray;
+use arrow::datatypes::Int64Type;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use niji_sandbox::{Mode, QueryOutcome, Status};
+
+use crate::fixture::{Fixture, column};
+
+/// Per prefecture, from the stored receipts: (distinct persons with an ID5, receipts).
+async fn truth(f: &Fixture) -> BTreeMap<String, (i64, i64)> {
+    let ctx = SessionContext::new();
+    let dir = f.data_dir().join("store/ndb/receipts");
+    ctx.register_parquet(
+        "receipts",
+        dir.to_string_lossy().as_ref(),
+        ParquetReadOptions::default(),
+    )
+    .await
+    .expect("store");
+    let batches = ctx
+        .sql("SELECT prefecture, count(DISTINCT person_idx) AS p, count(*) AS r FROM receipts GROUP BY prefecture")
+        .await
+        .expect("sql")
+        .collect()
+        .await
+        .expect("truth");
+    let mut out = BTreeMap::new();
+    for b in &batches {
+        let pref =
+            arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).expect("utf8");
+        let pref = pref.as_string::<i32>();
+        let p = b.column(1).as_primitive::<Int64Type>();
+        let r = b.column(2).as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            out.insert(pref.value(i).to_string(), (p.value(i), r.value(i)));
+        }
+    }
+    out
+}
+
+/// Row index → reasons of its masked cells.
+fn reasons(o: &QueryOutcome) -> BTreeMap<usize, Vec<String>> {
+    let mut out: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for c in &o.suppressed {
+        out.entry(c.row).or_default().push(c.reason.clone());
+    }
+    out
+}
+
+async fn real(f: &Fixture, sql: &str) -> QueryOutcome {
+    f.query(Mode::Real, sql).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_cells_never_leave_whatever_the_sql_counts() {
+    let f = Fixture::new(None).await;
+    let truth = truth(&f).await;
+    let small: Vec<&String> = truth
+        .iter()
+        .filter(|(_, (p, _))| *p < 10)
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        !small.is_empty(),
+        "the fixture has small prefectures: {truth:?}"
+    );
+    // Receipts counted to look big: the cell of a prefecture with few persons still goes.
+    let big_receipts_few_persons = truth.iter().any(|(_, (p, r))| *p < 10 && *r >= 10);
+    let o = real(&f, "SELECT prefecture, count(*) AS receipts, min(points) AS lo, max(points) AS hi, median(points) AS mid, avg(points) AS mean FROM ndb.receipts GROUP BY prefecture").await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    let masked = reasons(&o);
+    let prefs = column(&o, "prefecture");
+    let receipts = column(&o, "receipts");
+    let mut saw_few_persons_many_receipts = false;
+    for (row, pref) in prefs.iter().enumerate() {
+        let (persons, n) = truth[pref];
+        if persons < 10 {
+            let why = masked
+                .get(&row)
+                .unwrap_or_else(|| panic!("{pref}: {persons} persons released"));
+            assert_eq!(why.len(), 5, "every aggregate of the row is masked");
+            assert_eq!(receipts[row], "NULL");
+            saw_few_persons_many_receipts |= n >= 10;
+        } else if !masked.contains_key(&row) {
+            assert_eq!(
+                receipts[row],
+                n.to_string(),
+                "released cells are the true counts"
+            );
+        }
+    }
+    assert_eq!(saw_few_persons_many_receipts, big_receipts_few_persons);
+    assert!(
+        o.suppressed
+            .iter()
+            .any(|c| c.reason.contains("fewer than 10 persons"))
+    );
+    // ORDER BY … LIMIT 1 picks the smallest group: it is still masked.
+    let o = real(&f, "SELECT prefecture, count(*) AS n FROM ndb.receipts GROUP BY prefecture ORDER BY count(DISTINCT pid), prefecture LIMIT 1").await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    assert_eq!(column(&o, "n"), ["NULL"]);
+    // A count of a CASE or a sum of zeros elsewhere rests on the persons it counts.
+    let target = small[0];
+    for sql in [
+        format!(
+            "SELECT count(CASE WHEN prefecture = '{target}' THEN 1 END) AS n FROM ndb.receipts"
+        ),
+        format!(
+            "SELECT sum(CASE WHEN prefecture = '{target}' THEN 1 ELSE 0 END) AS n FROM ndb.receipts"
+        ),
+        format!("SELECT count(*) FILTER (WHERE prefecture = '{target}') AS n FROM ndb.receipts"),
+        format!("SELECT avg(points) AS n FROM ndb.receipts WHERE prefecture = '{target}'"),
+        // A column merely named pid is not the pseudonym: its nulls are not unknown persons.
+        format!(
+            "SELECT count(x.pid) AS n FROM (SELECT CASE WHEN prefecture = '{target}' THEN pid END AS pid FROM ndb.receipts) x"
+        ),
+    ] {
+        let o = real(&f, &sql).await;
+        assert_eq!(o.status, Status::Suppressed, "{sql}: {}", o.message);
+        assert_eq!(column(&o, "n"), ["NULL"], "{sql}");
+    }
+    // The mean of two persons.
+    let o = real(&f, "SELECT avg(points) AS n FROM ndb.receipts WHERE pid IN (SELECT pid FROM ndb.receipts GROUP BY pid ORDER BY pid LIMIT 2)").await;
+    assert_eq!(column(&o, "n"), ["NULL"], "{}", o.message);
+    // Every attempt is in the audit log with its outcome.
+    let log = f.visiting.audit.recent(50).await.expect("audit");
+    assert!(
+        log.iter()
+            .filter(|e| e.detail.contains("\"outcome\":\"suppressed\""))
+            .count()
+            >= 6
+    );
+    assert!(f.visiting.audit.verify().await.expect("verify").is_intact());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_pseudonyms_and_record_keys_stay_inside() {
+    let f = Fixture::new(None).await;
+    for (sql, why) in [
+        ("SELECT * FROM ndb.receipts LIMIT 5", "row-level"),
+        (
+            "SELECT claim_ym, days FROM ndb.receipts ORDER BY points DESC LIMIT 1",
+            "row-level",
+        ),
+        (
+            "SELECT pid, count(*) AS n FROM ndb.receipts GROUP BY pid",
+            "pseudonyms",
+        ),
+        ("SELECT max(pid) AS p FROM ndb.receipts", "pseudonyms"),
+        (
+            "SELECT record_key, count(*) AS n FROM ndb.receipts GROUP BY record_key",
+            "record keys",
+        ),
+        (
+            "SELECT r.sex, x.n FROM ndb.receipts r JOIN (SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex) x ON x.sex = r.sex",
+            "row",
+        ),
+        (
+            "SELECT sex FROM ndb.receipts UNION SELECT sex FROM ndb.receipts",
+            "DISTINCT",
+        ),
+        (
+            "SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex UNION ALL SELECT setting, count(*) FROM ndb.receipts GROUP BY setting",
+            "UNION",
+        ),
+    ] {
+        let o = real(&f, sql).await;
+        assert_eq!(o.status, Status::Held, "{sql}: {}", o.message);
+        assert!(o.message.contains(why), "{sql}: {}", o.message);
+        assert!(o.batches.is_empty(), "{sql}");
+    }
+    // Aggregates that list values are not even allowed.
+    let o = real(&f, "SELECT array_agg(days) AS d FROM ndb.receipts").await;
+    assert_eq!(o.status, Status::Refused, "{}", o.message);
+    // The same via a workspace table: its lineage is not tracked, so nothing leaves.
+    let o = real(
+        &f,
+        "CREATE TABLE work.per_person AS SELECT pid, count(*) AS n FROM ndb.receipts GROUP BY pid",
+    )
+    .await;
+    assert_eq!(o.status, Status::Ok, "{}", o.message);
+    let o = real(
+        &f,
+        "SELECT n, count(*) AS persons FROM work.per_person GROUP BY n",
+    )
+    .await;
+    assert_eq!(o.status, Status::Held, "{}", o.message);
+    // Details rest on the persons of their records: diagnoses alone are counted by person too,
+    // and rare codes are masked.
+    let o = real(
+        &f,
+        "SELECT icd10, count(*) AS n FROM ndb.diagnoses GROUP BY icd10",
+    )
+    .await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    assert!(
+        o.suppressed.iter().any(|c| c.reason.contains("persons")),
+        "{:?}",
+        o.suppressed
+    );
+    // Details joined to their records rest on the records' persons.
+    let o = real(&f, "SELECT substr(d.icd10, 1, 1) AS chapter, count(DISTINCT r.pid) AS persons FROM ndb.diagnoses d JOIN ndb.receipts r ON d.receipt_key = r.record_key GROUP BY substr(d.icd10, 1, 1)").await;
+    assert!(
+        matches!(o.status, Status::Released | Status::Suppressed),
+        "{}",
+        o.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differencing_and_lone_suppressed_cells_are_caught() {
+    let f = Fixture::new(None).await;
+    let truth = truth(&f).await;
+    let (small, _) = truth
+        .iter()
+        .find(|(_, (p, _))| *p >= 1 && *p < 10)
+        .expect("a small prefecture");
+    // A lone suppressed cell in a line would be given back by the total: its partner goes too.
+    let o = real(&f, &format!("SELECT prefecture = '{small}' AS is_small, count(*) AS n FROM ndb.receipts GROUP BY prefecture = '{small}'")).await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    assert_eq!(column(&o, "n"), ["NULL", "NULL"]);
+    assert!(
+        o.suppressed
+            .iter()
+            .any(|c| c.reason.starts_with("complementary")),
+        "{:?}",
+        o.suppressed
+    );
+    let o = real(
+        &f,
+        "SELECT count(*) AS n, count(DISTINCT pid) AS persons FROM ndb.receipts",
+    )
+    .await;
+    assert_eq!(o.status, Status::Released, "{}", o.message);
+    // The same again is no news.
+    let again = real(
+        &f,
+        "SELECT count(*) AS n, count(DISTINCT pid) AS persons FROM ndb.receipts",
+    )
+    .await;
+    assert_eq!(again.status, Status::Released, "{}", again.message);
+    // All minus one: the person left out would be the difference.
+    let o = real(
+        &f,
+        "SELECT count(*) AS n FROM ndb.receipts WHERE pid <> (SELECT min(pid) FROM ndb.receipts)",
+    )
+    .await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    assert!(
+        o.suppressed[0]
+            .reason
+            .contains("differs from an earlier released cell"),
+        "{:?}",
+        o.suppressed
+    );
+    // A released table's total counts too: by sex, then everyone but a few.
+    let o = real(
+        &f,
+        "SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex",
+    )
+    .await;
+    assert_eq!(o.status, Status::Released, "{}", o.message);
+    let o = real(
+        &f,
+        &format!("SELECT count(*) AS n FROM ndb.receipts WHERE prefecture <> '{small}'"),
+    )
+    .await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    // Released person sets are kept inside the platform, for later checks.
+    let kept = f
+        .visiting
+        .db
+        .released_sets(crate::fixture::PROJECT)
+        .await
+        .expect("sets");
+    assert!(kept.len() >= 3, "{}", kept.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_benign_table_is_released_whole_and_true() {
+    let f = Fixture::new(None).await;
+    let o = real(&f, "SELECT sex, count(DISTINCT pid) AS persons, sum(days) AS days FROM ndb.receipts GROUP BY sex ORDER BY sex").await;
+    assert_eq!(
+        o.status,
+        Status::Released,
+        "{}: {:?}",
+        o.message,
+        o.suppressed
+    );
+    assert!(o.suppressed.is_empty());
+    let dummy = f.query(Mode::Dummy, "SELECT 1 AS one").await;
+    assert_eq!(dummy.status, Status::Ok);
+    let persons: u64 = column(&o, "persons")
+        .iter()
+        .map(|v| v.parse::<u64>().expect("n"))
+        .sum();
+    let ctx = SessionContext::new();
+    ctx.register_parquet(
+        "receipts",
+        f.data_dir()
+            .join("store/ndb/receipts")
+            .to_string_lossy()
+            .as_ref(),
+        ParquetReadOptions::default(),
+    )
+    .await
+    .expect("store");
+    let b = ctx
+        .sql("SELECT count(DISTINCT person_idx) FROM receipts")
+        .await
+        .expect("sql")
+        .collect()
+        .await
+        .expect("truth");
+    let all = b[0].column(0).as_primitive::<Int64Type>().value(0) as u64;
+    assert_eq!(persons, all, "released counts are the true ones");
+    let json = o.to_json();
+    assert_eq!(json["status"], "released");
+    assert_eq!(json["suppressed"], serde_json::json!([]));
+}
