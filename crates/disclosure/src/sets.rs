@@ -28,18 +28,99 @@ pub const CONTRIBUTIONS_FUNCTION: &str = "niji_contributions";
 pub const TOP_CONTRIBUTIONS: usize = 5;
 
 pub fn set_udaf() -> AggregateUDF {
-    AggregateUDF::new_from_impl(SetUdaf {
+    AggregateUDF::new_from_impl(NijiUdaf {
+        kind: Kind::Set,
         signature: Signature::any(1, Volatility::Immutable),
     })
 }
 
 pub fn contributions_udaf() -> AggregateUDF {
-    AggregateUDF::new_from_impl(ContributionsUdaf {
+    AggregateUDF::new_from_impl(NijiUdaf {
+        kind: Kind::Contributions,
         signature: Signature::exact(
             vec![DataType::UInt32, DataType::Float64],
             Volatility::Immutable,
         ),
     })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Set,
+    Contributions,
+}
+
+/// Both aggregates: a Binary result and a Binary state, computed by a groups accumulator.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NijiUdaf {
+    kind: Kind,
+    signature: Signature,
+}
+
+impl NijiUdaf {
+    fn groups(&self) -> Box<dyn GroupsAccumulator + Sync> {
+        match self.kind {
+            Kind::Set => Box::new(SetGroups::default()),
+            Kind::Contributions => Box::new(ContributionGroups::default()),
+        }
+    }
+}
+
+impl AggregateUDFImpl for NijiUdaf {
+    fn name(&self) -> &str {
+        match self.kind {
+            Kind::Set => SET_FUNCTION,
+            Kind::Contributions => CONTRIBUTIONS_FUNCTION,
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        match (self.kind, args.first()) {
+            (Kind::Contributions, _)
+            | (
+                Kind::Set,
+                Some(
+                    DataType::UInt32
+                    | DataType::Binary
+                    | DataType::Utf8
+                    | DataType::LargeUtf8
+                    | DataType::Utf8View,
+                ),
+            ) => Ok(DataType::Binary),
+            (Kind::Set, other) => exec_err!("{SET_FUNCTION} does not take {other:?}"),
+        }
+    }
+
+    fn is_nullable(&self) -> bool {
+        false
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(
+            format!("{}[state]", args.name),
+            DataType::Binary,
+            false,
+        ))])
+    }
+
+    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(OneGroup(self.groups())))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        _args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(self.groups())
+    }
 }
 
 /// A set as the aggregate returns it: a serialized roaring bitmap, or, tagged with a leading
@@ -191,61 +272,6 @@ fn grow<T: Default>(v: &mut Vec<T>, total: usize) {
     }
 }
 
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct SetUdaf {
-    signature: Signature,
-}
-
-impl AggregateUDFImpl for SetUdaf {
-    fn name(&self) -> &str {
-        SET_FUNCTION
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
-        match args.first() {
-            Some(
-                DataType::UInt32
-                | DataType::Binary
-                | DataType::Utf8
-                | DataType::LargeUtf8
-                | DataType::Utf8View,
-            ) => Ok(DataType::Binary),
-            other => exec_err!("{SET_FUNCTION} does not take {other:?}"),
-        }
-    }
-
-    fn is_nullable(&self) -> bool {
-        false
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(vec![Arc::new(Field::new(
-            format!("{}[set]", args.name),
-            DataType::Binary,
-            false,
-        ))])
-    }
-
-    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(OneGroup(SetGroups::default())))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        _args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(SetGroups::default()))
-    }
-}
-
 #[derive(Debug, Default)]
 struct SetGroups {
     groups: Vec<Group>,
@@ -347,52 +373,6 @@ impl GroupsAccumulator for SetGroups {
 
     fn size(&self) -> usize {
         self.groups.capacity() * std::mem::size_of::<Group>() + 4 * self.added
-    }
-}
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct ContributionsUdaf {
-    signature: Signature,
-}
-
-impl AggregateUDFImpl for ContributionsUdaf {
-    fn name(&self) -> &str {
-        CONTRIBUTIONS_FUNCTION
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Binary)
-    }
-
-    fn is_nullable(&self) -> bool {
-        false
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(vec![Arc::new(Field::new(
-            format!("{}[sums]", args.name),
-            DataType::Binary,
-            false,
-        ))])
-    }
-
-    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(OneGroup(ContributionGroups::default())))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        _args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(ContributionGroups::default()))
     }
 }
 
@@ -521,10 +501,15 @@ impl GroupsAccumulator for ContributionGroups {
 }
 
 /// A groups accumulator used for an aggregate without GROUP BY (one group).
-#[derive(Debug)]
-struct OneGroup<G>(G);
+struct OneGroup(Box<dyn GroupsAccumulator + Sync>);
 
-impl<G: GroupsAccumulator + Sync + std::fmt::Debug> Accumulator for OneGroup<G> {
+impl std::fmt::Debug for OneGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OneGroup")
+    }
+}
+
+impl Accumulator for OneGroup {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let rows = values.first().map_or(0, |v| v.len());
         self.0.update_batch(values, &vec![0; rows], None, 1)

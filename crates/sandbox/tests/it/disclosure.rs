@@ -10,8 +10,8 @@ use niji_sandbox::{Mode, QueryOutcome, Status};
 
 use crate::fixture::{Fixture, column};
 
-/// Per prefecture, from the stored receipts: (distinct persons with an ID5, receipts).
-async fn truth(f: &Fixture) -> BTreeMap<String, (i64, i64)> {
+/// `sql` over the stored receipts themselves (table `receipts`), bypassing niji: the truth.
+async fn from_store(f: &Fixture, sql: &str) -> Vec<arrow::array::RecordBatch> {
     let ctx = SessionContext::new();
     let dir = f.data_dir().join("store/ndb/receipts");
     ctx.register_parquet(
@@ -21,13 +21,21 @@ async fn truth(f: &Fixture) -> BTreeMap<String, (i64, i64)> {
     )
     .await
     .expect("store");
-    let batches = ctx
-        .sql("SELECT prefecture, count(DISTINCT person_idx) AS p, count(*) AS r FROM receipts GROUP BY prefecture")
+    ctx.sql(sql)
         .await
         .expect("sql")
         .collect()
         .await
-        .expect("truth");
+        .expect("truth")
+}
+
+/// Per prefecture, from the stored receipts: (distinct persons with an ID5, receipts).
+async fn truth(f: &Fixture) -> BTreeMap<String, (i64, i64)> {
+    let batches = from_store(
+        f,
+        "SELECT prefecture, count(DISTINCT person_idx) AS p, count(*) AS r FROM receipts GROUP BY prefecture",
+    )
+    .await;
     let mut out = BTreeMap::new();
     for b in &batches {
         let pref =
@@ -298,24 +306,7 @@ async fn a_benign_table_is_released_whole_and_true() {
         .iter()
         .map(|v| v.parse::<u64>().expect("n"))
         .sum();
-    let ctx = SessionContext::new();
-    ctx.register_parquet(
-        "receipts",
-        f.data_dir()
-            .join("store/ndb/receipts")
-            .to_string_lossy()
-            .as_ref(),
-        ParquetReadOptions::default(),
-    )
-    .await
-    .expect("store");
-    let b = ctx
-        .sql("SELECT count(DISTINCT person_idx) FROM receipts")
-        .await
-        .expect("sql")
-        .collect()
-        .await
-        .expect("truth");
+    let b = from_store(&f, "SELECT count(DISTINCT person_idx) FROM receipts").await;
     let all = b[0].column(0).as_primitive::<Int64Type>().value(0) as u64;
     assert_eq!(persons, all, "released counts are the true ones");
     let json = o.to_json();
