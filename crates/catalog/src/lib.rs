@@ -29,6 +29,9 @@ pub enum CatalogError {
     UnknownDatabase(String),
 }
 
+/// The project pseudonym column every person-level view gets (never stored).
+pub const PSEUDONYM_COLUMN: &str = "pid";
+
 /// How sensitive a column is; drives what ingest drops and (later) what projects may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -182,6 +185,13 @@ impl Table {
         self.columns.iter().find(|c| c.name == name)
     }
 
+    /// The stored column with this meaning to disclosure control, if any.
+    pub fn column_for(&self, role: DisclosureRole) -> Option<&Column> {
+        self.columns
+            .iter()
+            .find(|c| c.disclosure == Some(role) && c.is_stored())
+    }
+
     pub fn column_with_role(&self, role: Role) -> Option<&Column> {
         self.columns.iter().find(|c| c.role == Some(role))
     }
@@ -189,6 +199,11 @@ impl Table {
     /// Extract columns (not derived), in file order.
     pub fn source_columns(&self) -> impl Iterator<Item = &Column> {
         self.columns.iter().filter(|c| !c.derived)
+    }
+
+    /// Rows about persons: a person-level table, or the details of one.
+    pub fn is_about_persons(&self) -> bool {
+        self.is_person_level() || self.parent.is_some()
     }
 
     /// Whether the table holds records of persons (gets a person index).
@@ -279,6 +294,15 @@ impl Catalog {
         let catalog = Self { databases };
         catalog.validate()?;
         Ok(catalog)
+    }
+
+    /// Table `name` of database `db`.
+    pub fn table(&self, db: &str, name: &str) -> Option<&Table> {
+        self.databases
+            .get(db)?
+            .tables
+            .iter()
+            .find(|t| t.name == name)
     }
 
     pub fn database(&self, name: &str) -> Result<&Database, CatalogError> {

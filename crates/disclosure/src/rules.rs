@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type, Schema};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use niji_catalog::{Catalog, DisclosureRole, Role as CatalogRole};
+use niji_catalog::{Catalog, DisclosureRole, PSEUDONYM_COLUMN, Role as CatalogRole};
 use roaring::RoaringBitmap;
 use serde::Serialize;
 
@@ -14,10 +14,7 @@ use crate::DisclosureError;
 use crate::ledger::Ledger;
 use crate::policy::{DisclosurePolicy, Rules};
 use crate::sets::{Contributions, decode_set};
-use crate::shadow::{ColumnLineage, Role, Shadow, is_hidden};
-
-/// The project pseudonym column of every person-level view.
-pub const PSEUDONYM: &str = "pid";
+use crate::shadow::{ColumnLineage, Role, Shadow, Source, is_hidden};
 
 /// A masked cell and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -49,55 +46,26 @@ fn split_table(table: &str) -> (&str, &str) {
     table.split_once('.').unwrap_or(("", table))
 }
 
-struct Resolved<'a> {
-    catalog: &'a Catalog,
+/// The catalog table of a `db.table` name (none for a workspace table).
+fn table_of<'c>(catalog: &'c Catalog, table: &str) -> Option<&'c niji_catalog::Table> {
+    let (db, name) = split_table(table);
+    catalog.table(db, name)
 }
 
-impl Resolved<'_> {
-    fn column(&self, source: &crate::shadow::Source) -> Option<&niji_catalog::Column> {
-        let (db, table) = split_table(&source.table);
-        self.catalog
-            .database(db)
-            .ok()?
-            .tables
-            .iter()
-            .find(|t| t.name == table)?
-            .column(&source.column)
-    }
+fn column_of<'c>(catalog: &'c Catalog, source: &Source) -> Option<&'c niji_catalog::Column> {
+    table_of(catalog, &source.table)?.column(&source.column)
+}
 
-    fn is_record_key(&self, source: &crate::shadow::Source) -> bool {
-        let (db, table) = split_table(&source.table);
-        let Some(t) = self
-            .catalog
-            .database(db)
-            .ok()
-            .and_then(|d| d.tables.iter().find(|t| t.name == table))
-        else {
-            return false;
-        };
+fn is_record_key(catalog: &Catalog, source: &Source) -> bool {
+    table_of(catalog, &source.table).is_some_and(|t| {
         t.parent.as_ref().is_some_and(|p| p.key == source.column)
             || t.column(&source.column)
                 .is_some_and(|c| c.role == Some(CatalogRole::RecordKey))
-    }
-
-    /// Whether a project reading `table` reads data about persons (a person-level table or
-    /// the details of one), or something niji cannot tell (a workspace table).
-    fn about_persons(&self, table: &str) -> bool {
-        let (db, name) = split_table(table);
-        let Some(t) = self
-            .catalog
-            .database(db)
-            .ok()
-            .and_then(|d| d.tables.iter().find(|t| t.name == name))
-        else {
-            return true;
-        };
-        t.is_person_level() || t.parent.is_some()
-    }
+    })
 }
 
 /// Why a column may never leave, whatever its cells rest on.
-fn never_leaves(l: &ColumnLineage, r: &Resolved<'_>) -> Option<String> {
+fn never_leaves(l: &ColumnLineage, catalog: &Catalog) -> Option<String> {
     match l.role() {
         Role::RowLevel => {
             return Some(format!(
@@ -109,13 +77,13 @@ fn never_leaves(l: &ColumnLineage, r: &Resolved<'_>) -> Option<String> {
         _ => {}
     }
     for s in &l.sources {
-        if s.column == PSEUDONYM && r.column(s).is_none() {
+        if s.column == PSEUDONYM_COLUMN && column_of(catalog, s).is_none() {
             return Some(format!("{} shows project pseudonyms", l.name));
         }
-        if r.is_record_key(s) {
+        if is_record_key(catalog, s) {
             return Some(format!("{} shows record keys", l.name));
         }
-        let Some(c) = r.column(s) else {
+        let Some(c) = column_of(catalog, s) else {
             return Some(format!(
                 "{} comes from {}, whose lineage niji does not track",
                 l.name, s.table
@@ -171,9 +139,8 @@ pub fn check(
     ledger: &Ledger,
     populations: &Populations,
 ) -> Result<Verdict, DisclosureError> {
-    let resolved = Resolved { catalog };
     for l in &shadow.lineage {
-        if let Some(reason) = never_leaves(l, &resolved) {
+        if let Some(reason) = never_leaves(l, catalog) {
             return Ok(Verdict::Hold(reason));
         }
     }
@@ -183,7 +150,10 @@ pub fn check(
                 .into(),
         ));
     }
-    if shadow.person_sets.is_empty() && shadow.tables.iter().any(|t| resolved.about_persons(t)) {
+    // A workspace table, not in the catalog, may be about anyone.
+    let about_persons =
+        |t: &String| table_of(catalog, t).is_none_or(niji_catalog::Table::is_about_persons);
+    if shadow.person_sets.is_empty() && shadow.tables.iter().any(about_persons) {
         return Ok(Verdict::Hold(
             "the persons behind these cells cannot be counted (aggregate a person-level table, or join details to their records)".into(),
         ));
@@ -206,8 +176,7 @@ pub fn check(
         .copied()
         .filter(|&i| {
             shadow.lineage[i].sources.iter().any(|s| {
-                resolved
-                    .column(s)
+                column_of(catalog, s)
                     .is_some_and(|c| c.disclosure == Some(DisclosureRole::Municipality))
             })
         })
@@ -507,4 +476,65 @@ fn round(array: &ArrayRef, base: u64) -> ArrayRef {
         .map(|v| v.map(|v| (v + base / 2).div_euclid(base) * base))
         .collect();
     Arc::new(rounded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_masked_cell_takes_the_smallest_of_its_line_along() {
+        // Rows: (sex, band) = (1,a) (1,b) (1,c) (2,a) (2,b) (2,c); row 0 is masked.
+        let keys = [
+            ("1", "a"),
+            ("1", "b"),
+            ("1", "c"),
+            ("2", "a"),
+            ("2", "b"),
+            ("2", "c"),
+        ];
+        let sizes = [3u32, 50, 40, 60, 70, 30];
+        let group_sets: Vec<Vec<RoaringBitmap>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| vec![(i as u32 * 1000..i as u32 * 1000 + n).collect()])
+            .collect();
+        let mut masked = vec![BTreeMap::new(); 6];
+        masked[0].insert(2, "fewer than 10 persons".to_string());
+        let text =
+            |k: usize, row: usize| if k == 0 { keys[row].0 } else { keys[row].1 }.to_string();
+        complementary(&mut masked, &[0, 1], &[2], &group_sets, &text);
+        let masked_rows: Vec<usize> = (0..6).filter(|&r| !masked[r].is_empty()).collect();
+        // Along sex within band a: (2,a) goes; along band within sex 1 the smallest partner,
+        // (1,c); within sex 2, (2,a) is now alone, so its smallest other, (2,c), goes too.
+        assert_eq!(masked_rows, [0, 2, 3, 5]);
+        assert!(masked[2][&2].starts_with("complementary"));
+        // No line is left with a lone masked cell.
+        for line in [[0, 1, 2], [3, 4, 5]] {
+            assert_ne!(line.iter().filter(|&&r| !masked[r].is_empty()).count(), 1);
+        }
+        for line in [[0, 3], [1, 4], [2, 5]] {
+            assert_ne!(line.iter().filter(|&&r| !masked[r].is_empty()).count(), 1);
+        }
+    }
+
+    #[test]
+    fn counts_round_to_the_nearest_multiple_and_nulls_stay() {
+        let counts: ArrayRef = Arc::new(arrow::array::Int64Array::from(vec![
+            Some(12),
+            Some(13),
+            None,
+            Some(0),
+            Some(7),
+        ]));
+        let rounded = round(&counts, 5);
+        let rounded: Vec<Option<i64>> = rounded.as_primitive::<Int64Type>().iter().collect();
+        assert_eq!(rounded, [Some(10), Some(15), None, Some(0), Some(5)]);
+        let text: ArrayRef = Arc::new(arrow::array::StringArray::from(vec!["x"]));
+        assert_eq!(
+            round(&text, 5).as_ref(),
+            text.as_ref(),
+            "only counts are rounded"
+        );
+    }
 }

@@ -203,17 +203,16 @@ pub fn shadow(
         next: 0,
         names: BTreeMap::new(),
     };
+    // The tree walk speaks DataFusion errors; why a node was not rewritten is kept aside.
+    let mut refused = None;
     let augmented = plan
         .transform_up(|node| {
-            rewrite
-                .node(node)
-                .map(Transformed::yes)
-                .map_err(|u| datafusion::error::DataFusionError::Plan(u.0))
+            rewrite.node(node).map(Transformed::yes).map_err(|u| {
+                refused = Some(u);
+                datafusion::error::DataFusionError::Plan(String::new())
+            })
         })
-        .map_err(|e| match e {
-            datafusion::error::DataFusionError::Plan(m) => Unsupported(m),
-            other => Unsupported::from(other),
-        })?
+        .map_err(|e| refused.take().unwrap_or_else(|| Unsupported::from(e)))?
         .data;
     // Visible columns first, in the researcher's order, then the hidden ones.
     let schema = augmented.schema().clone();
@@ -306,25 +305,12 @@ fn trace_column(
     below: bool,
     out: &mut ColumnLineage,
 ) -> Result<(), Unsupported> {
+    if let Some((input, i)) = passed_through(plan, index) {
+        return trace_column(input, i, below, out);
+    }
     match plan {
         LogicalPlan::Projection(p) => trace_expr(&p.input, &p.expr[index], below, out),
-        LogicalPlan::Filter(f) => trace_column(&f.input, index, below, out),
-        LogicalPlan::Sort(s) => trace_column(&s.input, index, below, out),
-        LogicalPlan::Limit(l) => trace_column(&l.input, index, below, out),
-        LogicalPlan::SubqueryAlias(s) => trace_column(&s.input, index, below, out),
-        LogicalPlan::Repartition(r) => trace_column(&r.input, index, below, out),
-        LogicalPlan::Join(j) => {
-            let left = j.left.schema().fields().len();
-            match j.join_type {
-                JoinType::LeftSemi | JoinType::LeftAnti => trace_column(&j.left, index, below, out),
-                JoinType::RightSemi | JoinType::RightAnti => {
-                    trace_column(&j.right, index, below, out)
-                }
-                JoinType::LeftMark | JoinType::RightMark => Err(unsupported("mark joins")),
-                _ if index < left => trace_column(&j.left, index, below, out),
-                _ => trace_column(&j.right, index - left, below, out),
-            }
-        }
+        LogicalPlan::Join(_) => Err(unsupported("mark joins")),
         LogicalPlan::Aggregate(a) => {
             if a.group_expr
                 .iter()
@@ -379,6 +365,29 @@ fn unsupported_node(plan: &LogicalPlan) -> Unsupported {
     })
 }
 
+/// The input and input column that output column `index` of a node passing columns on
+/// unchanged comes from (none for projections, aggregates, scans and mark joins).
+fn passed_through(plan: &LogicalPlan, index: usize) -> Option<(&LogicalPlan, usize)> {
+    match plan {
+        LogicalPlan::Filter(f) => Some((&f.input, index)),
+        LogicalPlan::Sort(s) => Some((&s.input, index)),
+        LogicalPlan::Limit(l) => Some((&l.input, index)),
+        LogicalPlan::SubqueryAlias(s) => Some((&s.input, index)),
+        LogicalPlan::Repartition(r) => Some((&r.input, index)),
+        LogicalPlan::Join(j) => {
+            let left = j.left.schema().fields().len();
+            match j.join_type {
+                JoinType::LeftSemi | JoinType::LeftAnti => Some((&j.left, index)),
+                JoinType::RightSemi | JoinType::RightAnti => Some((&j.right, index)),
+                JoinType::LeftMark | JoinType::RightMark => None,
+                _ if index < left => Some((&j.left, index)),
+                _ => Some((&j.right, index - left)),
+            }
+        }
+        _ => None,
+    }
+}
+
 /// Whether output column `index` of `plan` is a view's pseudonym column, unchanged (a column
 /// merely named `pid` may be anything).
 fn is_view_pseudonym(plan: &LogicalPlan, index: usize) -> bool {
@@ -387,6 +396,18 @@ fn is_view_pseudonym(plan: &LogicalPlan, index: usize) -> bool {
             Expr::Alias(a) => unaliased(&a.expr),
             other => other,
         }
+    }
+    if let LogicalPlan::Join(j) = plan
+        && matches!(
+            j.join_type,
+            JoinType::Left | JoinType::Right | JoinType::Full
+        )
+    {
+        // Outer joins make nulls of their own.
+        return false;
+    }
+    if let Some((input, i)) = passed_through(plan, index) {
+        return is_view_pseudonym(input, i);
     }
     match plan {
         LogicalPlan::Projection(p) => match p.expr.get(index).map(unaliased) {
@@ -397,24 +418,9 @@ fn is_view_pseudonym(plan: &LogicalPlan, index: usize) -> bool {
                 .is_ok_and(|i| is_view_pseudonym(&p.input, i)),
             _ => false,
         },
-        LogicalPlan::Filter(f) => is_view_pseudonym(&f.input, index),
-        LogicalPlan::Sort(s) => is_view_pseudonym(&s.input, index),
-        LogicalPlan::Limit(l) => is_view_pseudonym(&l.input, index),
-        LogicalPlan::SubqueryAlias(s) => is_view_pseudonym(&s.input, index),
-        LogicalPlan::Join(j) => {
-            let left = j.left.schema().fields().len();
-            match j.join_type {
-                JoinType::LeftSemi | JoinType::LeftAnti => is_view_pseudonym(&j.left, index),
-                JoinType::RightSemi | JoinType::RightAnti => is_view_pseudonym(&j.right, index),
-                JoinType::Inner if index < left => is_view_pseudonym(&j.left, index),
-                JoinType::Inner => is_view_pseudonym(&j.right, index - left),
-                // Outer joins make nulls of their own.
-                _ => false,
-            }
-        }
         LogicalPlan::TableScan(t) => {
             index < t.projected_schema.fields().len()
-                && t.projected_schema.field(index).name() == crate::rules::PSEUDONYM
+                && t.projected_schema.field(index).name() == niji_catalog::PSEUDONYM_COLUMN
         }
         _ => false,
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::GovernanceError;
 
 /// Name of the pseudonym column every person-level view gets.
-pub const PSEUDONYM_COLUMN: &str = "pid";
+pub use niji_catalog::PSEUDONYM_COLUMN;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -181,13 +181,9 @@ impl ProjectSpec {
             if !seen_tables.insert(&t.table) {
                 return spec_err(format!("table {} is listed twice", t.table));
             }
-            let table = catalog
-                .database(db)
-                .ok()
-                .and_then(|d| d.tables.iter().find(|x| x.name == name))
-                .ok_or_else(|| {
-                    GovernanceError::Spec(format!("table {} is not in the catalog", t.table))
-                })?;
+            let table = catalog.table(db, name).ok_or_else(|| {
+                GovernanceError::Spec(format!("table {} is not in the catalog", t.table))
+            })?;
             if t.columns.is_empty() {
                 return spec_err(format!("table {} approves no columns", t.table));
             }
@@ -254,10 +250,8 @@ impl ProjectSpec {
                 }
             };
             let source = catalog
-                .database(db)
-                .ok()
-                .and_then(|d| d.tables.iter().find(|x| x.name == table))
-                .filter(|t| t.is_person_level() || t.parent.is_some())
+                .table(db, table)
+                .filter(|t| t.is_about_persons())
                 .ok_or_else(|| {
                     GovernanceError::Spec(format!(
                         "cohort source table {db}.{table} is not a person-level table in the catalog"

@@ -259,7 +259,7 @@ pub struct Visiting {
     envs: Mutex<HashMap<(String, Mode), Arc<ProjectEnv>>>,
     /// Person sets of each project's released cells; checks and releases of one project
     /// take turns, so that two results cannot each pass against a ledger without the other.
-    ledgers: Mutex<HashMap<String, Ledger>>,
+    ledgers: Mutex<HashMap<String, Arc<Mutex<Option<Ledger>>>>>,
     populations: tokio::sync::OnceCell<Populations>,
     /// Off only to measure what the checks cost: real results are then all held.
     release_checks: std::sync::atomic::AtomicBool,
@@ -742,8 +742,15 @@ impl Visiting {
         audit.rows = rows;
         audit.result_digest = outcome::digest(&visible, &result)?;
         let populations = self.populations().await?;
-        let mut ledgers = self.ledgers.lock().await;
-        if !ledgers.contains_key(&req.project) {
+        let project_ledger = self
+            .ledgers
+            .lock()
+            .await
+            .entry(req.project.clone())
+            .or_default()
+            .clone();
+        let mut loaded = project_ledger.lock().await;
+        if loaded.is_none() {
             let sets = self
                 .db
                 .released_sets(&req.project)
@@ -751,11 +758,9 @@ impl Visiting {
                 .iter()
                 .map(|b| niji_disclosure::sets::decode_set(b))
                 .collect::<Result<Vec<_>, _>>()?;
-            ledgers.insert(req.project.clone(), Ledger::new(sets));
+            *loaded = Some(Ledger::new(sets));
         }
-        let ledger = ledgers
-            .get_mut(&req.project)
-            .ok_or_else(|| SandboxError::Unavailable("release ledger".into()))?;
+        let ledger = loaded.get_or_insert_default();
         let verdict = niji_disclosure::check(
             &shadow,
             &batches,
@@ -789,65 +794,10 @@ impl Visiting {
         Ok(outcome)
     }
 
-    /// Inhabitants per municipality, from the reference table of the real store (none when it
-    /// was not ingested: then no cell about a municipality is released).
+    /// Inhabitants per municipality, read once from the real store.
     async fn populations(&self) -> Result<&Populations, SandboxError> {
         self.populations
-            .get_or_try_init(|| async {
-                let store = niji_ingest::store::Store::new(&self.settings.data_dir);
-                let mut map = HashMap::new();
-                if let Some((db, table)) = self.catalog.databases.iter().find_map(|(name, d)| {
-                    d.tables
-                        .iter()
-                        .find(|t| {
-                            t.columns
-                                .iter()
-                                .any(|c| c.disclosure == Some(DisclosureRole::Population))
-                        })
-                        .map(|t| (name.clone(), t))
-                }) && store.manifest(&db, &table.name).ok().flatten().is_some()
-                {
-                    let column = |role| {
-                        table
-                            .columns
-                            .iter()
-                            .find(|c| c.disclosure == Some(role))
-                            .map(|c| c.name.clone())
-                    };
-                    if let (Some(code), Some(population)) = (
-                        column(DisclosureRole::Municipality),
-                        column(DisclosureRole::Population),
-                    ) {
-                        let ctx = datafusion::prelude::SessionContext::new();
-                        let dir = store.table_dir(&db, &table.name);
-                        let batches = ctx
-                            .read_parquet(
-                                dir.to_string_lossy().into_owned(),
-                                datafusion::prelude::ParquetReadOptions::default(),
-                            )
-                            .await?
-                            .select_columns(&[&code, &population])?
-                            .collect()
-                            .await?;
-                        for b in &batches {
-                            let cast = |i: usize, ty| {
-                                arrow::compute::cast(b.column(i), &ty)
-                                    .map_err(DataFusionError::from)
-                            };
-                            let codes = cast(0, arrow::datatypes::DataType::Utf8)?;
-                            let pops = cast(1, arrow::datatypes::DataType::UInt64)?;
-                            let codes = codes.as_string::<i32>();
-                            let pops = pops.as_primitive::<arrow::datatypes::UInt64Type>();
-                            for i in 0..b.num_rows() {
-                                if codes.is_valid(i) && pops.is_valid(i) {
-                                    map.insert(codes.value(i).to_string(), pops.value(i));
-                                }
-                            }
-                        }
-                    }
-                }
-                Ok::<_, SandboxError>(Populations(map))
-            })
+            .get_or_try_init(|| load_populations(&self.catalog, &self.settings.data_dir))
             .await
     }
 
@@ -920,6 +870,54 @@ impl Visiting {
             }
         }
     }
+}
+
+/// Inhabitants per municipality code, from the catalog's table with a population column (none
+/// when it was not ingested: then no cell about a municipality is released).
+async fn load_populations(catalog: &Catalog, data_dir: &Path) -> Result<Populations, SandboxError> {
+    let store = niji_ingest::store::Store::new(data_dir);
+    let Some((db, table)) = catalog.databases.iter().find_map(|(db, d)| {
+        d.tables
+            .iter()
+            .find(|t| t.column_for(DisclosureRole::Population).is_some())
+            .map(|t| (db, t))
+    }) else {
+        return Ok(Populations::default());
+    };
+    let (Some(code), Some(population), Ok(Some(_))) = (
+        table.column_for(DisclosureRole::Municipality),
+        table.column_for(DisclosureRole::Population),
+        store.manifest(db, &table.name),
+    ) else {
+        return Ok(Populations::default());
+    };
+    let batches = datafusion::prelude::SessionContext::new()
+        .read_parquet(
+            store
+                .table_dir(db, &table.name)
+                .to_string_lossy()
+                .into_owned(),
+            datafusion::prelude::ParquetReadOptions::default(),
+        )
+        .await?
+        .select_columns(&[&code.name, &population.name])?
+        .collect()
+        .await?;
+    let mut map = HashMap::new();
+    for b in &batches {
+        let cast =
+            |i: usize, ty| arrow::compute::cast(b.column(i), &ty).map_err(DataFusionError::from);
+        let codes = cast(0, arrow::datatypes::DataType::Utf8)?;
+        let pops = cast(1, arrow::datatypes::DataType::UInt64)?;
+        let (codes, pops) = (
+            codes.as_string::<i32>(),
+            pops.as_primitive::<arrow::datatypes::UInt64Type>(),
+        );
+        for i in (0..b.num_rows()).filter(|&i| codes.is_valid(i) && pops.is_valid(i)) {
+            map.insert(codes.value(i).to_string(), pops.value(i));
+        }
+    }
+    Ok(Populations(map))
 }
 
 struct StopOnDrop(StopFlag);

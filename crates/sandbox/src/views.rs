@@ -181,6 +181,9 @@ struct Builder<'a> {
     pseudonyms: BTreeMap<String, ScalarUDF>,
     record_key: ScalarUDF,
     cohort: Option<ScalarUDF>,
+    /// Row filter per table: each is asked for by the table's view, its shadow view and the
+    /// views of its detail tables, and deciding it may scan the table.
+    row_filters: std::sync::Mutex<BTreeMap<String, Option<Expr>>>,
 }
 
 fn fiscal_year(yyyymm: i32) -> i32 {
@@ -213,15 +216,17 @@ impl Builder<'_> {
 
     fn table(&self, db: &str, name: &str) -> Result<&Table, SandboxError> {
         self.catalog
-            .database(db)
-            .ok()
-            .and_then(|d| d.tables.iter().find(|t| t.name == name))
+            .table(db, name)
             .ok_or_else(|| SandboxError::Unavailable(format!("{db}.{name} is not in the catalog")))
     }
 
     /// Row filters of a person-level table: the approved period, unless no stored row falls
     /// outside it, and the cohort.
     async fn row_filter(&self, db: &str, table: &Table) -> Result<Option<Expr>, SandboxError> {
+        let key = format!("{db}.{}", table.name);
+        if let Some(known) = self.memo().get(&key) {
+            return Ok(known.clone());
+        }
         let mut parts = Vec::new();
         if let Some(period) = self.period_filter(table)?
             && self.any_row_fails(db, table, &period).await?
@@ -231,7 +236,16 @@ impl Builder<'_> {
         if let Some(cohort) = &self.cohort {
             parts.push(cohort.call(vec![col("person_idx")]));
         }
-        Ok(conjunction(parts))
+        let filter = conjunction(parts);
+        self.memo().insert(key, filter.clone());
+        Ok(filter)
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Option<Expr>>> {
+        // A poisoned memo only lost an entry in progress.
+        self.row_filters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Whether some stored row of the table does not pass `filter`. A filter every row passes
@@ -334,8 +348,8 @@ impl Builder<'_> {
             let mut keys = vec![col("record_key").alias(PARENT_KEY)];
             if shadow {
                 keys.push(col("person_idx").alias(niji_disclosure::PERSON));
-                if let Some(f) = facility_column(parent) {
-                    keys.push(col(f).alias(niji_disclosure::FACILITY));
+                if let Some(f) = parent.column_for(DisclosureRole::Facility) {
+                    keys.push(col(f.name.as_str()).alias(niji_disclosure::FACILITY));
                 }
             }
             let join = match (&filter, shadow) {
@@ -385,8 +399,8 @@ impl Builder<'_> {
         if shadow {
             if table.is_person_level() {
                 exprs.push(col("person_idx").alias(niji_disclosure::PERSON));
-                if let Some(f) = facility_column(table) {
-                    exprs.push(col(f).alias(niji_disclosure::FACILITY));
+                if let Some(f) = table.column_for(DisclosureRole::Facility) {
+                    exprs.push(col(f.name.as_str()).alias(niji_disclosure::FACILITY));
                 }
             } else if table.parent.is_some() {
                 exprs.push(col(niji_disclosure::PERSON));
@@ -481,15 +495,6 @@ impl Builder<'_> {
 /// The joined parent's record key in a detail table's view plan.
 const PARENT_KEY: &str = "__niji_parent_key";
 
-/// The stored column naming the facility of a row, if the table has one.
-fn facility_column(table: &Table) -> Option<&str> {
-    table
-        .columns
-        .iter()
-        .find(|c| c.disclosure == Some(DisclosureRole::Facility) && c.is_stored())
-        .map(|c| c.name.as_str())
-}
-
 fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
@@ -559,6 +564,7 @@ impl ProjectEnv {
             pseudonyms,
             record_key: RecordKeyUdf::new_udf(label.clone(), rk),
             cohort: None,
+            row_filters: std::sync::Mutex::new(BTreeMap::new()),
         };
         if let Some(members) = builder.cohort_members().await? {
             tracing::info!(project = %spec.id, mode = mode.as_str(), persons = members.len(), "cohort");
