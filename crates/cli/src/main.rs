@@ -75,6 +75,8 @@ enum Command {
     },
     /// Run one SQL statement in a project, through the query chokepoint.
     Query(visiting::QueryArgs),
+    /// Output checking: held outputs, release requests and the checkers' votes.
+    Outputs(visiting::OutputsArgs),
     /// Serve the HTTP JSON API and the Flight SQL endpoint.
     Serve(visiting::ServeArgs),
     /// Benchmarks that print figures (never run as tests).
@@ -97,6 +99,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::User { .. } => "user",
         Command::Project { .. } => "project",
         Command::Query(_) => "query",
+        Command::Outputs(_) => "outputs",
         Command::Serve(_) => "serve",
     }
 }
@@ -128,6 +131,10 @@ fn main() -> ExitCode {
         Command::User { command } => visiting::user(&ctx, &cli.env, &command),
         Command::Project { command } => visiting::project(&ctx, &cli.env, &command),
         Command::Query(a) => match visiting::query(&ctx, &cli.env, &a) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
+        Command::Outputs(a) => match visiting::outputs(&ctx, &cli.env, &a) {
             Ok(code) => return code,
             Err(e) => Err(e),
         },

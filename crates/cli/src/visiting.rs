@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
-use niji_governance::{ProjectSpec, UserRole};
+use niji_governance::{ProjectSpec, UserRole, Vote};
 use niji_sandbox::{LocalEngine, Mode, QueryRequest, Settings, Status, Visiting};
 
 use crate::commands::{Context, custodian_actor};
@@ -93,6 +93,55 @@ pub struct QueryArgs {
     pub sql: String,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+}
+
+/// Output checking, as a researcher (list, show, request) or an output checker (list, show,
+/// approve, reject).
+#[derive(Debug, Args)]
+pub struct OutputsArgs {
+    #[arg(long)]
+    pub user: String,
+    /// The user's API token.
+    #[arg(long, env = "NIJI_TOKEN", hide_env_values = true)]
+    pub token: String,
+    #[command(subcommand)]
+    pub command: OutputsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutputsCommand {
+    /// Checkers: the outputs awaiting votes. Researchers: their projects' held outputs.
+    List {
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// An output's SQL, findings, votes; checkers also see its rows and what approval would
+    /// leave masked.
+    Show {
+        #[arg(long)]
+        id: String,
+    },
+    /// Ask output checkers to release an output you wrote.
+    Request {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        justification: String,
+    },
+    /// Vote to release (the second approval releases what may leave).
+    Approve {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Vote against release (one rejection ends the review).
+    Reject {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -215,6 +264,48 @@ pub fn query(ctx: &Context, env: &EnvArgs, a: &QueryArgs) -> anyhow::Result<Exit
             Status::Refused => ExitCode::from(2),
             Status::Error => ExitCode::FAILURE,
             _ => ExitCode::SUCCESS,
+        })
+    })
+}
+
+/// Prints JSON; exit code 2 when refused or denied.
+pub fn outputs(ctx: &Context, env: &EnvArgs, a: &OutputsArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let v = open(ctx, env).await?;
+        let result = async {
+            let user = v.sign_in(&a.user, &a.token, "cli").await?.name;
+            Ok::<_, niji_sandbox::SandboxError>(match &a.command {
+                OutputsCommand::List { project } => {
+                    serde_json::json!({"outputs": v.list_outputs(&user, project.as_deref()).await?})
+                }
+                OutputsCommand::Show { id } => v.show_output(&user, id).await?.to_json(),
+                OutputsCommand::Request { id, justification } => {
+                    serde_json::to_value(v.request_release(&user, id, justification).await?)
+                        .unwrap_or_default()
+                }
+                OutputsCommand::Approve { id, reason } => {
+                    serde_json::to_value(v.vote(&user, id, Vote::Approve, reason).await?)
+                        .unwrap_or_default()
+                }
+                OutputsCommand::Reject { id, reason } => {
+                    serde_json::to_value(v.vote(&user, id, Vote::Reject, reason).await?)
+                        .unwrap_or_default()
+                }
+            })
+        }
+        .await;
+        Ok(match result {
+            Ok(json) => {
+                println!("{}", serde_json::to_string_pretty(&json)?);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {}", e.status().as_str(), e.public_message());
+                match e.status() {
+                    Status::Refused => ExitCode::from(2),
+                    _ => ExitCode::FAILURE,
+                }
+            }
         })
     })
 }

@@ -9,7 +9,7 @@ pub mod shadow;
 
 pub use ledger::Ledger;
 pub use policy::{DisclosurePolicy, Rules};
-pub use rules::{Populations, SuppressedCell, Verdict, check};
+pub use rules::{Populations, Strictness, SuppressedCell, Verdict, check};
 pub use shadow::{FACILITY, PERSON, Shadow, Unsupported, shadow};
 
 #[derive(Debug, thiserror::Error)]

@@ -17,7 +17,7 @@ use crate::sets::{Contributions, decode_set};
 use crate::shadow::{ColumnLineage, Role, Shadow, Source, is_hidden};
 
 /// A masked cell and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SuppressedCell {
     pub row: usize,
     pub column: String,
@@ -35,6 +35,15 @@ pub enum Verdict {
     },
     /// Nothing leaves; the reason says why.
     Hold(String),
+}
+
+/// Which rules apply. Output checkers may release what only the judgement rules masked
+/// (facilities, dominance, p-percent, unchecked contributions); the person thresholds,
+/// municipality rules, differencing and complementary suppression hold whatever they decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strictness {
+    Automatic,
+    Approved,
 }
 
 /// Inhabitants per municipality code (from the reference table).
@@ -138,7 +147,9 @@ pub fn check(
     policy: &DisclosurePolicy,
     ledger: &Ledger,
     populations: &Populations,
+    strictness: Strictness,
 ) -> Result<Verdict, DisclosureError> {
+    let judged = strictness == Strictness::Automatic;
     for l in &shadow.lineage {
         if let Some(reason) = never_leaves(l, catalog) {
             return Ok(Verdict::Hold(reason));
@@ -239,7 +250,7 @@ pub fn check(
         if fewest < min_persons && !all_zero(&batch, &aggregate_columns, row) {
             mask_row(cell_masks, &format!("fewer than {min_persons} persons"));
         }
-        if rules.facility_rule {
+        if judged && rules.facility_rule {
             let facilities = sets_at(&batch, &shadow.facility_sets, row)?;
             if !facilities.is_empty() && n > 0 && smallest(&facilities) < rules.min_facilities {
                 mask_row(
@@ -249,7 +260,7 @@ pub fn check(
             }
         }
         for &c in &aggregate_columns {
-            if shadow.lineage[c].role() != Role::Magnitude {
+            if !judged || shadow.lineage[c].role() != Role::Magnitude {
                 continue;
             }
             if let Some(reason) = magnitude_problem(shadow, &batch, c, row, &rules) {

@@ -17,6 +17,12 @@ pub enum Action {
     QueryReal,
     WriteWorkspace,
     ReadProjectAudit,
+    /// Read the project's held outputs' SQL, findings and review (not their rows).
+    ReadOutputs,
+    /// Ask output checkers to release a held output.
+    RequestRelease,
+    /// Vote on release requests (an output checker).
+    CheckOutputs,
     CreateProject,
     CloseProject,
     ReadAudit,
@@ -29,6 +35,9 @@ impl Action {
             Action::QueryReal => ("real", "query"),
             Action::WriteWorkspace => ("workspace", "write"),
             Action::ReadProjectAudit => ("audit", "read"),
+            Action::ReadOutputs => ("outputs", "read"),
+            Action::RequestRelease => ("outputs", "request"),
+            Action::CheckOutputs => ("outputs", "check"),
             Action::CreateProject => ("project", "create"),
             Action::CloseProject => ("project", "close"),
             Action::ReadAudit => ("audit", "read"),
@@ -38,7 +47,7 @@ impl Action {
     fn is_platform(self) -> bool {
         matches!(
             self,
-            Action::CreateProject | Action::CloseProject | Action::ReadAudit
+            Action::CreateProject | Action::CloseProject | Action::ReadAudit | Action::CheckOutputs
         )
     }
 }

@@ -4,10 +4,12 @@
 //! model and policy in `policies/`.
 
 mod authz;
+mod outputs;
 mod platform;
 pub mod spec;
 
 pub use authz::{Action, Authz};
+pub use outputs::{CastVote, NewOutput, Output, OutputOutcome, Review, Vote};
 pub use platform::{PlatformDb, Project, ProjectState, User, UserRole, hash_token, new_token};
 pub use spec::{ApprovedTable, Cohort, Member, MemberRole, PSEUDONYM_COLUMN, Period, ProjectSpec};
 

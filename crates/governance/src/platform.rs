@@ -84,7 +84,7 @@ pub fn hash_token(token: &str) -> String {
 /// The platform database (the same SQLite file as the audit log).
 #[derive(Debug, Clone)]
 pub struct PlatformDb {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl PlatformDb {

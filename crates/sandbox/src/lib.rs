@@ -7,6 +7,7 @@
 pub mod engine;
 pub mod guard;
 mod outcome;
+mod outputs;
 pub mod testing;
 mod udf;
 pub mod views;
@@ -25,9 +26,10 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use futures::StreamExt;
 use niji_audit::{AuditError, AuditLog};
 use niji_catalog::{Catalog, DisclosureRole};
-use niji_disclosure::{DisclosurePolicy, Ledger, Populations, Verdict};
+use niji_disclosure::{DisclosurePolicy, Ledger, Populations, Strictness, Verdict};
 use niji_governance::{
-    Action, Authz, GovernanceError, PlatformDb, ProjectSpec, ProjectState, User, UserRole,
+    Action, Authz, GovernanceError, OutputOutcome, PlatformDb, ProjectSpec, ProjectState, User,
+    UserRole,
 };
 use niji_pseudo::{CivilDate, CustodianKey};
 use serde::{Deserialize, Serialize};
@@ -36,6 +38,7 @@ use tokio::sync::{Mutex, Semaphore};
 pub use engine::{Engine, LocalEngine, StopFlag};
 pub use guard::SqlPolicy;
 pub use outcome::{ColumnInfo, QueryOutcome, Status};
+pub use outputs::{OutputView, Preview};
 use views::ProjectEnv;
 
 #[derive(Debug, thiserror::Error)]
@@ -267,6 +270,8 @@ pub struct Visiting {
     per_project: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Workspace writes of one project are serialised.
     work_lock: Mutex<()>,
+    /// Votes are counted one at a time, so that two second approvals cannot both release.
+    review_lock: Mutex<()>,
     dummy_lock: Mutex<()>,
 }
 
@@ -312,6 +317,7 @@ impl Visiting {
             release_checks: std::sync::atomic::AtomicBool::new(true),
             per_project: Mutex::new(HashMap::new()),
             work_lock: Mutex::new(()),
+            review_lock: Mutex::new(()),
             dummy_lock: Mutex::new(()),
         })
     }
@@ -691,7 +697,7 @@ impl Visiting {
 
     /// Runs a real-data query with disclosure control: the plan's shadow computes, in the same
     /// pass, who stands behind each cell; the rules decide what leaves. What cannot be checked
-    /// or may not leave is held in the project workspace.
+    /// or may not leave is held in the project workspace, where output checkers can see it.
     async fn disclose(
         &self,
         env: &ProjectEnv,
@@ -714,77 +720,53 @@ impl Visiting {
                 Err(e) => Err(niji_disclosure::Unsupported(e.public_message())),
             }
         };
-        let hold = |schema: SchemaRef, batches: &[RecordBatch], rows: usize, why: &str| {
-            let dir = self.project_dir(&req.project).join("real").join("held");
-            outcome::write_parquet(&dir, query_id, &schema, batches)?;
-            Ok::<_, SandboxError>(QueryOutcome::held(schema, rows, why))
-        };
         let shadow = match shadow {
             Ok(shadow) => shadow,
             Err(niji_disclosure::Unsupported(why)) => {
                 let (schema, batches, rows) = self.execute(env, plan).await?;
                 audit.rows = rows;
                 audit.result_digest = outcome::digest(&schema, &batches)?;
-                return hold(schema, &batches, rows, &why);
+                return self
+                    .hold(req, query_id, &schema, &batches, rows, &why)
+                    .await;
             }
         };
-        let (_, batches, rows) = self.execute(env, shadow.plan.clone()).await?;
+        let (shadow_schema, batches, rows) = self.execute(env, shadow.plan.clone()).await?;
         let checking = Instant::now();
-        let researchers: Vec<usize> = (0..visible.fields().len()).collect();
-        let result: Vec<RecordBatch> = batches
-            .iter()
-            .map(|b| {
-                b.project(&researchers)
-                    .and_then(|b| b.with_schema(visible.clone()))
-            })
-            .collect::<Result<_, _>>()
-            .map_err(DataFusionError::from)?;
+        let result = outcome::visible_part(&batches, &visible)?;
         audit.rows = rows;
         audit.result_digest = outcome::digest(&visible, &result)?;
-        let populations = self.populations().await?;
-        let project_ledger = self
-            .ledgers
-            .lock()
-            .await
-            .entry(req.project.clone())
-            .or_default()
-            .clone();
-        let mut loaded = project_ledger.lock().await;
-        if loaded.is_none() {
-            let sets = self
-                .db
-                .released_sets(&req.project)
-                .await?
-                .iter()
-                .map(|b| niji_disclosure::sets::decode_set(b))
-                .collect::<Result<Vec<_>, _>>()?;
-            *loaded = Some(Ledger::new(sets));
-        }
-        let ledger = loaded.get_or_insert_default();
-        let verdict = niji_disclosure::check(
-            &shadow,
-            &batches,
-            &self.catalog,
-            &self.disclosure,
-            ledger,
-            populations,
-        )?;
+        let verdict = self
+            .judge(
+                &req.project,
+                query_id,
+                &shadow,
+                &batches,
+                Strictness::Automatic,
+                true,
+            )
+            .await?;
         let outcome = match verdict {
-            Verdict::Hold(why) => hold(visible, &result, rows, &why)?,
+            Verdict::Hold(why) => {
+                self.hold(req, query_id, &visible, &result, rows, &why)
+                    .await?
+            }
             Verdict::Release {
-                batch,
-                suppressed,
-                released_sets,
+                batch, suppressed, ..
             } => {
-                let encoded: Vec<Vec<u8>> = released_sets
-                    .iter()
-                    .map(niji_disclosure::sets::encode_set)
-                    .collect();
-                self.db
-                    .record_released_sets(&req.project, query_id, &encoded)
+                if !suppressed.is_empty() {
+                    // The unmasked result (and its shadow) stays in, for output checkers.
+                    let findings = serde_json::json!({ "suppressed": suppressed });
+                    self.keep_output(
+                        req,
+                        query_id,
+                        OutputOutcome::Suppressed,
+                        &shadow_schema,
+                        &batches,
+                        rows,
+                        findings,
+                    )
                     .await?;
-                for set in released_sets {
-                    ledger.add(set);
                 }
                 audit.suppressed = suppressed.len();
                 QueryOutcome::released(batch, suppressed)
@@ -792,6 +774,64 @@ impl Visiting {
         };
         audit.check_ms = ms(checking.elapsed());
         Ok(outcome)
+    }
+
+    /// Applies the rules to a shadow result under the project's release ledger; when `record`
+    /// and something is released, its person sets join the ledger (in the platform database
+    /// first, so that a crash never forgets a release).
+    async fn judge(
+        &self,
+        project: &str,
+        query_id: &str,
+        shadow: &niji_disclosure::Shadow,
+        batches: &[RecordBatch],
+        strictness: Strictness,
+        record: bool,
+    ) -> Result<Verdict, SandboxError> {
+        let populations = self.populations().await?;
+        let project_ledger = self
+            .ledgers
+            .lock()
+            .await
+            .entry(project.to_string())
+            .or_default()
+            .clone();
+        let mut loaded = project_ledger.lock().await;
+        if loaded.is_none() {
+            let sets = self
+                .db
+                .released_sets(project)
+                .await?
+                .iter()
+                .map(|b| niji_disclosure::sets::decode_set(b))
+                .collect::<Result<Vec<_>, _>>()?;
+            *loaded = Some(Ledger::new(sets));
+        }
+        let ledger = loaded.get_or_insert_default();
+        let mut verdict = niji_disclosure::check(
+            shadow,
+            batches,
+            &self.catalog,
+            &self.disclosure,
+            ledger,
+            populations,
+            strictness,
+        )?;
+        if let Verdict::Release { released_sets, .. } = &mut verdict
+            && record
+        {
+            let encoded: Vec<Vec<u8>> = released_sets
+                .iter()
+                .map(niji_disclosure::sets::encode_set)
+                .collect();
+            self.db
+                .record_released_sets(project, query_id, &encoded)
+                .await?;
+            for set in std::mem::take(released_sets) {
+                ledger.add(set);
+            }
+        }
+        Ok(verdict)
     }
 
     /// Inhabitants per municipality, read once from the real store.

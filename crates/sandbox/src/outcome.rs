@@ -107,6 +107,16 @@ impl QueryOutcome {
         }
     }
 
+    /// A held result's rows, as output checkers (and only they) see them.
+    pub fn held_rows(schema: SchemaRef, batches: Vec<RecordBatch>, rows: usize) -> Self {
+        Self {
+            status: Status::Held,
+            message: format!("{rows} rows held; shown to output checkers only"),
+            batches,
+            ..Self::rows(schema, Vec::new(), rows)
+        }
+    }
+
     /// A real-data result kept inside: `why` says what stopped it.
     pub fn held(schema: SchemaRef, rows: usize, why: &str) -> Self {
         Self {
@@ -115,7 +125,9 @@ impl QueryOutcome {
             schema: Some(schema),
             batches: Vec::new(),
             row_count: rows,
-            message: format!("held in the project workspace: {why}"),
+            message: format!(
+                "held in the project workspace: {why}; its author may ask output checkers for release (niji outputs request)"
+            ),
             suppressed: Vec::new(),
         }
     }
@@ -267,4 +279,32 @@ pub fn write_parquet(
     writer.into_inner()?.sync_all()?;
     std::fs::rename(&tmp, dir.join(format!("{name}.parquet")))?;
     Ok(())
+}
+
+/// Reads a table written by [`write_parquet`].
+pub fn read_parquet(path: &Path) -> Result<(SchemaRef, Vec<RecordBatch>), SandboxError> {
+    let file = std::fs::File::open(path)?;
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
+    let schema = arrow::record_batch::RecordBatchReader::schema(&reader);
+    let batches = reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SandboxError::Engine(e.into()))?;
+    Ok((schema, batches))
+}
+
+/// The researcher's columns of a shadow result (its first columns), under their own schema.
+pub fn visible_part(
+    batches: &[RecordBatch],
+    visible: &SchemaRef,
+) -> Result<Vec<RecordBatch>, SandboxError> {
+    let researchers: Vec<usize> = (0..visible.fields().len()).collect();
+    batches
+        .iter()
+        .map(|b| {
+            b.project(&researchers)
+                .and_then(|b| b.with_schema(visible.clone()))
+                .map_err(|e| SandboxError::Engine(e.into()))
+        })
+        .collect()
 }

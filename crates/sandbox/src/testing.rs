@@ -1,6 +1,7 @@
 //! A small working environment from nothing: a custodian key, a synthetic store ingested under
-//! it, the users alice, bob and carol, the example project (alice, bob) and a copy of it named
-//! `other-study` without linkage (carol). Used by the tests of every layer above the sandbox.
+//! it, the researchers alice, bob and carol, the output checkers dora and erin (committee), the
+//! example project (alice, bob) and a copy of it named `other-study` without linkage (carol).
+//! Used by the tests of every layer above the sandbox.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,28 +30,49 @@ pub fn example_spec(repo: &Path) -> Result<ProjectSpec, SandboxError> {
     Ok(ProjectSpec::from_toml(&text)?)
 }
 
-/// Builds everything under `root` from the checkout at `repo`; `limits` (TOML text) replaces
-/// `sandbox/limits.toml` when given.
+/// Files of the checkout replaced by a test (TOML text).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overrides<'a> {
+    /// For `sandbox/limits.toml`.
+    pub limits: Option<&'a str>,
+    /// For `policies/disclosure.toml` (the other policies are copied as they are).
+    pub disclosure: Option<&'a str>,
+}
+
+/// Builds everything under `root` from the checkout at `repo`, with `overrides`.
 pub async fn seed(
     root: &Path,
     repo: &Path,
     persons: u64,
-    limits: Option<&str>,
+    overrides: Overrides<'_>,
 ) -> Result<Seeded, SandboxError> {
-    let limits_file: PathBuf = match limits {
+    std::fs::create_dir_all(root)?;
+    let limits_file: PathBuf = match overrides.limits {
         Some(text) => {
-            std::fs::create_dir_all(root)?;
             let p = root.join("limits.toml");
             std::fs::write(&p, text)?;
             p
         }
         None => repo.join("sandbox/limits.toml"),
     };
+    let policies_dir = match overrides.disclosure {
+        Some(text) => {
+            let dir = root.join("policies");
+            std::fs::create_dir_all(&dir)?;
+            for entry in std::fs::read_dir(repo.join("policies"))? {
+                let entry = entry?;
+                std::fs::copy(entry.path(), dir.join(entry.file_name()))?;
+            }
+            std::fs::write(dir.join("disclosure.toml"), text)?;
+            dir
+        }
+        None => repo.join("policies"),
+    };
     let settings = Settings {
         data_dir: root.join("data"),
         key_file: root.join("keys/custodian.key"),
         catalog_dir: repo.join("catalog"),
-        policies_dir: repo.join("policies"),
+        policies_dir,
         limits_file,
     };
     let key = CustodianKey::init(&settings.key_file, &settings.data_dir)
@@ -66,12 +88,16 @@ pub async fn seed(
     .map_err(|e| SandboxError::Synthetic(e.to_string()))??;
     let visiting = Arc::new(Visiting::open(settings.clone(), Arc::new(LocalEngine)).await?);
     let mut tokens = BTreeMap::new();
-    for name in ["alice", "bob", "carol"] {
+    for (name, role) in [
+        ("alice", UserRole::Researcher),
+        ("bob", UserRole::Researcher),
+        ("carol", UserRole::Researcher),
+        ("dora", UserRole::Committee),
+        ("erin", UserRole::Committee),
+    ] {
         tokens.insert(
             name.to_string(),
-            visiting
-                .add_user("test", name, UserRole::Researcher)
-                .await?,
+            visiting.add_user("test", name, role).await?,
         );
     }
     let spec = example_spec(repo)?;

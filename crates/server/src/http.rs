@@ -4,6 +4,11 @@
 //! - `POST /api/v1/query` `{"project", "mode": "dummy"|"real", "sql"}` → the query outcome
 //! - `GET /api/v1/projects` → the caller's open projects
 //! - `GET /api/v1/projects/{id}/tables?mode=dummy` → the project's tables and columns
+//! - `GET /api/v1/outputs?project=` → checkers: outputs awaiting votes; researchers: their
+//!   projects' held outputs
+//! - `GET /api/v1/outputs/{id}` → SQL, findings, votes (checkers: rows and approval preview)
+//! - `POST /api/v1/outputs/{id}/request` `{"justification"}` → the author asks for release
+//! - `POST /api/v1/outputs/{id}/approve` / `.../reject` `{"reason"}` → a checker's vote
 //! - `GET /api/v1/health`
 //!
 //! Every route but sign-in and health needs `Authorization: Bearer <session>`.
@@ -15,6 +20,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use niji_governance::Vote;
 use niji_sandbox::{Mode, QueryRequest};
 use serde::Deserialize;
 
@@ -31,6 +37,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/query", post(query))
         .route("/api/v1/projects", get(projects))
         .route("/api/v1/projects/{id}/tables", get(tables))
+        .route("/api/v1/outputs", get(outputs))
+        .route("/api/v1/outputs/{id}", get(output))
+        .route("/api/v1/outputs/{id}/request", post(request_release))
+        .route("/api/v1/outputs/{id}/approve", post(approve))
+        .route("/api/v1/outputs/{id}/reject", post(reject))
         .layer(axum::middleware::from_fn(trace_request))
         .with_state(state)
 }
@@ -146,4 +157,87 @@ async fn tables(
         })
         .collect();
     Ok((StatusCode::OK, Json(serde_json::json!({"tables": list}))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ProjectParam {
+    project: Option<String>,
+}
+
+async fn outputs(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(param): Query<ProjectParam>,
+) -> Result<Response, ServerError> {
+    let user = bearer_user(&state, &headers)?;
+    let list = state
+        .visiting
+        .list_outputs(&user, param.project.as_deref())
+        .await?;
+    Ok(Json(serde_json::json!({"outputs": list})).into_response())
+}
+
+async fn output(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ServerError> {
+    let user = bearer_user(&state, &headers)?;
+    Ok(Json(state.visiting.show_output(&user, &id).await?.to_json()).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Justification {
+    justification: String,
+}
+
+async fn request_release(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<Justification>,
+) -> Result<Response, ServerError> {
+    let user = bearer_user(&state, &headers)?;
+    let output = state
+        .visiting
+        .request_release(&user, &id, &body.justification)
+        .await?;
+    Ok(Json(output).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reason {
+    reason: String,
+}
+
+async fn vote(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    vote: Vote,
+    reason: &str,
+) -> Result<Response, ServerError> {
+    let user = bearer_user(state, headers)?;
+    let output = state.visiting.vote(&user, id, vote, reason).await?;
+    Ok(Json(output).into_response())
+}
+
+async fn approve(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<Reason>,
+) -> Result<Response, ServerError> {
+    vote(&state, &headers, &id, Vote::Approve, &body.reason).await
+}
+
+async fn reject(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<Reason>,
+) -> Result<Response, ServerError> {
+    vote(&state, &headers, &id, Vote::Reject, &body.reason).await
 }

@@ -5,29 +5,9 @@ use std::collections::BTreeMap;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use niji_sandbox::{Mode, QueryOutcome, Status};
 
-use crate::fixture::{Fixture, column};
-
-/// `sql` over the stored receipts themselves (table `receipts`), bypassing niji: the truth.
-async fn from_store(f: &Fixture, sql: &str) -> Vec<arrow::array::RecordBatch> {
-    let ctx = SessionContext::new();
-    let dir = f.data_dir().join("store/ndb/receipts");
-    ctx.register_parquet(
-        "receipts",
-        dir.to_string_lossy().as_ref(),
-        ParquetReadOptions::default(),
-    )
-    .await
-    .expect("store");
-    ctx.sql(sql)
-        .await
-        .expect("sql")
-        .collect()
-        .await
-        .expect("truth")
-}
+use crate::fixture::{Fixture, column, from_store};
 
 /// Per prefecture, from the stored receipts: (distinct persons with an ID5, receipts).
 async fn truth(f: &Fixture) -> BTreeMap<String, (i64, i64)> {

@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use niji_sandbox::{Mode, QueryOutcome, QueryRequest, Visiting};
 
-pub use niji_sandbox::testing::{OTHER, PROJECT};
+pub use niji_sandbox::testing::{OTHER, Overrides, PROJECT};
 
 pub fn repo() -> PathBuf {
     let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo");
@@ -27,8 +28,16 @@ pub struct Fixture {
 impl Fixture {
     /// `limits` (TOML text) overrides sandbox/limits.toml when given.
     pub async fn new(limits: Option<&str>) -> Fixture {
+        Self::with(Overrides {
+            limits,
+            ..Overrides::default()
+        })
+        .await
+    }
+
+    pub async fn with(overrides: Overrides<'_>) -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
-        let seeded = niji_sandbox::testing::seed(dir.path(), &repo(), 400, limits)
+        let seeded = niji_sandbox::testing::seed(dir.path(), &repo(), 400, overrides)
             .await
             .expect("seeded environment");
         let token = |u: &str| seeded.tokens[u].clone();
@@ -76,4 +85,23 @@ pub fn column(outcome: &QueryOutcome, name: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// `sql` over the stored receipts themselves (table `receipts`), bypassing niji: the truth.
+pub async fn from_store(f: &Fixture, sql: &str) -> Vec<arrow::array::RecordBatch> {
+    let ctx = SessionContext::new();
+    let dir = f.data_dir().join("store/ndb/receipts");
+    ctx.register_parquet(
+        "receipts",
+        dir.to_string_lossy().as_ref(),
+        ParquetReadOptions::default(),
+    )
+    .await
+    .expect("store");
+    ctx.sql(sql)
+        .await
+        .expect("sql")
+        .collect()
+        .await
+        .expect("truth")
 }

@@ -3,5 +3,6 @@
 mod attacks;
 mod disclosure;
 mod fixture;
+mod outputs;
 mod projects;
 mod slt;

@@ -131,3 +131,80 @@ async fn http_api_signs_in_queries_refuses_and_holds() {
     });
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_output_checking_shows_rows_to_checkers_only_and_refuses_the_author_a_vote() {
+    let server = TestServer::start().await;
+    let s = &server;
+    tokio::task::block_in_place(|| {
+        let alice = s.sign_in("alice");
+        let bob = s.sign_in("bob");
+        let carol = s.sign_in("carol");
+        let dora = s.sign_in("dora");
+        let (status, held) = s.request(
+            "POST",
+            "/api/v1/query",
+            Some(&alice),
+            Some(&json!({"project": "copay-2022", "mode": "real", "sql": "SELECT pid, days FROM ndb.receipts LIMIT 3"})),
+        );
+        assert_eq!(status, 200, "{held}");
+        assert_eq!(held["status"], "held");
+        let id = held["query_id"].as_str().expect("id").to_string();
+        let path = format!("/api/v1/outputs/{id}");
+
+        // The checker sees the held rows; the author's colleague only SQL and findings; a
+        // researcher of another project is told nothing exists.
+        let (status, view) = s.request("GET", &path, Some(&dora), None);
+        assert_eq!(status, 200, "{view}");
+        assert_eq!(view["result"]["row_count"], 3);
+        assert_eq!(view["result"]["rows"].as_array().map(Vec::len), Some(3));
+        let (status, view) = s.request("GET", &path, Some(&bob), None);
+        assert_eq!(status, 200, "{view}");
+        assert!(view["result"].is_null(), "{view}");
+        assert!(
+            view["sql"]
+                .as_str()
+                .is_some_and(|q| q.contains("SELECT pid"))
+        );
+        let (status, _) = s.request("GET", &path, Some(&carol), None);
+        assert_eq!(status, 404);
+        let (status, list) = s.request("GET", "/api/v1/outputs", Some(&bob), None);
+        assert_eq!(status, 200);
+        assert!(
+            list["outputs"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .any(|o| o["id"] == id.as_str())
+        );
+
+        // Row-level results cannot be asked out; nobody but a checker votes.
+        let (status, body) = s.request(
+            "POST",
+            &format!("{path}/request"),
+            Some(&alice),
+            Some(&json!({"justification": "the rows are needed for a linkage check of the protocol"})),
+        );
+        assert_eq!(status, 422, "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("cannot waive"))
+        );
+        let (status, body) = s.request(
+            "POST",
+            &format!("{path}/approve"),
+            Some(&alice),
+            Some(&json!({"reason": "mine"})),
+        );
+        assert_eq!(status, 403, "{body}");
+        let (status, body) = s.request(
+            "POST",
+            &format!("{path}/approve"),
+            Some(&dora),
+            Some(&json!({"reason": "fine"})),
+        );
+        assert_eq!(status, 422, "not under review: {body}");
+    });
+    server.stop().await;
+}

@@ -1,0 +1,288 @@
+//! Outputs awaiting output checking: held or partly masked real-data results, the release
+//! requests of their authors and the checkers' votes.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::{GovernanceError, PlatformDb};
+
+/// How the automatic checks left a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputOutcome {
+    /// Nothing left (中間生成物).
+    Held,
+    /// Released with some cells masked; the unmasked result is held.
+    Suppressed,
+}
+
+impl OutputOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            OutputOutcome::Held => "held",
+            OutputOutcome::Suppressed => "suppressed",
+        }
+    }
+}
+
+/// Where a held output stands in output checking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Review {
+    /// Nobody asked for its release.
+    None,
+    /// Its author asked; checkers vote.
+    Requested,
+    Released,
+    Rejected,
+}
+
+impl Review {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Review::None => "none",
+            Review::Requested => "requested",
+            Review::Released => "released",
+            Review::Rejected => "rejected",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, GovernanceError> {
+        Ok(match s {
+            "none" => Review::None,
+            "requested" => Review::Requested,
+            "released" => Review::Released,
+            "rejected" => Review::Rejected,
+            other => {
+                return Err(GovernanceError::Spec(format!(
+                    "stored review state {other:?} unknown"
+                )));
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Output {
+    pub id: String,
+    pub project: String,
+    pub author: String,
+    pub sql: String,
+    pub outcome: OutputOutcome,
+    /// JSON: why it was held, or its masked cells and their reasons.
+    pub findings: serde_json::Value,
+    pub rows: i64,
+    pub review: Review,
+    pub justification: Option<String>,
+    /// JSON: the cells still masked when it was released after review.
+    pub released: Option<serde_json::Value>,
+    pub created_at: String,
+    pub requested_at: Option<String>,
+    pub decided_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Vote {
+    Approve,
+    Reject,
+}
+
+impl Vote {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Vote::Approve => "approve",
+            Vote::Reject => "reject",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CastVote {
+    pub checker: String,
+    pub vote: Vote,
+    pub reason: String,
+    pub voted_at: String,
+}
+
+/// A new output as the chokepoint keeps it.
+#[derive(Debug, Clone)]
+pub struct NewOutput<'a> {
+    pub id: &'a str,
+    pub project: &'a str,
+    pub author: &'a str,
+    pub sql: &'a str,
+    pub outcome: OutputOutcome,
+    pub findings: serde_json::Value,
+    pub rows: usize,
+}
+
+/// `SELECT` of every output column, then `$rest` (literal SQL, so sqlx sees no dynamic text).
+macro_rules! select_outputs {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, project, author, sql, outcome, findings, rows, review, justification, released, created_at, requested_at, decided_at FROM outputs ",
+            $rest
+        )
+    };
+}
+
+fn json(text: &str) -> Result<serde_json::Value, GovernanceError> {
+    serde_json::from_str(text)
+        .map_err(|e| GovernanceError::Spec(format!("stored findings unreadable: {e}")))
+}
+
+fn output_of(r: &sqlx::sqlite::SqliteRow) -> Result<Output, GovernanceError> {
+    Ok(Output {
+        id: r.get("id"),
+        project: r.get("project"),
+        author: r.get("author"),
+        sql: r.get("sql"),
+        outcome: if r.get::<&str, _>("outcome") == "held" {
+            OutputOutcome::Held
+        } else {
+            OutputOutcome::Suppressed
+        },
+        findings: json(r.get("findings"))?,
+        rows: r.get("rows"),
+        review: Review::parse(r.get("review"))?,
+        justification: r.get("justification"),
+        released: r.get::<Option<&str>, _>("released").map(json).transpose()?,
+        created_at: r.get("created_at"),
+        requested_at: r.get("requested_at"),
+        decided_at: r.get("decided_at"),
+    })
+}
+
+impl PlatformDb {
+    pub async fn add_output(&self, o: &NewOutput<'_>) -> Result<(), GovernanceError> {
+        sqlx::query(
+            "INSERT INTO outputs (id, project, author, sql, outcome, findings, rows, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(o.id)
+        .bind(o.project)
+        .bind(o.author)
+        .bind(o.sql)
+        .bind(o.outcome.as_str())
+        .bind(o.findings.to_string())
+        .bind(i64::try_from(o.rows).unwrap_or(i64::MAX))
+        .bind(niji_audit::now_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn output(&self, id: &str) -> Result<Option<Output>, GovernanceError> {
+        sqlx::query(select_outputs!("WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(output_of)
+            .transpose()
+    }
+
+    /// Outputs of `project`, or (none) every output in `review`; newest first.
+    pub async fn outputs(
+        &self,
+        project: Option<&str>,
+        review: Option<Review>,
+    ) -> Result<Vec<Output>, GovernanceError> {
+        let review = review.map(Review::as_str);
+        sqlx::query(select_outputs!(
+            "WHERE ($1 IS NULL OR project = $1) AND ($2 IS NULL OR review = $2) ORDER BY created_at DESC, id"
+        ))
+        .bind(project)
+        .bind(review)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(output_of)
+        .collect()
+    }
+
+    /// Moves an output nobody asked for into review; false if it was already asked for.
+    pub async fn request_release(
+        &self,
+        id: &str,
+        justification: &str,
+    ) -> Result<bool, GovernanceError> {
+        let done = sqlx::query(
+            "UPDATE outputs SET review = 'requested', justification = $2, requested_at = $3 WHERE id = $1 AND review = 'none'",
+        )
+        .bind(id)
+        .bind(justification)
+        .bind(niji_audit::now_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records a checker's vote; false if this checker already voted on it.
+    pub async fn cast_vote(
+        &self,
+        id: &str,
+        checker: &str,
+        vote: Vote,
+        reason: &str,
+    ) -> Result<bool, GovernanceError> {
+        let done = sqlx::query(
+            "INSERT INTO output_votes (output, checker, vote, reason, voted_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (output, checker) DO NOTHING",
+        )
+        .bind(id)
+        .bind(checker)
+        .bind(vote.as_str())
+        .bind(reason)
+        .bind(niji_audit::now_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn votes(&self, id: &str) -> Result<Vec<CastVote>, GovernanceError> {
+        let rows = sqlx::query(
+            "SELECT checker, vote, reason, voted_at FROM output_votes WHERE output = $1 ORDER BY voted_at, checker",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| CastVote {
+                checker: r.get("checker"),
+                vote: if r.get::<&str, _>("vote") == "approve" {
+                    Vote::Approve
+                } else {
+                    Vote::Reject
+                },
+                reason: r.get("reason"),
+                voted_at: r.get("voted_at"),
+            })
+            .collect())
+    }
+
+    /// Ends the review of a requested output; `released` lists the cells still masked. False
+    /// if it was no longer under review.
+    pub async fn decide(
+        &self,
+        id: &str,
+        review: Review,
+        released: Option<&serde_json::Value>,
+    ) -> Result<bool, GovernanceError> {
+        if !matches!(review, Review::Released | Review::Rejected) {
+            return Err(GovernanceError::Spec(
+                "a decision releases or rejects".into(),
+            ));
+        }
+        let done = sqlx::query(
+            "UPDATE outputs SET review = $2, released = $3, decided_at = $4 WHERE id = $1 AND review = 'requested'",
+        )
+        .bind(id)
+        .bind(review.as_str())
+        .bind(released.map(|v| v.to_string()))
+        .bind(niji_audit::now_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

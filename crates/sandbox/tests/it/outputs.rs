@@ -1,0 +1,279 @@
+//! Output checking from both sides: what two independent checkers may release, and what the
+//! author, the project's members, outsiders and a lone checker try and are refused.
+
+use std::collections::BTreeMap;
+
+use arrow::array::AsArray;
+use arrow::datatypes::Int64Type;
+use niji_governance::{Member, MemberRole, Review, Vote};
+use niji_sandbox::{Mode, SandboxError, Status};
+
+use crate::fixture::{Fixture, Overrides, column, from_store, repo};
+
+const BY_PREFECTURE: &str = "SELECT prefecture, count(*) AS receipts FROM ndb.receipts GROUP BY prefecture ORDER BY prefecture";
+const JUSTIFICATION: &str =
+    "Receipts per prefecture are the denominators of the approved protocol, section 4.";
+
+/// The published rules, but a facility rule no cell passes: every cell it masks rests on
+/// judgement alone once its persons suffice.
+async fn strict_facilities() -> Fixture {
+    let published =
+        std::fs::read_to_string(repo().join("policies/disclosure.toml")).expect("policy");
+    let strict = published.replace("min_facilities = 3", "min_facilities = 1000000");
+    assert_ne!(strict, published);
+    Fixture::with(Overrides {
+        disclosure: Some(&strict),
+        ..Overrides::default()
+    })
+    .await
+}
+
+/// Prefecture → distinct persons with an ID5, from the stored receipts.
+async fn persons_per_prefecture(f: &Fixture) -> BTreeMap<String, i64> {
+    let batches = from_store(
+        f,
+        "SELECT prefecture, count(DISTINCT person_idx) FROM receipts GROUP BY 1",
+    )
+    .await;
+    let mut out = BTreeMap::new();
+    for b in &batches {
+        let code =
+            arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).expect("utf8");
+        let code = code.as_string::<i32>();
+        let n = b.column(1).as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            out.insert(code.value(i).to_string(), n.value(i));
+        }
+    }
+    out
+}
+
+/// A copy of the example project with `members` (the first leads it).
+async fn project_with(f: &Fixture, id: &str, members: &[&str]) {
+    let mut spec = niji_sandbox::testing::example_spec(&repo()).expect("spec");
+    spec.id = id.into();
+    spec.members = members
+        .iter()
+        .enumerate()
+        .map(|(i, u)| Member {
+            user: (*u).into(),
+            role: if i == 0 {
+                MemberRole::Lead
+            } else {
+                MemberRole::Researcher
+            },
+        })
+        .collect();
+    f.visiting
+        .create_project("test", &spec)
+        .await
+        .expect("project");
+}
+
+fn refused(r: Result<impl std::fmt::Debug, SandboxError>) -> String {
+    match r {
+        Err(
+            e @ (SandboxError::Refused(_)
+            | SandboxError::Denied(_)
+            | SandboxError::Governance(niji_governance::GovernanceError::NotFound(_))),
+        ) => e.public_message(),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_independent_checkers_release_what_judgement_held_never_a_small_cell() {
+    let f = strict_facilities().await;
+    let v = &f.visiting;
+    let truth = persons_per_prefecture(&f).await;
+    let o = f.query(Mode::Real, BY_PREFECTURE).await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    let id = o.query_id.clone();
+    let codes = column(&o, "prefecture");
+    // The facility rule masks every cell, whatever its persons.
+    assert_eq!(
+        column(&o, "receipts")
+            .iter()
+            .filter(|c| *c != "NULL")
+            .count(),
+        0
+    );
+    assert!(o.suppressed.iter().any(|c| c.reason.contains("facilities")));
+
+    // Before any request: the author's colleague sees the SQL and findings, not the rows;
+    // someone outside the project is told there is no such output.
+    let seen = v.show_output("bob", &id).await.expect("member sees it");
+    assert_eq!(seen.output.sql, BY_PREFECTURE);
+    assert!(seen.result.is_none() && seen.preview.is_none());
+    assert!(refused(v.show_output("carol", &id).await).contains("no such output"));
+    assert!(refused(v.vote("dora", &id, Vote::Approve, "ok").await).contains("not awaiting"));
+
+    // Only the author asks, and says why.
+    assert!(refused(v.request_release("bob", &id, JUSTIFICATION).await).contains("author"));
+    assert!(refused(v.request_release("alice", &id, "need it").await).contains("justification"));
+    let asked = v
+        .request_release("alice", &id, JUSTIFICATION)
+        .await
+        .expect("request");
+    assert_eq!(asked.review, Review::Requested);
+    assert!(refused(v.request_release("alice", &id, JUSTIFICATION).await).contains("already"));
+    let queue = v.list_outputs("dora", None).await.expect("queue");
+    assert!(queue.iter().any(|q| q.id == id));
+
+    // The checker sees the held rows unmasked and what approval would leave masked: every
+    // prefecture of fewer than 10 persons, among others.
+    let view = v.show_output("dora", &id).await.expect("checker view");
+    let held = view.result.expect("checkers see the rows");
+    assert_eq!(held.status, Status::Held);
+    assert!(column(&held, "receipts").iter().all(|c| c != "NULL"));
+    let preview = view.preview.expect("preview");
+    assert_eq!(preview.masked_now, o.suppressed.len());
+    let still_masked_rows: Vec<usize> = preview.still_masked.iter().map(|c| c.row).collect();
+    for (row, code) in codes.iter().enumerate() {
+        if truth[code] < 10 {
+            assert!(
+                still_masked_rows.contains(&row),
+                "{code}: {} persons",
+                truth[code]
+            );
+        }
+    }
+
+    // Neither the author nor a member of the project votes; one approval is not enough and
+    // nobody votes twice.
+    assert!(refused(v.vote("alice", &id, Vote::Approve, "mine").await).contains("checkers"));
+    assert!(refused(v.vote("bob", &id, Vote::Approve, "ours").await).contains("checkers"));
+    let after_one = v
+        .vote("dora", &id, Vote::Approve, "cells rest on 10+ persons")
+        .await
+        .expect("first approval");
+    assert_eq!(after_one.review, Review::Requested);
+    assert!(refused(v.vote("dora", &id, Vote::Approve, "again").await).contains("already"));
+    assert!(
+        v.show_output("alice", &id)
+            .await
+            .expect("view")
+            .result
+            .is_none()
+    );
+
+    let released = v
+        .vote("erin", &id, Vote::Approve, "agree: facility rule waived")
+        .await
+        .expect("second approval");
+    assert_eq!(released.review, Review::Released);
+    assert!(refused(v.vote("erin", &id, Vote::Reject, "late").await).contains("not awaiting"));
+
+    // The author now gets the release: every shown cell rests on 10 or more persons, and the
+    // approval released cells the facility rule had masked.
+    let out = v
+        .show_output("alice", &id)
+        .await
+        .expect("view")
+        .result
+        .expect("released result");
+    assert_eq!(out.status, Status::Suppressed, "{}", out.message);
+    let receipts = column(&out, "receipts");
+    let mut newly_released = 0;
+    for (row, code) in column(&out, "prefecture").iter().enumerate() {
+        if receipts[row] != "NULL" {
+            assert!(
+                truth[code] >= 10,
+                "{code}: {} persons released",
+                truth[code]
+            );
+            newly_released += 1;
+        } else if truth[code] < 10 {
+            assert!(
+                out.suppressed
+                    .iter()
+                    .any(|c| c.row == row && c.reason.contains("fewer than 10 persons"))
+            );
+        }
+    }
+    assert!(newly_released > 0, "approval released nothing: {truth:?}");
+    assert_eq!(out.suppressed.len(), preview.still_masked.len());
+
+    // Every step is in the audit log, with the checkers' reasons.
+    let log = v.audit.recent(100).await.expect("audit");
+    let actions: Vec<(&str, &str)> = log
+        .iter()
+        .filter(|e| e.detail.contains(&id) && e.action.starts_with("output."))
+        .map(|e| (e.actor.as_str(), e.action.as_str()))
+        .collect();
+    for step in [
+        ("alice", "output.request"),
+        ("dora", "output.vote"),
+        ("erin", "output.vote"),
+        ("erin", "output.released"),
+    ] {
+        assert!(actions.contains(&step), "{step:?} not in {actions:?}");
+    }
+    assert!(
+        log.iter()
+            .any(|e| e.detail.contains("facility rule waived"))
+    );
+    assert!(v.audit.verify().await.expect("verify").is_intact());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_rows_stay_and_one_rejection_or_a_member_checker_changes_nothing() {
+    let f = strict_facilities().await;
+    let v = &f.visiting;
+    // Row-level results are held, and no request gets them out.
+    let rows = f
+        .query(Mode::Real, "SELECT pid, days FROM ndb.receipts LIMIT 5")
+        .await;
+    assert_eq!(rows.status, Status::Held);
+    assert!(
+        refused(
+            v.request_release("alice", &rows.query_id, JUSTIFICATION)
+                .await
+        )
+        .contains("cannot waive")
+    );
+    let mine = v.show_output("alice", &rows.query_id).await.expect("view");
+    assert!(mine.result.is_none(), "members never see held rows");
+    assert!(mine.output.findings["held"].as_str().is_some());
+
+    // One rejection ends the review; later approvals are refused.
+    let o = f.query(Mode::Real, BY_PREFECTURE).await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    v.request_release("alice", &o.query_id, JUSTIFICATION)
+        .await
+        .expect("request");
+    let rejected = v
+        .vote(
+            "erin",
+            &o.query_id,
+            Vote::Reject,
+            "prefecture counts add nothing to the protocol",
+        )
+        .await
+        .expect("rejection");
+    assert_eq!(rejected.review, Review::Rejected);
+    assert!(
+        refused(v.vote("dora", &o.query_id, Vote::Approve, "ok").await).contains("not awaiting")
+    );
+    assert!(
+        v.show_output("alice", &o.query_id)
+            .await
+            .expect("view")
+            .result
+            .is_none()
+    );
+
+    // A checker who is a member of the project is not independent.
+    project_with(&f, "checked-study", &["alice", "dora"]).await;
+    let o = f
+        .query_as("alice", "checked-study", Mode::Real, BY_PREFECTURE)
+        .await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    v.request_release("alice", &o.query_id, JUSTIFICATION)
+        .await
+        .expect("request");
+    assert!(
+        refused(v.vote("dora", &o.query_id, Vote::Approve, "mine too").await)
+            .contains("independent")
+    );
+}
