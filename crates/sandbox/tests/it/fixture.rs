@@ -28,16 +28,20 @@ pub struct Fixture {
 impl Fixture {
     /// `limits` (TOML text) overrides sandbox/limits.toml when given.
     pub async fn new(limits: Option<&str>) -> Fixture {
-        Self::with(Overrides {
-            limits,
-            ..Overrides::default()
-        })
+        Self::with(
+            400,
+            Overrides {
+                limits,
+                ..Overrides::default()
+            },
+        )
         .await
     }
 
-    pub async fn with(overrides: Overrides<'_>) -> Fixture {
+    /// A store of `persons` synthetic persons, with `overrides`.
+    pub async fn with(persons: u64, overrides: Overrides<'_>) -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
-        let seeded = niji_sandbox::testing::seed(dir.path(), &repo(), 400, overrides)
+        let seeded = niji_sandbox::testing::seed(dir.path(), &repo(), persons, overrides)
             .await
             .expect("seeded environment");
         let token = |u: &str| seeded.tokens[u].clone();

@@ -1,6 +1,7 @@
 //! Integration tests of the Visiting environment on a real (small) synthetic store.
 
 mod attacks;
+mod benign;
 mod disclosure;
 mod fixture;
 mod outputs;

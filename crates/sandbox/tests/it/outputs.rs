@@ -21,10 +21,13 @@ async fn strict_facilities() -> Fixture {
         std::fs::read_to_string(repo().join("policies/disclosure.toml")).expect("policy");
     let strict = published.replace("min_facilities = 3", "min_facilities = 1000000");
     assert_ne!(strict, published);
-    Fixture::with(Overrides {
-        disclosure: Some(&strict),
-        ..Overrides::default()
-    })
+    Fixture::with(
+        400,
+        Overrides {
+            disclosure: Some(&strict),
+            ..Overrides::default()
+        },
+    )
     .await
 }
 

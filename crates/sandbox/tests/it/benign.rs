@@ -1,0 +1,222 @@
+//! The benign suite: ordinary analyses of the example study pass disclosure control without
+//! needless suppression, and what is released is the truth of the store. Every masked cell
+//! must say a rule that protects somebody.
+
+use std::collections::BTreeMap;
+
+use arrow::array::RecordBatch;
+use niji_governance::{Member, MemberRole};
+use niji_sandbox::{Mode, QueryOutcome, Status};
+
+use crate::fixture::{Fixture, Overrides, column, from_store, repo};
+
+/// Persons in the benign suite's store: enough that most cells of an ordinary table are not
+/// small, few enough for a test.
+const PERSONS: u64 = 30_000;
+/// The 2割負担 effect `niji synth` injects (SynthConfig's default).
+const INJECTED: f64 = -0.031;
+const STUDY: &str = "benign-study";
+
+/// The example project, its receipts with the date of birth as well (for age bands).
+async fn study(f: &Fixture) {
+    let mut spec = niji_sandbox::testing::example_spec(&repo()).expect("spec");
+    spec.id = STUDY.into();
+    for t in &mut spec.tables {
+        if t.table == "ndb.receipts" {
+            t.columns.push("birth_date".into());
+        }
+    }
+    spec.members = vec![Member {
+        user: "alice".into(),
+        role: MemberRole::Lead,
+    }];
+    f.visiting
+        .create_project("test", &spec)
+        .await
+        .expect("project");
+}
+
+async fn real(f: &Fixture, sql: &str) -> QueryOutcome {
+    let o = f.query_as("alice", STUDY, Mode::Real, sql).await;
+    assert!(
+        matches!(o.status, Status::Released | Status::Suppressed),
+        "{sql}: {:?} {}",
+        o.status,
+        o.message
+    );
+    o
+}
+
+type Row = (Vec<String>, Vec<String>);
+
+/// Each row of `batches` as its columns' text, split into the first `keys` columns and the
+/// rest, in order.
+fn rows(batches: &[RecordBatch], keys: usize) -> Vec<Row> {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in batches {
+        let f: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("fmt"))
+            .collect();
+        for i in 0..b.num_rows() {
+            let row: Vec<String> = f.iter().map(|f| f.value(i).to_string()).collect();
+            out.push((row[..keys].to_vec(), row[keys..].to_vec()));
+        }
+    }
+    out
+}
+
+fn rows_by_key(batches: &[RecordBatch], keys: usize) -> BTreeMap<Vec<String>, Vec<String>> {
+    rows(batches, keys).into_iter().collect()
+}
+
+/// Released cells equal the store's truth; masked cells say why; a masked cell of 10 or more
+/// persons is masked only to protect another (complementary) or against differencing.
+/// Returns (cells, masked cells of 10 or more persons).
+fn compare(
+    o: &QueryOutcome,
+    truth: &BTreeMap<Vec<String>, Vec<String>>,
+    keys: usize,
+    persons_at: usize,
+) -> (usize, usize) {
+    let released = rows(&o.batches, keys);
+    assert_eq!(released.len(), truth.len(), "every group is a row");
+    let mut needless = 0;
+    for (row, (key, values)) in released.iter().enumerate() {
+        let true_values = &truth[key];
+        let persons: i64 = true_values[persons_at].parse().expect("persons");
+        let reasons: Vec<&str> = o
+            .suppressed
+            .iter()
+            .filter(|c| c.row == row)
+            .map(|c| c.reason.as_str())
+            .collect();
+        if reasons.is_empty() {
+            // A cell of 0 may be shown (its rows have no ID5: nobody identified).
+            let zero = values.iter().all(|v| v == "0");
+            assert!(
+                persons >= 10 || zero,
+                "{key:?}: {persons} persons released: {values:?}"
+            );
+            for (v, t) in values.iter().zip(true_values) {
+                let (v, t): (f64, f64) = (v.parse().expect("num"), t.parse().expect("num"));
+                assert!(
+                    (v - t).abs() <= 1e-9 * t.abs().max(1.0),
+                    "{key:?}: {v} vs {t}"
+                );
+            }
+        } else if persons >= 10 {
+            assert!(
+                reasons
+                    .iter()
+                    .all(|r| r.starts_with("complementary") || r.contains("differs from")),
+                "{key:?}: {persons} persons masked for {reasons:?}"
+            );
+            needless += 1;
+        }
+    }
+    (released.len(), needless)
+}
+
+const BY_AGE_BAND: &str = "SELECT prefecture, CAST(floor((claim_ym / 100 - date_part('year', birth_date)) / 5) * 5 AS BIGINT) AS age_band, sex, count(DISTINCT pid) AS persons FROM ndb.receipts WHERE claim_ym BETWEEN 202204 AND 202303 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
+const MONTHLY_DAYS: &str = "SELECT claim_ym, copay_rate, sum(days) AS days, count(DISTINCT pid) AS persons FROM ndb.receipts WHERE setting = 2 GROUP BY 1, 2 ORDER BY 1, 2";
+/// Difference in differences: 後期高齢者 一般Ⅱ (2割 from 2022-10) against 一般Ⅰ (1割), outpatient
+/// visit days of their 後期高齢者 receipts before (2021-10..2022-08) and after (2022-10..), the
+/// month of anticipation left out.
+const DID: &str = "WITH groups AS (SELECT pid, max(CASE WHEN income_class = '一般Ⅱ' THEN 1 ELSE 0 END) AS treated FROM ndb.receipts WHERE income_class IN ('一般Ⅰ', '一般Ⅱ') GROUP BY pid) \
+    SELECT g.treated, r.claim_ym >= 202210 AS after, sum(r.days) AS days, count(DISTINCT r.pid) AS persons \
+    FROM ndb.receipts r JOIN groups g ON r.pid = g.pid \
+    WHERE r.setting = 2 AND r.claim_ym <> 202209 AND r.income_class IN ('一般', '一般Ⅰ', '一般Ⅱ') \
+    GROUP BY 1, 2 ORDER BY 1, 2";
+
+/// The same analyses over the stored receipts, bypassing niji (person_idx for pid).
+fn on_store(sql: &str) -> String {
+    sql.replace("ndb.receipts", "receipts")
+        .replace("pid", "person_idx")
+}
+
+/// days(treated, after) / days(treated, before) ÷ the same of the control, less one.
+fn did(batches: &[RecordBatch]) -> f64 {
+    let rows = rows_by_key(batches, 2);
+    let days = |t: &str, a: &str| -> f64 {
+        rows[&vec![t.to_string(), a.to_string()]][0]
+            .parse()
+            .expect("days")
+    };
+    (days("1", "true") / days("1", "false")) / (days("0", "true") / days("0", "false")) - 1.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordinary_tables_and_the_did_pass_without_needless_suppression() {
+    let f = Fixture::with(PERSONS, Overrides::default()).await;
+    study(&f).await;
+
+    // Persons by prefecture × 5-year age band × sex, one fiscal year.
+    let o = real(&f, BY_AGE_BAND).await;
+    let truth = rows_by_key(&from_store(&f, &on_store(BY_AGE_BAND)).await, 3);
+    let (cells, needless) = compare(&o, &truth, 3, 0);
+    let small = truth
+        .values()
+        .filter(|v| v[0].parse::<i64>().expect("n") < 10)
+        .count();
+    println!(
+        "prefecture × age band × sex: {cells} rows, {small} of fewer than 10 persons, {} cells masked, {needless} rows of 10+ persons (complementary or differencing)",
+        o.suppressed.len()
+    );
+    // Complementary suppression takes one partner per masked cell at most in each line it
+    // stands in (three keys): more would be needless.
+    assert!(
+        needless <= 3 * small,
+        "{needless} cells of 10+ persons masked for {small} small"
+    );
+
+    // Monthly outpatient visit days by 負担割合: nothing masked.
+    let o = real(&f, MONTHLY_DAYS).await;
+    let truth = rows_by_key(&from_store(&f, &on_store(MONTHLY_DAYS)).await, 2);
+    let (cells, needless) = compare(&o, &truth, 2, 1);
+    let small = truth
+        .values()
+        .filter(|v| v[1].parse::<i64>().expect("n") < 10)
+        .count();
+    println!(
+        "monthly days by copay rate: {cells} rows, {small} of fewer than 10 persons, {} cells masked, {needless} rows of 10+ persons (complementary)",
+        o.suppressed.len()
+    );
+    // Only partners of the small 公費単独 (rate 0) cells, which a month's total would give back.
+    assert!(
+        needless <= 2 * small,
+        "{needless} rows of 10+ persons masked for {small} small"
+    );
+    // Without 公費単独 every cell is large, and nothing is masked.
+    let o = real(
+        &f,
+        &MONTHLY_DAYS.replace("setting = 2", "setting = 2 AND copay_rate > 0"),
+    )
+    .await;
+    assert_eq!(o.status, Status::Released, "{:?}", o.suppressed);
+    assert_eq!(o.row_count, 72, "24 months × 3 rates");
+
+    // The 2割負担 difference in differences comes out of the released cells as it comes out
+    // of the store, and close to the injected effect.
+    let o = real(&f, DID).await;
+    assert_eq!(o.status, Status::Released, "{:?}", o.suppressed);
+    let truth = from_store(&f, &on_store(DID)).await;
+    let (niji, store) = (did(&o.batches), did(&truth));
+    println!("DiD: released {niji:+.4}, store {store:+.4}, injected {INJECTED:+.4}");
+    assert!(
+        (niji - store).abs() < 1e-12,
+        "released {niji} vs store {store}"
+    );
+    assert!(
+        (niji - INJECTED).abs() < 0.015,
+        "DiD {niji:+.4} is not close to the injected {INJECTED:+.4}"
+    );
+    let persons: Vec<f64> = column(&o, "persons")
+        .iter()
+        .map(|p| p.parse().expect("persons"))
+        .collect();
+    assert!(persons.iter().all(|&p| p >= 100.0), "{persons:?}");
+}
