@@ -58,7 +58,7 @@ fn plain(sql: &str) -> String {
 /// The benchmark project: all of the synthetic period (2021-10..2023-09), where every row
 /// passes the period filter and the views leave it out, or one fiscal year of it, where the
 /// filter runs on every receipt and diagnoses are joined to the receipts they belong to.
-fn spec(id: &str, from: &str, to: &str) -> ProjectSpec {
+pub(crate) fn spec(id: &str, from: &str, to: &str) -> ProjectSpec {
     ProjectSpec {
         id: id.into(),
         title: "benchmark".into(),
@@ -100,7 +100,7 @@ fn spec(id: &str, from: &str, to: &str) -> ProjectSpec {
     }
 }
 
-fn prepare(
+pub(crate) fn prepare(
     ctx: &crate::commands::Context,
     persons: u64,
     work: &Path,

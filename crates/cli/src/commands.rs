@@ -174,6 +174,17 @@ pub enum BenchCommand {
     /// Project pseudonyms over the stored receipts: an HMAC per row against a per-project
     /// dictionary looked up by person index, and distinct-person counting on each form.
     Pseudonym,
+    /// The same tables checked by niji and by ACRO (PyPI `acro`), side by side.
+    Acro {
+        #[arg(long, default_value_t = 50_000)]
+        persons: u64,
+        #[arg(long, default_value = "./niji-bench-acro")]
+        work: PathBuf,
+        #[arg(long, env = "NIJI_PYTHON", default_value = ".venv/bin/python")]
+        python: PathBuf,
+        #[arg(long, default_value = "scripts/acro_check.py")]
+        script: PathBuf,
+    },
     /// Analysis queries on 10M+ synthetic receipts: plain DataFusion, the same through the
     /// chokepoint, and DuckDB, on the same Parquet.
     Visiting {
@@ -530,6 +541,12 @@ pub fn bench(
             python,
             script,
         } => crate::bench_visiting::run(ctx, env, *persons, work, *runs, python, script),
+        BenchCommand::Acro {
+            persons,
+            work,
+            python,
+            script,
+        } => crate::bench_acro::run(ctx, env, *persons, work, python, script),
     }
 }
 

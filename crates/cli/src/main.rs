@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench_acro;
 mod bench_visiting;
 mod commands;
 mod visiting;

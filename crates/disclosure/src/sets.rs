@@ -376,11 +376,28 @@ impl GroupsAccumulator for SetGroups {
     }
 }
 
+/// Records of no identified person (no ID5) still belong to someone: each contributes as a
+/// person of its own, under a key with this bit set (person indexes stay below it). Keys are
+/// numbered per accumulator, so two such records may share one after a merge; that only makes
+/// a contribution larger, and the rules stricter. They are never counted as persons.
+const ANONYMOUS: u32 = 0x8000_0000;
+
 /// Per group, each person's sum of |value|.
 #[derive(Debug, Default)]
 struct ContributionGroups {
     sums: Vec<HashMap<u32, f64>>,
     entries: usize,
+    anonymous: u32,
+}
+
+/// The contributor of a row: its person, or a fresh anonymous key.
+fn contributor(persons: &arrow::array::UInt32Array, row: usize, next: &mut u32) -> u32 {
+    if persons.is_valid(row) {
+        persons.value(row)
+    } else {
+        *next = next.wrapping_add(1);
+        ANONYMOUS | (*next & !ANONYMOUS)
+    }
 }
 
 impl ContributionGroups {
@@ -424,8 +441,9 @@ impl GroupsAccumulator for ContributionGroups {
         let persons = values[0].as_primitive::<UInt32Type>();
         let amounts = values[1].as_primitive::<Float64Type>();
         for (row, &g) in group_indices.iter().enumerate() {
-            if selected(opt_filter, row) && persons.is_valid(row) && amounts.is_valid(row) {
-                self.add(g, persons.value(row), amounts.value(row));
+            if selected(opt_filter, row) && amounts.is_valid(row) {
+                let person = contributor(persons, row, &mut self.anonymous);
+                self.add(g, person, amounts.value(row));
             }
         }
         Ok(())
@@ -436,8 +454,11 @@ impl GroupsAccumulator for ContributionGroups {
         let mut out = BinaryBuilder::with_capacity(groups.len(), 0);
         for sums in groups {
             let total: f64 = sums.values().sum();
+            let persons = sums
+                .iter()
+                .filter(|(p, v)| *p & ANONYMOUS == 0 && **v != 0.0)
+                .count() as f64;
             let mut top: Vec<f64> = sums.into_values().filter(|v| *v != 0.0).collect();
-            let persons = top.len() as f64;
             top.sort_by(|a, b| b.total_cmp(a));
             top.truncate(TOP_CONTRIBUTIONS);
             let mut bytes = total.to_le_bytes().to_vec();
@@ -483,11 +504,12 @@ impl GroupsAccumulator for ContributionGroups {
     ) -> Result<Vec<ArrayRef>> {
         let persons = values[0].as_primitive::<UInt32Type>();
         let amounts = values[1].as_primitive::<Float64Type>();
+        // Each row is a group of its own here: one anonymous key serves them all.
         let groups: Vec<HashMap<u32, f64>> = (0..persons.len())
             .map(|row| {
                 let mut m = HashMap::default();
-                if selected(opt_filter, row) && persons.is_valid(row) && amounts.is_valid(row) {
-                    m.insert(persons.value(row), amounts.value(row).abs());
+                if selected(opt_filter, row) && amounts.is_valid(row) {
+                    m.insert(contributor(persons, row, &mut 0), amounts.value(row).abs());
                 }
                 m
             })
@@ -602,5 +624,23 @@ mod tests {
         assert_eq!(c.total, 19.0);
         assert_eq!(c.persons, 3, "person 4 contributed nothing");
         assert_eq!(c.top, [15.0, 3.0, 1.0]);
+    }
+
+    #[test]
+    fn records_of_nobody_identified_dominate_but_are_no_persons() {
+        let mut a = ContributionGroups::default();
+        let persons: ArrayRef = Arc::new(UInt32Array::from(vec![Some(1), None, Some(2), None]));
+        let values: ArrayRef = Arc::new(Float64Array::from(vec![1.0, 500.0, 2.0, 300.0]));
+        a.update_batch(&[persons, values], &[0, 0, 0, 0], None, 1)
+            .expect("update");
+        let out = a.evaluate(EmitTo::All).expect("evaluate");
+        let c = Contributions::decode(out.as_binary::<i32>().value(0)).expect("decode");
+        assert_eq!(c.total, 803.0, "their values are in the total");
+        assert_eq!(
+            c.top,
+            [500.0, 300.0, 2.0, 1.0],
+            "each record its own contributor"
+        );
+        assert_eq!(c.persons, 2, "but nobody they could be counted as");
     }
 }

@@ -292,3 +292,49 @@ fn actions_are_audited_and_tampering_is_reported() {
     assert!(!bad.status.success());
     assert!(text(&bad).contains("entry 2 was edited"), "{}", text(&bad));
 }
+
+/// ACRO (`scripts/setup-python.sh` installs it) and niji check the same tables of the same
+/// receipts: every cell ACRO flags, niji flags too (the command fails otherwise).
+#[test]
+fn niji_flags_every_cell_acro_flags() {
+    let repo = catalog_dir().join("..");
+    let python = std::env::var_os("NIJI_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} missing: run scripts/setup-python.sh (scripts/test.sh does)",
+        python.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let script = repo.join("scripts/acro_check.py");
+    let out = succeed(
+        dir.path(),
+        &[
+            "bench",
+            "acro",
+            "--persons",
+            "20000",
+            "--python",
+            python.to_str().unwrap(),
+            "--script",
+            script.to_str().unwrap(),
+        ],
+    );
+    let all = text(&out);
+    assert!(
+        all.contains("every cell ACRO flags, niji flags too"),
+        "{all}"
+    );
+    // The tables are not all flagged: both checkers pass cells.
+    let flagged_everything = all.lines().filter(|l| l.contains(" × ")).all(|l| {
+        let n: Vec<usize> = l
+            .split_whitespace()
+            .rev()
+            .take(6)
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        n.len() == 6 && n[5] == n[3]
+    });
+    assert!(!flagged_everything, "{all}");
+}
