@@ -12,9 +12,21 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn new(sets: impl IntoIterator<Item = RoaringBitmap>) -> Self {
-        let mut sets: Vec<RoaringBitmap> = sets.into_iter().collect();
-        sets.sort_by_key(RoaringBitmap::len);
-        Self { sets }
+        let mut ledger = Self::default();
+        for set in sets {
+            ledger.add(set);
+        }
+        ledger
+    }
+
+    /// Whether the same set was released before (releasing it again gives nothing away).
+    pub fn contains(&self, set: &RoaringBitmap) -> bool {
+        let n = set.len();
+        let from = self.sets.partition_point(|s| s.len() < n);
+        self.sets[from..]
+            .iter()
+            .take_while(|s| s.len() == n)
+            .any(|s| s == set)
     }
 
     pub fn len(&self) -> usize {
@@ -25,7 +37,11 @@ impl Ledger {
         self.sets.is_empty()
     }
 
+    /// Keeps `set`, once: a set released again is compared once.
     pub fn add(&mut self, set: RoaringBitmap) {
+        if self.contains(&set) {
+            return;
+        }
         let at = self.sets.partition_point(|s| s.len() < set.len());
         self.sets.insert(at, set);
     }
@@ -68,5 +84,9 @@ mod tests {
             "same size, other persons"
         );
         assert!(ledger.differs_by_fewer(&set(1000..4991), 10));
+        let mut again = ledger.clone();
+        again.add(set(500..520));
+        assert_eq!(again.len(), 3, "a set released again is kept once");
+        assert!(again.contains(&set(500..520)) && !again.contains(&set(500..519)));
     }
 }

@@ -153,11 +153,27 @@ impl DisclosurePolicy {
                     crate::sets::TOP_CONTRIBUTIONS
                 ));
             }
+            if r.min_facilities as usize > crate::sets::MAX_FEW {
+                return Err(format!(
+                    "{name}: min_facilities is at most {}",
+                    crate::sets::MAX_FEW
+                ));
+            }
             if !(0.0..=100.0).contains(&r.dominance_k) || !(0.0..=100.0).contains(&r.p_percent) {
                 return Err(format!("{name}: dominance_k and p_percent are percentages"));
             }
         }
         Ok(policy)
+    }
+
+    /// The most facilities any rule asks a cell to rest on.
+    pub fn facility_cap(&self) -> usize {
+        self.databases
+            .values()
+            .chain(std::iter::once(&self.default))
+            .map(|r| r.min_facilities as usize)
+            .max()
+            .unwrap_or(0)
     }
 
     pub fn rules(&self, database: &str) -> &Rules {

@@ -32,6 +32,9 @@ pub enum Verdict {
         suppressed: Vec<SuppressedCell>,
         /// Person sets of the released cells and their union, for later differencing.
         released_sets: Vec<RoaringBitmap>,
+        /// Where counts are rounded: each count column's total, recomputed from its released
+        /// rounded cells (an exact total would give back what rounding hid).
+        totals: Vec<(String, i64)>,
     },
     /// Nothing leaves; the reason says why.
     Hold(String),
@@ -238,8 +241,8 @@ pub fn check(
                     let set = sets_at(&batch, &[s], row)?;
                     fewest = fewest.min(smallest(&set));
                 }
-                for &s in shadow.contributions.get(aggregate).into_iter().flatten() {
-                    if let Some(c) = contributions_at(&batch, s, row) {
+                for &(s, section) in shadow.contributions.get(aggregate).into_iter().flatten() {
+                    if let Some(c) = contributions_at(&batch, s, section, row) {
                         fewest = fewest.min(c.persons);
                     }
                 }
@@ -325,6 +328,7 @@ pub fn check(
     }
 
     let mut suppressed = Vec::new();
+    let mut totals = Vec::new();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(visible);
     for c in 0..visible {
         let mut mask = vec![false; rows];
@@ -344,6 +348,10 @@ pub fn check(
         }
         if rules.rounding > 1 && shadow.lineage[c].role() == Role::Count {
             array = round(&array, rules.rounding);
+            if array.data_type() == &DataType::Int64 {
+                let total = array.as_primitive::<Int64Type>().iter().flatten().sum();
+                totals.push((shadow.lineage[c].name.clone(), total));
+            }
         }
         columns.push(array);
     }
@@ -360,6 +368,7 @@ pub fn check(
         batch,
         suppressed,
         released_sets,
+        totals,
     })
 }
 
@@ -377,12 +386,17 @@ fn all_zero(batch: &RecordBatch, columns: &[usize], row: usize) -> bool {
     })
 }
 
-fn contributions_at(batch: &RecordBatch, column: usize, row: usize) -> Option<Contributions> {
+fn contributions_at(
+    batch: &RecordBatch,
+    column: usize,
+    section: usize,
+    row: usize,
+) -> Option<Contributions> {
     let a = batch.column(column).as_binary::<i32>();
     if a.is_null(row) {
         return None;
     }
-    Contributions::decode(a.value(row))
+    Contributions::decode(a.value(row)).into_iter().nth(section)
 }
 
 /// Dominance (n, k) and p-percent on a magnitude cell.
@@ -395,8 +409,8 @@ fn magnitude_problem(
 ) -> Option<String> {
     let mut checked = false;
     for aggregate in &shadow.lineage[column].aggregates {
-        for &s in shadow.contributions.get(aggregate).into_iter().flatten() {
-            let c = contributions_at(batch, s, row)?;
+        for &(s, section) in shadow.contributions.get(aggregate).into_iter().flatten() {
+            let c = contributions_at(batch, s, section, row)?;
             checked = true;
             if c.total <= 0.0 {
                 continue;

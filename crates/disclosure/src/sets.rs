@@ -10,7 +10,6 @@
 //! largest contributions, for the dominance and p-percent rules.
 
 type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
-use std::hash::Hasher;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray};
@@ -24,6 +23,7 @@ use roaring::RoaringBitmap;
 
 pub const SET_FUNCTION: &str = "niji_set";
 pub const CONTRIBUTIONS_FUNCTION: &str = "niji_contributions";
+pub const FEW_FUNCTION: &str = "niji_few";
 /// Largest contributions kept per cell (the dominance rule's n is at most this).
 pub const TOP_CONTRIBUTIONS: usize = 5;
 
@@ -34,19 +34,30 @@ pub fn set_udaf() -> AggregateUDF {
     })
 }
 
+/// At most `cap` distinct members per group (facilities: the rule only asks whether a cell
+/// rests on fewer than its minimum). A group that has them all skips its rows unread, so a
+/// large cell costs nearly nothing, where a full set would hash and keep every facility.
+pub fn few_udaf(cap: usize) -> AggregateUDF {
+    AggregateUDF::new_from_impl(NijiUdaf {
+        kind: Kind::Few(cap.clamp(1, MAX_FEW)),
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+/// The largest cap of [`few_udaf`] (a policy's facility minimum).
+pub const MAX_FEW: usize = 1_000;
+
 pub fn contributions_udaf() -> AggregateUDF {
     AggregateUDF::new_from_impl(NijiUdaf {
         kind: Kind::Contributions,
-        signature: Signature::exact(
-            vec![DataType::UInt32, DataType::Float64],
-            Volatility::Immutable,
-        ),
+        signature: Signature::variadic_any(Volatility::Immutable),
     })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
     Set,
+    Few(usize),
     Contributions,
 }
 
@@ -58,10 +69,15 @@ struct NijiUdaf {
 }
 
 impl NijiUdaf {
-    fn groups(&self) -> Box<dyn GroupsAccumulator + Sync> {
+    /// The accumulator; `values` is how many values (after the person) contributions take.
+    fn groups(&self, values: usize) -> Box<dyn GroupsAccumulator + Sync> {
         match self.kind {
             Kind::Set => Box::new(SetGroups::default()),
-            Kind::Contributions => Box::new(ContributionGroups::default()),
+            Kind::Few(cap) => Box::new(FewGroups {
+                cap,
+                groups: Vec::new(),
+            }),
+            Kind::Contributions => Box::new(ContributionGroups::new(values.max(1))),
         }
     }
 }
@@ -70,6 +86,7 @@ impl AggregateUDFImpl for NijiUdaf {
     fn name(&self) -> &str {
         match self.kind {
             Kind::Set => SET_FUNCTION,
+            Kind::Few(_) => FEW_FUNCTION,
             Kind::Contributions => CONTRIBUTIONS_FUNCTION,
         }
     }
@@ -79,10 +96,15 @@ impl AggregateUDFImpl for NijiUdaf {
     }
 
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        let contributions_take = |args: &[DataType]| {
+            args.first() == Some(&DataType::UInt32)
+                && args.len() >= 2
+                && args[1..].iter().all(|t| t == &DataType::Float64)
+        };
         match (self.kind, args.first()) {
-            (Kind::Contributions, _)
-            | (
-                Kind::Set,
+            (Kind::Contributions, _) if contributions_take(args) => Ok(DataType::Binary),
+            (
+                Kind::Set | Kind::Few(_),
                 Some(
                     DataType::UInt32
                     | DataType::Binary
@@ -91,7 +113,7 @@ impl AggregateUDFImpl for NijiUdaf {
                     | DataType::Utf8View,
                 ),
             ) => Ok(DataType::Binary),
-            (Kind::Set, other) => exec_err!("{SET_FUNCTION} does not take {other:?}"),
+            (_, other) => exec_err!("{} does not take {other:?}", self.name()),
         }
     }
 
@@ -107,8 +129,10 @@ impl AggregateUDFImpl for NijiUdaf {
         ))])
     }
 
-    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(OneGroup(self.groups())))
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(OneGroup(
+            self.groups(args.exprs.len().saturating_sub(1)),
+        )))
     }
 
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
@@ -117,9 +141,9 @@ impl AggregateUDFImpl for NijiUdaf {
 
     fn create_groups_accumulator(
         &self,
-        _args: AccumulatorArgs,
+        args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(self.groups())
+        Ok(self.groups(args.exprs.len().saturating_sub(1)))
     }
 }
 
@@ -160,19 +184,24 @@ pub struct Contributions {
 }
 
 impl Contributions {
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
+    /// The sections of one cell of `niji_contributions`, one per value it was given.
+    pub fn decode(bytes: &[u8]) -> Vec<Self> {
         let values: Vec<f64> = bytes
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().unwrap_or_default()))
             .collect();
-        match values.as_slice() {
-            [total, persons, top @ ..] => Some(Self {
+        let mut out = Vec::new();
+        let mut rest = values.as_slice();
+        while let [total, persons, n, tail @ ..] = rest {
+            let n = (*n as usize).min(tail.len());
+            out.push(Self {
                 total: *total,
                 persons: *persons as u64,
-                top: top.to_vec(),
-            }),
-            _ => None,
+                top: tail[..n].to_vec(),
+            });
+            rest = &tail[n..];
         }
+        out
     }
 }
 
@@ -181,9 +210,11 @@ impl Contributions {
 /// shift long container lists). Three facilities collide with a chance of about 3 in a
 /// million, and a collision only makes a count smaller.
 fn string_hash(s: &str) -> u32 {
-    let mut h = siphasher::sip::SipHasher13::new_with_keys(0x6e69_6a69, 0x6661_6369);
-    h.write(s.as_bytes());
-    (h.finish() as u32) & 0x000f_ffff
+    // Fixed seeds: every partition of a query hashes a code alike. Facility sets never leave
+    // the query, so the hash needs no key.
+    static HASHER: std::sync::LazyLock<ahash::RandomState> =
+        std::sync::LazyLock::new(|| ahash::RandomState::with_seeds(0x6e69, 0x6a69, 0x6661, 0x6369));
+    (HASHER.hash_one(s) as u32) & 0x000f_ffff
 }
 
 /// One group's set: members arrive in any order, so they are buffered and added sorted, many
@@ -382,13 +413,176 @@ impl GroupsAccumulator for SetGroups {
 /// a contribution larger, and the rules stricter. They are never counted as persons.
 const ANONYMOUS: u32 = 0x8000_0000;
 
-/// Per group, each person's sum of |value|.
-#[derive(Debug, Default)]
+/// Per group, up to `cap` distinct members (unsorted; linear search is fastest at the small
+/// caps policies use).
+#[derive(Debug)]
+struct FewGroups {
+    cap: usize,
+    groups: Vec<Few>,
+}
+
+/// A group's members, inline up to the usual caps (no allocation for each of a million groups).
+type Few = smallvec::SmallVec<[u32; 4]>;
+
+impl FewGroups {
+    fn emit(&mut self, emit_to: EmitTo) -> ArrayRef {
+        let groups = emit_to.take_needed(&mut self.groups);
+        let mut out = BinaryBuilder::with_capacity(groups.len(), groups.len() * 5);
+        for members in groups {
+            out.append_value(few_bytes(&members));
+        }
+        Arc::new(out.finish())
+    }
+
+    /// Adds the members of `values` to the groups of the rows, skipping rows of full groups
+    /// before reading them.
+    fn add(
+        &mut self,
+        values: &ArrayRef,
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<()> {
+        let cap = self.cap;
+        let groups = &mut self.groups;
+        let mut each = |read: &mut dyn FnMut(usize, &mut Few) -> Result<()>| {
+            for (row, &g) in group_indices.iter().enumerate() {
+                let members = &mut groups[g];
+                if members.len() < cap && selected(opt_filter, row) && values.is_valid(row) {
+                    read(row, members)?;
+                }
+            }
+            Ok::<_, datafusion::error::DataFusionError>(())
+        };
+        let insert = |members: &mut Few, m: u32| {
+            if members.len() < cap && !members.contains(&m) {
+                members.push(m);
+            }
+        };
+        match values.data_type() {
+            DataType::UInt32 => {
+                let a = values.as_primitive::<UInt32Type>();
+                each(&mut |row, m| {
+                    insert(m, a.value(row));
+                    Ok(())
+                })
+            }
+            DataType::Utf8View => {
+                let a = values.as_string_view();
+                each(&mut |row, m| {
+                    insert(m, string_hash(a.value(row)));
+                    Ok(())
+                })
+            }
+            DataType::Utf8 => {
+                let a = values.as_string::<i32>();
+                each(&mut |row, m| {
+                    insert(m, string_hash(a.value(row)));
+                    Ok(())
+                })
+            }
+            DataType::LargeUtf8 => {
+                let a = values.as_string::<i64>();
+                each(&mut |row, m| {
+                    insert(m, string_hash(a.value(row)));
+                    Ok(())
+                })
+            }
+            DataType::Binary => {
+                let a = values.as_binary::<i32>();
+                each(&mut |row, m| {
+                    for member in &decode_set(a.value(row))? {
+                        if m.len() >= cap {
+                            break;
+                        }
+                        insert(m, member);
+                    }
+                    Ok(())
+                })
+            }
+            other => exec_err!("{FEW_FUNCTION} does not take {other}"),
+        }
+    }
+}
+
+/// Members in the tagged form [`decode_set`] reads.
+fn few_bytes(members: &[u32]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(1 + 4 * members.len());
+    bytes.push(MEMBERS_TAG);
+    for m in members {
+        bytes.extend_from_slice(&m.to_le_bytes());
+    }
+    bytes
+}
+
+impl GroupsAccumulator for FewGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        grow(&mut self.groups, total_num_groups);
+        self.add(&values[0], group_indices, opt_filter)
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        Ok(self.emit(emit_to))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        Ok(vec![self.emit(emit_to)])
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        grow(&mut self.groups, total_num_groups);
+        self.add(&values[0], group_indices, None)
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let mut one = FewGroups {
+            cap: self.cap,
+            groups: vec![Few::new(); values[0].len()],
+        };
+        let rows: Vec<usize> = (0..values[0].len()).collect();
+        one.add(&values[0], &rows, opt_filter)?;
+        Ok(vec![one.emit(EmitTo::All)])
+    }
+
+    fn size(&self) -> usize {
+        self.groups.capacity() * std::mem::size_of::<Few>()
+            + self
+                .groups
+                .iter()
+                .filter(|g| g.spilled())
+                .map(|g| 4 * g.capacity())
+                .sum::<usize>()
+    }
+}
+
+/// Per group, each person's sums of |value|, one for each of the aggregate's values: one map
+/// lookup a row, however many magnitudes share the pass.
+#[derive(Debug)]
 struct ContributionGroups {
-    sums: Vec<HashMap<u32, f64>>,
+    /// Values per row (magnitudes sharing this aggregate).
+    k: usize,
+    groups: Vec<PersonSums>,
     entries: usize,
     anonymous: u32,
 }
+
+/// Person → their k sums, inline for up to two values (one cache miss a row).
+type PersonSums = HashMap<u32, Sums>;
+type Sums = smallvec::SmallVec<[f64; 2]>;
 
 /// The contributor of a row: its person, or a fresh anonymous key.
 fn contributor(persons: &arrow::array::UInt32Array, row: usize, next: &mut u32) -> u32 {
@@ -401,30 +595,75 @@ fn contributor(persons: &arrow::array::UInt32Array, row: usize, next: &mut u32) 
 }
 
 impl ContributionGroups {
-    fn add(&mut self, g: usize, person: u32, value: f64) {
-        let sums = &mut self.sums[g];
-        let before = sums.len();
-        *sums.entry(person).or_insert(0.0) += value.abs();
-        self.entries += sums.len() - before;
+    fn new(k: usize) -> Self {
+        Self {
+            k,
+            groups: Vec::new(),
+            entries: 0,
+            anonymous: 0,
+        }
     }
 
-    /// Per group: pairs (person, sum) as little-endian bytes.
-    fn state_array(groups: &[HashMap<u32, f64>]) -> ArrayRef {
+    /// Adds `value(j)` for each of the k values to `person`'s sums in group `g`.
+    fn add(&mut self, g: usize, person: u32, value: impl Fn(usize) -> f64) {
+        let k = self.k;
+        let group = &mut self.groups[g];
+        let before = group.len();
+        let sums = group
+            .entry(person)
+            .or_insert_with(|| smallvec::smallvec![0.0; k]);
+        for (j, sum) in sums.iter_mut().enumerate() {
+            *sum += value(j).abs();
+        }
+        self.entries += group.len() - before;
+    }
+
+    /// Adds the rows of `values` (the person column, then the k value columns).
+    fn add_rows(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+    ) {
+        let persons = values[0].as_primitive::<UInt32Type>();
+        let amounts: Vec<&arrow::array::Float64Array> = values[1..]
+            .iter()
+            .map(|v| v.as_primitive::<Float64Type>())
+            .collect();
+        for (row, &g) in group_indices.iter().enumerate() {
+            if !selected(opt_filter, row) || amounts.iter().all(|a| a.is_null(row)) {
+                continue;
+            }
+            let person = contributor(persons, row, &mut self.anonymous);
+            self.add(g, person, |j| {
+                if amounts[j].is_valid(row) {
+                    amounts[j].value(row)
+                } else {
+                    0.0
+                }
+            });
+        }
+    }
+
+    /// Per group: each person and their k sums, as little-endian bytes.
+    fn state_array(&self, groups: &[PersonSums]) -> ArrayRef {
         let mut out = BinaryBuilder::with_capacity(groups.len(), 0);
-        for sums in groups {
-            let mut bytes = Vec::with_capacity(sums.len() * 12);
-            for (p, v) in sums {
-                bytes.extend_from_slice(&p.to_le_bytes());
-                bytes.extend_from_slice(&v.to_le_bytes());
+        for g in groups {
+            let mut bytes = Vec::with_capacity(g.len() * (4 + 8 * self.k));
+            for (person, sums) in g {
+                bytes.extend_from_slice(&person.to_le_bytes());
+                for v in sums {
+                    bytes.extend_from_slice(&v.to_le_bytes());
+                }
             }
             out.append_value(bytes);
         }
         Arc::new(out.finish())
     }
 
-    fn take(&mut self, emit_to: EmitTo) -> Vec<HashMap<u32, f64>> {
-        let taken = emit_to.take_needed(&mut self.sums);
-        self.entries = self.sums.iter().map(HashMap::len).sum();
+    fn take(&mut self, emit_to: EmitTo) -> Vec<PersonSums> {
+        let taken = emit_to.take_needed(&mut self.groups);
+        self.entries = self.groups.iter().map(HashMap::len).sum();
         taken
     }
 }
@@ -437,34 +676,31 @@ impl GroupsAccumulator for ContributionGroups {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        grow(&mut self.sums, total_num_groups);
-        let persons = values[0].as_primitive::<UInt32Type>();
-        let amounts = values[1].as_primitive::<Float64Type>();
-        for (row, &g) in group_indices.iter().enumerate() {
-            if selected(opt_filter, row) && amounts.is_valid(row) {
-                let person = contributor(persons, row, &mut self.anonymous);
-                self.add(g, person, amounts.value(row));
-            }
-        }
+        grow(&mut self.groups, total_num_groups);
+        self.add_rows(values, group_indices, opt_filter);
         Ok(())
     }
 
+    /// Per group, one section per value: total, persons contributing anything, how many
+    /// largest contributions follow, and those, largest first (see [`Contributions::decode`]).
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let k = self.k;
         let groups = self.take(emit_to);
         let mut out = BinaryBuilder::with_capacity(groups.len(), 0);
-        for sums in groups {
-            let total: f64 = sums.values().sum();
-            let persons = sums
-                .iter()
-                .filter(|(p, v)| *p & ANONYMOUS == 0 && **v != 0.0)
-                .count() as f64;
-            let mut top: Vec<f64> = sums.into_values().filter(|v| *v != 0.0).collect();
-            top.sort_by(|a, b| b.total_cmp(a));
-            top.truncate(TOP_CONTRIBUTIONS);
-            let mut bytes = total.to_le_bytes().to_vec();
-            bytes.extend_from_slice(&persons.to_le_bytes());
-            for v in top {
-                bytes.extend_from_slice(&v.to_le_bytes());
+        for g in groups {
+            let mut bytes = Vec::new();
+            for j in 0..k {
+                let total: f64 = g.values().map(|s| s[j]).sum();
+                let persons = g
+                    .iter()
+                    .filter(|(p, s)| *p & ANONYMOUS == 0 && s[j] != 0.0)
+                    .count() as f64;
+                let mut top: Vec<f64> = g.values().map(|s| s[j]).filter(|v| *v != 0.0).collect();
+                top.sort_by(|a, b| b.total_cmp(a));
+                top.truncate(TOP_CONTRIBUTIONS);
+                for v in [total, persons, top.len() as f64].iter().chain(&top) {
+                    bytes.extend_from_slice(&v.to_le_bytes());
+                }
             }
             out.append_value(bytes);
         }
@@ -473,7 +709,7 @@ impl GroupsAccumulator for ContributionGroups {
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         let groups = self.take(emit_to);
-        Ok(vec![Self::state_array(&groups)])
+        Ok(vec![self.state_array(&groups)])
     }
 
     fn merge_batch(
@@ -482,15 +718,17 @@ impl GroupsAccumulator for ContributionGroups {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> Result<()> {
-        grow(&mut self.sums, total_num_groups);
+        grow(&mut self.groups, total_num_groups);
         let states = values[0].as_binary::<i32>();
+        let width = 4 + 8 * self.k;
         for (row, &g) in group_indices.iter().enumerate() {
             if states.is_valid(row) {
-                for pair in states.value(row).chunks_exact(12) {
-                    let (p, v) = pair.split_at(4);
+                for entry in states.value(row).chunks_exact(width) {
+                    let (p, sums) = entry.split_at(4);
                     let person = u32::from_le_bytes(p.try_into().unwrap_or_default());
-                    let value = f64::from_le_bytes(v.try_into().unwrap_or_default());
-                    self.add(g, person, value);
+                    self.add(g, person, |j| {
+                        f64::from_le_bytes(sums[8 * j..][..8].try_into().unwrap_or_default())
+                    });
                 }
             }
         }
@@ -502,23 +740,18 @@ impl GroupsAccumulator for ContributionGroups {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
-        let persons = values[0].as_primitive::<UInt32Type>();
-        let amounts = values[1].as_primitive::<Float64Type>();
-        // Each row is a group of its own here: one anonymous key serves them all.
-        let groups: Vec<HashMap<u32, f64>> = (0..persons.len())
-            .map(|row| {
-                let mut m = HashMap::default();
-                if selected(opt_filter, row) && amounts.is_valid(row) {
-                    m.insert(contributor(persons, row, &mut 0), amounts.value(row).abs());
-                }
-                m
-            })
-            .collect();
-        Ok(vec![Self::state_array(&groups)])
+        // Each row a group of its own.
+        let rows = values[0].len();
+        let mut one = ContributionGroups::new(self.k);
+        grow(&mut one.groups, rows);
+        let indices: Vec<usize> = (0..rows).collect();
+        one.add_rows(values, &indices, opt_filter);
+        Ok(vec![one.state_array(&one.groups)])
     }
 
     fn size(&self) -> usize {
-        self.sums.capacity() * std::mem::size_of::<HashMap<u32, f64>>() + self.entries * 24
+        self.groups.capacity() * std::mem::size_of::<PersonSums>()
+            + self.entries * (8 + std::mem::size_of::<Sums>())
     }
 }
 
@@ -610,31 +843,72 @@ mod tests {
     }
 
     #[test]
-    fn contributions_sum_per_person_and_keep_the_largest() {
-        let mut a = ContributionGroups::default();
+    fn contributions_sum_per_person_and_keep_the_largest_of_each_value() {
+        let mut a = ContributionGroups::new(2);
         let persons: ArrayRef = Arc::new(UInt32Array::from(vec![1, 1, 2, 3, 4]));
-        let values: ArrayRef = Arc::new(Float64Array::from(vec![10.0, 5.0, -3.0, 1.0, 0.0]));
-        a.update_batch(&[persons, values], &[0, 0, 0, 0, 0], None, 1)
+        let first: ArrayRef = Arc::new(Float64Array::from(vec![10.0, 5.0, -3.0, 1.0, 0.0]));
+        let second: ArrayRef = Arc::new(Float64Array::from(vec![
+            Some(1.0),
+            Some(1.0),
+            None,
+            Some(0.0),
+            Some(9.0),
+        ]));
+        a.update_batch(&[persons, first, second], &[0, 0, 0, 0, 0], None, 1)
             .expect("update");
         let state = a.state(EmitTo::All).expect("state");
-        let mut b = ContributionGroups::default();
+        let mut b = ContributionGroups::new(2);
         b.merge_batch(&state, &[0], 1).expect("merge");
         let out = b.evaluate(EmitTo::All).expect("evaluate");
-        let c = Contributions::decode(out.as_binary::<i32>().value(0)).expect("decode");
-        assert_eq!(c.total, 19.0);
-        assert_eq!(c.persons, 3, "person 4 contributed nothing");
-        assert_eq!(c.top, [15.0, 3.0, 1.0]);
+        let c = Contributions::decode(out.as_binary::<i32>().value(0));
+        assert_eq!(c.len(), 2, "a section per value");
+        assert_eq!(c[0].total, 19.0);
+        assert_eq!(c[0].persons, 3, "person 4 contributed nothing");
+        assert_eq!(c[0].top, [15.0, 3.0, 1.0]);
+        assert_eq!((c[1].total, c[1].persons), (11.0, 2));
+        assert_eq!(c[1].top, [9.0, 2.0]);
+    }
+
+    #[test]
+    fn few_keeps_up_to_its_cap_across_partial_states() {
+        let mut a = FewGroups {
+            cap: 3,
+            groups: Vec::new(),
+        };
+        let codes: ArrayRef = Arc::new(StringArray::from(vec!["a", "b", "a", "c", "d", "x"]));
+        a.update_batch(&[codes], &[0, 0, 0, 0, 0, 1], None, 2)
+            .expect("update");
+        let state = a.state(EmitTo::All).expect("state");
+        let mut b = FewGroups {
+            cap: 3,
+            groups: Vec::new(),
+        };
+        b.merge_batch(&state, &[0, 0], 1).expect("merge");
+        let out = b.evaluate(EmitTo::All).expect("evaluate");
+        let n = decode_set(out.as_binary::<i32>().value(0))
+            .expect("set")
+            .len();
+        assert_eq!(n, 3, "a, b, c (then full) and x: capped at 3");
+        let state = a.convert_to_state(&[Arc::new(UInt32Array::from(vec![Some(7), None]))], None);
+        let state = state.expect("state");
+        let one = decode_set(state[0].as_binary::<i32>().value(0)).expect("set");
+        assert_eq!(one.iter().collect::<Vec<_>>(), [7]);
+        assert!(
+            decode_set(state[0].as_binary::<i32>().value(1))
+                .expect("set")
+                .is_empty()
+        );
     }
 
     #[test]
     fn records_of_nobody_identified_dominate_but_are_no_persons() {
-        let mut a = ContributionGroups::default();
+        let mut a = ContributionGroups::new(1);
         let persons: ArrayRef = Arc::new(UInt32Array::from(vec![Some(1), None, Some(2), None]));
         let values: ArrayRef = Arc::new(Float64Array::from(vec![1.0, 500.0, 2.0, 300.0]));
         a.update_batch(&[persons, values], &[0, 0, 0, 0], None, 1)
             .expect("update");
         let out = a.evaluate(EmitTo::All).expect("evaluate");
-        let c = Contributions::decode(out.as_binary::<i32>().value(0)).expect("decode");
+        let c = &Contributions::decode(out.as_binary::<i32>().value(0))[0];
         assert_eq!(c.total, 803.0, "their values are in the total");
         assert_eq!(
             c.top,

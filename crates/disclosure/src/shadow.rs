@@ -19,7 +19,7 @@ use datafusion::logical_expr::{
     Aggregate, AggregateUDF, Expr, LogicalPlan, Projection, cast, lit, when,
 };
 
-use crate::sets::{contributions_udaf, set_udaf};
+use crate::sets::{contributions_udaf, few_udaf, set_udaf};
 
 /// The person index of a person-level view (UInt32), or the set of persons behind an inner
 /// aggregate's group (Binary).
@@ -123,9 +123,10 @@ pub struct Shadow {
     pub person_sets: Vec<usize>,
     pub raw_persons: bool,
     pub facility_sets: Vec<usize>,
-    /// Aggregate name → output indexes of its person sets and of its contributions.
+    /// Aggregate name → output indexes of its person sets, and of its contributions (with the
+    /// section of that column that is its own).
     pub cell_sets: BTreeMap<String, Vec<usize>>,
-    pub contributions: BTreeMap<String, Vec<usize>>,
+    pub contributions: BTreeMap<String, Vec<(usize, usize)>>,
     /// Every table the plan reads (`db.table`).
     pub tables: BTreeSet<String>,
 }
@@ -149,10 +150,11 @@ impl From<datafusion::error::DataFusionError> for Unsupported {
 
 /// Builds the shadow of `plan`, which was planned from the researcher's SQL over the shadow
 /// views. `visible` is the output schema the researcher's own plan has: the shadow must match
-/// it column for column.
+/// it column for column. Facilities are counted up to `facility_cap`.
 pub fn shadow(
     plan: LogicalPlan,
     visible: &arrow::datatypes::Schema,
+    facility_cap: usize,
 ) -> Result<Shadow, Unsupported> {
     let plan_fields: Vec<(String, DataType)> = plan
         .schema()
@@ -199,6 +201,7 @@ pub fn shadow(
 
     let mut rewrite = Rewrite {
         set: Arc::new(set_udaf()),
+        facilities: Arc::new(few_udaf(facility_cap)),
         contributions: Arc::new(contributions_udaf()),
         next: 0,
         names: BTreeMap::new(),
@@ -248,13 +251,17 @@ pub fn shadow(
             if field.data_type() == &DataType::Binary {
                 out.facility_sets.push(i);
             }
-        } else if let Some(aggregate) = rewrite.names.get(name) {
-            let target = if name.starts_with(CELL_SET) {
-                &mut out.cell_sets
-            } else {
-                &mut out.contributions
-            };
-            target.entry(aggregate.clone()).or_default().push(i);
+        } else if let Some(aggregates) = rewrite.names.get(name) {
+            for (section, aggregate) in aggregates.iter().enumerate() {
+                if name.starts_with(CELL_SET) {
+                    out.cell_sets.entry(aggregate.clone()).or_default().push(i);
+                } else {
+                    out.contributions
+                        .entry(aggregate.clone())
+                        .or_default()
+                        .push((i, section));
+                }
+            }
         }
     }
     Ok(out)
@@ -426,12 +433,17 @@ fn is_view_pseudonym(plan: &LogicalPlan, index: usize) -> bool {
     }
 }
 
+/// Magnitudes sharing a person column and a filter, with their aggregates' names.
+type Magnitudes = ((Column, Option<Box<Expr>>), Vec<(Expr, String)>);
+
 struct Rewrite {
     set: Arc<AggregateUDF>,
+    /// Facilities are counted up to the largest minimum a rule asks for.
+    facilities: Arc<AggregateUDF>,
     contributions: Arc<AggregateUDF>,
     next: usize,
-    /// Hidden output name → the aggregate (by name) it belongs to.
-    names: BTreeMap<String, String>,
+    /// Hidden output name → the aggregates (by name) it belongs to, in its sections' order.
+    names: BTreeMap<String, Vec<String>>,
 }
 
 fn hidden_columns(plan: &LogicalPlan) -> Vec<(Column, DataType)> {
@@ -532,18 +544,20 @@ impl Rewrite {
                 group_expr.push(Expr::Column(column));
                 continue;
             }
-            let prefix = if column.name.starts_with(PERSON) {
+            let (prefix, udaf) = if column.name.starts_with(PERSON) {
                 persons.push((column.clone(), ty));
-                PERSON
+                (PERSON, &self.set)
             } else if column.name.starts_with(FACILITY) {
-                FACILITY
+                (FACILITY, &self.facilities)
             } else {
                 // An inner aggregate's per-aggregate columns end here.
                 continue;
             };
+            let udaf = udaf.clone();
             let name = self.fresh(prefix);
-            aggr.push(call(&self.set, vec![Expr::Column(column)], None).alias(name));
+            aggr.push(call(&udaf, vec![Expr::Column(column)], None).alias(name));
         }
+        let mut magnitudes: Vec<Magnitudes> = Vec::new();
         for expr in &a.aggr_expr {
             let Some(f) = aggregate_of(expr) else {
                 return Err(unsupported("aggregate expression"));
@@ -561,20 +575,19 @@ impl Rewrite {
                 let contributions = role == Role::Magnitude && *ty == DataType::UInt32;
                 if contributions && let Some(v) = &value {
                     // Per-person sums: also the persons this magnitude rests on (those
-                    // contributing anything), so no set of its own is needed.
-                    let name = self.fresh(CONTRIBUTION);
-                    self.names.insert(name.clone(), aggregate.clone());
-                    aggr.push(
-                        call(
-                            &self.contributions,
-                            vec![
-                                Expr::Column(person.clone()),
-                                cast(v.clone(), DataType::Float64),
-                            ],
-                            f.params.filter.clone(),
-                        )
-                        .alias(name),
-                    );
+                    // contributing anything), so no set of its own is needed. Magnitudes of one
+                    // person column and filter share one pass over a per-person map.
+                    let key = (person.clone(), f.params.filter.clone());
+                    let at = match magnitudes.iter().position(|(k, _)| *k == key) {
+                        Some(at) => at,
+                        None => {
+                            magnitudes.push((key, Vec::new()));
+                            magnitudes.len() - 1
+                        }
+                    };
+                    magnitudes[at]
+                        .1
+                        .push((cast(v.clone(), DataType::Float64), aggregate.clone()));
                     continue;
                 }
                 // The persons behind this aggregate: rows it counts or takes a value from. Where
@@ -598,9 +611,18 @@ impl Rewrite {
                     None => Expr::Column(person.clone()),
                 };
                 let name = self.fresh(CELL_SET);
-                self.names.insert(name.clone(), aggregate.clone());
+                self.names.insert(name.clone(), vec![aggregate.clone()]);
                 aggr.push(call(&self.set, vec![behind], f.params.filter.clone()).alias(name));
             }
+        }
+        for ((person, filter), values) in magnitudes {
+            let name = self.fresh(CONTRIBUTION);
+            let (values, aggregates): (Vec<Expr>, Vec<String>) = values.into_iter().unzip();
+            self.names.insert(name.clone(), aggregates);
+            let args = std::iter::once(Expr::Column(person))
+                .chain(values)
+                .collect();
+            aggr.push(call(&self.contributions, args, filter).alias(name));
         }
         Ok(LogicalPlan::Aggregate(Aggregate::try_new(
             a.input, group_expr, aggr,

@@ -716,7 +716,9 @@ impl Visiting {
             ))
         } else {
             match guard::plan_shadow(env, &req.sql).await {
-                Ok(shadow_plan) => niji_disclosure::shadow(shadow_plan, &visible),
+                Ok(shadow_plan) => {
+                    niji_disclosure::shadow(shadow_plan, &visible, self.disclosure.facility_cap())
+                }
                 Err(e) => Err(niji_disclosure::Unsupported(e.public_message())),
             }
         };
@@ -752,7 +754,10 @@ impl Visiting {
                     .await?
             }
             Verdict::Release {
-                batch, suppressed, ..
+                batch,
+                suppressed,
+                totals,
+                ..
             } => {
                 if !suppressed.is_empty() {
                     // The unmasked result (and its shadow) stays in, for output checkers.
@@ -769,7 +774,7 @@ impl Visiting {
                     .await?;
                 }
                 audit.suppressed = suppressed.len();
-                QueryOutcome::released(batch, suppressed)
+                QueryOutcome::released(batch, suppressed).with_totals(totals)
             }
         };
         audit.check_ms = ms(checking.elapsed());
@@ -820,6 +825,7 @@ impl Visiting {
         if let Verdict::Release { released_sets, .. } = &mut verdict
             && record
         {
+            released_sets.retain(|set| !ledger.contains(set));
             let encoded: Vec<Vec<u8>> = released_sets
                 .iter()
                 .map(niji_disclosure::sets::encode_set)

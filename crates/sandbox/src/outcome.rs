@@ -61,6 +61,8 @@ pub struct QueryOutcome {
     pub message: String,
     /// Cells masked by disclosure control (null in the rows), with the reason.
     pub suppressed: Vec<SuppressedCell>,
+    /// Where counts are rounded: each count column's total over its released rounded cells.
+    pub totals: Vec<(String, i64)>,
 }
 
 pub fn new_query_id() -> String {
@@ -104,6 +106,7 @@ impl QueryOutcome {
             row_count: rows,
             message: format!("{rows} rows (dummy data)"),
             suppressed: Vec::new(),
+            totals: Vec::new(),
         }
     }
 
@@ -129,6 +132,7 @@ impl QueryOutcome {
                 "held in the project workspace: {why}; its author may ask output checkers for release (niji outputs request)"
             ),
             suppressed: Vec::new(),
+            totals: Vec::new(),
         }
     }
 
@@ -154,7 +158,14 @@ impl QueryOutcome {
             row_count: rows,
             message,
             suppressed,
+            totals: Vec::new(),
         }
+    }
+
+    /// Totals recomputed from rounded cells, for the outcome to show beside them.
+    pub fn with_totals(mut self, totals: Vec<(String, i64)>) -> Self {
+        self.totals = totals;
+        self
     }
 
     pub fn message(message: String) -> Self {
@@ -166,6 +177,7 @@ impl QueryOutcome {
             row_count: 0,
             message,
             suppressed: Vec::new(),
+            totals: Vec::new(),
         }
     }
 
@@ -178,11 +190,13 @@ impl QueryOutcome {
             row_count: 0,
             message,
             suppressed: Vec::new(),
+            totals: Vec::new(),
         }
     }
 
     /// One JSON object: `status`, `query_id`, `columns`, `rows` (arrays in column order),
-    /// `row_count`, `message`, `suppressed` (row, column, reason of each masked cell).
+    /// `row_count`, `message`, `suppressed` (row, column, reason of each masked cell), `totals`
+    /// (column → total of its rounded cells, where counts are rounded).
     pub fn to_json(&self) -> serde_json::Value {
         let columns = self.columns();
         let mut rows: Vec<serde_json::Value> = Vec::new();
@@ -215,6 +229,11 @@ impl QueryOutcome {
             "row_count": self.row_count,
             "message": self.message,
             "suppressed": self.suppressed,
+            "totals": self
+                .totals
+                .iter()
+                .map(|(column, total)| (column.clone(), serde_json::Value::from(*total)))
+                .collect::<serde_json::Map<String, serde_json::Value>>(),
         })
     }
 
@@ -229,6 +248,11 @@ impl QueryOutcome {
         };
         for c in &self.suppressed {
             out.push_str(&format!("\nrow {} {}: {}", c.row + 1, c.column, c.reason));
+        }
+        for (column, total) in &self.totals {
+            out.push_str(&format!(
+                "\ntotal of {column} (sum of the rounded cells): {total}"
+            ));
         }
         out
     }

@@ -262,9 +262,12 @@ impl Visiting {
             ));
         };
         let visible = plan.schema().as_arrow().clone();
-        let shadow =
-            niji_disclosure::shadow(guard::plan_shadow(&env, &output.sql).await?, &visible)
-                .map_err(|niji_disclosure::Unsupported(why)| SandboxError::Refused(why))?;
+        let shadow = niji_disclosure::shadow(
+            guard::plan_shadow(&env, &output.sql).await?,
+            &visible,
+            self.disclosure.facility_cap(),
+        )
+        .map_err(|niji_disclosure::Unsupported(why)| SandboxError::Refused(why))?;
         let (schema, batches) = outcome::read_parquet(&self.held_file(output))?;
         let shape = |s: &arrow::datatypes::Schema| -> Vec<(String, arrow::datatypes::DataType)> {
             s.fields()

@@ -7,7 +7,7 @@ use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use niji_sandbox::{Mode, QueryOutcome, Status};
 
-use crate::fixture::{Fixture, column, from_store};
+use crate::fixture::{Fixture, Overrides, column, from_store, repo};
 
 /// Per prefecture, from the stored receipts: (distinct persons with an ID5, receipts).
 async fn truth(f: &Fixture) -> BTreeMap<String, (i64, i64)> {
@@ -292,4 +292,52 @@ async fn a_benign_table_is_released_whole_and_true() {
     let json = o.to_json();
     assert_eq!(json["status"], "released");
     assert_eq!(json["suppressed"], serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounded_counts_come_with_totals_of_the_rounded_cells() {
+    let published =
+        std::fs::read_to_string(repo().join("policies/disclosure.toml")).expect("policy");
+    let rounding = published.replace("rounding = 0", "rounding = 5");
+    assert_ne!(rounding, published);
+    let f = Fixture::with(
+        400,
+        Overrides {
+            disclosure: Some(&rounding),
+            ..Overrides::default()
+        },
+    )
+    .await;
+    let o = real(&f, "SELECT sex, count(DISTINCT pid) AS persons, count(*) AS receipts, avg(days) AS days FROM ndb.receipts GROUP BY sex ORDER BY sex").await;
+    assert_eq!(o.status, Status::Released, "{}", o.message);
+    let truth = from_store(
+        &f,
+        "SELECT sex, count(DISTINCT person_idx), count(*) FROM receipts GROUP BY sex ORDER BY sex",
+    )
+    .await;
+    let true_persons: Vec<i64> = truth
+        .iter()
+        .flat_map(|b| b.column(1).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    for (name, at) in [("persons", 0), ("receipts", 1)] {
+        let released: Vec<i64> = column(&o, name)
+            .iter()
+            .map(|v| v.parse().expect("count"))
+            .collect();
+        assert!(released.iter().all(|v| v % 5 == 0), "{name}: {released:?}");
+        // The total is the sum of the rounded cells, never the exact total.
+        let total = o.totals.iter().find(|(c, _)| c == name).expect("total").1;
+        assert_eq!(total, released.iter().sum::<i64>(), "{name}");
+        if at == 0 {
+            for (r, t) in released.iter().zip(&true_persons) {
+                assert!((r - t).abs() <= 2, "{r} is {t} rounded to 5");
+            }
+        }
+    }
+    assert!(
+        o.totals.iter().all(|(c, _)| c != "days"),
+        "means are not counts: {:?}",
+        o.totals
+    );
+    assert!(o.to_json()["totals"]["persons"].is_i64());
 }

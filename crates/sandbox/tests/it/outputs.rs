@@ -19,7 +19,7 @@ const JUSTIFICATION: &str =
 async fn strict_facilities() -> Fixture {
     let published =
         std::fs::read_to_string(repo().join("policies/disclosure.toml")).expect("policy");
-    let strict = published.replace("min_facilities = 3", "min_facilities = 1000000");
+    let strict = published.replace("min_facilities = 3", "min_facilities = 1000");
     assert_ne!(strict, published);
     Fixture::with(
         400,
