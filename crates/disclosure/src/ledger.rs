@@ -84,7 +84,7 @@ mod tests {
             "same size, other persons"
         );
         assert!(ledger.differs_by_fewer(&set(1000..4991), 10));
-        let mut again = ledger.clone();
+        let mut again = ledger;
         again.add(set(500..520));
         assert_eq!(again.len(), 3, "a set released again is kept once");
         assert!(again.contains(&set(500..520)) && !again.contains(&set(500..519)));

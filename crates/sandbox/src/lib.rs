@@ -768,7 +768,6 @@ impl Visiting {
                         OutputOutcome::Suppressed,
                         &shadow_schema,
                         &batches,
-                        rows,
                         findings,
                     )
                     .await?;

@@ -93,9 +93,9 @@ impl Visiting {
         kind: OutputOutcome,
         schema: &SchemaRef,
         batches: &[RecordBatch],
-        rows: usize,
         findings: serde_json::Value,
     ) -> Result<(), SandboxError> {
+        let rows = batches.iter().map(RecordBatch::num_rows).sum();
         let dir = self.output_dir(&req.project, "held");
         outcome::write_parquet(&dir, query_id, schema, batches)?;
         self.db
@@ -129,7 +129,6 @@ impl Visiting {
             OutputOutcome::Held,
             schema,
             batches,
-            rows,
             findings,
         )
         .await?;
