@@ -10,6 +10,7 @@ import sys
 
 import adbc_driver_flightsql.dbapi as flight_sql
 import pyarrow
+import pyarrow.flight as flight
 
 
 def connect(uri, user, token, project, mode="dummy"):
@@ -32,6 +33,31 @@ def run(conn, sql):
             return cur.fetch_arrow_table(), None
     except Exception as e:  # the driver raises its own DB-API error classes
         return None, f"{type(e).__name__}: {e}"
+
+
+def varint(n):
+    out = b""
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out += bytes([byte | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def flight_info_metadata(uri, user, token, project, sql):
+    """The app_metadata of the FlightInfo of a real-data query, read with plain Arrow Flight
+    (ADBC does not show it): CommandStatementQuery wrapped in a protobuf Any, by hand."""
+    client = flight.FlightClient(uri)
+    auth = client.authenticate_basic_token(user, token)
+    options = flight.FlightCallOptions(
+        headers=[auth, (b"x-niji-project", project.encode()), (b"x-niji-mode", b"real")]
+    )
+    query = sql.encode()
+    command = b"\x0a" + varint(len(query)) + query
+    url = b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery"
+    wrapped = b"\x0a" + varint(len(url)) + url + b"\x12" + varint(len(command)) + command
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(wrapped), options)
+    return json.loads(info.app_metadata)
 
 
 def main():
@@ -68,6 +94,19 @@ def main():
         seen["real_released"] = err or {"rows": table.num_rows}
         _, err = run(conn, "SELECT pid, days FROM ndb.receipts LIMIT 5")
         seen["real_rows"] = err
+    # Masked cells and why, beside the stream.
+    meta = flight_info_metadata(
+        uri,
+        user,
+        token,
+        project,
+        "SELECT prefecture, count(*) AS n FROM ndb.receipts GROUP BY prefecture",
+    )
+    seen["real_metadata"] = {
+        "status": meta["status"],
+        "reasons": sorted({c["reason"] for c in meta["suppressed"]}),
+        "has_rows": "rows" in meta,
+    }
     try:
         with connect(uri, user, "niji_" + "0" * 64, project) as conn:
             _, err = run(conn, "SELECT 1")

@@ -106,6 +106,16 @@ fn flight_info(
         .with_descriptor(descriptor))
 }
 
+/// The outcome as JSON without its rows (status, query id, message, masked cells and their
+/// reasons, totals of rounded counts), for a FlightInfo's app_metadata.
+fn outcome_metadata(outcome: &niji_sandbox::QueryOutcome) -> Vec<u8> {
+    let mut json = outcome.to_json();
+    if let Some(o) = json.as_object_mut() {
+        o.remove("rows");
+    }
+    json.to_string().into_bytes()
+}
+
 /// Streams batches as Flight data.
 fn encode(
     schema: SchemaRef,
@@ -186,8 +196,8 @@ impl FlightSqlService for NijiFlightSql {
                 via: "flight",
             })
             .await;
-        // Released results stream with their masked cells null (reasons are in the audit
-        // log and the HTTP/CLI outcome).
+        // Released results stream with their masked cells null; the FlightInfo's app_metadata
+        // says which and why (the outcome's JSON without its rows).
         if !matches!(
             outcome.status,
             OutcomeStatus::Ok | OutcomeStatus::Released | OutcomeStatus::Suppressed
@@ -199,6 +209,7 @@ impl FlightSqlService for NijiFlightSql {
             .clone()
             .unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
         let handle = outcome.query_id.clone();
+        let metadata = outcome_metadata(&outcome);
         {
             let mut pending = self.pending();
             pending.retain(|_, p| p.at.elapsed() < RESULT_TTL);
@@ -216,7 +227,8 @@ impl FlightSqlService for NijiFlightSql {
             statement_handle: handle.into_bytes().into(),
         };
         let info = flight_info(&schema, &ticket.as_any(), request.into_inner())?
-            .with_total_records(outcome.row_count as i64);
+            .with_total_records(outcome.row_count as i64)
+            .with_app_metadata(metadata);
         Ok(Response::new(info))
     }
 

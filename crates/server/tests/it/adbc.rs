@@ -58,6 +58,18 @@ async fn adbc_flight_sql_client_queries_through_the_chokepoint() {
             .is_some_and(|m| m.contains("held")),
         "{seen}"
     );
+    // Flight SQL clients learn which cells were masked and why from the FlightInfo.
+    let meta = &seen["real_metadata"];
+    assert_eq!(meta["status"], "suppressed", "{seen}");
+    assert_eq!(meta["has_rows"], false, "{seen}");
+    assert!(
+        meta["reasons"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r
+                .as_str()
+                .is_some_and(|r| r.contains("fewer than 10 persons")))),
+        "{seen}"
+    );
     assert!(
         seen["bad_token"].as_str().is_some_and(
             |m| m.to_lowercase().contains("unauthenticated") || m.contains("wrong token")
