@@ -6,14 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use niji_governance::UserRole;
-use niji_sandbox::{LocalEngine, Mode, QueryRequest, Settings, Status, Visiting};
+use niji_sandbox::{Mode, QueryRequest, Status};
 
-use crate::bench_visiting::{prepare, spec};
+use crate::bench_visiting::{open, prepare, spec};
 use crate::visiting::EnvArgs;
 
 /// A two-way table over the receipts: its filter (SQL and pandas), keys and aggregate.
@@ -105,19 +103,7 @@ pub fn run(
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let settings = Settings {
-            data_dir: data.clone(),
-            key_file,
-            catalog_dir: ctx.catalog.clone(),
-            policies_dir: env.policies.clone(),
-            limits_file: env.limits.clone(),
-        };
-        let visiting = Arc::new(Visiting::open(settings, Arc::new(LocalEngine)).await?);
-        if visiting.db.user("bench").await?.is_none() {
-            visiting
-                .add_user("bench", "bench", UserRole::Researcher)
-                .await?;
-        }
+        let visiting = open(ctx, env, &data, key_file).await?;
         println!("niji bench acro: {persons} persons; ACRO counts receipts, niji persons");
         println!(
             "{:<46} {:>6} {:>6} {:>6} {:>6} {:>10} {:>10}",

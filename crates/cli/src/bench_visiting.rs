@@ -169,6 +169,29 @@ where
     Ok(best)
 }
 
+/// The Visiting environment over a benchmark store, with its user `bench`.
+pub(crate) async fn open(
+    ctx: &crate::commands::Context,
+    env: &EnvArgs,
+    data: &Path,
+    key_file: PathBuf,
+) -> anyhow::Result<Arc<Visiting>> {
+    let settings = Settings {
+        data_dir: data.to_path_buf(),
+        key_file,
+        catalog_dir: ctx.catalog.clone(),
+        policies_dir: env.policies.clone(),
+        limits_file: env.limits.clone(),
+    };
+    let visiting = Arc::new(Visiting::open(settings, Arc::new(LocalEngine)).await?);
+    if visiting.db.user("bench").await?.is_none() {
+        visiting
+            .add_user("bench", "bench", UserRole::Researcher)
+            .await?;
+    }
+    Ok(visiting)
+}
+
 pub fn run(
     ctx: &crate::commands::Context,
     env: &EnvArgs,
@@ -183,17 +206,7 @@ pub fn run(
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let settings = Settings {
-            data_dir: data.clone(),
-            key_file,
-            catalog_dir: ctx.catalog.clone(),
-            policies_dir: env.policies.clone(),
-            limits_file: env.limits.clone(),
-        };
-        let visiting = Arc::new(Visiting::open(settings, Arc::new(LocalEngine)).await?);
-        if visiting.db.user("bench").await?.is_none() {
-            visiting.add_user("bench", "bench", UserRole::Researcher).await?;
-        }
+        let visiting = open(ctx, env, &data, key_file).await?;
         for project in [spec("bench", "2021-10", "2023-09"), spec("bench-fy2022", "2022-04", "2023-03")] {
             if visiting.db.project(&project.id).await?.is_none() {
                 visiting

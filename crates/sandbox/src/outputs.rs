@@ -283,21 +283,29 @@ impl Visiting {
         Ok((shadow, batches))
     }
 
+    /// The verdict on a held output with the judgement rules waived, against the project's
+    /// releases as they are now; `record` keeps what it releases in the ledger.
+    async fn approved_verdict(
+        &self,
+        output: &Output,
+        record: bool,
+    ) -> Result<Verdict, SandboxError> {
+        let (shadow, batches) = self.reopen(output).await?;
+        self.judge(
+            &output.project,
+            &output.id,
+            &shadow,
+            &batches,
+            Strictness::Approved,
+            record,
+        )
+        .await
+    }
+
     /// What approval would leave masked, checked against the project's releases as they are.
     async fn preview(&self, output: &Output) -> Result<Preview, SandboxError> {
         let masked_now = output.findings["suppressed"].as_array().map_or(0, Vec::len);
-        let (shadow, batches) = self.reopen(output).await?;
-        let verdict = self
-            .judge(
-                &output.project,
-                &output.id,
-                &shadow,
-                &batches,
-                Strictness::Approved,
-                false,
-            )
-            .await?;
-        match verdict {
+        match self.approved_verdict(output, false).await? {
             Verdict::Release { suppressed, .. } => Ok(Preview {
                 masked_now,
                 still_masked: suppressed,
@@ -449,18 +457,7 @@ impl Visiting {
     /// Checks the output again with the judgement rules waived and against every release
     /// since, and releases what passes.
     async fn release_approved(&self, output: &Output, actor: &str) -> Result<(), SandboxError> {
-        let (shadow, batches) = self.reopen(output).await?;
-        let verdict = self
-            .judge(
-                &output.project,
-                &output.id,
-                &shadow,
-                &batches,
-                Strictness::Approved,
-                true,
-            )
-            .await?;
-        let (batch, still_masked) = match verdict {
+        let (batch, still_masked) = match self.approved_verdict(output, true).await? {
             Verdict::Hold(why) => return self.decide_rejected(output, actor, &why).await,
             Verdict::Release {
                 batch, suppressed, ..
