@@ -8,7 +8,7 @@ use std::path::Path;
 use casbin::{CoreApi, DefaultModel, Enforcer, FileAdapter, MgmtApi};
 use tokio::sync::RwLock;
 
-use crate::{GovernanceError, PlatformDb, ProjectState};
+use crate::{GovernanceError, PlatformDb};
 
 /// What a request wants to do, as (object, action) of the casbin model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,8 +90,7 @@ impl Authz {
             .map(|u| vec![u.name, u.role.as_str().to_string(), "platform".to_string()])
             .collect();
         for p in db.projects().await? {
-            // Dates are ISO, so text comparison is date comparison.
-            if p.state != ProjectState::Open || p.spec.expires.as_str() < today {
+            if !p.is_live(today) {
                 continue;
             }
             for m in &p.spec.members {

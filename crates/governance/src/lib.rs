@@ -9,7 +9,7 @@ mod platform;
 pub mod spec;
 
 pub use authz::{Action, Authz};
-pub use outputs::{CastVote, NewOutput, Output, OutputOutcome, Review, Vote};
+pub use outputs::{CastVote, NewOutput, Output, OutputOutcome, Review, Stored, Vote};
 pub use platform::{PlatformDb, Project, ProjectState, User, UserRole, hash_token, new_token};
 pub use spec::{ApprovedTable, Cohort, Member, MemberRole, PSEUDONYM_COLUMN, Period, ProjectSpec};
 

@@ -6,6 +6,21 @@ use sqlx::Row;
 
 use crate::{GovernanceError, PlatformDb};
 
+/// An enum kept in the platform database as its snake_case name; read back strictly (an
+/// unknown name is an error, never a default).
+pub trait Stored: Copy + 'static {
+    const ALL: &'static [Self];
+    fn as_str(self) -> &'static str;
+
+    fn parse(s: &str) -> Result<Self, GovernanceError> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| GovernanceError::Spec(format!("stored value {s:?} unknown")))
+    }
+}
+
 /// How the automatic checks left a result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -16,7 +31,9 @@ pub enum OutputOutcome {
     Suppressed,
 }
 
-impl OutputOutcome {
+impl Stored for OutputOutcome {
+    const ALL: &'static [Self] = &[OutputOutcome::Held, OutputOutcome::Suppressed];
+
     fn as_str(self) -> &'static str {
         match self {
             OutputOutcome::Held => "held",
@@ -37,28 +54,21 @@ pub enum Review {
     Rejected,
 }
 
-impl Review {
-    pub fn as_str(self) -> &'static str {
+impl Stored for Review {
+    const ALL: &'static [Self] = &[
+        Review::None,
+        Review::Requested,
+        Review::Released,
+        Review::Rejected,
+    ];
+
+    fn as_str(self) -> &'static str {
         match self {
             Review::None => "none",
             Review::Requested => "requested",
             Review::Released => "released",
             Review::Rejected => "rejected",
         }
-    }
-
-    fn parse(s: &str) -> Result<Self, GovernanceError> {
-        Ok(match s {
-            "none" => Review::None,
-            "requested" => Review::Requested,
-            "released" => Review::Released,
-            "rejected" => Review::Rejected,
-            other => {
-                return Err(GovernanceError::Spec(format!(
-                    "stored review state {other:?} unknown"
-                )));
-            }
-        })
     }
 }
 
@@ -88,8 +98,10 @@ pub enum Vote {
     Reject,
 }
 
-impl Vote {
-    pub fn as_str(self) -> &'static str {
+impl Stored for Vote {
+    const ALL: &'static [Self] = &[Vote::Approve, Vote::Reject];
+
+    fn as_str(self) -> &'static str {
         match self {
             Vote::Approve => "approve",
             Vote::Reject => "reject",
@@ -138,11 +150,7 @@ fn output_of(r: &sqlx::sqlite::SqliteRow) -> Result<Output, GovernanceError> {
         project: r.get("project"),
         author: r.get("author"),
         sql: r.get("sql"),
-        outcome: if r.get::<&str, _>("outcome") == "held" {
-            OutputOutcome::Held
-        } else {
-            OutputOutcome::Suppressed
-        },
+        outcome: OutputOutcome::parse(r.get("outcome"))?,
         findings: json(r.get("findings"))?,
         rows: r.get("rows"),
         review: Review::parse(r.get("review"))?,
@@ -246,19 +254,16 @@ impl PlatformDb {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| CastVote {
-                checker: r.get("checker"),
-                vote: if r.get::<&str, _>("vote") == "approve" {
-                    Vote::Approve
-                } else {
-                    Vote::Reject
-                },
-                reason: r.get("reason"),
-                voted_at: r.get("voted_at"),
+        rows.iter()
+            .map(|r| {
+                Ok(CastVote {
+                    checker: r.get("checker"),
+                    vote: Vote::parse(r.get("vote"))?,
+                    reason: r.get("reason"),
+                    voted_at: r.get("voted_at"),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Ends the review of a requested output; `released` lists the cells still masked. False

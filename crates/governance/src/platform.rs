@@ -68,6 +68,13 @@ pub struct Project {
     pub closed_at: Option<String>,
 }
 
+impl Project {
+    /// Open and not past its expiry on `today` (`YYYY-MM-DD`; ISO dates compare as text).
+    pub fn is_live(&self, today: &str) -> bool {
+        self.state == ProjectState::Open && self.spec.expires.as_str() >= today
+    }
+}
+
 /// A fresh secret: `prefix` and 256 random bits in hex (API tokens, sessions).
 pub fn new_token(prefix: &str) -> Result<String, GovernanceError> {
     let mut raw = [0u8; 32];
@@ -262,15 +269,23 @@ impl PlatformDb {
         Ok(())
     }
 
-    /// The person sets of every cell the project has released.
-    pub async fn released_sets(&self, project: &str) -> Result<Vec<Vec<u8>>, GovernanceError> {
-        let rows = sqlx::query("SELECT persons FROM released_sets WHERE project = $1 ORDER BY id")
-            .bind(project)
-            .fetch_all(&self.pool)
-            .await?;
+    /// The person sets the project released after the row `after` (0: all of them), with
+    /// their row ids, in order: a process keeps its ledger current by asking for what is new.
+    pub async fn released_sets_since(
+        &self,
+        project: &str,
+        after: i64,
+    ) -> Result<Vec<(i64, Vec<u8>)>, GovernanceError> {
+        let rows = sqlx::query(
+            "SELECT id, persons FROM released_sets WHERE project = $1 AND id > $2 ORDER BY id",
+        )
+        .bind(project)
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .iter()
-            .map(|r| r.get::<Vec<u8>, _>("persons"))
+            .map(|r| (r.get::<i64, _>("id"), r.get::<Vec<u8>, _>("persons")))
             .collect())
     }
 }

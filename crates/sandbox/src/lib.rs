@@ -28,8 +28,7 @@ use niji_audit::{AuditError, AuditLog};
 use niji_catalog::{Catalog, DisclosureRole};
 use niji_disclosure::{DisclosurePolicy, Ledger, Populations, Strictness, Verdict};
 use niji_governance::{
-    Action, Authz, GovernanceError, OutputOutcome, PlatformDb, ProjectSpec, ProjectState, User,
-    UserRole,
+    Action, Authz, GovernanceError, OutputOutcome, PlatformDb, ProjectSpec, User, UserRole,
 };
 use niji_pseudo::{CivilDate, CustodianKey};
 use serde::{Deserialize, Serialize};
@@ -262,7 +261,7 @@ pub struct Visiting {
     envs: Mutex<HashMap<(String, Mode), Arc<ProjectEnv>>>,
     /// Person sets of each project's released cells; checks and releases of one project
     /// take turns, so that two results cannot each pass against a ledger without the other.
-    ledgers: Mutex<HashMap<String, Arc<Mutex<Option<Ledger>>>>>,
+    ledgers: Mutex<HashMap<String, Arc<Mutex<KeptLedger>>>>,
     populations: tokio::sync::OnceCell<Populations>,
     /// Off only to measure what the checks cost: real results are then all held.
     release_checks: std::sync::atomic::AtomicBool,
@@ -273,6 +272,13 @@ pub struct Visiting {
     /// Votes are counted one at a time, so that two second approvals cannot both release.
     review_lock: Mutex<()>,
     dummy_lock: Mutex<()>,
+}
+
+/// A project's release ledger and the last row of `released_sets` it has read.
+#[derive(Debug, Default)]
+struct KeptLedger {
+    ledger: Ledger,
+    seen: i64,
 }
 
 fn ms(d: Duration) -> u128 {
@@ -442,11 +448,7 @@ impl Visiting {
             Mode::Real => Action::QueryReal,
         };
         match self.db.project(id).await? {
-            Some(p)
-                if p.state == ProjectState::Open
-                    && p.spec.expires.as_str() >= today().as_str()
-                    && self.authz.allows(user, id, action).await =>
-            {
+            Some(p) if p.is_live(&today()) && self.authz.allows(user, id, action).await => {
                 Ok(p.spec)
             }
             _ => Err(SandboxError::Denied(format!(
@@ -549,7 +551,7 @@ impl Visiting {
             .projects()
             .await?
             .into_iter()
-            .filter(|p| p.state == ProjectState::Open && p.spec.expires >= today)
+            .filter(|p| p.is_live(&today))
             .filter(|p| p.spec.members.iter().any(|m| m.user == user))
             .map(|p| p.spec)
             .collect())
@@ -715,12 +717,7 @@ impl Visiting {
                 "disclosure checks are switched off".into(),
             ))
         } else {
-            match guard::plan_shadow(env, &req.sql).await {
-                Ok(shadow_plan) => {
-                    niji_disclosure::shadow(shadow_plan, &visible, self.disclosure.facility_cap())
-                }
-                Err(e) => Err(niji_disclosure::Unsupported(e.public_message())),
-            }
+            self.shadow_of(env, &req.sql, &visible).await
         };
         let shadow = match shadow {
             Ok(shadow) => shadow,
@@ -780,6 +777,20 @@ impl Visiting {
         Ok(outcome)
     }
 
+    /// The shadow of `sql` (whose checked plan has the `visible` schema) in `env`, or why it
+    /// has none.
+    async fn shadow_of(
+        &self,
+        env: &ProjectEnv,
+        sql: &str,
+        visible: &arrow::datatypes::Schema,
+    ) -> Result<niji_disclosure::Shadow, niji_disclosure::Unsupported> {
+        let plan = guard::plan_shadow(env, sql)
+            .await
+            .map_err(|e| niji_disclosure::Unsupported(e.public_message()))?;
+        niji_disclosure::shadow(plan, visible, self.disclosure.facility_cap())
+    }
+
     /// Applies the rules to a shadow result under the project's release ledger; when `record`
     /// and something is released, its person sets join the ledger (in the platform database
     /// first, so that a crash never forgets a release).
@@ -800,18 +811,19 @@ impl Visiting {
             .entry(project.to_string())
             .or_default()
             .clone();
-        let mut loaded = project_ledger.lock().await;
-        if loaded.is_none() {
-            let sets = self
-                .db
-                .released_sets(project)
-                .await?
+        let mut kept = project_ledger.lock().await;
+        // Other processes (the CLI beside a server) release too: catch up with the database
+        // before every check, so that differencing sees every release of the project.
+        let new = self.db.released_sets_since(project, kept.seen).await?;
+        if let Some((last, _)) = new.last() {
+            kept.seen = *last;
+            let sets = new
                 .iter()
-                .map(|b| niji_disclosure::sets::decode_set(b))
+                .map(|(_, bytes)| niji_disclosure::sets::decode_set(bytes))
                 .collect::<Result<Vec<_>, _>>()?;
-            *loaded = Some(Ledger::new(sets));
+            kept.ledger.extend(sets);
         }
-        let ledger = loaded.get_or_insert_default();
+        let ledger = &mut kept.ledger;
         let mut verdict = niji_disclosure::check(
             shadow,
             batches,

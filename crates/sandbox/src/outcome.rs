@@ -198,34 +198,17 @@ impl QueryOutcome {
     /// `row_count`, `message`, `suppressed` (row, column, reason of each masked cell), `totals`
     /// (column → total of its rounded cells, where counts are rounded).
     pub fn to_json(&self) -> serde_json::Value {
-        let columns = self.columns();
-        let mut rows: Vec<serde_json::Value> = Vec::new();
-        if !self.batches.is_empty() {
-            let mut writer = arrow::json::ArrayWriter::new(Vec::new());
-            let refs: Vec<&RecordBatch> = self.batches.iter().collect();
-            let objects: Vec<serde_json::Map<String, serde_json::Value>> = writer
-                .write_batches(&refs)
-                .ok()
-                .and_then(|_| writer.finish().ok())
-                .and_then(|_| serde_json::from_slice(&writer.into_inner()).ok())
-                .unwrap_or_default();
-            rows = objects
-                .into_iter()
-                .map(|mut o| {
-                    serde_json::Value::Array(
-                        columns
-                            .iter()
-                            .map(|c| o.remove(&c.name).unwrap_or(serde_json::Value::Null))
-                            .collect(),
-                    )
-                })
-                .collect();
-        }
+        let mut json = self.summary_json();
+        json["rows"] = serde_json::Value::Array(self.json_rows());
+        json
+    }
+
+    /// [`Self::to_json`] without `rows`: what a Flight SQL client gets beside the stream.
+    pub fn summary_json(&self) -> serde_json::Value {
         serde_json::json!({
             "status": self.status,
             "query_id": self.query_id,
-            "columns": columns,
-            "rows": rows,
+            "columns": self.columns(),
             "row_count": self.row_count,
             "message": self.message,
             "suppressed": self.suppressed,
@@ -235,6 +218,33 @@ impl QueryOutcome {
                 .map(|(column, total)| (column.clone(), serde_json::Value::from(*total)))
                 .collect::<serde_json::Map<String, serde_json::Value>>(),
         })
+    }
+
+    /// The rows as arrays in column order.
+    fn json_rows(&self) -> Vec<serde_json::Value> {
+        if self.batches.is_empty() {
+            return Vec::new();
+        }
+        let columns = self.columns();
+        let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+        let refs: Vec<&RecordBatch> = self.batches.iter().collect();
+        let objects: Vec<serde_json::Map<String, serde_json::Value>> = writer
+            .write_batches(&refs)
+            .ok()
+            .and_then(|_| writer.finish().ok())
+            .and_then(|_| serde_json::from_slice(&writer.into_inner()).ok())
+            .unwrap_or_default();
+        objects
+            .into_iter()
+            .map(|mut o| {
+                serde_json::Value::Array(
+                    columns
+                        .iter()
+                        .map(|c| o.remove(&c.name).unwrap_or(serde_json::Value::Null))
+                        .collect(),
+                )
+            })
+            .collect()
     }
 
     /// The rows as a text table (or the message when there are none).

@@ -4,13 +4,15 @@
 //! it. Approval waives only the judgement rules: cells resting on too few persons, small
 //! municipalities, differencing and their complementary cells stay masked whatever the votes.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Schema, SchemaRef};
 use niji_disclosure::{Shadow, Strictness, SuppressedCell, Verdict};
 use niji_governance::{
-    Action, CastVote, GovernanceError, NewOutput, Output, OutputOutcome, ProjectState, Review, Vote,
+    Action, CastVote, GovernanceError, NewOutput, Output, OutputOutcome, Project, Review, Stored,
+    Vote,
 };
 use serde::Serialize;
 
@@ -135,78 +137,123 @@ impl Visiting {
         Ok(QueryOutcome::held(schema.clone(), rows, why))
     }
 
-    async fn is_checker(&self, user: &str) -> bool {
-        self.authz.allows(user, "", Action::CheckOutputs).await
+    /// Why `user` may not check `output` of `project` (None: they may). Checkers are
+    /// committee members who neither wrote the output nor belong to its project; whoever is
+    /// not one sees the output as a member does, or not at all.
+    async fn not_checker(
+        &self,
+        user: &str,
+        output: &Output,
+        project: &Project,
+    ) -> Option<&'static str> {
+        if !self.authz.allows(user, "", Action::CheckOutputs).await {
+            Some("only output checkers vote on releases")
+        } else if output.author == user {
+            Some("an output's author never checks it")
+        } else if project.spec.members.iter().any(|m| m.user == user) {
+            Some("checkers are independent: members of the output's project do not vote")
+        } else {
+            None
+        }
     }
 
-    /// Output `id` and whether `user` sees it as a checker. Whoever may not see it is told
-    /// that there is no such output.
-    async fn output_for(&self, user: &str, id: &str) -> Result<(Output, bool), SandboxError> {
+    /// Output `id`, its project, and whether `user` sees it as a checker. Whoever may not see
+    /// it is told that there is no such output.
+    async fn output_for(
+        &self,
+        user: &str,
+        id: &str,
+    ) -> Result<(Output, Project, bool), SandboxError> {
         let output = self
             .db
             .output(id)
             .await?
             .ok_or_else(|| no_such_output(id))?;
-        if self.is_checker(user).await {
-            return Ok((output, true));
+        let project = self
+            .db
+            .project(&output.project)
+            .await?
+            .ok_or_else(|| no_such_output(id))?;
+        if self.not_checker(user, &output, &project).await.is_none() {
+            return Ok((output, project, true));
         }
         if self
             .authz
             .allows(user, &output.project, Action::ReadOutputs)
             .await
         {
-            return Ok((output, false));
+            return Ok((output, project, false));
         }
         Err(no_such_output(id))
     }
 
-    /// Checkers: the queue of outputs awaiting their votes. Researchers: every output of
-    /// their projects. `project` narrows either.
+    /// Checkers: the queue of outputs of live projects awaiting their votes. Researchers:
+    /// every output of their projects. `project` narrows either.
     pub async fn list_outputs(
         &self,
         user: &str,
         project: Option<&str>,
     ) -> Result<Vec<Output>, SandboxError> {
-        if self.is_checker(user).await {
-            return Ok(self.db.outputs(project, Some(Review::Requested)).await?);
-        }
+        let today = today();
+        let projects: HashMap<String, Project> = self
+            .db
+            .projects()
+            .await?
+            .into_iter()
+            .filter(|p| p.is_live(&today) && project.is_none_or(|id| id == p.spec.id))
+            .map(|p| (p.spec.id.clone(), p))
+            .collect();
         let mut out = Vec::new();
-        for p in self.projects_of(user).await? {
-            if project.is_some_and(|id| id != p.id)
-                || !self.authz.allows(user, &p.id, Action::ReadOutputs).await
-            {
+        for o in self.db.outputs(project, None).await? {
+            let Some(p) = projects.get(&o.project) else {
                 continue;
+            };
+            let queued =
+                o.review == Review::Requested && self.not_checker(user, &o, p).await.is_none();
+            if queued
+                || self
+                    .authz
+                    .allows(user, &o.project, Action::ReadOutputs)
+                    .await
+            {
+                out.push(o);
             }
-            out.extend(self.db.outputs(Some(&p.id), None).await?);
         }
         Ok(out)
     }
 
     pub async fn show_output(&self, user: &str, id: &str) -> Result<OutputView, SandboxError> {
-        let (output, checker) = self.output_for(user, id).await?;
+        let (output, project, checker) = self.output_for(user, id).await?;
         let votes = self.db.votes(id).await?;
         // A closed project's files are gone: its outputs keep only their record.
-        let open = self
-            .db
-            .project(&output.project)
-            .await?
-            .is_some_and(|p| p.state == ProjectState::Open);
+        let live = project.is_live(&today());
         let (mut result, mut preview) = (None, None);
-        if open && checker {
+        if live && checker {
             let (schema, batches) = outcome::read_parquet(&self.held_file(&output))?;
             let visible = visible_schema(&schema);
             let rows = batches.iter().map(RecordBatch::num_rows).sum();
+            // Held rows seen by a person are a disclosure of their own: logged like a query.
+            self.audit
+                .append(
+                    user,
+                    "output.view",
+                    &serde_json::json!({"output": id, "project": output.project, "rows": rows}),
+                )
+                .await?;
+            if output.outcome == OutputOutcome::Suppressed && output.review == Review::Requested {
+                // Shown when it can be worked out; a project changed since only loses it.
+                preview = match self.recheck(&output, &schema, &batches, false).await {
+                    Ok(verdict) => Some(preview_of(&output, verdict)?),
+                    Err(SandboxError::Refused(_)) => None,
+                    Err(e) => return Err(e),
+                };
+            }
             result = Some(QueryOutcome::held_rows(
                 visible.clone(),
                 outcome::visible_part(&batches, &visible)?,
                 rows,
             ));
-            if output.outcome == OutputOutcome::Suppressed
-                && matches!(output.review, Review::None | Review::Requested)
-            {
-                preview = Some(self.preview(&output).await?);
-            }
-        } else if open && output.review == Review::Released {
+        } else if live && output.review == Review::Released {
             result = Some(self.released_result(&output)?);
         }
         Ok(OutputView {
@@ -241,11 +288,11 @@ impl Visiting {
         Ok(o)
     }
 
-    /// The output's shadow and held shadow result, planned again from its SQL in its project
-    /// as it is now. The project must be open and its views unchanged in shape.
-    async fn reopen(&self, output: &Output) -> Result<(Shadow, Vec<RecordBatch>), SandboxError> {
+    /// The output's shadow, planned again from its SQL in its project as it is now. The
+    /// project must be live and its views unchanged in shape (`schema`: the held result's).
+    async fn shadow_again(&self, output: &Output, schema: &Schema) -> Result<Shadow, SandboxError> {
         let spec = match self.db.project(&output.project).await? {
-            Some(p) if p.state == ProjectState::Open && p.spec.expires >= today() => p.spec,
+            Some(p) if p.is_live(&today()) => p.spec,
             _ => {
                 return Err(SandboxError::Refused(format!(
                     "project {} is closed",
@@ -260,58 +307,44 @@ impl Visiting {
                 "only query results are checked".into(),
             ));
         };
-        let visible = plan.schema().as_arrow().clone();
-        let shadow = niji_disclosure::shadow(
-            guard::plan_shadow(&env, &output.sql).await?,
-            &visible,
-            self.disclosure.facility_cap(),
-        )
-        .map_err(|niji_disclosure::Unsupported(why)| SandboxError::Refused(why))?;
-        let (schema, batches) = outcome::read_parquet(&self.held_file(output))?;
-        let shape = |s: &arrow::datatypes::Schema| -> Vec<(String, arrow::datatypes::DataType)> {
+        let shadow = self
+            .shadow_of(&env, &output.sql, plan.schema().as_arrow())
+            .await
+            .map_err(|niji_disclosure::Unsupported(why)| SandboxError::Refused(why))?;
+        let shape = |s: &Schema| -> Vec<(String, arrow::datatypes::DataType)> {
             s.fields()
                 .iter()
                 .map(|f| (f.name().clone(), f.data_type().clone()))
                 .collect()
         };
-        if shape(&schema) != shape(shadow.plan.schema().as_arrow()) {
+        if shape(schema) != shape(shadow.plan.schema().as_arrow()) {
             return Err(SandboxError::Refused(
                 "the project's tables changed since this output was made: run its query again"
                     .into(),
             ));
         }
-        Ok((shadow, batches))
+        Ok(shadow)
     }
 
-    /// The verdict on a held output with the judgement rules waived, against the project's
-    /// releases as they are now; `record` keeps what it releases in the ledger.
-    async fn approved_verdict(
+    /// The verdict on a held shadow result with the judgement rules waived, against the
+    /// project's releases as they are now; `record` keeps what it releases in the ledger.
+    async fn recheck(
         &self,
         output: &Output,
+        schema: &Schema,
+        batches: &[RecordBatch],
         record: bool,
     ) -> Result<Verdict, SandboxError> {
-        let (shadow, batches) = self.reopen(output).await?;
+        let shadow = self.shadow_again(output, schema).await?;
         self.judge(
             &output.project,
             &output.id,
             &shadow,
-            &batches,
+            batches,
             Strictness::Approved,
             record,
         )
         .await
-    }
-
-    /// What approval would leave masked, checked against the project's releases as they are.
-    async fn preview(&self, output: &Output) -> Result<Preview, SandboxError> {
-        let masked_now = output.findings["suppressed"].as_array().map_or(0, Vec::len);
-        match self.approved_verdict(output, false).await? {
-            Verdict::Release { suppressed, .. } => Ok(Preview {
-                masked_now,
-                still_masked: suppressed,
-            }),
-            Verdict::Hold(why) => Err(SandboxError::Refused(why)),
-        }
     }
 
     /// The author asks output checkers to release a held output.
@@ -321,7 +354,7 @@ impl Visiting {
         id: &str,
         justification: &str,
     ) -> Result<Output, SandboxError> {
-        let (output, _) = self.output_for(user, id).await?;
+        let (output, _, _) = self.output_for(user, id).await?;
         if output.author != user
             || !self
                 .authz
@@ -348,7 +381,9 @@ impl Visiting {
                 )));
             }
             OutputOutcome::Suppressed => {
-                let preview = self.preview(&output).await?;
+                let (schema, batches) = outcome::read_parquet(&self.held_file(&output))?;
+                let verdict = self.recheck(&output, &schema, &batches, false).await?;
+                let preview = preview_of(&output, verdict)?;
                 if preview.still_masked.len() >= preview.masked_now {
                     return Err(SandboxError::Refused(
                         "every masked cell breaks a rule output checkers cannot waive (persons, municipalities, differencing); approval would release nothing".into(),
@@ -371,9 +406,11 @@ impl Visiting {
         self.db.output(id).await?.ok_or_else(|| no_such_output(id))
     }
 
-    /// A checker's vote. Checkers are committee members who neither wrote the output nor
-    /// belong to its project; each votes once, with a reason, and the vote is audited before it
-    /// counts. One rejection ends the review; the second approval releases what may leave.
+    /// A checker's vote: once per checker, with a reason, audited before it counts. One
+    /// rejection ends the review; the second approval releases what may leave. Whatever would
+    /// make the vote void (a closed project, tables changed under a deciding approval) refuses
+    /// it before anything is recorded. Votes of one process take turns; across processes the
+    /// database decides once (`PlatformDb::decide`).
     pub async fn vote(
         &self,
         checker: &str,
@@ -382,35 +419,29 @@ impl Visiting {
         reason: &str,
     ) -> Result<Output, SandboxError> {
         let _turn = self.review_lock.lock().await;
-        if !self.is_checker(checker).await {
-            return Err(SandboxError::Denied(
-                "only output checkers vote on releases".into(),
-            ));
-        }
         let output = self
             .db
             .output(id)
             .await?
             .ok_or_else(|| no_such_output(id))?;
-        if output.author == checker {
-            return Err(SandboxError::Denied(
-                "an output's author never checks it".into(),
-            ));
-        }
         let project = self
             .db
             .project(&output.project)
             .await?
             .ok_or_else(|| no_such_output(id))?;
-        if project.spec.members.iter().any(|m| m.user == checker) {
-            return Err(SandboxError::Denied(
-                "checkers are independent: members of the output's project do not vote".into(),
-            ));
+        if let Some(why) = self.not_checker(checker, &output, &project).await {
+            return Err(SandboxError::Denied(why.into()));
         }
         if output.review != Review::Requested {
             return Err(SandboxError::Refused(format!(
                 "output {id} is not awaiting review (it is {})",
                 output.review.as_str()
+            )));
+        }
+        if !project.is_live(&today()) {
+            return Err(SandboxError::Refused(format!(
+                "project {} is closed",
+                output.project
             )));
         }
         let reason = text("a reason", reason, 1)?;
@@ -420,6 +451,16 @@ impl Visiting {
                 "you have voted on output {id} already"
             )));
         }
+        let approvals = votes.iter().filter(|v| v.vote == Vote::Approve).count()
+            + usize::from(vote == Vote::Approve);
+        let deciding = vote == Vote::Approve && approvals >= APPROVALS_NEEDED;
+        let release = if deciding {
+            let (schema, batches) = outcome::read_parquet(&self.held_file(&output))?;
+            let shadow = self.shadow_again(&output, &schema).await?;
+            Some((shadow, batches))
+        } else {
+            None
+        };
         let detail = serde_json::json!({"output": id, "project": output.project, "vote": vote, "reason": reason});
         self.audit.append(checker, "output.vote", &detail).await?;
         if !self.db.cast_vote(id, checker, vote, &reason).await? {
@@ -427,37 +468,54 @@ impl Visiting {
                 "you have voted on output {id} already"
             )));
         }
-        let approvals = votes.iter().filter(|v| v.vote == Vote::Approve).count()
-            + usize::from(vote == Vote::Approve);
         if vote == Vote::Reject {
             self.decide_rejected(&output, checker, &reason).await?;
-        } else if approvals >= APPROVALS_NEEDED {
-            self.release_approved(&output, checker).await?;
+        } else if let Some((shadow, batches)) = release {
+            self.release_approved(&output, checker, &shadow, &batches)
+                .await?;
         }
         self.db.output(id).await?.ok_or_else(|| no_such_output(id))
     }
 
+    /// Ends a review as rejected, unless another process decided it first.
     async fn decide_rejected(
         &self,
         output: &Output,
         actor: &str,
         why: &str,
     ) -> Result<(), SandboxError> {
-        self.db.decide(&output.id, Review::Rejected, None).await?;
-        self.audit
-            .append(
-                actor,
-                "output.rejected",
-                &serde_json::json!({"output": output.id, "project": output.project, "why": why}),
-            )
-            .await?;
+        if self.db.decide(&output.id, Review::Rejected, None).await? {
+            self.audit
+                .append(
+                    actor,
+                    "output.rejected",
+                    &serde_json::json!({"output": output.id, "project": output.project, "why": why}),
+                )
+                .await?;
+        }
         Ok(())
     }
 
     /// Checks the output again with the judgement rules waived and against every release
     /// since, and releases what passes.
-    async fn release_approved(&self, output: &Output, actor: &str) -> Result<(), SandboxError> {
-        let (batch, still_masked) = match self.approved_verdict(output, true).await? {
+    async fn release_approved(
+        &self,
+        output: &Output,
+        actor: &str,
+        shadow: &Shadow,
+        batches: &[RecordBatch],
+    ) -> Result<(), SandboxError> {
+        let verdict = self
+            .judge(
+                &output.project,
+                &output.id,
+                shadow,
+                batches,
+                Strictness::Approved,
+                true,
+            )
+            .await?;
+        let (batch, still_masked) = match verdict {
             Verdict::Hold(why) => return self.decide_rejected(output, actor, &why).await,
             Verdict::Release {
                 batch, suppressed, ..
@@ -466,22 +524,36 @@ impl Visiting {
         let dir = self.output_dir(&output.project, "released");
         outcome::write_parquet(&dir, &output.id, &batch.schema(), &[batch])?;
         let masked = serde_json::to_value(&still_masked).unwrap_or_default();
-        self.db
+        if self
+            .db
             .decide(&output.id, Review::Released, Some(&masked))
-            .await?;
-        self.audit
-            .append(
-                actor,
-                "output.released",
-                &serde_json::json!({
-                    "output": output.id,
-                    "project": output.project,
-                    "masked_before": output.findings["suppressed"].as_array().map_or(0, Vec::len),
-                    "still_masked": still_masked.len(),
-                }),
-            )
-            .await?;
+            .await?
+        {
+            self.audit
+                .append(
+                    actor,
+                    "output.released",
+                    &serde_json::json!({
+                        "output": output.id,
+                        "project": output.project,
+                        "masked_before": output.findings["suppressed"].as_array().map_or(0, Vec::len),
+                        "still_masked": still_masked.len(),
+                    }),
+                )
+                .await?;
+        }
         Ok(())
+    }
+}
+
+/// What approval would leave masked, from the approved re-check's verdict.
+fn preview_of(output: &Output, verdict: Verdict) -> Result<Preview, SandboxError> {
+    match verdict {
+        Verdict::Release { suppressed, .. } => Ok(Preview {
+            masked_now: output.findings["suppressed"].as_array().map_or(0, Vec::len),
+            still_masked: suppressed,
+        }),
+        Verdict::Hold(why) => Err(SandboxError::Refused(why)),
     }
 }
 

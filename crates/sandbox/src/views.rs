@@ -590,7 +590,9 @@ impl ProjectEnv {
                     .entry(db.to_string())
                     .or_insert_with(|| Arc::new(MemorySchemaProvider::new()));
                 schema.register_table(name.to_string(), Arc::new(view))?;
-                views.insert(format!("{db}.{name}"));
+                if !shadow {
+                    views.insert(format!("{db}.{name}"));
+                }
             }
             for (db, schema) in schemas {
                 root.register_schema(&db, schema)?;

@@ -106,16 +106,6 @@ fn flight_info(
         .with_descriptor(descriptor))
 }
 
-/// The outcome as JSON without its rows (status, query id, message, masked cells and their
-/// reasons, totals of rounded counts), for a FlightInfo's app_metadata.
-fn outcome_metadata(outcome: &niji_sandbox::QueryOutcome) -> Vec<u8> {
-    let mut json = outcome.to_json();
-    if let Some(o) = json.as_object_mut() {
-        o.remove("rows");
-    }
-    json.to_string().into_bytes()
-}
-
 /// Streams batches as Flight data.
 fn encode(
     schema: SchemaRef,
@@ -209,7 +199,7 @@ impl FlightSqlService for NijiFlightSql {
             .clone()
             .unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
         let handle = outcome.query_id.clone();
-        let metadata = outcome_metadata(&outcome);
+        let metadata = outcome.summary_json().to_string();
         {
             let mut pending = self.pending();
             pending.retain(|_, p| p.at.elapsed() < RESULT_TTL);
