@@ -13,10 +13,25 @@ pub struct Ledger {
 impl Ledger {
     pub fn new(sets: impl IntoIterator<Item = RoaringBitmap>) -> Self {
         let mut ledger = Self::default();
-        for set in sets {
-            ledger.add(set);
-        }
+        ledger.extend(sets);
         ledger
+    }
+
+    /// Keeps many sets at once (sorted once, not inserted one by one), each set once.
+    pub fn extend(&mut self, sets: impl IntoIterator<Item = RoaringBitmap>) {
+        self.sets.extend(sets);
+        self.sets.sort_by_key(RoaringBitmap::len);
+        let mut kept: Vec<RoaringBitmap> = Vec::with_capacity(self.sets.len());
+        let mut same_size_from = 0;
+        for set in self.sets.drain(..) {
+            if kept.last().is_none_or(|last| last.len() != set.len()) {
+                same_size_from = kept.len();
+            }
+            if !kept[same_size_from..].contains(&set) {
+                kept.push(set);
+            }
+        }
+        self.sets = kept;
     }
 
     /// Whether the same set was released before (releasing it again gives nothing away).

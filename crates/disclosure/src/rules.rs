@@ -88,14 +88,18 @@ fn never_leaves(l: &ColumnLineage, catalog: &Catalog) -> Option<String> {
         Role::Listing => return Some(format!("{} lists values of rows", l.name)),
         _ => {}
     }
+    let coarsened = ["date_part", "date_trunc", "extract"]
+        .iter()
+        .any(|f| l.functions.contains(*f));
     for s in &l.sources {
-        if s.column == PSEUDONYM_COLUMN && column_of(catalog, s).is_none() {
+        let column = column_of(catalog, s);
+        if s.column == PSEUDONYM_COLUMN && column.is_none() {
             return Some(format!("{} shows project pseudonyms", l.name));
         }
         if is_record_key(catalog, s) {
             return Some(format!("{} shows record keys", l.name));
         }
-        let Some(c) = column_of(catalog, s) else {
+        let Some(c) = column else {
             return Some(format!(
                 "{} comes from {}, whose lineage niji does not track",
                 l.name, s.table
@@ -107,9 +111,6 @@ fn never_leaves(l: &ColumnLineage, catalog: &Catalog) -> Option<String> {
                 l.name, s.table, s.column
             ));
         }
-        let coarsened = ["date_part", "date_trunc", "extract"]
-            .iter()
-            .any(|f| l.functions.contains(*f));
         if c.role == Some(CatalogRole::BirthDate) && !coarsened {
             return Some(format!(
                 "{} shows exact dates of birth (use date_part or date_trunc)",
@@ -196,10 +197,20 @@ pub fn check(
         })
         .collect();
     let options = FormatOptions::default().with_null("NULL");
-    let formatters = (0..visible)
-        .map(|i| ArrayFormatter::try_new(batch.column(i).as_ref(), &options))
+    let formatters = keys
+        .iter()
+        .map(|&i| ArrayFormatter::try_new(batch.column(i).as_ref(), &options))
         .collect::<Result<Vec<_>, _>>()?;
-    let key_text = |i: usize, row: usize| formatters[i].value(row).to_string();
+    // Per row, its group keys as text (in `keys` order), written once.
+    let key_texts: Vec<Vec<String>> = (0..rows)
+        .map(|row| {
+            formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect()
+        })
+        .collect();
+    let key_at = |k: usize| keys.iter().position(|&i| i == k).unwrap_or(0);
 
     // Per row: the reason its aggregate cells are masked (None: released), per column.
     let mut masked: Vec<BTreeMap<usize, String>> = vec![BTreeMap::new(); rows];
@@ -210,13 +221,28 @@ pub fn check(
             m.entry(c).or_insert_with(|| reason.to_string());
         }
     };
+    // The hidden columns the shown aggregates rest on, each read once per row.
+    let shown: Vec<&String> = aggregate_columns
+        .iter()
+        .flat_map(|&c| &shadow.lineage[c].aggregates)
+        .collect();
+    let cell_set_columns: BTreeSet<usize> = shown
+        .iter()
+        .flat_map(|a| shadow.cell_sets.get(*a).into_iter().flatten().copied())
+        .collect();
+    let contribution_columns: BTreeSet<usize> = shown
+        .iter()
+        .flat_map(|a| shadow.contributions.get(*a).into_iter().flatten())
+        .map(|&(column, _)| column)
+        .collect();
+    let zero = zero_cells(&batch, &aggregate_columns)?;
     for (row, cell_masks) in masked.iter_mut().enumerate() {
         let persons = sets_at(&batch, &shadow.person_sets, row)?;
         let n = smallest(&persons);
         let mut min_persons = rules.min_persons;
         for &k in &municipality_keys {
-            let code = key_text(k, row);
-            match populations.0.get(&code) {
+            let code = &key_texts[row][key_at(k)];
+            match populations.0.get(code) {
                 Some(&p) if p < rules.municipality_no_counts_below => {
                     mask_row(
                         cell_masks,
@@ -229,28 +255,33 @@ pub fn check(
                 Some(&p) if p < rules.municipality_strict_below => {
                     min_persons = min_persons.max(rules.municipality_min_persons);
                 }
-                _ => {}
+                Some(_) => {}
+                // Fail closed: a code whose population niji does not know (none ingested, or
+                // a key computed from the code) could be the smallest municipality.
+                None if code != "NULL" => {
+                    mask_row(cell_masks, "municipality of unknown population");
+                }
+                None => {}
             }
         }
+        let contributions: BTreeMap<usize, Vec<Contributions>> = contribution_columns
+            .iter()
+            .map(|&c| (c, contributions_at(&batch, c, row)))
+            .collect();
         // Each aggregate rests on its own persons (a count of a CASE, a FILTER, a sum of
         // zeros elsewhere), never more than the group's.
         let mut fewest = n;
-        for &c in &aggregate_columns {
-            for aggregate in &shadow.lineage[c].aggregates {
-                for &s in shadow.cell_sets.get(aggregate).into_iter().flatten() {
-                    let set = sets_at(&batch, &[s], row)?;
-                    fewest = fewest.min(smallest(&set));
-                }
-                for &(s, section) in shadow.contributions.get(aggregate).into_iter().flatten() {
-                    if let Some(c) = contributions_at(&batch, s, section, row) {
-                        fewest = fewest.min(c.persons);
-                    }
-                }
+        for &c in &cell_set_columns {
+            fewest = fewest.min(smallest(&sets_at(&batch, &[c], row)?));
+        }
+        for sections in contributions.values() {
+            for s in sections {
+                fewest = fewest.min(s.persons);
             }
         }
         // A cell of 0 may be shown; any other cell resting on no identified person (records
         // without ID5) or on too few is not.
-        if fewest < min_persons && !all_zero(&batch, &aggregate_columns, row) {
+        if fewest < min_persons && !zero[row] {
             mask_row(cell_masks, &format!("fewer than {min_persons} persons"));
         }
         if judged && rules.facility_rule {
@@ -266,32 +297,31 @@ pub fn check(
             if !judged || shadow.lineage[c].role() != Role::Magnitude {
                 continue;
             }
-            if let Some(reason) = magnitude_problem(shadow, &batch, c, row, &rules) {
+            if let Some(reason) = magnitude_problem(shadow, &contributions, c, &rules) {
                 cell_masks.entry(c).or_insert(reason);
             }
         }
         group_sets.push(persons);
     }
 
+    // A row shows something unless every aggregate of it is masked (a row of group keys only
+    // shows that its group exists).
+    let shows = |m: &BTreeMap<usize, String>| {
+        aggregate_columns.is_empty() || m.len() < aggregate_columns.len()
+    };
+
     // Differencing: a cell whose persons differ from a released cell's (or a released
     // table's total) by fewer than the threshold would give those persons away.
     let mut this_result = Ledger::default();
-    let mut released_sets = Vec::new();
     for row in 0..rows {
-        if !masked[row].is_empty() && masked[row].len() == aggregate_columns.len() {
+        if !shows(&masked[row]) {
             continue;
         }
-        let mut near = false;
-        for set in &group_sets[row] {
-            if set.is_empty() {
-                continue;
-            }
-            if ledger.differs_by_fewer(set, rules.min_persons)
-                || this_result.differs_by_fewer(set, rules.min_persons)
-            {
-                near = true;
-            }
-        }
+        let near = group_sets[row].iter().any(|set| {
+            !set.is_empty()
+                && (ledger.differs_by_fewer(set, rules.min_persons)
+                    || this_result.differs_by_fewer(set, rules.min_persons))
+        });
         if near {
             mask_row(
                 &mut masked[row],
@@ -307,16 +337,13 @@ pub fn check(
         }
     }
 
-    complementary(
-        &mut masked,
-        &keys,
-        &aggregate_columns,
-        &group_sets,
-        &key_text,
-    );
+    complementary(&mut masked, &aggregate_columns, &group_sets, &key_texts);
 
+    // Every row that shows something is released: its persons join the ledger, and so does
+    // the table's total.
+    let mut released_sets = Vec::new();
     for row in 0..rows {
-        if masked[row].is_empty() {
+        if shows(&masked[row]) {
             released_sets.extend(group_sets[row].iter().filter(|s| !s.is_empty()).cloned());
         }
     }
@@ -372,51 +399,56 @@ pub fn check(
     })
 }
 
-/// Whether every aggregate of the row is 0 (or null).
-fn all_zero(batch: &RecordBatch, columns: &[usize], row: usize) -> bool {
-    columns.iter().all(|&c| {
+/// Per row, whether every aggregate of it is 0 (or null). A value that is not a number (a
+/// text, a flag) is never 0.
+fn zero_cells(batch: &RecordBatch, columns: &[usize]) -> Result<Vec<bool>, DisclosureError> {
+    let mut zero = vec![true; batch.num_rows()];
+    for &c in columns {
         let a = batch.column(c);
-        if a.is_null(row) {
-            return true;
+        let numeric = a.data_type().is_numeric();
+        let values = arrow::compute::cast(a, &DataType::Float64)?;
+        let values = values.as_primitive::<arrow::datatypes::Float64Type>();
+        for (row, z) in zero.iter_mut().enumerate() {
+            *z &= a.is_null(row) || (numeric && values.is_valid(row) && values.value(row) == 0.0);
         }
-        match arrow::compute::cast(&a.slice(row, 1), &DataType::Float64) {
-            Ok(v) => v.as_primitive::<arrow::datatypes::Float64Type>().value(0) == 0.0,
-            Err(_) => false,
-        }
-    })
+    }
+    Ok(zero)
 }
 
-fn contributions_at(
-    batch: &RecordBatch,
-    column: usize,
-    section: usize,
-    row: usize,
-) -> Option<Contributions> {
+/// The sections of a contributions cell (none when it is null).
+fn contributions_at(batch: &RecordBatch, column: usize, row: usize) -> Vec<Contributions> {
     let a = batch.column(column).as_binary::<i32>();
     if a.is_null(row) {
-        return None;
+        return Vec::new();
     }
-    Contributions::decode(a.value(row)).into_iter().nth(section)
+    Contributions::decode(a.value(row))
 }
 
-/// Dominance (n, k) and p-percent on a magnitude cell.
+/// Dominance (n, k) and p-percent on a magnitude cell, from the row's decoded
+/// contributions. Fails closed: a section that is missing or not a number masks the cell.
 fn magnitude_problem(
     shadow: &Shadow,
-    batch: &RecordBatch,
+    contributions: &BTreeMap<usize, Vec<Contributions>>,
     column: usize,
-    row: usize,
     rules: &Rules,
 ) -> Option<String> {
+    let unchecked = || {
+        "its contributions per person cannot be checked (a magnitude over an inner aggregate)"
+            .to_string()
+    };
     let mut checked = false;
     for aggregate in &shadow.lineage[column].aggregates {
         for &(s, section) in shadow.contributions.get(aggregate).into_iter().flatten() {
-            let c = contributions_at(batch, s, section, row)?;
+            let Some(c) = contributions.get(&s).and_then(|c| c.get(section)) else {
+                return Some(unchecked());
+            };
             checked = true;
-            if c.total <= 0.0 {
+            if c.total == 0.0 {
                 continue;
             }
             let top_n: f64 = c.top.iter().take(rules.dominance_n).sum();
-            if top_n > c.total * rules.dominance_k / 100.0 {
+            // A NaN anywhere compares as neither: the cell is masked.
+            if !at_most(top_n, c.total * rules.dominance_k / 100.0) {
                 return Some(format!(
                     "dominance: the {} largest contributors make over {}% of it",
                     rules.dominance_n, rules.dominance_k
@@ -424,7 +456,7 @@ fn magnitude_problem(
             }
             let first = c.top.first().copied().unwrap_or(0.0);
             let second = c.top.get(1).copied().unwrap_or(0.0);
-            if c.total - first - second < first * rules.p_percent / 100.0 {
+            if !at_most(first * rules.p_percent / 100.0, c.total - first - second) {
                 return Some(format!(
                     "p-percent: the others could estimate the largest contribution within {}%",
                     rules.p_percent
@@ -432,53 +464,56 @@ fn magnitude_problem(
             }
         }
     }
-    (!checked).then(|| {
-        "its contributions per person cannot be checked (a magnitude over an inner aggregate)"
-            .to_string()
-    })
+    (!checked).then(unchecked)
 }
 
 /// Where a line of the table (cells that differ in one group key only) has exactly one masked
-/// cell, its total (published or derived from other releases) would give it back: mask the
-/// smallest other cell of the line too, until no line has a lone masked cell.
+/// cell of a column, the line's total (published or derived from other releases) would give
+/// it back: mask that column of the smallest other cell of the line too, until no line has a
+/// lone masked cell in any column. `key_texts`: per row, its group keys as text.
 fn complementary(
     masked: &mut [BTreeMap<usize, String>],
-    keys: &[usize],
     aggregate_columns: &[usize],
     group_sets: &[Vec<RoaringBitmap>],
-    key_text: &dyn Fn(usize, usize) -> String,
+    key_texts: &[Vec<String>],
 ) {
     const REASON: &str = "complementary: protects a suppressed cell of the same line";
-    if keys.is_empty() {
-        return;
-    }
-    let rows = masked.len();
+    let keys = key_texts.first().map_or(0, Vec::len);
+    // The lines along each key, built once: the rows that share every other key.
+    let lines: Vec<Vec<usize>> = (0..keys)
+        .flat_map(|varying| {
+            let mut by_rest: BTreeMap<Vec<&str>, Vec<usize>> = BTreeMap::new();
+            for (row, texts) in key_texts.iter().enumerate() {
+                let rest = texts
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| *k != varying)
+                    .map(|(_, t)| t.as_str())
+                    .collect();
+                by_rest.entry(rest).or_default().push(row);
+            }
+            by_rest.into_values()
+        })
+        .collect();
     loop {
         let mut changed = false;
-        for &varying in keys {
-            let mut lines: BTreeMap<Vec<String>, Vec<usize>> = BTreeMap::new();
-            for row in 0..rows {
-                let line: Vec<String> = keys
+        for members in &lines {
+            for &c in aggregate_columns {
+                let lone = members
                     .iter()
-                    .filter(|&&k| k != varying)
-                    .map(|&k| key_text(k, row))
-                    .collect();
-                lines.entry(line).or_default().push(row);
-            }
-            for members in lines.values() {
-                let lone = members.iter().filter(|&&r| !masked[r].is_empty()).count() == 1;
+                    .filter(|&&r| masked[r].contains_key(&c))
+                    .count()
+                    == 1;
                 if !lone {
                     continue;
                 }
                 let partner = members
                     .iter()
                     .copied()
-                    .filter(|&r| masked[r].is_empty())
+                    .filter(|&r| !masked[r].contains_key(&c))
                     .min_by_key(|&r| smallest(&group_sets[r]));
                 if let Some(r) = partner {
-                    for &c in aggregate_columns {
-                        masked[r].insert(c, REASON.to_string());
-                    }
+                    masked[r].insert(c, REASON.to_string());
                     changed = true;
                 }
             }
@@ -501,6 +536,14 @@ fn round(array: &ArrayRef, base: u64) -> ArrayRef {
         .map(|v| v.map(|v| (v + base / 2).div_euclid(base) * base))
         .collect();
     Arc::new(rounded)
+}
+
+/// `a <= b`, false when either is NaN.
+fn at_most(a: f64, b: f64) -> bool {
+    matches!(
+        a.partial_cmp(&b),
+        Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+    )
 }
 
 #[cfg(test)]
@@ -526,9 +569,11 @@ mod tests {
             .collect();
         let mut masked = vec![BTreeMap::new(); 6];
         masked[0].insert(2, "fewer than 10 persons".to_string());
-        let text =
-            |k: usize, row: usize| if k == 0 { keys[row].0 } else { keys[row].1 }.to_string();
-        complementary(&mut masked, &[0, 1], &[2], &group_sets, &text);
+        let key_texts: Vec<Vec<String>> = keys
+            .iter()
+            .map(|(sex, band)| vec![sex.to_string(), band.to_string()])
+            .collect();
+        complementary(&mut masked, &[2], &group_sets, &key_texts);
         let masked_rows: Vec<usize> = (0..6).filter(|&r| !masked[r].is_empty()).collect();
         // Along sex within band a: (2,a) goes; along band within sex 1 the smallest partner,
         // (1,c); within sex 2, (2,a) is now alone, so its smallest other, (2,c), goes too.

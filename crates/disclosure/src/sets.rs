@@ -130,9 +130,9 @@ impl AggregateUDFImpl for NijiUdaf {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(OneGroup(
+        Ok(Box::new(OneGroup::new(
             self.groups(args.exprs.len().saturating_sub(1)),
-        )))
+        )?))
     }
 
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
@@ -151,16 +151,60 @@ impl AggregateUDFImpl for NijiUdaf {
 /// byte 0, members as little-endian u32 (what one row makes, cheaply, when the partial
 /// aggregation hands rows on without grouping them).
 pub fn decode_set(bytes: &[u8]) -> Result<RoaringBitmap> {
-    match bytes.split_first() {
-        // The state of a partition that saw no row.
-        None => Ok(RoaringBitmap::new()),
-        Some((&MEMBERS_TAG, members)) => Ok(members
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().unwrap_or_default()))
-            .collect()),
-        Some(_) => RoaringBitmap::deserialize_from(bytes)
+    if bytes.is_empty() {
+        return Ok(RoaringBitmap::new());
+    }
+    match tagged_members(bytes) {
+        Some(members) => Ok(members.collect()),
+        None => RoaringBitmap::deserialize_from(bytes)
             .map_err(|e| datafusion::error::DataFusionError::Execution(format!("person set: {e}"))),
     }
+}
+
+/// The members of a set in the tagged form, without building a bitmap (None: a serialized
+/// bitmap).
+fn tagged_members(bytes: &[u8]) -> Option<impl Iterator<Item = u32> + '_> {
+    match bytes.split_first() {
+        Some((&MEMBERS_TAG, members)) => Some(
+            members
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes(c.try_into().unwrap_or_default())),
+        ),
+        _ => None,
+    }
+}
+
+/// Members in the tagged form [`decode_set`] reads.
+fn tagged(members: impl IntoIterator<Item = u32>) -> Vec<u8> {
+    let mut bytes = vec![MEMBERS_TAG];
+    for m in members {
+        bytes.extend_from_slice(&m.to_le_bytes());
+    }
+    bytes
+}
+
+/// A reader of a column's members, dispatched once per batch: person indexes as they are,
+/// codes hashed.
+fn member_reader(values: &ArrayRef) -> Result<Box<dyn Fn(usize) -> u32 + '_>> {
+    Ok(match values.data_type() {
+        DataType::UInt32 => {
+            let a = values.as_primitive::<UInt32Type>();
+            Box::new(move |row| a.value(row))
+        }
+        DataType::Utf8 => {
+            let a = values.as_string::<i32>();
+            Box::new(move |row| string_hash(a.value(row)))
+        }
+        DataType::LargeUtf8 => {
+            let a = values.as_string::<i64>();
+            Box::new(move |row| string_hash(a.value(row)))
+        }
+        DataType::Utf8View => {
+            let a = values.as_string_view();
+            Box::new(move |row| string_hash(a.value(row)))
+        }
+        other => return exec_err!("a member of a set cannot be {other}"),
+    })
 }
 
 /// A roaring bitmap's serialization starts with a cookie (12346 or 12347, little-endian), never
@@ -266,28 +310,11 @@ impl Group {
         self.set
     }
 
-    /// Adds row `row` of `values`.
-    fn add(&mut self, values: &ArrayRef, row: usize) -> Result<()> {
-        if values.is_null(row) {
-            return Ok(());
-        }
-        match values.data_type() {
-            DataType::UInt32 => self.push(values.as_primitive::<UInt32Type>().value(row)),
-            DataType::Binary => {
-                let bytes = values.as_binary::<i32>().value(row);
-                match bytes.split_first() {
-                    Some((&MEMBERS_TAG, members)) => {
-                        for c in members.chunks_exact(4) {
-                            self.push(u32::from_le_bytes(c.try_into().unwrap_or_default()));
-                        }
-                    }
-                    _ => self.union(decode_set(bytes)?),
-                }
-            }
-            DataType::Utf8 => self.push(string_hash(values.as_string::<i32>().value(row))),
-            DataType::LargeUtf8 => self.push(string_hash(values.as_string::<i64>().value(row))),
-            DataType::Utf8View => self.push(string_hash(values.as_string_view().value(row))),
-            other => return exec_err!("{SET_FUNCTION} does not take {other}"),
+    /// Adds the members of a set (an inner aggregate's).
+    fn add_set(&mut self, bytes: &[u8]) -> Result<()> {
+        match tagged_members(bytes) {
+            Some(members) => members.for_each(|m| self.push(m)),
+            None => self.union(decode_set(bytes)?),
         }
         Ok(())
     }
@@ -327,6 +354,36 @@ impl SetGroups {
     }
 }
 
+impl SetGroups {
+    /// Adds the rows of `values` (members, or the sets of an inner aggregate) to their groups.
+    fn add(
+        &mut self,
+        values: &ArrayRef,
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<()> {
+        let rows = group_indices
+            .iter()
+            .enumerate()
+            .filter(|&(row, _)| selected(opt_filter, row) && values.is_valid(row));
+        if values.data_type() == &DataType::Binary {
+            let sets = values.as_binary::<i32>();
+            for (row, &g) in rows {
+                let bytes = sets.value(row);
+                self.added += bytes.len() / 4;
+                self.groups[g].add_set(bytes)?;
+            }
+        } else {
+            let member = member_reader(values)?;
+            for (row, &g) in rows {
+                self.groups[g].push(member(row));
+                self.added += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl GroupsAccumulator for SetGroups {
     fn update_batch(
         &mut self,
@@ -336,24 +393,7 @@ impl GroupsAccumulator for SetGroups {
         total_num_groups: usize,
     ) -> Result<()> {
         grow(&mut self.groups, total_num_groups);
-        let values = &values[0];
-        if let (DataType::UInt32, None) = (values.data_type(), opt_filter) {
-            // The common case, without per-row dispatch.
-            let ids = values.as_primitive::<UInt32Type>();
-            for (row, &g) in group_indices.iter().enumerate() {
-                if ids.is_valid(row) {
-                    self.groups[g].push(ids.value(row));
-                }
-            }
-        } else {
-            for (row, &g) in group_indices.iter().enumerate() {
-                if selected(opt_filter, row) {
-                    self.groups[g].add(values, row)?;
-                }
-            }
-        }
-        self.added += group_indices.len();
-        Ok(())
+        self.add(&values[0], group_indices, opt_filter)
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
@@ -371,12 +411,7 @@ impl GroupsAccumulator for SetGroups {
         total_num_groups: usize,
     ) -> Result<()> {
         grow(&mut self.groups, total_num_groups);
-        let sets = &values[0];
-        for (row, &g) in group_indices.iter().enumerate() {
-            self.groups[g].add(sets, row)?;
-        }
-        self.added += group_indices.len();
-        Ok(())
+        self.add(&values[0], group_indices, None)
     }
 
     fn convert_to_state(
@@ -384,20 +419,15 @@ impl GroupsAccumulator for SetGroups {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
-        let values = &values[0];
-        let mut out = BinaryBuilder::with_capacity(values.len(), values.len() * 5);
-        for row in 0..values.len() {
-            let mut one = Group::default();
-            if selected(opt_filter, row) {
-                one.add(values, row)?;
-            }
-            let members = one.finish();
-            let mut bytes = Vec::with_capacity(1 + 4 * members.len() as usize);
-            bytes.push(MEMBERS_TAG);
-            for member in &members {
-                bytes.extend_from_slice(&member.to_le_bytes());
-            }
-            out.append_value(bytes);
+        // Each row a group of its own, handed on in the tagged form.
+        let rows = values[0].len();
+        let mut one = SetGroups::default();
+        grow(&mut one.groups, rows);
+        let indices: Vec<usize> = (0..rows).collect();
+        one.add(&values[0], &indices, opt_filter)?;
+        let mut out = BinaryBuilder::with_capacity(rows, rows * 5);
+        for group in one.groups {
+            out.append_value(tagged(group.finish()));
         }
         Ok(vec![Arc::new(out.finish())])
     }
@@ -429,7 +459,7 @@ impl FewGroups {
         let groups = emit_to.take_needed(&mut self.groups);
         let mut out = BinaryBuilder::with_capacity(groups.len(), groups.len() * 5);
         for members in groups {
-            out.append_value(few_bytes(&members));
+            out.append_value(tagged(members));
         }
         Arc::new(out.finish())
     }
@@ -443,75 +473,37 @@ impl FewGroups {
         opt_filter: Option<&BooleanArray>,
     ) -> Result<()> {
         let cap = self.cap;
-        let groups = &mut self.groups;
-        let mut each = |read: &mut dyn FnMut(usize, &mut Few) -> Result<()>| {
-            for (row, &g) in group_indices.iter().enumerate() {
-                let members = &mut groups[g];
-                if members.len() < cap && selected(opt_filter, row) && values.is_valid(row) {
-                    read(row, members)?;
-                }
-            }
-            Ok::<_, datafusion::error::DataFusionError>(())
-        };
         let insert = |members: &mut Few, m: u32| {
             if members.len() < cap && !members.contains(&m) {
                 members.push(m);
             }
         };
-        match values.data_type() {
-            DataType::UInt32 => {
-                let a = values.as_primitive::<UInt32Type>();
-                each(&mut |row, m| {
-                    insert(m, a.value(row));
-                    Ok(())
-                })
+        // A full group skips its rows before they are read.
+        let rows = group_indices.iter().enumerate().filter(|&(row, &g)| {
+            self.groups[g].len() < cap && selected(opt_filter, row) && values.is_valid(row)
+        });
+        let rows: Vec<(usize, usize)> = rows.map(|(row, &g)| (row, g)).collect();
+        if values.data_type() == &DataType::Binary {
+            let sets = values.as_binary::<i32>();
+            for (row, g) in rows {
+                let bytes = sets.value(row);
+                match tagged_members(bytes) {
+                    Some(members) => members.for_each(|m| insert(&mut self.groups[g], m)),
+                    None => decode_set(bytes)?
+                        .iter()
+                        .for_each(|m| insert(&mut self.groups[g], m)),
+                }
             }
-            DataType::Utf8View => {
-                let a = values.as_string_view();
-                each(&mut |row, m| {
-                    insert(m, string_hash(a.value(row)));
-                    Ok(())
-                })
+        } else {
+            let member = member_reader(values)?;
+            for (row, g) in rows {
+                if self.groups[g].len() < cap {
+                    insert(&mut self.groups[g], member(row));
+                }
             }
-            DataType::Utf8 => {
-                let a = values.as_string::<i32>();
-                each(&mut |row, m| {
-                    insert(m, string_hash(a.value(row)));
-                    Ok(())
-                })
-            }
-            DataType::LargeUtf8 => {
-                let a = values.as_string::<i64>();
-                each(&mut |row, m| {
-                    insert(m, string_hash(a.value(row)));
-                    Ok(())
-                })
-            }
-            DataType::Binary => {
-                let a = values.as_binary::<i32>();
-                each(&mut |row, m| {
-                    for member in &decode_set(a.value(row))? {
-                        if m.len() >= cap {
-                            break;
-                        }
-                        insert(m, member);
-                    }
-                    Ok(())
-                })
-            }
-            other => exec_err!("{FEW_FUNCTION} does not take {other}"),
         }
+        Ok(())
     }
-}
-
-/// Members in the tagged form [`decode_set`] reads.
-fn few_bytes(members: &[u32]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(1 + 4 * members.len());
-    bytes.push(MEMBERS_TAG);
-    for m in members {
-        bytes.extend_from_slice(&m.to_le_bytes());
-    }
-    bytes
 }
 
 impl GroupsAccumulator for FewGroups {
@@ -764,6 +756,16 @@ impl std::fmt::Debug for OneGroup {
     }
 }
 
+impl OneGroup {
+    /// Its one group exists before any row arrives, so that evaluating an empty input gives
+    /// each aggregate's own empty value (an empty set, zero contributions), not a set for all.
+    fn new(mut groups: Box<dyn GroupsAccumulator + Sync>) -> Result<Self> {
+        let none: ArrayRef = Arc::new(arrow::array::BinaryArray::from(Vec::<&[u8]>::new()));
+        groups.merge_batch(&[none], &[], 1)?;
+        Ok(Self(groups))
+    }
+}
+
 impl Accumulator for OneGroup {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let rows = values.first().map_or(0, |v| v.len());
@@ -771,12 +773,7 @@ impl Accumulator for OneGroup {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let array = self.0.evaluate(EmitTo::All)?;
-        if array.is_empty() {
-            // No row reached this group: the empty set.
-            return Ok(ScalarValue::Binary(Some(encode_set(&RoaringBitmap::new()))));
-        }
-        ScalarValue::try_from_array(&array, 0)
+        ScalarValue::try_from_array(&self.0.evaluate(EmitTo::All)?, 0)
     }
 
     fn size(&self) -> usize {
@@ -784,16 +781,10 @@ impl Accumulator for OneGroup {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let arrays = self.0.state(EmitTo::All)?;
-        arrays
+        self.0
+            .state(EmitTo::All)?
             .iter()
-            .map(|a| {
-                if a.is_empty() {
-                    Ok(ScalarValue::Binary(Some(Vec::new())))
-                } else {
-                    ScalarValue::try_from_array(a, 0)
-                }
-            })
+            .map(|a| ScalarValue::try_from_array(a, 0))
             .collect()
     }
 

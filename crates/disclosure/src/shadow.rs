@@ -51,19 +51,6 @@ pub enum Role {
     Listing,
 }
 
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::RowLevel => "row-level value",
-            Role::GroupKey => "group key",
-            Role::Count => "count",
-            Role::Magnitude => "magnitude",
-            Role::Extreme => "extreme",
-            Role::Listing => "listing",
-        }
-    }
-}
-
 fn classify(function: &str) -> Role {
     match function {
         "count" | "approx_distinct" => Role::Count,
@@ -280,18 +267,39 @@ fn trace_expr(
     below: bool,
     out: &mut ColumnLineage,
 ) -> Result<(), Unsupported> {
+    let mut subquery = false;
     expr.apply(|e| {
-        if let Expr::ScalarFunction(f) = e {
-            out.functions.insert(f.name().to_string());
+        match e {
+            Expr::ScalarFunction(f) => {
+                out.functions.insert(f.name().to_string());
+            }
+            // A subquery's values would reach the output untraced (the rewrite does not
+            // enter subqueries).
+            Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) => subquery = true,
+            _ => {}
         }
         Ok(TreeNodeRecursion::Continue)
     })?;
+    if subquery {
+        return Err(unsupported("a subquery inside an output column"));
+    }
     for c in expr.column_refs() {
         let i = input
             .schema()
             .index_of_column(c)
             .map_err(|_| unsupported(format!("column {c} cannot be followed")))?;
         trace_column(input, i, below, out)?;
+    }
+    Ok(())
+}
+
+/// Cells of several groupings in one result: their lineage is not followed.
+fn refuse_grouping_sets(a: &Aggregate) -> Result<(), Unsupported> {
+    if a.group_expr
+        .iter()
+        .any(|e| matches!(e, Expr::GroupingSet(_)))
+    {
+        return Err(unsupported("GROUPING SETS, ROLLUP and CUBE"));
     }
     Ok(())
 }
@@ -319,12 +327,7 @@ fn trace_column(
         LogicalPlan::Projection(p) => trace_expr(&p.input, &p.expr[index], below, out),
         LogicalPlan::Join(_) => Err(unsupported("mark joins")),
         LogicalPlan::Aggregate(a) => {
-            if a.group_expr
-                .iter()
-                .any(|e| matches!(e, Expr::GroupingSet(_)))
-            {
-                return Err(unsupported("GROUPING SETS, ROLLUP and CUBE"));
-            }
+            refuse_grouping_sets(a)?;
             let groups = a.group_expr.len();
             if index < groups {
                 if !below {
@@ -397,6 +400,17 @@ fn passed_through(plan: &LogicalPlan, index: usize) -> Option<(&LogicalPlan, usi
 
 /// Whether output column `index` of `plan` is a view's pseudonym column, unchanged (a column
 /// merely named `pid` may be anything).
+/// Whether `expr` is a plain column of `input` that is a view's pseudonym.
+fn is_pseudonym_of(input: &LogicalPlan, expr: &Expr) -> bool {
+    match expr {
+        Expr::Column(c) => input
+            .schema()
+            .index_of_column(c)
+            .is_ok_and(|i| is_view_pseudonym(input, i)),
+        _ => false,
+    }
+}
+
 fn is_view_pseudonym(plan: &LogicalPlan, index: usize) -> bool {
     fn unaliased(e: &Expr) -> &Expr {
         match e {
@@ -507,12 +521,7 @@ impl Rewrite {
     }
 
     fn aggregate(&mut self, a: Aggregate) -> Result<LogicalPlan, Unsupported> {
-        if a.group_expr
-            .iter()
-            .any(|e| matches!(e, Expr::GroupingSet(_)))
-        {
-            return Err(unsupported("GROUPING SETS, ROLLUP and CUBE"));
-        }
+        refuse_grouping_sets(&a)?;
         let mut aggr = a.aggr_expr.clone();
         let mut group_expr = a.group_expr.clone();
         let hidden = hidden_columns(&a.input);
@@ -526,14 +535,7 @@ impl Rewrite {
             [(person, DataType::UInt32)] => a
                 .group_expr
                 .iter()
-                .any(|g| match g {
-                    Expr::Column(c) => a
-                        .input
-                        .schema()
-                        .index_of_column(c)
-                        .is_ok_and(|i| is_view_pseudonym(&a.input, i)),
-                    _ => false,
-                })
+                .any(|g| is_pseudonym_of(&a.input, g))
                 .then(|| person.clone()),
             _ => None,
         };
@@ -593,15 +595,7 @@ impl Rewrite {
                 // The persons behind this aggregate: rows it counts or takes a value from. Where
                 // that is every row of the group (no argument, or the pseudonym, which is null
                 // exactly where the person is unknown), the group's set serves.
-                let every_row = match &value {
-                    None => true,
-                    Some(Expr::Column(c)) => a
-                        .input
-                        .schema()
-                        .index_of_column(c)
-                        .is_ok_and(|i| is_view_pseudonym(&a.input, i)),
-                    Some(_) => false,
-                };
+                let every_row = value.as_ref().is_none_or(|v| is_pseudonym_of(&a.input, v));
                 if every_row && f.params.filter.is_none() {
                     continue;
                 }
