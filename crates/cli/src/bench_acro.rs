@@ -164,10 +164,16 @@ pub fn run(
                         .iter()
                         .find(|s| s.row == row && s.column == "value")
                         .map(|s| s.reason.clone());
-                    cells
-                        .entry((a.value(r).to_string(), c.value(r).to_string()))
-                        .or_default()
-                        .niji = reason;
+                    let key = (a.value(r).to_string(), c.value(r).to_string());
+                    // Every group niji shows is one of ACRO's cells; a key written otherwise
+                    // would leave both sides uncompared.
+                    let Some(cell) = cells.get_mut(&key) else {
+                        anyhow::bail!(
+                            "{}: niji's group {key:?} is no cell of ACRO's table",
+                            t.name
+                        );
+                    };
+                    cell.niji = reason;
                     row += 1;
                 }
             }

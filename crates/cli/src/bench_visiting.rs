@@ -120,13 +120,23 @@ pub(crate) fn prepare(
 }
 
 /// Gives `project` at least `wanted` distinct released person sets, as years of releases
-/// would: sizes spread evenly in log between 10 and 20,000 persons, members at random.
-/// Returns how many it has.
-async fn seed_releases(visiting: &Visiting, project: &str, wanted: usize) -> anyhow::Result<usize> {
-    let mut ledger = niji_disclosure::Ledger::default();
-    for bytes in visiting.db.released_sets(project).await? {
-        ledger.add(niji_disclosure::sets::decode_set(&bytes)?);
-    }
+/// would: sizes spread evenly in log between 10 and 20,000 persons, members drawn from the
+/// store's `persons`. Returns how many it has before the benchmark's own queries add theirs.
+async fn seed_releases(
+    visiting: &Visiting,
+    project: &str,
+    wanted: usize,
+    persons: u64,
+) -> anyhow::Result<usize> {
+    let ledger = niji_disclosure::Ledger::new(
+        visiting
+            .db
+            .released_sets_since(project, 0)
+            .await?
+            .iter()
+            .map(|(_, bytes)| niji_disclosure::sets::decode_set(bytes))
+            .collect::<Result<Vec<_>, _>>()?,
+    );
     let mut state = 0x6e69_6a69_u64;
     let mut next = move || {
         state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -139,7 +149,9 @@ async fn seed_releases(visiting: &Visiting, project: &str, wanted: usize) -> any
     while ledger.len() + seeded.len() < wanted {
         let unit = (next() >> 11) as f64 / (1u64 << 53) as f64;
         let size = (10.0 * 2000f64.powf(unit)) as usize;
-        let set: roaring::RoaringBitmap = (0..size).map(|_| (next() % 700_000) as u32).collect();
+        let set: roaring::RoaringBitmap = (0..size)
+            .map(|_| (next() % persons.max(1)) as u32)
+            .collect();
         seeded.push(niji_disclosure::sets::encode_set(&set));
     }
     if !seeded.is_empty() {
@@ -215,7 +227,7 @@ pub fn run(
                     .map_err(|e| anyhow::anyhow!(e.public_message()))?;
             }
         }
-        let releases = seed_releases(&visiting, "bench", 10_000).await?;
+        let releases = seed_releases(&visiting, "bench", 10_000, persons).await?;
         let plain_ctx = datafusion::prelude::SessionContext::new_with_config(
             niji_sandbox::views::session_config(visiting.limits()),
         );
@@ -314,7 +326,7 @@ pub fn run(
             println!("{name:<38} {:>10.1}ms {:>10.1}ms {:>8.1}% {:>10.1}ms {:>9.2}x {:>10.1}ms {:>12.1}ms {:>7.1}%", p * 1e3, n * 1e3, overhead, d * 1e3, n / d, fy * 1e3, c * 1e3, check);
         }
         println!("median overhead of the chokepoint over plain DataFusion: {:.1}% (target < 10%)", median(overheads));
-        println!("median cost of disclosure checks over the held result: {:.1}% (target < 20%), differencing against {releases} earlier releases", median(check_costs));
+        println!("median cost of disclosure checks over the held result: {:.1}% (target < 20%), differencing against at least {releases} earlier releases", median(check_costs));
         Ok(())
     })
 }

@@ -326,15 +326,30 @@ fn niji_flags_every_cell_acro_flags() {
         all.contains("every cell ACRO flags, niji flags too"),
         "{all}"
     );
-    // The tables are not all flagged: both checkers pass cells.
-    let flagged_everything = all.lines().filter(|l| l.contains(" × ")).all(|l| {
-        let n: Vec<usize> = l
+    // Each table's line: cells, ACRO flags, niji flags, both, ACRO only, niji only.
+    for table in [
+        "inpatient receipts 2022-10, prefecture × sex",
+        "mean points of the same",
+        "sum of points, prefecture × copay rate",
+        "outpatient days, prefecture × copay rate",
+    ] {
+        let line = all
+            .lines()
+            .find(|l| l.starts_with(table))
+            .unwrap_or_else(|| panic!("no line for {table}: {all}"));
+        let n: Vec<usize> = line[table.len()..]
             .split_whitespace()
-            .rev()
-            .take(6)
-            .filter_map(|w| w.parse().ok())
+            .map(|w| w.parse().unwrap())
             .collect();
-        n.len() == 6 && n[5] == n[3]
-    });
-    assert!(!flagged_everything, "{all}");
+        let [cells, acro, niji, both, acro_only, _] = n[..] else {
+            panic!("{line}");
+        };
+        assert_eq!(acro_only, 0, "{line}");
+        assert_eq!(both, acro, "every ACRO flag is niji's too: {line}");
+        assert!(niji >= acro && niji <= cells, "{line}");
+        // On outpatient days both checkers pass cells: not a comparison of blanket refusals.
+        if table.starts_with("outpatient") {
+            assert!(acro < cells && niji < cells, "{line}");
+        }
+    }
 }

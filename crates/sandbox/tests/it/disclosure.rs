@@ -2,33 +2,16 @@
 //! data and checks, against the store itself, that what leaves rests on enough persons.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
-use niji_sandbox::{Mode, QueryOutcome, Status};
 
-use crate::fixture::{Fixture, Overrides, column, from_store, repo};
+use niji_sandbox::{LocalEngine, Mode, QueryOutcome, Status, Visiting};
 
-/// Per prefecture, from the stored receipts: (distinct persons with an ID5, receipts).
-async fn truth(f: &Fixture) -> BTreeMap<String, (i64, i64)> {
-    let batches = from_store(
-        f,
-        "SELECT prefecture, count(DISTINCT person_idx) AS p, count(*) AS r FROM receipts GROUP BY prefecture",
-    )
-    .await;
-    let mut out = BTreeMap::new();
-    for b in &batches {
-        let pref =
-            arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).expect("utf8");
-        let pref = pref.as_string::<i32>();
-        let p = b.column(1).as_primitive::<Int64Type>();
-        let r = b.column(2).as_primitive::<Int64Type>();
-        for i in 0..b.num_rows() {
-            out.insert(pref.value(i).to_string(), (p.value(i), r.value(i)));
-        }
-    }
-    out
-}
+use crate::fixture::{
+    Fixture, OTHER, column, from_store, per_prefecture, project_with, text_rows, with_policy,
+};
 
 /// Row index → reasons of its masked cells.
 fn reasons(o: &QueryOutcome) -> BTreeMap<usize, Vec<String>> {
@@ -46,7 +29,7 @@ async fn real(f: &Fixture, sql: &str) -> QueryOutcome {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_cells_never_leave_whatever_the_sql_counts() {
     let f = Fixture::new(None).await;
-    let truth = truth(&f).await;
+    let truth = per_prefecture(&f).await;
     let small: Vec<&String> = truth
         .iter()
         .filter(|(_, (p, _))| *p < 10)
@@ -81,7 +64,12 @@ async fn small_cells_never_leave_whatever_the_sql_counts() {
             );
         }
     }
-    assert_eq!(saw_few_persons_many_receipts, big_receipts_few_persons);
+    assert_eq!(prefs.len(), truth.len(), "every prefecture is a row");
+    assert!(
+        big_receipts_few_persons,
+        "the fixture has a prefecture of few persons and many receipts: {truth:?}"
+    );
+    assert!(saw_few_persons_many_receipts);
     assert!(
         o.suppressed
             .iter()
@@ -120,7 +108,7 @@ async fn small_cells_never_leave_whatever_the_sql_counts() {
         log.iter()
             .filter(|e| e.detail.contains("\"outcome\":\"suppressed\""))
             .count()
-            >= 6
+            >= 7
     );
     assert!(f.visiting.audit.verify().await.expect("verify").is_intact());
 }
@@ -154,6 +142,12 @@ async fn rows_pseudonyms_and_record_keys_stay_inside() {
         (
             "SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex UNION ALL SELECT setting, count(*) FROM ndb.receipts GROUP BY setting",
             "UNION",
+        ),
+        // A subquery's value in an output column would leave unchecked: one person's points
+        // added to a large count.
+        (
+            "SELECT count(*) + (SELECT max(points) FROM ndb.receipts WHERE pid = (SELECT min(pid) FROM ndb.receipts)) AS n FROM ndb.receipts",
+            "subquery",
         ),
     ] {
         let o = real(&f, sql).await;
@@ -202,7 +196,7 @@ async fn rows_pseudonyms_and_record_keys_stay_inside() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn differencing_and_lone_suppressed_cells_are_caught() {
     let f = Fixture::new(None).await;
-    let truth = truth(&f).await;
+    let truth = per_prefecture(&f).await;
     let (small, _) = truth
         .iter()
         .find(|(_, (p, _))| *p >= 1 && *p < 10)
@@ -245,24 +239,26 @@ async fn differencing_and_lone_suppressed_cells_are_caught() {
         "{:?}",
         o.suppressed
     );
-    // A released table's total counts too: by sex, then everyone but a few.
-    let o = real(
-        &f,
-        "SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex",
-    )
-    .await;
+    // A released table's total counts too: in a project that released nothing else, a table
+    // by sex, then everyone but a few.
+    let by_sex = "SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex";
+    let o = f.query_as("carol", OTHER, Mode::Real, by_sex).await;
     assert_eq!(o.status, Status::Released, "{}", o.message);
-    let o = real(
-        &f,
-        &format!("SELECT count(*) AS n FROM ndb.receipts WHERE prefecture <> '{small}'"),
-    )
-    .await;
+    let all_but_few =
+        format!("SELECT count(*) AS n FROM ndb.receipts WHERE prefecture <> '{small}'");
+    let o = f.query_as("carol", OTHER, Mode::Real, &all_but_few).await;
     assert_eq!(o.status, Status::Suppressed, "{}", o.message);
-    // Released person sets are kept inside the platform, for later checks.
+    assert!(
+        o.suppressed[0].reason.contains("differs from"),
+        "{:?}",
+        o.suppressed
+    );
+    // Released person sets are kept inside the platform, for later checks: the two cells by
+    // sex and their total.
     let kept = f
         .visiting
         .db
-        .released_sets(crate::fixture::PROJECT)
+        .released_sets_since(OTHER, 0)
         .await
         .expect("sets");
     assert!(kept.len() >= 3, "{}", kept.len());
@@ -296,18 +292,7 @@ async fn a_benign_table_is_released_whole_and_true() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rounded_counts_come_with_totals_of_the_rounded_cells() {
-    let published =
-        std::fs::read_to_string(repo().join("policies/disclosure.toml")).expect("policy");
-    let rounding = published.replace("rounding = 0", "rounding = 5");
-    assert_ne!(rounding, published);
-    let f = Fixture::with(
-        400,
-        Overrides {
-            disclosure: Some(&rounding),
-            ..Overrides::default()
-        },
-    )
-    .await;
+    let f = with_policy("rounding = 0", "rounding = 5").await;
     let o = real(&f, "SELECT sex, count(DISTINCT pid) AS persons, count(*) AS receipts, avg(days) AS days FROM ndb.receipts GROUP BY sex ORDER BY sex").await;
     assert_eq!(o.status, Status::Released, "{}", o.message);
     let truth = from_store(
@@ -340,4 +325,132 @@ async fn rounded_counts_come_with_totals_of_the_rounded_cells() {
         o.totals
     );
     assert!(o.to_json()["totals"]["persons"].is_i64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rare_diseases_and_small_municipalities_never_leave() {
+    let f = Fixture::new(None).await;
+    project_with(
+        &f,
+        "muni-study",
+        &["alice"],
+        &[
+            ("nanbyo.surveys", "fiscal_year"),
+            ("nanbyo.surveys", "disease_no"),
+            ("nanbyo.surveys", "municipality"),
+            ("ndb.receipts", "municipality"),
+        ],
+    )
+    .await;
+    let real = |sql: &'static str| f.query_as("alice", "muni-study", Mode::Real, sql);
+    // Rare diseases by municipality: every cell is a handful of persons.
+    let o = real("SELECT municipality, disease_no, count(DISTINCT pid) AS persons FROM nanbyo.surveys GROUP BY 1, 2").await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    let persons = column(&o, "persons");
+    assert!(
+        !persons.is_empty() && persons.iter().all(|p| p == "NULL"),
+        "{persons:?}"
+    );
+
+    // Receipts by municipality: what is shown respects the population rules of the store's
+    // own reference table.
+    let populations: BTreeMap<String, i64> =
+        text_rows(&from_store(&f, "SELECT municipality, population FROM municipalities").await)
+            .into_iter()
+            .map(|row| (row[0].clone(), row[1].parse().expect("population")))
+            .collect();
+    let truth: BTreeMap<String, i64> = text_rows(
+        &from_store(
+            &f,
+            "SELECT municipality, count(DISTINCT person_idx) FROM receipts GROUP BY 1",
+        )
+        .await,
+    )
+    .into_iter()
+    .map(|row| (row[0].clone(), row[1].parse().expect("persons")))
+    .collect();
+    let o =
+        real("SELECT municipality, count(DISTINCT pid) AS persons FROM ndb.receipts GROUP BY 1")
+            .await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    for (code, shown) in column(&o, "municipality").iter().zip(column(&o, "persons")) {
+        // A cell of 0 (receipts of nobody identified) may show; it counts nobody.
+        if shown == "NULL" || shown == "0" {
+            continue;
+        }
+        let population = populations[code];
+        let needed = if population < 25_000 { 20 } else { 10 };
+        assert!(
+            population >= 2_000,
+            "{code}: {population} inhabitants shown"
+        );
+        assert!(
+            truth[code] >= needed,
+            "{code}: {} persons shown",
+            truth[code]
+        );
+    }
+
+    // A key computed from the code is no municipality niji knows the population of: it could
+    // be the smallest, so nothing about it leaves.
+    let o = real(
+        "SELECT substr(municipality, 1, 4) AS area, count(*) AS n FROM ndb.receipts GROUP BY 1",
+    )
+    .await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    assert!(column(&o, "n").iter().all(|n| n == "NULL"));
+    assert!(
+        o.suppressed
+            .iter()
+            .any(|c| c.reason.contains("unknown population")),
+        "{:?}",
+        o.suppressed
+    );
+}
+
+/// alice's real-data query in the example project, through `v`.
+async fn ask(v: &Visiting, sql: &str) -> QueryOutcome {
+    v.query(&niji_sandbox::QueryRequest {
+        user: "alice".into(),
+        project: crate::fixture::PROJECT.into(),
+        mode: Mode::Real,
+        sql: sql.into(),
+        via: "test",
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differencing_sees_releases_made_by_another_process() {
+    let f = Fixture::new(None).await;
+    // A second Visiting environment over the same platform database: the CLI beside a server.
+    let second = Visiting::open(f.settings.clone(), Arc::new(LocalEngine))
+        .await
+        .expect("second process");
+    // The second process has checked something, so its ledger is loaded.
+    let o = ask(
+        &second,
+        "SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex",
+    )
+    .await;
+    assert_eq!(o.status, Status::Released, "{}", o.message);
+    // The first releases the total…
+    let o = ask(
+        &f.visiting,
+        "SELECT count(DISTINCT pid) AS persons FROM ndb.receipts",
+    )
+    .await;
+    assert_eq!(o.status, Status::Released, "{}", o.message);
+    // …and the second does not release everyone but one.
+    let o = ask(
+        &second,
+        "SELECT count(DISTINCT pid) AS persons FROM ndb.receipts WHERE pid <> (SELECT min(pid) FROM ndb.receipts)",
+    )
+    .await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    assert!(
+        o.suppressed[0].reason.contains("differs from"),
+        "{:?}",
+        o.suppressed
+    );
 }

@@ -1,9 +1,12 @@
 //! The seeded environment of [`niji_sandbox::testing`] in a temporary directory.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use niji_governance::{ApprovedTable, Member, MemberRole};
 use niji_sandbox::{Mode, QueryOutcome, QueryRequest, Visiting};
 
 pub use niji_sandbox::testing::{OTHER, Overrides, PROJECT};
@@ -20,6 +23,7 @@ pub fn spec_text() -> String {
 pub struct Fixture {
     pub dir: tempfile::TempDir,
     pub visiting: Arc<Visiting>,
+    pub settings: niji_sandbox::Settings,
     pub alice: String,
     pub bob: String,
     pub carol: String,
@@ -50,6 +54,7 @@ impl Fixture {
             bob: token("bob"),
             carol: token("carol"),
             visiting: seeded.visiting,
+            settings: seeded.settings,
             dir,
         }
     }
@@ -76,36 +81,133 @@ impl Fixture {
     }
 }
 
-/// All values of one column as strings (NULL for null).
-pub fn column(outcome: &QueryOutcome, name: &str) -> Vec<String> {
+/// Every row of `batches` as its cells' text (NULL for null).
+pub fn text_rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     use arrow::util::display::{ArrayFormatter, FormatOptions};
     let options = FormatOptions::default().with_null("NULL");
     let mut out = Vec::new();
-    for b in &outcome.batches {
-        let idx = b.schema().index_of(name).expect("column present");
-        let f = ArrayFormatter::try_new(b.column(idx).as_ref(), &options).expect("formatter");
+    for b in batches {
+        let f: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter"))
+            .collect();
         for i in 0..b.num_rows() {
-            out.push(f.value(i).to_string());
+            out.push(f.iter().map(|f| f.value(i).to_string()).collect());
         }
     }
     out
 }
 
-/// `sql` over the stored receipts themselves (table `receipts`), bypassing niji: the truth.
-pub async fn from_store(f: &Fixture, sql: &str) -> Vec<arrow::array::RecordBatch> {
+/// All values of one column as strings (NULL for null).
+pub fn column(outcome: &QueryOutcome, name: &str) -> Vec<String> {
+    let Some(schema) = &outcome.schema else {
+        return Vec::new();
+    };
+    let idx = schema.index_of(name).expect("column present");
+    text_rows(&outcome.batches)
+        .into_iter()
+        .map(|mut row| row.swap_remove(idx))
+        .collect()
+}
+
+/// `sql` over the stored tables themselves, bypassing niji: the truth. Each table is named
+/// as in its database (`receipts`, `surveys`, `municipalities`, …), with the store's columns
+/// (`person_idx`, not `pid`).
+pub async fn from_store(f: &Fixture, sql: &str) -> Vec<RecordBatch> {
     let ctx = SessionContext::new();
-    let dir = f.data_dir().join("store/ndb/receipts");
-    ctx.register_parquet(
-        "receipts",
-        dir.to_string_lossy().as_ref(),
-        ParquetReadOptions::default(),
-    )
-    .await
-    .expect("store");
+    let store = f.data_dir().join("store");
+    for db in std::fs::read_dir(&store).expect("store") {
+        let db = db.expect("store entry").path();
+        if !db.is_dir() {
+            continue;
+        }
+        for table in std::fs::read_dir(&db).expect("database") {
+            let dir = table.expect("table").path();
+            let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let has_parts = std::fs::read_dir(&dir).is_ok_and(|mut d| {
+                d.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "parquet")))
+            });
+            if has_parts && !ctx.table_exist(name).unwrap_or(true) {
+                ctx.register_parquet(
+                    name,
+                    dir.to_string_lossy().as_ref(),
+                    ParquetReadOptions::default(),
+                )
+                .await
+                .expect("stored table");
+            }
+        }
+    }
     ctx.sql(sql)
         .await
         .expect("sql")
         .collect()
         .await
         .expect("truth")
+}
+
+/// Per prefecture, from the stored receipts: (distinct persons with an ID5, receipts).
+pub async fn per_prefecture(f: &Fixture) -> BTreeMap<String, (i64, i64)> {
+    let batches = from_store(
+        f,
+        "SELECT prefecture, count(DISTINCT person_idx), count(*) FROM receipts GROUP BY prefecture",
+    )
+    .await;
+    text_rows(&batches)
+        .into_iter()
+        .map(|row| {
+            let n = |i: usize| row[i].parse::<i64>().expect("count");
+            (row[0].clone(), (n(1), n(2)))
+        })
+        .collect()
+}
+
+/// A store of 400 persons checked under the published disclosure rules with `from` (a line
+/// of policies/disclosure.toml) replaced by `to`.
+pub async fn with_policy(from: &str, to: &str) -> Fixture {
+    let published =
+        std::fs::read_to_string(repo().join("policies/disclosure.toml")).expect("policy");
+    let changed = published.replace(from, to);
+    assert_ne!(changed, published, "{from} is in the published policy");
+    Fixture::with(
+        400,
+        Overrides {
+            disclosure: Some(&changed),
+            ..Overrides::default()
+        },
+    )
+    .await
+}
+
+/// A copy of the example project named `id`, with `members` (the first leads it) and
+/// `extra` columns approved as (table, column) besides the example's.
+pub async fn project_with(f: &Fixture, id: &str, members: &[&str], extra: &[(&str, &str)]) {
+    let mut spec = niji_sandbox::testing::example_spec(&repo()).expect("spec");
+    spec.id = id.into();
+    for (table, column) in extra {
+        match spec.tables.iter_mut().find(|t| t.table == *table) {
+            Some(t) => t.columns.push((*column).into()),
+            None => spec.tables.push(ApprovedTable {
+                table: (*table).into(),
+                columns: vec![(*column).into()],
+            }),
+        }
+    }
+    spec.members = members
+        .iter()
+        .enumerate()
+        .map(|(i, u)| Member {
+            user: (*u).into(),
+            role: if i == 0 {
+                MemberRole::Lead
+            } else {
+                MemberRole::Researcher
+            },
+        })
+        .collect();
+    f.visiting
+        .create_project("test", &spec)
+        .await
+        .expect("project");
 }

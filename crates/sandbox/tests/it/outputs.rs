@@ -3,12 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::AsArray;
-use arrow::datatypes::Int64Type;
-use niji_governance::{Member, MemberRole, Review, Vote};
+use niji_governance::{Review, Vote};
 use niji_sandbox::{Mode, SandboxError, Status};
 
-use crate::fixture::{Fixture, Overrides, column, from_store, repo};
+use crate::fixture::{Fixture, column, per_prefecture, project_with, with_policy};
 
 const BY_PREFECTURE: &str = "SELECT prefecture, count(*) AS receipts FROM ndb.receipts GROUP BY prefecture ORDER BY prefecture";
 const JUSTIFICATION: &str =
@@ -17,60 +15,7 @@ const JUSTIFICATION: &str =
 /// The published rules, but a facility rule no cell passes: every cell it masks rests on
 /// judgement alone once its persons suffice.
 async fn strict_facilities() -> Fixture {
-    let published =
-        std::fs::read_to_string(repo().join("policies/disclosure.toml")).expect("policy");
-    let strict = published.replace("min_facilities = 3", "min_facilities = 1000");
-    assert_ne!(strict, published);
-    Fixture::with(
-        400,
-        Overrides {
-            disclosure: Some(&strict),
-            ..Overrides::default()
-        },
-    )
-    .await
-}
-
-/// Prefecture → distinct persons with an ID5, from the stored receipts.
-async fn persons_per_prefecture(f: &Fixture) -> BTreeMap<String, i64> {
-    let batches = from_store(
-        f,
-        "SELECT prefecture, count(DISTINCT person_idx) FROM receipts GROUP BY 1",
-    )
-    .await;
-    let mut out = BTreeMap::new();
-    for b in &batches {
-        let code =
-            arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).expect("utf8");
-        let code = code.as_string::<i32>();
-        let n = b.column(1).as_primitive::<Int64Type>();
-        for i in 0..b.num_rows() {
-            out.insert(code.value(i).to_string(), n.value(i));
-        }
-    }
-    out
-}
-
-/// A copy of the example project with `members` (the first leads it).
-async fn project_with(f: &Fixture, id: &str, members: &[&str]) {
-    let mut spec = niji_sandbox::testing::example_spec(&repo()).expect("spec");
-    spec.id = id.into();
-    spec.members = members
-        .iter()
-        .enumerate()
-        .map(|(i, u)| Member {
-            user: (*u).into(),
-            role: if i == 0 {
-                MemberRole::Lead
-            } else {
-                MemberRole::Researcher
-            },
-        })
-        .collect();
-    f.visiting
-        .create_project("test", &spec)
-        .await
-        .expect("project");
+    with_policy("min_facilities = 3", "min_facilities = 1000").await
 }
 
 fn refused(r: Result<impl std::fmt::Debug, SandboxError>) -> String {
@@ -88,7 +33,15 @@ fn refused(r: Result<impl std::fmt::Debug, SandboxError>) -> String {
 async fn two_independent_checkers_release_what_judgement_held_never_a_small_cell() {
     let f = strict_facilities().await;
     let v = &f.visiting;
-    let truth = persons_per_prefecture(&f).await;
+    let truth: BTreeMap<String, i64> = per_prefecture(&f)
+        .await
+        .into_iter()
+        .map(|(pref, (persons, _))| (pref, persons))
+        .collect();
+    assert!(
+        truth.values().any(|&p| p < 10) && truth.values().any(|&p| p >= 10),
+        "the fixture has small and large prefectures: {truth:?}"
+    );
     let o = f.query(Mode::Real, BY_PREFECTURE).await;
     assert_eq!(o.status, Status::Suppressed, "{}", o.message);
     let id = o.query_id.clone();
@@ -267,7 +220,7 @@ async fn held_rows_stay_and_one_rejection_or_a_member_checker_changes_nothing() 
     );
 
     // A checker who is a member of the project is not independent.
-    project_with(&f, "checked-study", &["alice", "dora"]).await;
+    project_with(&f, "checked-study", &["alice", "dora"], &[]).await;
     let o = f
         .query_as("alice", "checked-study", Mode::Real, BY_PREFECTURE)
         .await;
@@ -279,4 +232,10 @@ async fn held_rows_stay_and_one_rejection_or_a_member_checker_changes_nothing() 
         refused(v.vote("dora", &o.query_id, Vote::Approve, "mine too").await)
             .contains("independent")
     );
+    // Nor does she see its held rows: to her it is an output of her own project.
+    let seen = v
+        .show_output("dora", &o.query_id)
+        .await
+        .expect("member view");
+    assert!(seen.result.is_none() && seen.preview.is_none());
 }
