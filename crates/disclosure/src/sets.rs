@@ -73,10 +73,7 @@ impl NijiUdaf {
     fn groups(&self, values: usize) -> Box<dyn GroupsAccumulator + Sync> {
         match self.kind {
             Kind::Set => Box::new(SetGroups::default()),
-            Kind::Few(cap) => Box::new(FewGroups {
-                cap,
-                groups: Vec::new(),
-            }),
+            Kind::Few(cap) => Box::new(FewGroups::new(cap)),
             Kind::Contributions => Box::new(ContributionGroups::new(values.max(1))),
         }
     }
@@ -262,11 +259,14 @@ fn string_hash(s: &str) -> u32 {
 }
 
 /// One group's set: members arrive in any order, so they are buffered and added sorted, many
-/// at a time (a roaring bitmap takes sorted runs cheaply and single random inserts dearly).
+/// at a time (a roaring bitmap takes sorted runs cheaply and single random inserts into its
+/// sparse containers dearly). Once the set is dense, its containers are bitmaps, where a member
+/// costs one bit: it then takes members directly.
 #[derive(Debug, Default)]
 struct Group {
     set: RoaringBitmap,
     pending: Vec<u32>,
+    dense: bool,
 }
 
 /// Members buffered per group before they are added to its bitmap.
@@ -276,6 +276,10 @@ const SMALL_SET: u64 = 64;
 
 impl Group {
     fn push(&mut self, member: u32) {
+        if self.dense {
+            self.set.insert(member);
+            return;
+        }
         self.pending.push(member);
         if self.pending.len() >= PENDING {
             self.flush();
@@ -291,6 +295,13 @@ impl Group {
         // Sorted and without duplicates: accepted as is.
         if let Ok(run) = RoaringBitmap::from_sorted_iter(self.pending.drain(..)) {
             self.set |= run;
+        }
+        // A roaring container turns into a bitmap at 4,096 of its 65,536 values.
+        if let (Some(min), Some(max)) = (self.set.min(), self.set.max()) {
+            self.dense = self.set.len() * 16 > u64::from(max - min) + 1;
+        }
+        if self.dense {
+            self.pending = Vec::new();
         }
     }
 
@@ -449,14 +460,31 @@ const ANONYMOUS: u32 = 0x8000_0000;
 struct FewGroups {
     cap: usize,
     groups: Vec<Few>,
+    /// Members kept outside the groups' inline space (counted as they come: `size` is asked
+    /// for every batch, and a million groups must not be walked each time).
+    spilled: usize,
 }
 
 /// A group's members, inline up to the usual caps (no allocation for each of a million groups).
 type Few = smallvec::SmallVec<[u32; 4]>;
 
 impl FewGroups {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            groups: Vec::new(),
+            spilled: 0,
+        }
+    }
+
     fn emit(&mut self, emit_to: EmitTo) -> ArrayRef {
         let groups = emit_to.take_needed(&mut self.groups);
+        self.spilled = self
+            .groups
+            .iter()
+            .filter(|g| g.spilled())
+            .map(|g| g.len())
+            .sum();
         let mut out = BinaryBuilder::with_capacity(groups.len(), groups.len() * 5);
         for members in groups {
             out.append_value(tagged(members));
@@ -473,9 +501,13 @@ impl FewGroups {
         opt_filter: Option<&BooleanArray>,
     ) -> Result<()> {
         let cap = self.cap;
-        let insert = |members: &mut Few, m: u32| {
+        let spilled = &mut self.spilled;
+        let mut insert = |members: &mut Few, m: u32| {
             if members.len() < cap && !members.contains(&m) {
                 members.push(m);
+                if members.spilled() {
+                    *spilled += 1;
+                }
             }
         };
         // A full group skips its rows before they are read.
@@ -541,23 +573,15 @@ impl GroupsAccumulator for FewGroups {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
-        let mut one = FewGroups {
-            cap: self.cap,
-            groups: vec![Few::new(); values[0].len()],
-        };
+        let mut one = FewGroups::new(self.cap);
+        grow(&mut one.groups, values[0].len());
         let rows: Vec<usize> = (0..values[0].len()).collect();
         one.add(&values[0], &rows, opt_filter)?;
         Ok(vec![one.emit(EmitTo::All)])
     }
 
     fn size(&self) -> usize {
-        self.groups.capacity() * std::mem::size_of::<Few>()
-            + self
-                .groups
-                .iter()
-                .filter(|g| g.spilled())
-                .map(|g| 4 * g.capacity())
-                .sum::<usize>()
+        self.groups.capacity() * std::mem::size_of::<Few>() + 8 * self.spilled
     }
 }
 
@@ -800,6 +824,22 @@ mod tests {
     use arrow::array::{Float64Array, StringArray, UInt32Array};
 
     #[test]
+    fn a_set_turning_dense_keeps_every_member_once() {
+        let mut group = Group::default();
+        let mut expected = RoaringBitmap::new();
+        let mut x = 0x6e69_u32;
+        for i in 0..200_000u32 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            // Mostly a dense range, with a sparse tail far from it.
+            let member = (x >> 8) % 50_000 + if i % 7 == 0 { 1_000_000 } else { 0 };
+            group.push(member);
+            expected.insert(member);
+        }
+        assert!(group.dense, "the set went over to direct inserts");
+        assert_eq!(group.finish(), expected);
+    }
+
+    #[test]
     fn sets_union_across_partial_states_and_count_distinct_persons() {
         let mut a = SetGroups::default();
         let persons: ArrayRef = Arc::new(UInt32Array::from(vec![1, 2, 2, 3, 9]));
@@ -862,18 +902,12 @@ mod tests {
 
     #[test]
     fn few_keeps_up_to_its_cap_across_partial_states() {
-        let mut a = FewGroups {
-            cap: 3,
-            groups: Vec::new(),
-        };
+        let mut a = FewGroups::new(3);
         let codes: ArrayRef = Arc::new(StringArray::from(vec!["a", "b", "a", "c", "d", "x"]));
         a.update_batch(&[codes], &[0, 0, 0, 0, 0, 1], None, 2)
             .expect("update");
         let state = a.state(EmitTo::All).expect("state");
-        let mut b = FewGroups {
-            cap: 3,
-            groups: Vec::new(),
-        };
+        let mut b = FewGroups::new(3);
         b.merge_batch(&state, &[0, 0], 1).expect("merge");
         let out = b.evaluate(EmitTo::All).expect("evaluate");
         let n = decode_set(out.as_binary::<i32>().value(0))

@@ -9,6 +9,7 @@
 
 pub mod linkage;
 pub mod linkage_report;
+pub mod parents;
 pub mod store;
 pub mod table;
 
@@ -480,7 +481,11 @@ pub fn ingest(
                 resolver: &resolver,
                 registry: &registry,
             };
-            let report = ingest_table(&ctx, &db.name, t, link)?;
+            let parent = t
+                .parent
+                .as_ref()
+                .and_then(|l| db.tables.iter().find(|p| p.name == l.table));
+            let report = ingest_table(&ctx, &db.name, t, parent, link)?;
             on_table(&report);
             tables.push(report);
         }
@@ -577,6 +582,7 @@ fn ingest_table(
     ctx: &Context<'_>,
     db: &str,
     table: &Table,
+    parent: Option<&Table>,
     link: Linkage<'_>,
 ) -> Result<TableReport, IngestError> {
     let started = Instant::now();
@@ -608,6 +614,13 @@ fn ingest_table(
         }
         Err(e) => return Err(e),
     };
+    let parents = match parent {
+        Some(parent) => parents::ParentIndex::load(&ctx.store, db, table, parent)?,
+        None => None,
+    };
+    let schema = parents
+        .as_ref()
+        .map_or_else(|| plan.schema.clone(), |p| p.schema(&plan.schema));
     let staging = ctx.store.staging(db, &table.name)?;
     let bar = progress_bar(report.bytes, &format!("{db}.{}", table.name));
     let mut quarantine = Quarantine::new(&ctx.opts.data_dir, db, &table.name, &header);
@@ -632,6 +645,9 @@ fn ingest_table(
             .map(|(i, chunk, first_line)| {
                 let result =
                     table::process_chunk(&plan, link, &chunk, first_line).and_then(|mut r| {
+                        if let Some(p) = &parents {
+                            r.batch = p.attach(&r.batch)?;
+                        }
                         let part = write_part(&staging, i, &r.batch, writer_properties(&plan)?)?;
                         r.batch = arrow::record_batch::RecordBatch::new_empty(plan.schema.clone());
                         Ok((part, r))
@@ -661,8 +677,7 @@ fn ingest_table(
         table: table.name.clone(),
         rows: report.counts.rows_stored,
         quarantined: report.counts.quarantined_total(),
-        schema: plan
-            .schema
+        schema: schema
             .fields()
             .iter()
             .map(|f| FieldInfo {
@@ -676,6 +691,7 @@ fn ingest_table(
         source_sha256,
         key_version: ctx.key_version.clone(),
         niji_version: env!("CARGO_PKG_VERSION").to_string(),
+        parent_digest: parents.map(|p| p.digest),
     };
     quarantine.save(manifest.quarantined > 0)?;
     report.parts = manifest.parts.len();

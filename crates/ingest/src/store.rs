@@ -51,6 +51,10 @@ pub struct Manifest {
     /// Fingerprint of the custodian key that made the identifiers (never the key).
     pub key_version: String,
     pub niji_version: String,
+    /// For details carrying their parent's person and facility: the parent's content digest
+    /// they were matched against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_digest: Option<String>,
 }
 
 impl Manifest {

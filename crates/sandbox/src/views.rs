@@ -22,7 +22,8 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use niji_catalog::{Catalog, ColumnType, DisclosureRole, Role, Table};
 use niji_governance::{PSEUDONYM_COLUMN, ProjectSpec};
 use niji_ingest::linkage::Registry;
-use niji_ingest::store::Store;
+use niji_ingest::parents::{PARENT_FACILITY, PARENT_PERSON};
+use niji_ingest::store::{Manifest, Store};
 use niji_pseudo::{CivilDate, CustodianKey, ProjectPseudonyms};
 
 use crate::udf::{CohortUdf, PseudonymUdf, RecordKeyUdf};
@@ -214,6 +215,20 @@ impl Builder<'_> {
         Ok(df.into_unoptimized_plan())
     }
 
+    /// Whether the details in `db.table` carry the person and facility of the parent now in
+    /// the store (a parent published anew since is joined instead).
+    fn carry_parent(&self, db: &str, table: &str, parent: &str) -> Result<bool, SandboxError> {
+        let digest = |t: &str| -> Result<Option<Manifest>, SandboxError> {
+            self.store
+                .manifest(db, t)
+                .map_err(|e| SandboxError::Unavailable(format!("{db}.{t}: {e}")))
+        };
+        let (Some(details), Some(parent)) = (digest(table)?, digest(parent)?) else {
+            return Ok(false);
+        };
+        Ok(details.parent_digest.as_deref() == Some(parent.content_digest.as_str()))
+    }
+
     fn table(&self, db: &str, name: &str) -> Result<&Table, SandboxError> {
         self.catalog
             .table(db, name)
@@ -339,20 +354,24 @@ impl Builder<'_> {
             None
         };
         let mut rows = self.filtered(db, table, filter).await?;
+        let mut carried = false;
         if let Some(link) = &table.parent {
             let parent = self.table(db, &link.table)?;
             let filter = self.row_filter(db, parent).await?;
             // Details follow their parent record: only those of approved parent rows. The
-            // shadow view also takes the parent's person and facility, which disclosure control
-            // counts (a detail without a parent keeps its row, with no person).
+            // shadow view also needs the parent's person and facility, which disclosure control
+            // counts (a detail without a parent keeps its row, with no person): stored on the
+            // details by ingest where they match the parent in the store, else joined here.
+            carried = shadow && self.carry_parent(db, name, &link.table)?;
+            let join_persons = shadow && !carried;
             let mut keys = vec![col("record_key").alias(PARENT_KEY)];
-            if shadow {
+            if join_persons {
                 keys.push(col("person_idx").alias(niji_disclosure::PERSON));
                 if let Some(f) = parent.column_for(DisclosureRole::Facility) {
                     keys.push(col(f.name.as_str()).alias(niji_disclosure::FACILITY));
                 }
             }
-            let join = match (&filter, shadow) {
+            let join = match (&filter, join_persons) {
                 (Some(_), false) => Some(JoinType::LeftSemi),
                 (Some(_), true) => Some(JoinType::Inner),
                 (None, true) => Some(JoinType::Left),
@@ -401,6 +420,14 @@ impl Builder<'_> {
                 exprs.push(col("person_idx").alias(niji_disclosure::PERSON));
                 if let Some(f) = table.column_for(DisclosureRole::Facility) {
                     exprs.push(col(f.name.as_str()).alias(niji_disclosure::FACILITY));
+                }
+            } else if carried {
+                exprs.push(col(PARENT_PERSON).alias(niji_disclosure::PERSON));
+                if rows
+                    .schema()
+                    .has_column_with_unqualified_name(PARENT_FACILITY)
+                {
+                    exprs.push(col(PARENT_FACILITY).alias(niji_disclosure::FACILITY));
                 }
             } else if table.parent.is_some() {
                 exprs.push(col(niji_disclosure::PERSON));

@@ -58,15 +58,18 @@ fn a_different_key_gives_different_identifiers_and_is_refused_on_an_existing_sto
             .clone()
     };
     assert_ne!(receipts(&a), receipts(&b));
-    // Tables without identifiers do not depend on the key.
-    let diagnoses = |v: &[(String, String)]| {
-        v.iter()
-            .find(|(n, _)| n == "ndb.diagnoses")
-            .unwrap()
-            .1
-            .clone()
-    };
-    assert_eq!(diagnoses(&a), diagnoses(&b));
+    // Tables without identifiers do not depend on the key (details do: they carry their
+    // receipt's person index).
+    let digest_of =
+        |v: &[(String, String)], table: &str| v.iter().find(|(n, _)| n == table).unwrap().1.clone();
+    assert_eq!(
+        digest_of(&a, "reference.municipalities"),
+        digest_of(&b, "reference.municipalities")
+    );
+    assert_ne!(
+        digest_of(&a, "ndb.diagnoses"),
+        digest_of(&b, "ndb.diagnoses")
+    );
 }
 
 #[test]
@@ -203,5 +206,82 @@ fn a_later_delivery_without_the_history_still_finds_id5() {
             && !numbers
                 .windows(some_number.len())
                 .any(|w| w == some_number.as_bytes())
+    );
+}
+
+/// (record key or receipt key) → (person, facility) of one table's rows.
+fn persons_by_key(
+    store: &Store,
+    table: &str,
+    columns: &[&str],
+) -> Vec<(String, Option<u32>, Option<String>)> {
+    use arrow::array::AsArray;
+    let mut out = Vec::new();
+    for b in store.read_columns("ndb", table, columns).unwrap() {
+        // Columns come in the file's order.
+        let column = |name: &str| b.column_by_name(name).expect("column");
+        let keys = column(columns[0]).as_string::<i32>();
+        let persons = column(columns[1]).as_primitive::<arrow::datatypes::UInt32Type>();
+        let facilities = column(columns[2]).as_string::<i32>();
+        for i in 0..b.num_rows() {
+            out.push((
+                keys.value(i).to_string(),
+                persons.is_valid(i).then(|| persons.value(i)),
+                facilities
+                    .is_valid(i)
+                    .then(|| facilities.value(i).to_string()),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn details_carry_their_receipts_person_and_facility_until_the_receipts_change() {
+    let d = Delivery::new(1200, 37);
+    d.ingest_into("data");
+    let store = Store::new(&d.data_dir("data"));
+    let receipts = store.manifest("ndb", "receipts").unwrap().unwrap();
+    let diagnoses = store.manifest("ndb", "diagnoses").unwrap().unwrap();
+    assert_eq!(
+        diagnoses.parent_digest.as_deref(),
+        Some(receipts.content_digest.as_str())
+    );
+    let parents: std::collections::HashMap<String, (Option<u32>, Option<String>)> = persons_by_key(
+        &store,
+        "receipts",
+        &["record_key", "person_idx", "facility_code"],
+    )
+    .into_iter()
+    .map(|(k, p, f)| (k, (p, f)))
+    .collect();
+    let details = persons_by_key(
+        &store,
+        "diagnoses",
+        &["receipt_key", "parent_person_idx", "parent_facility"],
+    );
+    assert!(details.len() > parents.len(), "several diagnoses a receipt");
+    let mut with_person = 0;
+    for (key, person, facility) in &details {
+        let expected = parents.get(key).cloned().unwrap_or_default();
+        assert_eq!(
+            (person.clone(), facility.clone()),
+            expected,
+            "diagnosis of {key}"
+        );
+        with_person += usize::from(person.is_some());
+    }
+    assert!(with_person > details.len() / 2);
+
+    // The receipts published anew on their own: the diagnoses no longer name them.
+    let later = Delivery::new(1300, 37);
+    let mut opts = niji_ingest::IngestOptions::new(later.raw(), d.data_dir("data"));
+    opts.only = vec!["ndb.receipts".into()];
+    niji_ingest::ingest(&catalog(), &d.key, &opts, &|_| {}).unwrap();
+    let receipts = store.manifest("ndb", "receipts").unwrap().unwrap();
+    let diagnoses = store.manifest("ndb", "diagnoses").unwrap().unwrap();
+    assert_ne!(
+        diagnoses.parent_digest.as_deref(),
+        Some(receipts.content_digest.as_str())
     );
 }

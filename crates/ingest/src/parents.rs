@@ -1,0 +1,158 @@
+//! Details (傷病名, 診療行為, 医薬品) carry their parent record's person and facility, as they
+//! do inside NDB's own receipt files: disclosure control counts the persons behind a detail
+//! without joining the parent table on every query. The columns are not in the catalog, so no
+//! project view shows them; the manifest names the parent version they were taken from, and a
+//! reader uses them only while that is still the parent in the store.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, StringBuilder, UInt32Builder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
+use arrow::record_batch::RecordBatch;
+use niji_catalog::{DisclosureRole, Role, Table};
+
+use crate::IngestError;
+use crate::store::Store;
+
+type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+
+/// The parent's person index, on each detail row.
+pub const PARENT_PERSON: &str = "parent_person_idx";
+/// The parent's facility code, on each detail row.
+pub const PARENT_FACILITY: &str = "parent_facility";
+
+/// The parent table's person and facility by record key.
+pub(crate) struct ParentIndex {
+    /// The parent's content digest: which version the details were matched against.
+    pub digest: String,
+    key_column: String,
+    by_key: HashMap<Box<str>, (Option<u32>, Option<u32>)>,
+    facilities: Vec<Box<str>>,
+    has_facility: bool,
+}
+
+impl ParentIndex {
+    /// Reads the published parent of `table`; None when the table has no parent, or the
+    /// parent is not in the store (the details then go without, and readers join).
+    pub fn load(
+        store: &Store,
+        db: &str,
+        table: &Table,
+        parent: &Table,
+    ) -> Result<Option<Self>, IngestError> {
+        let Some(link) = table.parent.as_ref().filter(|_| parent.is_person_level()) else {
+            return Ok(None);
+        };
+        let Some(manifest) = store.manifest(db, &parent.name)? else {
+            return Ok(None);
+        };
+        let record_key = parent
+            .column_with_role(Role::RecordKey)
+            .ok_or_else(|| IngestError::Internal(format!("{} has no record key", parent.name)))?;
+        let facility = parent.column_for(DisclosureRole::Facility);
+        let mut wanted = vec![record_key.name.as_str(), "person_idx"];
+        wanted.extend(facility.map(|f| f.name.as_str()));
+        let mut index = Self {
+            digest: manifest.content_digest,
+            key_column: link.key.clone(),
+            by_key: HashMap::default(),
+            facilities: Vec::new(),
+            has_facility: facility.is_some(),
+        };
+        let mut codes: HashMap<Box<str>, u32> = HashMap::default();
+        for batch in store.read_columns(db, &parent.name, &wanted)? {
+            // Columns come in the file's order, not the order asked for.
+            let column = |name: &str| {
+                batch.column_by_name(name).ok_or_else(|| {
+                    IngestError::Corrupt(format!("{}: no column {name}", parent.name))
+                })
+            };
+            let mistyped = |name: &str| {
+                IngestError::Corrupt(format!("{}: column {name} has another type", parent.name))
+            };
+            let text = |name: &str| {
+                column(name)?
+                    .as_string_opt::<i32>()
+                    .ok_or_else(|| mistyped(name))
+            };
+            let keys = text(&record_key.name)?;
+            let persons = column("person_idx")?
+                .as_primitive_opt::<UInt32Type>()
+                .ok_or_else(|| mistyped("person_idx"))?;
+            let facilities = match facility {
+                Some(f) => Some(text(&f.name)?),
+                None => None,
+            };
+            for row in 0..batch.num_rows() {
+                if keys.is_null(row) {
+                    continue;
+                }
+                let person = persons.is_valid(row).then(|| persons.value(row));
+                let facility = facilities.filter(|f| f.is_valid(row)).map(|f| {
+                    let code = f.value(row);
+                    match codes.get(code) {
+                        Some(&i) => i,
+                        None => {
+                            let i = index.facilities.len() as u32;
+                            index.facilities.push(code.into());
+                            codes.insert(code.into(), i);
+                            i
+                        }
+                    }
+                });
+                let key = keys.value(row);
+                if let Some(&known) = index.by_key.get(key) {
+                    if known != (person, facility) {
+                        // A record key of two records: which one a detail belongs to is not
+                        // known, so the details go without, and readers join as before.
+                        tracing::warn!(table = %parent.name, "record keys repeat; details not matched");
+                        return Ok(None);
+                    }
+                    continue;
+                }
+                index.by_key.insert(key.into(), (person, facility));
+            }
+        }
+        Ok(Some(index))
+    }
+
+    /// `schema` with the parent's columns added.
+    pub fn schema(&self, schema: &Schema) -> SchemaRef {
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(PARENT_PERSON, DataType::UInt32, true));
+        if self.has_facility {
+            fields.push(Field::new(PARENT_FACILITY, DataType::Utf8, true));
+        }
+        Arc::new(Schema::new(fields))
+    }
+
+    /// `batch` with each row's parent person and facility (null where the parent record, or
+    /// its person, is unknown).
+    pub fn attach(&self, batch: &RecordBatch) -> Result<RecordBatch, IngestError> {
+        let keys = batch
+            .column_by_name(&self.key_column)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| IngestError::Internal(format!("no text column {}", self.key_column)))?;
+        let rows = batch.num_rows();
+        let mut persons = UInt32Builder::with_capacity(rows);
+        let mut facilities = StringBuilder::with_capacity(rows, rows * 10);
+        for row in 0..rows {
+            let (person, facility) = if keys.is_valid(row) {
+                self.by_key
+                    .get(keys.value(row))
+                    .copied()
+                    .unwrap_or_default()
+            } else {
+                (None, None)
+            };
+            persons.append_option(person);
+            facilities.append_option(facility.map(|i| &*self.facilities[i as usize]));
+        }
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        columns.push(Arc::new(persons.finish()));
+        if self.has_facility {
+            columns.push(Arc::new(facilities.finish()));
+        }
+        Ok(RecordBatch::try_new(self.schema(&batch.schema()), columns)?)
+    }
+}
