@@ -204,12 +204,20 @@ pub(crate) async fn open(
     Ok(visiting)
 }
 
+/// How many runs of which queries.
+#[derive(Clone, Copy)]
+pub struct Rounds<'a> {
+    pub runs: usize,
+    /// Names (parts of) of the queries to run; all when empty.
+    pub queries: &'a [String],
+}
+
 pub fn run(
     ctx: &crate::commands::Context,
     env: &EnvArgs,
     persons: u64,
     work: &Path,
-    runs: usize,
+    rounds: Rounds<'_>,
     python: &Path,
     script: &Path,
 ) -> anyhow::Result<()> {
@@ -262,7 +270,16 @@ pub fn run(
             anyhow::ensure!(warm.status == Status::Released, "{project}: {}", warm.message);
         }
 
-        let queries: Vec<serde_json::Value> = SUITE
+        let runs = rounds.runs;
+        let suite: Vec<(&str, &str)> = SUITE
+            .iter()
+            .copied()
+            .filter(|(name, _)| {
+                rounds.queries.is_empty() || rounds.queries.iter().any(|q| name.contains(q.as_str()))
+            })
+            .collect();
+        anyhow::ensure!(!suite.is_empty(), "no query of the suite is named {:?}", rounds.queries);
+        let queries: Vec<serde_json::Value> = suite
             .iter()
             .map(|(name, sql)| serde_json::json!({"name": name, "sql": plain(sql)}))
             .collect();
@@ -282,7 +299,7 @@ pub fn run(
         println!("{:<38} {:>12} {:>12} {:>9} {:>12} {:>10} {:>12} {:>14} {:>8}", "query", "datafusion", "niji", "overhead", "duckdb", "niji/duck", "niji FY2022", "niji checked", "checks");
         let mut overheads = Vec::new();
         let mut check_costs = Vec::new();
-        for (name, sql) in SUITE {
+        for &(name, sql) in &suite {
             let plain_sql = plain(sql);
             let run_plain = || async {
                 plain_ctx.sql(&plain_sql).await?.collect().await?;
@@ -318,7 +335,7 @@ pub fn run(
             let c = time_best(runs, || run_niji("bench", true)).await?;
             // Not comparable with plain DataFusion (other rows): what a narrower period costs.
             let fy = time_best(runs, || run_niji("bench-fy2022", false)).await?;
-            let d = duck[*name].as_f64().unwrap_or(f64::NAN);
+            let d = duck[name].as_f64().unwrap_or(f64::NAN);
             let overhead = (n / p - 1.0) * 100.0;
             overheads.push(overhead);
             let check = (c / n - 1.0) * 100.0;

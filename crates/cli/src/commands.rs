@@ -196,6 +196,9 @@ pub enum BenchCommand {
         /// Best of this many runs: fewer do not average out this machine's drift.
         #[arg(long, default_value_t = 7)]
         runs: usize,
+        /// Only the queries whose name contains this (repeatable; all when none).
+        #[arg(long = "query")]
+        queries: Vec<String>,
         #[arg(long, env = "NIJI_PYTHON", default_value = ".venv/bin/python")]
         python: PathBuf,
         #[arg(long, default_value = "scripts/bench_duckdb_visiting.py")]
@@ -538,9 +541,21 @@ pub fn bench(
             persons,
             work,
             runs,
+            queries,
             python,
             script,
-        } => crate::bench_visiting::run(ctx, env, *persons, work, *runs, python, script),
+        } => crate::bench_visiting::run(
+            ctx,
+            env,
+            *persons,
+            work,
+            crate::bench_visiting::Rounds {
+                runs: *runs,
+                queries,
+            },
+            python,
+            script,
+        ),
         BenchCommand::Acro {
             persons,
             work,

@@ -264,11 +264,7 @@ fn details_carry_their_receipts_person_and_facility_until_the_receipts_change() 
     let mut with_person = 0;
     for (key, person, facility) in &details {
         let expected = parents.get(key).cloned().unwrap_or_default();
-        assert_eq!(
-            (person.clone(), facility.clone()),
-            expected,
-            "diagnosis of {key}"
-        );
+        assert_eq!((*person, facility.clone()), expected, "diagnosis of {key}");
         with_person += usize::from(person.is_some());
     }
     assert!(with_person > details.len() / 2);
