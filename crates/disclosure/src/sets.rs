@@ -335,6 +335,12 @@ fn selected(filter: Option<&BooleanArray>, row: usize) -> bool {
     filter.is_none_or(|f| f.is_valid(row) && f.value(row))
 }
 
+/// Whether a row has a value, from a column's nulls taken once per batch (not a dynamic call a
+/// row).
+fn valid(nulls: Option<&arrow::buffer::NullBuffer>, row: usize) -> bool {
+    nulls.is_none_or(|n| n.is_valid(row))
+}
+
 fn grow<T: Default>(v: &mut Vec<T>, total: usize) {
     if v.len() < total {
         v.resize_with(total, T::default);
@@ -373,10 +379,11 @@ impl SetGroups {
         group_indices: &[usize],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<()> {
+        let nulls = values.logical_nulls();
         let rows = group_indices
             .iter()
             .enumerate()
-            .filter(|&(row, _)| selected(opt_filter, row) && values.is_valid(row));
+            .filter(|&(row, _)| selected(opt_filter, row) && valid(nulls.as_ref(), row));
         if values.data_type() == &DataType::Binary {
             let sets = values.as_binary::<i32>();
             for (row, &g) in rows {
@@ -510,27 +517,32 @@ impl FewGroups {
                 }
             }
         };
+        let groups = &mut self.groups;
         // A full group skips its rows before they are read.
-        let rows = group_indices.iter().enumerate().filter(|&(row, &g)| {
-            self.groups[g].len() < cap && selected(opt_filter, row) && values.is_valid(row)
-        });
-        let rows: Vec<(usize, usize)> = rows.map(|(row, &g)| (row, g)).collect();
+        let nulls = values.logical_nulls();
+        let rows = group_indices
+            .iter()
+            .enumerate()
+            .filter(|&(row, _)| selected(opt_filter, row) && valid(nulls.as_ref(), row));
         if values.data_type() == &DataType::Binary {
             let sets = values.as_binary::<i32>();
-            for (row, g) in rows {
+            for (row, &g) in rows {
+                if groups[g].len() >= cap {
+                    continue;
+                }
                 let bytes = sets.value(row);
                 match tagged_members(bytes) {
-                    Some(members) => members.for_each(|m| insert(&mut self.groups[g], m)),
+                    Some(members) => members.for_each(|m| insert(&mut groups[g], m)),
                     None => decode_set(bytes)?
                         .iter()
-                        .for_each(|m| insert(&mut self.groups[g], m)),
+                        .for_each(|m| insert(&mut groups[g], m)),
                 }
             }
         } else {
             let member = member_reader(values)?;
-            for (row, g) in rows {
-                if self.groups[g].len() < cap {
-                    insert(&mut self.groups[g], member(row));
+            for (row, &g) in rows {
+                if groups[g].len() < cap {
+                    insert(&mut groups[g], member(row));
                 }
             }
         }
