@@ -1,13 +1,14 @@
-//! Details (傷病名, 診療行為, 医薬品) carry their parent record's person and facility, as they
-//! do inside NDB's own receipt files: disclosure control counts the persons behind a detail
-//! without joining the parent table on every query. The columns are not in the catalog, so no
+//! Details (傷病名, 診療行為, 医薬品) carry their parent record's person, facility and period
+//! (the claim month), as they do inside NDB's own receipt files: a project's period and cohort
+//! become a filter on the detail rows, and disclosure control counts the persons behind a
+//! detail, without joining the parent table on every query. The columns are not in the catalog, so no
 //! project view shows them; the manifest names the parent version they were taken from, and a
 //! reader uses them only while that is still the parent in the store.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, StringBuilder, UInt32Builder};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
+use arrow::array::{Array, ArrayRef, AsArray, Int32Builder, StringBuilder, UInt32Builder};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, UInt32Type};
 use arrow::record_batch::RecordBatch;
 use niji_catalog::{DisclosureRole, Role, Table};
 
@@ -20,15 +21,28 @@ type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 pub const PARENT_PERSON: &str = "parent_person_idx";
 /// The parent's facility code, on each detail row.
 pub const PARENT_FACILITY: &str = "parent_facility";
+/// The parent's period column (its claim month, say), on each detail row.
+pub const PARENT_PERIOD: &str = "parent_period";
+
+/// What a detail row takes from its parent record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Carried {
+    person: Option<u32>,
+    /// Index into the facility codes.
+    facility: Option<u32>,
+    period: Option<i32>,
+}
 
 /// The parent table's person and facility by record key.
 pub(crate) struct ParentIndex {
     /// The parent's content digest: which version the details were matched against.
     pub digest: String,
     key_column: String,
-    by_key: HashMap<Box<str>, (Option<u32>, Option<u32>)>,
+    by_key: HashMap<Box<str>, Carried>,
     facilities: Vec<Box<str>>,
     has_facility: bool,
+    /// The parent's period column type (a month or year as Int32, or a Date32).
+    period_type: Option<DataType>,
 }
 
 impl ParentIndex {
@@ -50,14 +64,17 @@ impl ParentIndex {
             .column_with_role(Role::RecordKey)
             .ok_or_else(|| IngestError::Internal(format!("{} has no record key", parent.name)))?;
         let facility = parent.column_for(DisclosureRole::Facility);
+        let period = parent.period_column.as_deref();
         let mut wanted = vec![record_key.name.as_str(), "person_idx"];
         wanted.extend(facility.map(|f| f.name.as_str()));
+        wanted.extend(period);
         let mut index = Self {
             digest: manifest.content_digest,
             key_column: link.key.clone(),
             by_key: HashMap::default(),
             facilities: Vec::new(),
             has_facility: facility.is_some(),
+            period_type: None,
         };
         let mut codes: HashMap<Box<str>, u32> = HashMap::default();
         for batch in store.read_columns(db, &parent.name, &wanted)? {
@@ -83,6 +100,16 @@ impl ParentIndex {
                 Some(f) => Some(text(&f.name)?),
                 None => None,
             };
+            let periods = match period {
+                Some(name) => {
+                    let values = column(name)?;
+                    index.period_type = Some(values.data_type().clone());
+                    // Months, years and dates are all 32-bit integers underneath.
+                    let values = arrow::compute::cast(values, &DataType::Int32)?;
+                    Some(values.as_primitive::<Int32Type>().clone())
+                }
+                None => None,
+            };
             for row in 0..batch.num_rows() {
                 if keys.is_null(row) {
                     continue;
@@ -100,9 +127,18 @@ impl ParentIndex {
                         }
                     }
                 });
+                let period = periods
+                    .as_ref()
+                    .filter(|p| p.is_valid(row))
+                    .map(|p| p.value(row));
+                let carried = Carried {
+                    person,
+                    facility,
+                    period,
+                };
                 let key = keys.value(row);
                 if let Some(&known) = index.by_key.get(key) {
-                    if known != (person, facility) {
+                    if known != carried {
                         // A record key of two records: which one a detail belongs to is not
                         // known, so the details go without, and readers join as before.
                         tracing::warn!(table = %parent.name, "record keys repeat; details not matched");
@@ -110,7 +146,7 @@ impl ParentIndex {
                     }
                     continue;
                 }
-                index.by_key.insert(key.into(), (person, facility));
+                index.by_key.insert(key.into(), carried);
             }
         }
         Ok(Some(index))
@@ -123,11 +159,14 @@ impl ParentIndex {
         if self.has_facility {
             fields.push(Field::new(PARENT_FACILITY, DataType::Utf8, true));
         }
+        if let Some(ty) = &self.period_type {
+            fields.push(Field::new(PARENT_PERIOD, ty.clone(), true));
+        }
         Arc::new(Schema::new(fields))
     }
 
-    /// `batch` with each row's parent person and facility (null where the parent record, or
-    /// its person, is unknown).
+    /// `batch` with each row's parent person, facility and period (null where the parent
+    /// record, or its value, is unknown).
     pub fn attach(&self, batch: &RecordBatch) -> Result<RecordBatch, IngestError> {
         let keys = batch
             .column_by_name(&self.key_column)
@@ -136,22 +175,27 @@ impl ParentIndex {
         let rows = batch.num_rows();
         let mut persons = UInt32Builder::with_capacity(rows);
         let mut facilities = StringBuilder::with_capacity(rows, rows * 10);
+        let mut periods = Int32Builder::with_capacity(rows);
         for row in 0..rows {
-            let (person, facility) = if keys.is_valid(row) {
+            let carried = if keys.is_valid(row) {
                 self.by_key
                     .get(keys.value(row))
                     .copied()
                     .unwrap_or_default()
             } else {
-                (None, None)
+                Carried::default()
             };
-            persons.append_option(person);
-            facilities.append_option(facility.map(|i| &*self.facilities[i as usize]));
+            persons.append_option(carried.person);
+            facilities.append_option(carried.facility.map(|i| &*self.facilities[i as usize]));
+            periods.append_option(carried.period);
         }
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
         columns.push(Arc::new(persons.finish()));
         if self.has_facility {
             columns.push(Arc::new(facilities.finish()));
+        }
+        if let Some(ty) = &self.period_type {
+            columns.push(arrow::compute::cast(&periods.finish(), ty)?);
         }
         Ok(RecordBatch::try_new(self.schema(&batch.schema()), columns)?)
     }

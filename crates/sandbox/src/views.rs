@@ -11,7 +11,8 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, Session, TableProvider};
-use datafusion::common::{Column, JoinType, Result as DfResult, ScalarValue};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchemaRef, JoinType, Result as DfResult, ScalarValue};
 use datafusion::logical_expr::TableType;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
@@ -22,7 +23,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use niji_catalog::{Catalog, ColumnType, DisclosureRole, Role, Table};
 use niji_governance::{PSEUDONYM_COLUMN, ProjectSpec};
 use niji_ingest::linkage::Registry;
-use niji_ingest::parents::{PARENT_FACILITY, PARENT_PERSON};
+use niji_ingest::parents::{PARENT_FACILITY, PARENT_PERIOD, PARENT_PERSON};
 use niji_ingest::store::{Manifest, Store};
 use niji_pseudo::{CivilDate, CustodianKey, ProjectPseudonyms};
 
@@ -360,38 +361,48 @@ impl Builder<'_> {
             let filter = self.row_filter(db, parent).await?;
             // Details follow their parent record: only those of approved parent rows. The
             // shadow view also needs the parent's person and facility, which disclosure control
-            // counts (a detail without a parent keeps its row, with no person): stored on the
-            // details by ingest where they match the parent in the store, else joined here.
-            carried = shadow && self.carry_parent(db, name, &link.table)?;
-            let join_persons = shadow && !carried;
-            let mut keys = vec![col("record_key").alias(PARENT_KEY)];
-            if join_persons {
-                keys.push(col("person_idx").alias(niji_disclosure::PERSON));
-                if let Some(f) = parent.column_for(DisclosureRole::Facility) {
-                    keys.push(col(f.name.as_str()).alias(niji_disclosure::FACILITY));
-                }
-            }
-            let join = match (&filter, join_persons) {
-                (Some(_), false) => Some(JoinType::LeftSemi),
-                (Some(_), true) => Some(JoinType::Inner),
-                (None, true) => Some(JoinType::Left),
-                (None, false) => None,
+            // counts (a detail without a parent keeps its row, with no person). Ingest stores
+            // them, and the parent's period, on the details where they match the parent in the
+            // store: the parent's filter then applies to the details themselves. Otherwise the
+            // parent is joined here.
+            carried = self.carry_parent(db, name, &link.table)?;
+            let on_details = match &filter {
+                Some(f) if carried => on_carried(f, parent, rows.schema()),
+                _ => None,
             };
-            if let Some(join) = join {
-                let keys = LogicalPlanBuilder::from(self.filtered(db, parent, filter).await?)
-                    .project(keys)?
-                    .build()?;
-                rows = LogicalPlanBuilder::from(rows)
-                    .join(
-                        keys,
-                        join,
-                        (
-                            vec![Column::new_unqualified(link.key.as_str())],
-                            vec![Column::new_unqualified(PARENT_KEY)],
-                        ),
-                        None,
-                    )?
-                    .build()?;
+            if let Some(f) = on_details {
+                rows = LogicalPlanBuilder::from(rows).filter(f)?.build()?;
+            } else {
+                let join_persons = shadow && !carried;
+                let mut keys = vec![col("record_key").alias(PARENT_KEY)];
+                if join_persons {
+                    keys.push(col("person_idx").alias(niji_disclosure::PERSON));
+                    if let Some(f) = parent.column_for(DisclosureRole::Facility) {
+                        keys.push(col(f.name.as_str()).alias(niji_disclosure::FACILITY));
+                    }
+                }
+                let join = match (&filter, join_persons) {
+                    (Some(_), false) => Some(JoinType::LeftSemi),
+                    (Some(_), true) => Some(JoinType::Inner),
+                    (None, true) => Some(JoinType::Left),
+                    (None, false) => None,
+                };
+                if let Some(join) = join {
+                    let keys = LogicalPlanBuilder::from(self.filtered(db, parent, filter).await?)
+                        .project(keys)?
+                        .build()?;
+                    rows = LogicalPlanBuilder::from(rows)
+                        .join(
+                            keys,
+                            join,
+                            (
+                                vec![Column::new_unqualified(link.key.as_str())],
+                                vec![Column::new_unqualified(PARENT_KEY)],
+                            ),
+                            None,
+                        )?
+                        .build()?;
+                }
             }
         }
         let parent_key = table.parent.as_ref().map(|l| l.key.as_str());
@@ -521,6 +532,37 @@ impl Builder<'_> {
 
 /// The joined parent's record key in a detail table's view plan.
 const PARENT_KEY: &str = "__niji_parent_key";
+
+/// A parent's row filter as a filter on its details' carried columns; None where it reads a
+/// column the details do not carry (the parent is then joined).
+fn on_carried(filter: &Expr, parent: &Table, details: &DFSchemaRef) -> Option<Expr> {
+    let mut followed = true;
+    let rewritten = filter
+        .clone()
+        .transform(|e| {
+            Ok(match e {
+                Expr::Column(c) => {
+                    let carried = if Some(c.name.as_str()) == parent.period_column.as_deref() {
+                        PARENT_PERIOD
+                    } else if c.name == "person_idx" {
+                        PARENT_PERSON
+                    } else {
+                        ""
+                    };
+                    if carried.is_empty() || !details.has_column_with_unqualified_name(carried) {
+                        followed = false;
+                        Transformed::no(Expr::Column(c))
+                    } else {
+                        Transformed::yes(col(carried))
+                    }
+                }
+                other => Transformed::no(other),
+            })
+        })
+        .ok()?
+        .data;
+    followed.then_some(rewritten)
+}
 
 fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")

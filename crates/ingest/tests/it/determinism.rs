@@ -209,12 +209,12 @@ fn a_later_delivery_without_the_history_still_finds_id5() {
     );
 }
 
-/// (record key or receipt key) → (person, facility) of one table's rows.
+/// (record key or receipt key) → (person, facility, month) of one table's rows.
 fn persons_by_key(
     store: &Store,
     table: &str,
     columns: &[&str],
-) -> Vec<(String, Option<u32>, Option<String>)> {
+) -> Vec<(String, Option<u32>, Option<String>, Option<i32>)> {
     use arrow::array::AsArray;
     let mut out = Vec::new();
     for b in store.read_columns("ndb", table, columns).unwrap() {
@@ -223,6 +223,7 @@ fn persons_by_key(
         let keys = column(columns[0]).as_string::<i32>();
         let persons = column(columns[1]).as_primitive::<arrow::datatypes::UInt32Type>();
         let facilities = column(columns[2]).as_string::<i32>();
+        let months = column(columns[3]).as_primitive::<arrow::datatypes::Int32Type>();
         for i in 0..b.num_rows() {
             out.push((
                 keys.value(i).to_string(),
@@ -230,6 +231,7 @@ fn persons_by_key(
                 facilities
                     .is_valid(i)
                     .then(|| facilities.value(i).to_string()),
+                months.is_valid(i).then(|| months.value(i)),
             ));
         }
     }
@@ -237,7 +239,7 @@ fn persons_by_key(
 }
 
 #[test]
-fn details_carry_their_receipts_person_and_facility_until_the_receipts_change() {
+fn details_carry_their_receipts_person_facility_and_month_until_the_receipts_change() {
     let d = Delivery::new(1200, 37);
     d.ingest_into("data");
     let store = Store::new(&d.data_dir("data"));
@@ -247,24 +249,34 @@ fn details_carry_their_receipts_person_and_facility_until_the_receipts_change() 
         diagnoses.parent_digest.as_deref(),
         Some(receipts.content_digest.as_str())
     );
-    let parents: std::collections::HashMap<String, (Option<u32>, Option<String>)> = persons_by_key(
+    type Carried = (Option<u32>, Option<String>, Option<i32>);
+    let parents: std::collections::HashMap<String, Carried> = persons_by_key(
         &store,
         "receipts",
-        &["record_key", "person_idx", "facility_code"],
+        &["record_key", "person_idx", "facility_code", "claim_ym"],
     )
     .into_iter()
-    .map(|(k, p, f)| (k, (p, f)))
+    .map(|(k, p, f, m)| (k, (p, f, m)))
     .collect();
     let details = persons_by_key(
         &store,
         "diagnoses",
-        &["receipt_key", "parent_person_idx", "parent_facility"],
+        &[
+            "receipt_key",
+            "parent_person_idx",
+            "parent_facility",
+            "parent_period",
+        ],
     );
     assert!(details.len() > parents.len(), "several diagnoses a receipt");
     let mut with_person = 0;
-    for (key, person, facility) in &details {
+    for (key, person, facility, month) in &details {
         let expected = parents.get(key).cloned().unwrap_or_default();
-        assert_eq!((*person, facility.clone()), expected, "diagnosis of {key}");
+        assert_eq!(
+            (*person, facility.clone(), *month),
+            expected,
+            "diagnosis of {key}"
+        );
         with_person += usize::from(person.is_some());
     }
     assert!(with_person > details.len() / 2);

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use arrow::array::{Array, StringArray};
 use arrow::datatypes::DataType;
 use niji_catalog::{DisclosureRole, Sensitivity};
-use niji_ingest::parents::{PARENT_FACILITY, PARENT_PERSON};
+use niji_ingest::parents::{PARENT_FACILITY, PARENT_PERIOD, PARENT_PERSON};
 use niji_ingest::store::Store;
 
 use crate::fixture::{Delivery, catalog, files_under};
@@ -78,6 +78,9 @@ fn no_direct_identifier_or_key_reaches_the_store() {
                 let c = match (f.name.as_str(), parent) {
                     (PARENT_PERSON, Some(p)) => p.column("person_idx"),
                     (PARENT_FACILITY, Some(p)) => p.column_for(DisclosureRole::Facility),
+                    (PARENT_PERIOD, Some(p)) => {
+                        p.period_column.as_deref().and_then(|c| p.column(c))
+                    }
                     (name, _) => t.column(name),
                 }
                 .unwrap_or_else(|| panic!("{}.{}.{} is not described", db.name, t.name, f.name));
