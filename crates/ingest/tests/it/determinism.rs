@@ -209,12 +209,11 @@ fn a_later_delivery_without_the_history_still_finds_id5() {
     );
 }
 
-/// (record key or receipt key) → (person, facility, month) of one table's rows.
-fn persons_by_key(
-    store: &Store,
-    table: &str,
-    columns: &[&str],
-) -> Vec<(String, Option<u32>, Option<String>, Option<i32>)> {
+/// A receipt's person, facility and month.
+type Carried = (Option<u32>, Option<String>, Option<i32>);
+
+/// (record key or receipt key, what it carries) of one table's rows.
+fn persons_by_key(store: &Store, table: &str, columns: &[&str]) -> Vec<(String, Carried)> {
     use arrow::array::AsArray;
     let mut out = Vec::new();
     for b in store.read_columns("ndb", table, columns).unwrap() {
@@ -227,11 +226,13 @@ fn persons_by_key(
         for i in 0..b.num_rows() {
             out.push((
                 keys.value(i).to_string(),
-                persons.is_valid(i).then(|| persons.value(i)),
-                facilities
-                    .is_valid(i)
-                    .then(|| facilities.value(i).to_string()),
-                months.is_valid(i).then(|| months.value(i)),
+                (
+                    persons.is_valid(i).then(|| persons.value(i)),
+                    facilities
+                        .is_valid(i)
+                        .then(|| facilities.value(i).to_string()),
+                    months.is_valid(i).then(|| months.value(i)),
+                ),
             ));
         }
     }
@@ -249,14 +250,12 @@ fn details_carry_their_receipts_person_facility_and_month_until_the_receipts_cha
         diagnoses.parent_digest.as_deref(),
         Some(receipts.content_digest.as_str())
     );
-    type Carried = (Option<u32>, Option<String>, Option<i32>);
     let parents: std::collections::HashMap<String, Carried> = persons_by_key(
         &store,
         "receipts",
         &["record_key", "person_idx", "facility_code", "claim_ym"],
     )
     .into_iter()
-    .map(|(k, p, f, m)| (k, (p, f, m)))
     .collect();
     let details = persons_by_key(
         &store,
@@ -270,14 +269,10 @@ fn details_carry_their_receipts_person_facility_and_month_until_the_receipts_cha
     );
     assert!(details.len() > parents.len(), "several diagnoses a receipt");
     let mut with_person = 0;
-    for (key, person, facility, month) in &details {
+    for (key, carried) in &details {
         let expected = parents.get(key).cloned().unwrap_or_default();
-        assert_eq!(
-            (*person, facility.clone(), *month),
-            expected,
-            "diagnosis of {key}"
-        );
-        with_person += usize::from(person.is_some());
+        assert_eq!(*carried, expected, "diagnosis of {key}");
+        with_person += usize::from(carried.0.is_some());
     }
     assert!(with_person > details.len() / 2);
 
