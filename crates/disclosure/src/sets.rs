@@ -72,8 +72,8 @@ impl NijiUdaf {
     /// The accumulator; `values` is how many values (after the person) contributions take.
     fn groups(&self, values: usize) -> Box<dyn GroupsAccumulator + Sync> {
         match self.kind {
-            Kind::Set => Box::new(SetGroups::default()),
-            Kind::Few(cap) => Box::new(FewGroups::new(cap)),
+            Kind::Set => Box::new(Members(SetGroups::default())),
+            Kind::Few(cap) => Box::new(Members(FewGroups::new(cap))),
             Kind::Contributions => Box::new(ContributionGroups::new(values.max(1))),
         }
     }
@@ -355,7 +355,7 @@ struct SetGroups {
     added: usize,
 }
 
-impl SetGroups {
+impl MemberGroups for SetGroups {
     fn emit(&mut self, emit_to: EmitTo) -> ArrayRef {
         let groups = emit_to.take_needed(&mut self.groups);
         let mut out = BinaryBuilder::with_capacity(groups.len(), 0);
@@ -369,9 +369,7 @@ impl SetGroups {
             .sum();
         Arc::new(out.finish())
     }
-}
 
-impl SetGroups {
     /// Adds the rows of `values` (members, or the sets of an inner aggregate) to their groups.
     fn add(
         &mut self,
@@ -400,9 +398,53 @@ impl SetGroups {
         }
         Ok(())
     }
+
+    fn grow(&mut self, total: usize) {
+        grow(&mut self.groups, total);
+    }
+
+    fn empty(&self) -> Self {
+        Self::default()
+    }
+
+    /// A row's set is a few members: handed on in the tagged form, not as a bitmap.
+    fn emit_rows(self) -> ArrayRef {
+        let mut out = BinaryBuilder::with_capacity(self.groups.len(), self.groups.len() * 5);
+        for group in self.groups {
+            out.append_value(tagged(group.finish()));
+        }
+        Arc::new(out.finish())
+    }
+
+    fn size(&self) -> usize {
+        self.groups.capacity() * std::mem::size_of::<Group>() + 4 * self.added
+    }
 }
 
-impl GroupsAccumulator for SetGroups {
+/// Accumulators of a set of members per group (persons, or facilities up to a cap): how they
+/// grow, take rows and hand on their sets; [`Members`] makes a DataFusion groups accumulator
+/// of any of them.
+trait MemberGroups: Send + Sync + Sized + 'static {
+    fn grow(&mut self, total: usize);
+    fn add(
+        &mut self,
+        values: &ArrayRef,
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<()>;
+    fn emit(&mut self, emit_to: EmitTo) -> ArrayRef;
+    /// One without groups, taking the same kind of members.
+    fn empty(&self) -> Self;
+    /// Every group's set, when each group is one row.
+    fn emit_rows(self) -> ArrayRef;
+    fn size(&self) -> usize;
+}
+
+/// The groups accumulator over a [`MemberGroups`].
+#[derive(Debug)]
+struct Members<T>(T);
+
+impl<T: MemberGroups> GroupsAccumulator for Members<T> {
     fn update_batch(
         &mut self,
         values: &[ArrayRef],
@@ -410,16 +452,16 @@ impl GroupsAccumulator for SetGroups {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        grow(&mut self.groups, total_num_groups);
-        self.add(&values[0], group_indices, opt_filter)
+        self.0.grow(total_num_groups);
+        self.0.add(&values[0], group_indices, opt_filter)
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        Ok(self.emit(emit_to))
+        Ok(self.0.emit(emit_to))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        Ok(vec![self.emit(emit_to)])
+        Ok(vec![self.0.emit(emit_to)])
     }
 
     fn merge_batch(
@@ -428,30 +470,26 @@ impl GroupsAccumulator for SetGroups {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> Result<()> {
-        grow(&mut self.groups, total_num_groups);
-        self.add(&values[0], group_indices, None)
+        self.0.grow(total_num_groups);
+        self.0.add(&values[0], group_indices, None)
     }
 
+    /// Each row a group of its own.
     fn convert_to_state(
         &self,
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
-        // Each row a group of its own, handed on in the tagged form.
         let rows = values[0].len();
-        let mut one = SetGroups::default();
-        grow(&mut one.groups, rows);
+        let mut one = self.0.empty();
+        one.grow(rows);
         let indices: Vec<usize> = (0..rows).collect();
         one.add(&values[0], &indices, opt_filter)?;
-        let mut out = BinaryBuilder::with_capacity(rows, rows * 5);
-        for group in one.groups {
-            out.append_value(tagged(group.finish()));
-        }
-        Ok(vec![Arc::new(out.finish())])
+        Ok(vec![one.emit_rows()])
     }
 
     fn size(&self) -> usize {
-        self.groups.capacity() * std::mem::size_of::<Group>() + 4 * self.added
+        self.0.size()
     }
 }
 
@@ -482,6 +520,12 @@ impl FewGroups {
             groups: Vec::new(),
             spilled: 0,
         }
+    }
+}
+
+impl MemberGroups for FewGroups {
+    fn grow(&mut self, total: usize) {
+        grow(&mut self.groups, total);
     }
 
     fn emit(&mut self, emit_to: EmitTo) -> ArrayRef {
@@ -548,48 +592,13 @@ impl FewGroups {
         }
         Ok(())
     }
-}
 
-impl GroupsAccumulator for FewGroups {
-    fn update_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> Result<()> {
-        grow(&mut self.groups, total_num_groups);
-        self.add(&values[0], group_indices, opt_filter)
+    fn empty(&self) -> Self {
+        Self::new(self.cap)
     }
 
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        Ok(self.emit(emit_to))
-    }
-
-    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        Ok(vec![self.emit(emit_to)])
-    }
-
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
-        grow(&mut self.groups, total_num_groups);
-        self.add(&values[0], group_indices, None)
-    }
-
-    fn convert_to_state(
-        &self,
-        values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
-    ) -> Result<Vec<ArrayRef>> {
-        let mut one = FewGroups::new(self.cap);
-        grow(&mut one.groups, values[0].len());
-        let rows: Vec<usize> = (0..values[0].len()).collect();
-        one.add(&values[0], &rows, opt_filter)?;
-        Ok(vec![one.emit(EmitTo::All)])
+    fn emit_rows(mut self) -> ArrayRef {
+        self.emit(EmitTo::All)
     }
 
     fn size(&self) -> usize {
@@ -853,11 +862,11 @@ mod tests {
 
     #[test]
     fn sets_union_across_partial_states_and_count_distinct_persons() {
-        let mut a = SetGroups::default();
+        let mut a = Members(SetGroups::default());
         let persons: ArrayRef = Arc::new(UInt32Array::from(vec![1, 2, 2, 3, 9]));
         a.update_batch(&[persons], &[0, 0, 1, 1, 1], None, 2)
             .expect("update");
-        let mut b = SetGroups::default();
+        let mut b = Members(SetGroups::default());
         let more: ArrayRef = Arc::new(UInt32Array::from(vec![1, 4]));
         b.update_batch(&[more], &[0, 0], None, 1).expect("update");
         let state = b.state(EmitTo::All).expect("state");
@@ -872,7 +881,7 @@ mod tests {
 
     #[test]
     fn facility_codes_are_counted_distinct() {
-        let mut a = SetGroups::default();
+        let mut a = Members(SetGroups::default());
         let codes: ArrayRef = Arc::new(StringArray::from(vec!["a", "b", "a", "c"]));
         a.update_batch(&[codes], &[0, 0, 0, 0], None, 1)
             .expect("update");
@@ -914,12 +923,12 @@ mod tests {
 
     #[test]
     fn few_keeps_up_to_its_cap_across_partial_states() {
-        let mut a = FewGroups::new(3);
+        let mut a = Members(FewGroups::new(3));
         let codes: ArrayRef = Arc::new(StringArray::from(vec!["a", "b", "a", "c", "d", "x"]));
         a.update_batch(&[codes], &[0, 0, 0, 0, 0, 1], None, 2)
             .expect("update");
         let state = a.state(EmitTo::All).expect("state");
-        let mut b = FewGroups::new(3);
+        let mut b = Members(FewGroups::new(3));
         b.merge_batch(&state, &[0, 0], 1).expect("merge");
         let out = b.evaluate(EmitTo::All).expect("evaluate");
         let n = decode_set(out.as_binary::<i32>().value(0))

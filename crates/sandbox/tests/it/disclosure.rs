@@ -10,7 +10,8 @@ use arrow::datatypes::Int64Type;
 use niji_sandbox::{LocalEngine, Mode, QueryOutcome, Status, Visiting};
 
 use crate::fixture::{
-    Fixture, OTHER, column, from_store, per_prefecture, project_with, text_rows, with_policy,
+    Fixture, OTHER, column, from_store, narrow_project, per_prefecture, project_with, text_rows,
+    with_policy,
 };
 
 /// Row index → reasons of its masked cells.
@@ -459,20 +460,7 @@ async fn differencing_sees_releases_made_by_another_process() {
 async fn diagnoses_are_counted_alike_whether_they_carry_their_receipts_person_or_join_it() {
     let f = Fixture::new(None).await;
     // A half year and a cohort: a filter on the receipts that the diagnoses must follow.
-    let mut narrow = niji_sandbox::testing::example_spec(&crate::fixture::repo()).expect("spec");
-    narrow.id = "narrow".into();
-    narrow.period = Some(niji_governance::Period {
-        from: "2022-01".into(),
-        to: "2022-06".into(),
-    });
-    narrow.cohort = Some(niji_governance::Cohort {
-        source: "ndb.diagnoses.icd10".into(),
-        codes: vec!["E11".into()],
-    });
-    f.visiting
-        .create_project("test", &narrow)
-        .await
-        .expect("narrow project");
+    narrow_project(&f).await;
     // Fine enough for cells under 10 persons and under 3 facilities, which only the persons and
     // facilities behind each diagnosis decide.
     let sql = "SELECT substr(icd10, 1, 2) AS code, count(*) AS n FROM ndb.diagnoses \

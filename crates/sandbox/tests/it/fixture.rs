@@ -211,3 +211,22 @@ pub async fn project_with(f: &Fixture, id: &str, members: &[&str], extra: &[(&st
         .await
         .expect("project");
 }
+
+/// Creates project "narrow" (the example's members): a half year, 2022-01 to 2022-06, and a
+/// cohort of persons with an E11 diagnosis in it.
+pub async fn narrow_project(f: &Fixture) {
+    let mut narrow = niji_sandbox::testing::example_spec(&repo()).expect("spec");
+    narrow.id = "narrow".into();
+    narrow.period = Some(niji_governance::Period {
+        from: "2022-01".into(),
+        to: "2022-06".into(),
+    });
+    narrow.cohort = Some(niji_governance::Cohort {
+        source: "ndb.diagnoses.icd10".into(),
+        codes: vec!["E11".into()],
+    });
+    f.visiting
+        .create_project("test", &narrow)
+        .await
+        .expect("narrow project");
+}

@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use niji_governance::{Cohort, Period, ProjectSpec};
+use niji_governance::{Period, ProjectSpec};
 use niji_sandbox::{Mode, Status};
 
-use crate::fixture::{Fixture, OTHER, PROJECT, column, spec_text};
+use crate::fixture::{Fixture, OTHER, PROJECT, column, narrow_project, spec_text};
 
 async fn pids(f: &Fixture, user: &str, project: &str, table: &str) -> BTreeSet<String> {
     let o = f
@@ -63,20 +63,7 @@ async fn pseudonyms_link_within_a_group_only_and_differ_across_projects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn period_and_cohort_filters_decide_the_rows() {
     let f = Fixture::new(None).await;
-    let mut narrow = ProjectSpec::from_toml(&spec_text()).expect("spec");
-    narrow.id = "narrow".into();
-    narrow.period = Some(Period {
-        from: "2022-01".into(),
-        to: "2022-06".into(),
-    });
-    narrow.cohort = Some(Cohort {
-        source: "ndb.diagnoses.icd10".into(),
-        codes: vec!["E11".into()],
-    });
-    f.visiting
-        .create_project("test", &narrow)
-        .await
-        .expect("narrow project");
+    narrow_project(&f).await;
     let q = |sql: &'static str| {
         let f = &f;
         async move {
