@@ -335,10 +335,17 @@ fn selected(filter: Option<&BooleanArray>, row: usize) -> bool {
     filter.is_none_or(|f| f.is_valid(row) && f.value(row))
 }
 
-/// Whether a row has a value, from a column's nulls taken once per batch (not a dynamic call a
-/// row).
-fn valid(nulls: Option<&arrow::buffer::NullBuffer>, row: usize) -> bool {
-    nulls.is_none_or(|n| n.is_valid(row))
+/// The rows (with their groups) the filter selects and that have a value; `nulls` taken once
+/// per batch, not asked of the column by a dynamic call a row.
+fn chosen<'a>(
+    group_indices: &'a [usize],
+    filter: Option<&'a BooleanArray>,
+    nulls: Option<&'a arrow::buffer::NullBuffer>,
+) -> impl Iterator<Item = (usize, &'a usize)> + 'a {
+    group_indices
+        .iter()
+        .enumerate()
+        .filter(move |&(row, _)| selected(filter, row) && nulls.is_none_or(|n| n.is_valid(row)))
 }
 
 fn grow<T: Default>(v: &mut Vec<T>, total: usize) {
@@ -378,10 +385,7 @@ impl MemberGroups for SetGroups {
         opt_filter: Option<&BooleanArray>,
     ) -> Result<()> {
         let nulls = values.logical_nulls();
-        let rows = group_indices
-            .iter()
-            .enumerate()
-            .filter(|&(row, _)| selected(opt_filter, row) && valid(nulls.as_ref(), row));
+        let rows = chosen(group_indices, opt_filter, nulls.as_ref());
         if values.data_type() == &DataType::Binary {
             let sets = values.as_binary::<i32>();
             for (row, &g) in rows {
@@ -562,15 +566,12 @@ impl MemberGroups for FewGroups {
             }
         };
         let groups = &mut self.groups;
-        // A full group skips its rows before they are read.
         let nulls = values.logical_nulls();
-        let rows = group_indices
-            .iter()
-            .enumerate()
-            .filter(|&(row, _)| selected(opt_filter, row) && valid(nulls.as_ref(), row));
+        let rows = chosen(group_indices, opt_filter, nulls.as_ref());
         if values.data_type() == &DataType::Binary {
             let sets = values.as_binary::<i32>();
             for (row, &g) in rows {
+                // A full group skips its rows before they are read.
                 if groups[g].len() >= cap {
                     continue;
                 }

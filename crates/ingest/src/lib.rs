@@ -475,17 +475,35 @@ pub fn ingest(
 
     let mut tables = Vec::new();
     for db in catalog.in_ingest_order() {
+        // A parent's index (millions of record keys) is built once for all its details.
+        let mut indexes: std::collections::BTreeMap<&str, Option<parents::ParentIndex>> =
+            std::collections::BTreeMap::new();
         for t in db.tables.iter().filter(|t| wanted(&db.name, &t.name)) {
             let link = Linkage {
                 hashers: &ctx.hashers,
                 resolver: &resolver,
                 registry: &registry,
             };
-            let parent = t
+            let parent = match t
                 .parent
                 .as_ref()
-                .and_then(|l| db.tables.iter().find(|p| p.name == l.table));
+                .and_then(|l| Some((l, db.tables.iter().find(|p| p.name == l.table)?)))
+            {
+                Some((link, parent)) => {
+                    if !indexes.contains_key(parent.name.as_str()) {
+                        let index = parents::ParentIndex::load(&ctx.store, &db.name, parent)?;
+                        indexes.insert(&parent.name, index);
+                    }
+                    indexes
+                        .get(parent.name.as_str())
+                        .and_then(Option::as_ref)
+                        .map(|index| (index, link.key.as_str()))
+                }
+                None => None,
+            };
             let report = ingest_table(&ctx, &db.name, t, parent, link)?;
+            // Published anew: an index of its earlier version would be stale.
+            indexes.remove(t.name.as_str());
             on_table(&report);
             tables.push(report);
         }
@@ -582,7 +600,7 @@ fn ingest_table(
     ctx: &Context<'_>,
     db: &str,
     table: &Table,
-    parent: Option<&Table>,
+    parent: Option<(&parents::ParentIndex, &str)>,
     link: Linkage<'_>,
 ) -> Result<TableReport, IngestError> {
     let started = Instant::now();
@@ -614,13 +632,7 @@ fn ingest_table(
         }
         Err(e) => return Err(e),
     };
-    let parents = match parent {
-        Some(parent) => parents::ParentIndex::load(&ctx.store, db, table, parent)?,
-        None => None,
-    };
-    let schema = parents
-        .as_ref()
-        .map_or_else(|| plan.schema.clone(), |p| p.schema(&plan.schema));
+    let schema = parent.map_or_else(|| plan.schema.clone(), |(p, _)| p.schema(&plan.schema));
     let staging = ctx.store.staging(db, &table.name)?;
     let bar = progress_bar(report.bytes, &format!("{db}.{}", table.name));
     let mut quarantine = Quarantine::new(&ctx.opts.data_dir, db, &table.name, &header);
@@ -645,8 +657,8 @@ fn ingest_table(
             .map(|(i, chunk, first_line)| {
                 let result =
                     table::process_chunk(&plan, link, &chunk, first_line).and_then(|mut r| {
-                        if let Some(p) = &parents {
-                            r.batch = p.attach(&r.batch)?;
+                        if let Some((p, key)) = parent {
+                            r.batch = p.attach(&r.batch, key)?;
                         }
                         let part = write_part(&staging, i, &r.batch, writer_properties(&plan)?)?;
                         r.batch = arrow::record_batch::RecordBatch::new_empty(plan.schema.clone());
@@ -691,7 +703,7 @@ fn ingest_table(
         source_sha256,
         key_version: ctx.key_version.clone(),
         niji_version: env!("CARGO_PKG_VERSION").to_string(),
-        parent_digest: parents.map(|p| p.digest),
+        parent_digest: parent.map(|(p, _)| p.digest.clone()),
     };
     quarantine.save(manifest.quarantined > 0)?;
     report.parts = manifest.parts.len();

@@ -37,7 +37,6 @@ struct Carried {
 pub(crate) struct ParentIndex {
     /// The parent's content digest: which version the details were matched against.
     pub digest: String,
-    key_column: String,
     by_key: HashMap<Box<str>, Carried>,
     facilities: Vec<Box<str>>,
     has_facility: bool,
@@ -46,17 +45,12 @@ pub(crate) struct ParentIndex {
 }
 
 impl ParentIndex {
-    /// Reads the published parent of `table`; None when the table has no parent, or the
-    /// parent is not in the store (the details then go without, and readers join).
-    pub fn load(
-        store: &Store,
-        db: &str,
-        table: &Table,
-        parent: &Table,
-    ) -> Result<Option<Self>, IngestError> {
-        let Some(link) = table.parent.as_ref().filter(|_| parent.is_person_level()) else {
+    /// Reads a published parent table; None when it holds no persons or is not in the store
+    /// (its details then go without, and readers join).
+    pub fn load(store: &Store, db: &str, parent: &Table) -> Result<Option<Self>, IngestError> {
+        if !parent.is_person_level() {
             return Ok(None);
-        };
+        }
         let Some(manifest) = store.manifest(db, &parent.name)? else {
             return Ok(None);
         };
@@ -70,7 +64,6 @@ impl ParentIndex {
         wanted.extend(period);
         let mut index = Self {
             digest: manifest.content_digest,
-            key_column: link.key.clone(),
             by_key: HashMap::default(),
             facilities: Vec::new(),
             has_facility: facility.is_some(),
@@ -165,13 +158,17 @@ impl ParentIndex {
         Arc::new(Schema::new(fields))
     }
 
-    /// `batch` with each row's parent person, facility and period (null where the parent
+    /// `batch` with each row's parent (by its `key_column`) person, facility and period (null where the parent
     /// record, or its value, is unknown).
-    pub fn attach(&self, batch: &RecordBatch) -> Result<RecordBatch, IngestError> {
+    pub fn attach(
+        &self,
+        batch: &RecordBatch,
+        key_column: &str,
+    ) -> Result<RecordBatch, IngestError> {
         let keys = batch
-            .column_by_name(&self.key_column)
+            .column_by_name(key_column)
             .and_then(|c| c.as_string_opt::<i32>())
-            .ok_or_else(|| IngestError::Internal(format!("no text column {}", self.key_column)))?;
+            .ok_or_else(|| IngestError::Internal(format!("no text column {key_column}")))?;
         let rows = batch.num_rows();
         let mut persons = UInt32Builder::with_capacity(rows);
         let mut facilities = StringBuilder::with_capacity(rows, rows * 10);

@@ -757,3 +757,49 @@ impl ProjectEnv {
         any.is::<ProjectView>()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::common::DFSchema;
+
+    fn receipts() -> Table {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog");
+        let catalog = Catalog::load(&dir).expect("catalog");
+        catalog.table("ndb", "receipts").expect("receipts").clone()
+    }
+
+    fn details(carried: &[&str]) -> DFSchemaRef {
+        let mut fields = vec![Field::new("receipt_key", DataType::Utf8, true)];
+        fields.extend(
+            carried
+                .iter()
+                .map(|c| Field::new(*c, DataType::Int32, true)),
+        );
+        Arc::new(DFSchema::try_from(Schema::new(fields)).expect("schema"))
+    }
+
+    #[test]
+    fn a_parents_filter_moves_onto_its_details_only_where_every_column_is_carried() {
+        let parent = receipts();
+        let period = col("claim_ym").between(lit(202201), lit(202206));
+        let cohort = col("person_idx").gt(lit(3u32));
+        let both = period.and(cohort.clone());
+        let carried = details(&[PARENT_PERIOD, PARENT_PERSON]);
+        assert_eq!(
+            on_carried(&both, &parent, &carried),
+            Some(
+                col(PARENT_PERIOD)
+                    .between(lit(202201), lit(202206))
+                    .and(col(PARENT_PERSON).gt(lit(3u32)))
+            )
+        );
+        // Details stored before the period was carried: the parent is joined.
+        assert_eq!(on_carried(&both, &parent, &details(&[PARENT_PERSON])), None);
+        assert!(on_carried(&cohort, &parent, &details(&[PARENT_PERSON])).is_some());
+        // A column of the parent that no detail carries.
+        let other = col("prefecture").eq(lit(13));
+        assert_eq!(on_carried(&other, &parent, &carried), None);
+    }
+}
