@@ -161,7 +161,7 @@ async fn seed_releases(
         );
         visiting
             .db
-            .record_released_sets(project, "bench-seed", &seeded)
+            .record_released_sets(project, "bench-seed", &seeded, 0)
             .await?;
     }
     Ok(ledger.len() + seeded.len())

@@ -4,10 +4,39 @@
 
 use roaring::RoaringBitmap;
 
-/// Sets ordered by size, so that only those of nearly the same size are compared.
+/// Sets ordered by size, so that only those of nearly the same size are compared, and within a
+/// size by a fingerprint of their members, so that finding the same set again compares one or
+/// two sets, not every set of that size (small sizes are common: thousands share a size).
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
-    sets: Vec<RoaringBitmap>,
+    sets: Vec<Kept>,
+}
+
+#[derive(Debug, Clone)]
+struct Kept {
+    len: u64,
+    print: u64,
+    set: RoaringBitmap,
+}
+
+/// A set's size and fingerprint. Not a keyed hash: it only narrows which sets are compared
+/// member by member.
+fn key_of(set: &RoaringBitmap) -> (u64, u64) {
+    let print = set.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, m| {
+        (h ^ u64::from(m)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    (set.len(), print)
+}
+
+impl Kept {
+    fn new(set: RoaringBitmap) -> Self {
+        let (len, print) = key_of(&set);
+        Self { len, print, set }
+    }
+
+    fn key(&self) -> (u64, u64) {
+        (self.len, self.print)
+    }
 }
 
 impl Ledger {
@@ -19,29 +48,31 @@ impl Ledger {
 
     /// Keeps many sets at once (sorted once, not inserted one by one), each set once.
     pub fn extend(&mut self, sets: impl IntoIterator<Item = RoaringBitmap>) {
-        self.sets.extend(sets);
-        self.sets.sort_by_key(RoaringBitmap::len);
-        let mut kept: Vec<RoaringBitmap> = Vec::with_capacity(self.sets.len());
-        let mut same_size_from = 0;
-        for set in self.sets.drain(..) {
-            if kept.last().is_none_or(|last| last.len() != set.len()) {
-                same_size_from = kept.len();
+        self.sets.extend(sets.into_iter().map(Kept::new));
+        self.sets.sort_by_key(Kept::key);
+        let mut kept: Vec<Kept> = Vec::with_capacity(self.sets.len());
+        let mut same_key_from = 0;
+        for k in self.sets.drain(..) {
+            if kept.last().is_none_or(|last| last.key() != k.key()) {
+                same_key_from = kept.len();
             }
-            if !kept[same_size_from..].contains(&set) {
-                kept.push(set);
+            if !kept[same_key_from..].iter().any(|s| s.set == k.set) {
+                kept.push(k);
             }
         }
         self.sets = kept;
     }
 
+    /// The kept sets with `key`.
+    fn same_key(&self, key: (u64, u64)) -> &[Kept] {
+        let from = self.sets.partition_point(|s| s.key() < key);
+        let to = self.sets.partition_point(|s| s.key() <= key);
+        &self.sets[from..to]
+    }
+
     /// Whether the same set was released before (releasing it again gives nothing away).
     pub fn contains(&self, set: &RoaringBitmap) -> bool {
-        let n = set.len();
-        let from = self.sets.partition_point(|s| s.len() < n);
-        self.sets[from..]
-            .iter()
-            .take_while(|s| s.len() == n)
-            .any(|s| s == set)
+        self.same_key(key_of(set)).iter().any(|s| s.set == *set)
     }
 
     pub fn len(&self) -> usize {
@@ -54,23 +85,24 @@ impl Ledger {
 
     /// Keeps `set`, once: a set released again is compared once.
     pub fn add(&mut self, set: RoaringBitmap) {
-        if self.contains(&set) {
+        let kept = Kept::new(set);
+        if self.same_key(kept.key()).iter().any(|s| s.set == kept.set) {
             return;
         }
-        let at = self.sets.partition_point(|s| s.len() < set.len());
-        self.sets.insert(at, set);
+        let at = self.sets.partition_point(|s| s.key() < kept.key());
+        self.sets.insert(at, kept);
     }
 
     /// Whether some kept set differs from `set` by at least one and fewer than `threshold`
     /// persons (the same set again gives nothing away).
     pub fn differs_by_fewer(&self, set: &RoaringBitmap, threshold: u64) -> bool {
         let n = set.len();
-        let from = self.sets.partition_point(|s| s.len() + threshold <= n);
+        let from = self.sets.partition_point(|s| s.len + threshold <= n);
         self.sets[from..]
             .iter()
-            .take_while(|s| s.len() < n + threshold)
+            .take_while(|s| s.len < n + threshold)
             .any(|s| {
-                let d = s.symmetric_difference_len(set);
+                let d = s.set.symmetric_difference_len(set);
                 d > 0 && d < threshold
             })
     }
@@ -103,5 +135,23 @@ mod tests {
         again.add(set(500..520));
         assert_eq!(again.len(), 3, "a set released again is kept once");
         assert!(again.contains(&set(500..520)) && !again.contains(&set(500..519)));
+    }
+
+    /// Many sets of one size (small cells are common): each distinct one is kept once, found
+    /// again, and near ones are still found among them.
+    #[test]
+    fn sets_of_one_size_are_told_apart() {
+        let same_size: Vec<RoaringBitmap> = (0..500).map(|i| set(i * 7..i * 7 + 10)).collect();
+        let twice = same_size.iter().chain(&same_size).cloned();
+        let mut ledger = Ledger::new(twice);
+        assert_eq!(ledger.len(), 500, "duplicates kept once");
+        assert!(same_size.iter().all(|s| ledger.contains(s)));
+        assert!(!ledger.contains(&set(3..13)), "same size, not released");
+        ledger.add(set(3..13));
+        ledger.add(set(3..13));
+        assert_eq!(ledger.len(), 501);
+        let mut one_swapped = set(70..79);
+        one_swapped.insert(1_000_000);
+        assert!(ledger.differs_by_fewer(&one_swapped, 10));
     }
 }

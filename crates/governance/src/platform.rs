@@ -245,17 +245,23 @@ impl PlatformDb {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Keeps the person sets of one release's cells (atomically, all or none).
+    /// Keeps the person sets of one release's cells (atomically, all or none). A caller whose
+    /// ledger holds the project's sets up to row `seen` gets back the last row now kept when no
+    /// other release of the project came in between (its ledger is then current up to there,
+    /// and need not read its own sets back); `None` when one did or nothing was kept.
     pub async fn record_released_sets(
         &self,
         project: &str,
         query_id: &str,
         sets: &[Vec<u8>],
-    ) -> Result<(), GovernanceError> {
+        seen: i64,
+    ) -> Result<Option<i64>, GovernanceError> {
         let mut tx = self.pool.begin().await?;
         let at = niji_audit::now_rfc3339();
+        let mut first = None;
+        let mut last = None;
         for set in sets {
-            sqlx::query(
+            let id = sqlx::query(
                 "INSERT INTO released_sets (project, query_id, persons, released_at) VALUES ($1, $2, $3, $4)",
             )
             .bind(project)
@@ -263,10 +269,26 @@ impl PlatformDb {
             .bind(set)
             .bind(&at)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .last_insert_rowid();
+            first.get_or_insert(id);
+            last = Some(id);
         }
+        // Holding the write lock now, nobody can add rows below ours any more.
+        let between: i64 =
+            match first {
+                Some(first) => sqlx::query_scalar(
+                    "SELECT count(*) FROM released_sets WHERE project = $1 AND id > $2 AND id < $3",
+                )
+                .bind(project)
+                .bind(seen)
+                .bind(first)
+                .fetch_one(&mut *tx)
+                .await?,
+                None => 0,
+            };
         tx.commit().await?;
-        Ok(())
+        Ok(last.filter(|_| between == 0))
     }
 
     /// The person sets the project released after the row `after` (0: all of them), with

@@ -811,7 +811,8 @@ impl Visiting {
             .entry(project.to_string())
             .or_default()
             .clone();
-        let mut kept = project_ledger.lock().await;
+        let mut guard = project_ledger.lock().await;
+        let kept = &mut *guard;
         // Other processes (the CLI beside a server) release too: catch up with the database
         // before every check, so that differencing sees every release of the project.
         let new = self.db.released_sets_since(project, kept.seen).await?;
@@ -841,9 +842,13 @@ impl Visiting {
                 .iter()
                 .map(niji_disclosure::sets::encode_set)
                 .collect();
-            self.db
-                .record_released_sets(project, query_id, &encoded)
-                .await?;
+            if let Some(last) = self
+                .db
+                .record_released_sets(project, query_id, &encoded, kept.seen)
+                .await?
+            {
+                kept.seen = last;
+            }
             for set in std::mem::take(released_sets) {
                 ledger.add(set);
             }

@@ -456,6 +456,67 @@ async fn differencing_sees_releases_made_by_another_process() {
     );
 }
 
+/// A process that recorded its own release skips reading it back only when no other release of
+/// the project came in between; otherwise it must read them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_skips_its_own_release_only_when_nothing_came_between() {
+    let f = Fixture::new(None).await;
+    let db = &f.visiting.db;
+    let project = crate::fixture::PROJECT;
+    let set = |members: std::ops::Range<u32>| {
+        niji_disclosure::sets::encode_set(&members.collect::<roaring::RoaringBitmap>())
+    };
+    let seen = db
+        .released_sets_since(project, 0)
+        .await
+        .expect("sets")
+        .last()
+        .map_or(0, |(id, _)| *id);
+    let mine = db
+        .record_released_sets(project, "mine", &[set(0..20), set(5..40)], seen)
+        .await
+        .expect("record")
+        .expect("nothing came between");
+    assert_eq!(
+        db.released_sets_since(project, mine)
+            .await
+            .expect("sets")
+            .len(),
+        0
+    );
+    // Another project's release does not come between; another process's of this one does.
+    db.record_released_sets(OTHER, "theirs", &[set(0..30)], 0)
+        .await
+        .expect("record");
+    let after_other_project = db
+        .record_released_sets(project, "mine again", &[set(0..50)], mine)
+        .await
+        .expect("record")
+        .expect("another project's release is not this one's");
+    db.record_released_sets(project, "another process", &[set(0..60)], 0)
+        .await
+        .expect("record");
+    assert_eq!(
+        db.record_released_sets(
+            project,
+            "mine once more",
+            &[set(0..70)],
+            after_other_project
+        )
+        .await
+        .expect("record"),
+        None,
+        "a release of the project came between"
+    );
+    assert_eq!(
+        db.released_sets_since(project, after_other_project)
+            .await
+            .expect("sets")
+            .len(),
+        2
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diagnoses_are_counted_alike_whether_they_carry_their_receipts_person_or_join_it() {
     let f = Fixture::new(None).await;
