@@ -63,16 +63,18 @@ impl Ledger {
         self.sets = kept;
     }
 
-    /// The kept sets with `key`.
-    fn same_key(&self, key: (u64, u64)) -> &[Kept] {
+    /// Whether `set`, whose key is `key`, is kept.
+    fn holds(&self, key: (u64, u64), set: &RoaringBitmap) -> bool {
         let from = self.sets.partition_point(|s| s.key() < key);
-        let to = self.sets.partition_point(|s| s.key() <= key);
-        &self.sets[from..to]
+        self.sets[from..]
+            .iter()
+            .take_while(|s| s.key() == key)
+            .any(|s| s.set == *set)
     }
 
     /// Whether the same set was released before (releasing it again gives nothing away).
     pub fn contains(&self, set: &RoaringBitmap) -> bool {
-        self.same_key(key_of(set)).iter().any(|s| s.set == *set)
+        self.holds(key_of(set), set)
     }
 
     pub fn len(&self) -> usize {
@@ -86,7 +88,7 @@ impl Ledger {
     /// Keeps `set`, once: a set released again is compared once.
     pub fn add(&mut self, set: RoaringBitmap) {
         let kept = Kept::new(set);
-        if self.same_key(kept.key()).iter().any(|s| s.set == kept.set) {
+        if self.holds(kept.key(), &kept.set) {
             return;
         }
         let at = self.sets.partition_point(|s| s.key() < kept.key());
