@@ -72,8 +72,9 @@ impl Ledger {
             .any(|s| s.set == *set)
     }
 
-    /// Whether the same set was released before (releasing it again gives nothing away).
-    pub fn contains(&self, set: &RoaringBitmap) -> bool {
+    /// Whether the same set was released before.
+    #[cfg(test)]
+    fn contains(&self, set: &RoaringBitmap) -> bool {
         self.holds(key_of(set), set)
     }
 
@@ -85,14 +86,23 @@ impl Ledger {
         self.sets.is_empty()
     }
 
-    /// Keeps `set`, once: a set released again is compared once.
-    pub fn add(&mut self, set: RoaringBitmap) {
-        let kept = Kept::new(set);
-        if self.holds(kept.key(), &kept.set) {
-            return;
+    /// Keeps `set`, once: a set released again is compared once. Whether it is new (the same
+    /// set released before gives nothing away, and need not be recorded again).
+    pub fn add(&mut self, set: &RoaringBitmap) -> bool {
+        let key = key_of(set);
+        if self.holds(key, set) {
+            return false;
         }
-        let at = self.sets.partition_point(|s| s.key() < kept.key());
-        self.sets.insert(at, kept);
+        let at = self.sets.partition_point(|s| s.key() < key);
+        self.sets.insert(
+            at,
+            Kept {
+                len: key.0,
+                print: key.1,
+                set: set.clone(),
+            },
+        );
+        true
     }
 
     /// Whether some kept set differs from `set` by at least one and fewer than `threshold`
@@ -134,7 +144,7 @@ mod tests {
         );
         assert!(ledger.differs_by_fewer(&set(1000..4991), 10));
         let mut again = ledger;
-        again.add(set(500..520));
+        assert!(!again.add(&set(500..520)));
         assert_eq!(again.len(), 3, "a set released again is kept once");
         assert!(again.contains(&set(500..520)) && !again.contains(&set(500..519)));
     }
@@ -149,8 +159,8 @@ mod tests {
         assert_eq!(ledger.len(), 500, "duplicates kept once");
         assert!(same_size.iter().all(|s| ledger.contains(s)));
         assert!(!ledger.contains(&set(3..13)), "same size, not released");
-        ledger.add(set(3..13));
-        ledger.add(set(3..13));
+        assert!(ledger.add(&set(3..13)));
+        assert!(!ledger.add(&set(3..13)), "kept once");
         assert_eq!(ledger.len(), 501);
         let mut one_swapped = set(70..79);
         one_swapped.insert(1_000_000);

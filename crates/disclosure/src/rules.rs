@@ -333,7 +333,7 @@ pub fn check(
             continue;
         }
         for set in &group_sets[row] {
-            this_result.add(set.clone());
+            this_result.add(set);
         }
     }
 

@@ -792,8 +792,8 @@ impl Visiting {
     }
 
     /// Applies the rules to a shadow result under the project's release ledger; when `record`
-    /// and something is released, its person sets join the ledger (in the platform database
-    /// first, so that a crash never forgets a release).
+    /// and something is released, its person sets join the ledger (recorded in the platform
+    /// database before the result leaves, so that a crash never forgets a release).
     async fn judge(
         &self,
         project: &str,
@@ -837,7 +837,9 @@ impl Visiting {
         if let Verdict::Release { released_sets, .. } = &mut verdict
             && record
         {
-            released_sets.retain(|set| !ledger.contains(set));
+            // Sets released before are not recorded again. The new ones join the ledger now:
+            // should recording fail, the result does not leave, and the ledger is only stricter.
+            released_sets.retain(|set| ledger.add(set));
             let encoded: Vec<Vec<u8>> = released_sets
                 .iter()
                 .map(niji_disclosure::sets::encode_set)
@@ -848,9 +850,6 @@ impl Visiting {
                 .await?
             {
                 kept.seen = last;
-            }
-            for set in std::mem::take(released_sets) {
-                ledger.add(set);
             }
         }
         Ok(verdict)

@@ -765,7 +765,9 @@ mod tests {
     use datafusion::common::DFSchema;
 
     fn receipts() -> Table {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog");
+        // Read at run time: a test binary reused from another checkout must find this one's files.
+        let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("tests run under cargo");
+        let dir = Path::new(&manifest).join("../../catalog");
         let catalog = Catalog::load(&dir).expect("catalog");
         catalog.table("ndb", "receipts").expect("receipts").clone()
     }
