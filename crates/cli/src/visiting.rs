@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
-use niji_governance::{ProjectSpec, UserRole, Vote};
+use niji_governance::{ProjectSpec, Stored as _, UserRole, Vote};
 use niji_sandbox::{LocalEngine, Mode, QueryRequest, Settings, Status, Visiting};
 
 use crate::commands::{Context, custodian_actor};
@@ -374,6 +374,7 @@ pub fn demo(ctx: &Context, env: &EnvArgs) -> anyhow::Result<()> {
             (Mode::Real, "SELECT pid, claim_ym, days FROM ndb.receipts LIMIT 5"),
             (Mode::Dummy, "SELECT id5, birth_date FROM ndb.receipts"),
         ];
+        let mut masked = None;
         for (mode, sql) in tour {
             println!("\n{lead}@{} ({}): {sql}", spec.id, mode.as_str());
             let o = v
@@ -386,6 +387,20 @@ pub fn demo(ctx: &Context, env: &EnvArgs) -> anyhow::Result<()> {
                 })
                 .await;
             println!("{}", o.to_table());
+            if o.status == Status::Suppressed {
+                masked = Some(o.query_id);
+            }
+        }
+        // Output checking: asking for a masked table's release. In this synthetic data the
+        // judgement rules (facilities, dominance) mask nothing, so every masked cell rests on
+        // too few persons, and checkers are not even asked: approval could release nothing.
+        if let Some(id) = masked {
+            println!("\n{lead}: outputs request {id}");
+            let justification = "Persons by prefecture for the 2割負担 report; please release the masked cells.";
+            match v.request_release(&lead, &id, justification).await {
+                Ok(o) => println!("  {}", o.review.as_str()),
+                Err(e) => println!("  {}: {}", e.status().as_str(), e.public_message()),
+            }
         }
         Ok(())
     })

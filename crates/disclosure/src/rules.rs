@@ -30,7 +30,8 @@ pub enum Verdict {
     Release {
         batch: RecordBatch,
         suppressed: Vec<SuppressedCell>,
-        /// Person sets of the released cells and their union, for later differencing.
+        /// Person sets of the released cells and, per column, their union, for later
+        /// differencing.
         released_sets: Vec<RoaringBitmap>,
         /// Where counts are rounded: each count column's total, recomputed from its released
         /// rounded cells (an exact total would give back what rounding hid).
@@ -143,6 +144,14 @@ fn smallest(sets: &[RoaringBitmap]) -> u64 {
     sets.iter().map(RoaringBitmap::len).min().unwrap_or(0)
 }
 
+/// Where the persons behind one aggregate come from: its own person set column, or a section
+/// of a contributions column.
+#[derive(Debug, Clone, Copy)]
+enum Behind {
+    CellSet(usize),
+    Contributions(usize, usize),
+}
+
 /// Applies the rules to `batches` (the shadow plan's output).
 pub fn check(
     shadow: &Shadow,
@@ -221,20 +230,45 @@ pub fn check(
             m.entry(c).or_insert_with(|| reason.to_string());
         }
     };
-    // The hidden columns the shown aggregates rest on, each read once per row.
-    let shown: Vec<&String> = aggregate_columns
+    // The persons single aggregates rest on (a FILTER, a CASE, a magnitude's contributors),
+    // and the output columns that show each aggregate.
+    let resting: Vec<(Behind, Vec<usize>)> = shadow
+        .cell_sets
         .iter()
-        .flat_map(|&c| &shadow.lineage[c].aggregates)
+        .flat_map(|(aggregate, columns)| {
+            columns
+                .iter()
+                .map(move |&c| (aggregate, Behind::CellSet(c)))
+        })
+        .chain(
+            shadow
+                .contributions
+                .iter()
+                .flat_map(|(aggregate, sections)| {
+                    sections
+                        .iter()
+                        .map(move |&(c, section)| (aggregate, Behind::Contributions(c, section)))
+                }),
+        )
+        .map(|(aggregate, behind)| {
+            let showing = aggregate_columns
+                .iter()
+                .copied()
+                .filter(|&c| shadow.lineage[c].aggregates.contains(aggregate))
+                .collect();
+            (behind, showing)
+        })
+        .filter(|(_, showing): &(Behind, Vec<usize>)| !showing.is_empty())
         .collect();
-    let cell_set_columns: BTreeSet<usize> = shown
+    let contribution_columns: BTreeSet<usize> = resting
         .iter()
-        .flat_map(|a| shadow.cell_sets.get(*a).into_iter().flatten().copied())
+        .filter_map(|(behind, _)| match behind {
+            Behind::Contributions(c, _) => Some(*c),
+            Behind::CellSet(_) => None,
+        })
         .collect();
-    let contribution_columns: BTreeSet<usize> = shown
-        .iter()
-        .flat_map(|a| shadow.contributions.get(*a).into_iter().flatten())
-        .map(|&(column, _)| column)
-        .collect();
+    // Per row, the set behind each of `resting`.
+    let mut aggregate_sets: Vec<Vec<RoaringBitmap>> = Vec::with_capacity(rows);
     let zero = zero_cells(&batch, &aggregate_columns)?;
     for (row, cell_masks) in masked.iter_mut().enumerate() {
         let persons = sets_at(&batch, &shadow.person_sets, row)?;
@@ -269,16 +303,20 @@ pub fn check(
             .map(|&c| (c, contributions_at(&batch, c, row)))
             .collect();
         // Each aggregate rests on its own persons (a count of a CASE, a FILTER, a sum of
-        // zeros elsewhere), never more than the group's.
-        let mut fewest = n;
-        for &c in &cell_set_columns {
-            fewest = fewest.min(smallest(&sets_at(&batch, &[c], row)?));
-        }
-        for sections in contributions.values() {
-            for s in sections {
-                fewest = fewest.min(s.persons);
-            }
-        }
+        // zeros elsewhere), never more than the group's. A section that cannot be read rests
+        // on nobody.
+        let behind: Vec<RoaringBitmap> = resting
+            .iter()
+            .map(|(b, _)| match *b {
+                Behind::CellSet(c) => Ok(sets_at(&batch, &[c], row)?.pop().unwrap_or_default()),
+                Behind::Contributions(c, section) => Ok(contributions
+                    .get(&c)
+                    .and_then(|sections| sections.get(section))
+                    .map(|s| s.persons.clone())
+                    .unwrap_or_default()),
+            })
+            .collect::<Result<_, DisclosureError>>()?;
+        let fewest = behind.iter().map(RoaringBitmap::len).fold(n, u64::min);
         // A cell of 0 may be shown; any other cell resting on no identified person (records
         // without ID5) or on too few is not.
         if fewest < min_persons && !zero[row] {
@@ -302,6 +340,7 @@ pub fn check(
             }
         }
         group_sets.push(persons);
+        aggregate_sets.push(behind);
     }
 
     // A row shows something unless every aggregate of it is masked (a row of group keys only
@@ -311,47 +350,73 @@ pub fn check(
     };
 
     // Differencing: a cell whose persons differ from a released cell's (or a released
-    // table's total) by fewer than the threshold would give those persons away.
+    // table's total, or another cell of this result) by fewer than the threshold would give
+    // those persons away. A row's group is compared first, then each aggregate's own persons.
+    let near_reason = format!(
+        "differs from an earlier released cell by fewer than {} persons",
+        rules.min_persons
+    );
     let mut this_result = Ledger::default();
+    let near = |set: &RoaringBitmap, this_result: &Ledger| {
+        !set.is_empty()
+            && (ledger.differs_by_fewer(set, rules.min_persons)
+                || this_result.differs_by_fewer(set, rules.min_persons))
+    };
     for row in 0..rows {
         if !shows(&masked[row]) {
             continue;
         }
-        let near = group_sets[row].iter().any(|set| {
-            !set.is_empty()
-                && (ledger.differs_by_fewer(set, rules.min_persons)
-                    || this_result.differs_by_fewer(set, rules.min_persons))
-        });
-        if near {
-            mask_row(
-                &mut masked[row],
-                &format!(
-                    "differs from an earlier released cell by fewer than {} persons",
-                    rules.min_persons
-                ),
-            );
+        if group_sets[row].iter().any(|set| near(set, &this_result)) {
+            mask_row(&mut masked[row], &near_reason);
             continue;
         }
         for set in &group_sets[row] {
             this_result.add(set);
         }
+        for (set, (_, showing)) in aggregate_sets[row].iter().zip(&resting) {
+            if showing.iter().all(|c| masked[row].contains_key(c)) {
+                continue;
+            }
+            if near(set, &this_result) {
+                for &c in showing {
+                    masked[row].entry(c).or_insert_with(|| near_reason.clone());
+                }
+            } else {
+                this_result.add(set);
+            }
+        }
     }
 
     complementary(&mut masked, &aggregate_columns, &group_sets, &key_texts);
 
-    // Every row that shows something is released: its persons join the ledger, and so does
-    // the table's total.
-    let mut released_sets = Vec::new();
+    // Every set behind a cell that shows is released and joins the ledger, and so does each
+    // column's total over the rows (what summing the released table gives).
+    let mut by_group: BTreeMap<usize, Vec<RoaringBitmap>> = BTreeMap::new();
+    let mut by_aggregate: Vec<Vec<RoaringBitmap>> = vec![Vec::new(); resting.len()];
     for row in 0..rows {
-        if shows(&masked[row]) {
-            released_sets.extend(group_sets[row].iter().filter(|s| !s.is_empty()).cloned());
+        if !shows(&masked[row]) {
+            continue;
+        }
+        for (k, set) in group_sets[row].iter().enumerate() {
+            by_group.entry(k).or_default().push(set.clone());
+        }
+        for ((set, (_, showing)), released) in aggregate_sets[row]
+            .iter()
+            .zip(&resting)
+            .zip(&mut by_aggregate)
+        {
+            if showing.iter().any(|c| !masked[row].contains_key(c)) {
+                released.push(set.clone());
+            }
         }
     }
-    if released_sets.len() > 1 {
-        let total = released_sets
-            .iter()
-            .fold(RoaringBitmap::new(), |a, b| a | b);
-        released_sets.push(total);
+    let mut released_sets = Vec::new();
+    for sets in by_group.into_values().chain(by_aggregate) {
+        let sets: Vec<RoaringBitmap> = sets.into_iter().filter(|s| !s.is_empty()).collect();
+        if sets.len() > 1 {
+            released_sets.push(sets.iter().fold(RoaringBitmap::new(), |a, b| a | b));
+        }
+        released_sets.extend(sets);
     }
 
     let mut suppressed = Vec::new();

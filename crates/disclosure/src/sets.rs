@@ -215,35 +215,64 @@ pub fn encode_set(set: &RoaringBitmap) -> Vec<u8> {
     out
 }
 
-/// A cell's contributions: the total, the persons contributing anything, and the largest
-/// per-person sums, largest first.
+/// A cell's contributions: the total, the identified persons contributing anything (a sum over
+/// others than these would differ by their values), and the largest per-person sums, largest
+/// first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Contributions {
     pub total: f64,
-    pub persons: u64,
+    pub persons: RoaringBitmap,
     pub top: Vec<f64>,
 }
 
 impl Contributions {
-    /// The sections of one cell of `niji_contributions`, one per value it was given.
+    /// The sections of one cell of `niji_contributions`, one per value it was given. A section
+    /// cut short is left out (a check that finds its section missing fails closed).
     pub fn decode(bytes: &[u8]) -> Vec<Self> {
-        let values: Vec<f64> = bytes
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or_default()))
-            .collect();
         let mut out = Vec::new();
-        let mut rest = values.as_slice();
-        while let [total, persons, n, tail @ ..] = rest {
-            let n = (*n as usize).min(tail.len());
-            out.push(Self {
-                total: *total,
-                persons: *persons as u64,
-                top: tail[..n].to_vec(),
-            });
-            rest = &tail[n..];
+        let mut rest = bytes;
+        while let Some(section) = Self::decode_section(&mut rest) {
+            out.push(section);
         }
         out
     }
+
+    fn decode_section(rest: &mut &[u8]) -> Option<Self> {
+        let total = f64::from_le_bytes(take(rest, 8)?.try_into().ok()?);
+        let n = u32::from_le_bytes(take(rest, 4)?.try_into().ok()?);
+        let top = (0..n)
+            .map(|_| Some(f64::from_le_bytes(take(rest, 8)?.try_into().ok()?)))
+            .collect::<Option<Vec<f64>>>()?;
+        let len = u32::from_le_bytes(take(rest, 4)?.try_into().ok()?) as usize;
+        let persons = RoaringBitmap::deserialize_from(take(rest, len)?).ok()?;
+        Some(Self {
+            total,
+            persons,
+            top,
+        })
+    }
+
+    /// Appends a section in the form [`Contributions::decode`] reads.
+    fn encode_section(total: f64, top: &[f64], persons: &RoaringBitmap, out: &mut Vec<u8>) {
+        out.extend_from_slice(&total.to_le_bytes());
+        out.extend_from_slice(&(top.len() as u32).to_le_bytes());
+        for v in top {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&(persons.serialized_size() as u32).to_le_bytes());
+        // Writing to a Vec cannot fail.
+        let _ = persons.serialize_into(&mut *out);
+    }
+}
+
+/// The first `n` bytes of `rest`, which moves past them.
+fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if rest.len() < n {
+        return None;
+    }
+    let (head, tail) = rest.split_at(n);
+    *rest = tail;
+    Some(head)
 }
 
 /// Facility codes hashed into 20 bits: a set of them then spans at most 16 roaring containers
@@ -719,26 +748,31 @@ impl GroupsAccumulator for ContributionGroups {
         Ok(())
     }
 
-    /// Per group, one section per value: total, persons contributing anything, how many
-    /// largest contributions follow, and those, largest first (see [`Contributions::decode`]).
+    /// Per group, one section per value: the total, the largest contributions and the persons
+    /// contributing anything (see [`Contributions::decode`]).
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let k = self.k;
         let groups = self.take(emit_to);
         let mut out = BinaryBuilder::with_capacity(groups.len(), 0);
+        let mut identified: Vec<u32> = Vec::new();
         for g in groups {
             let mut bytes = Vec::new();
             for j in 0..k {
                 let total: f64 = g.values().map(|s| s[j]).sum();
-                let persons = g
-                    .iter()
-                    .filter(|(p, s)| *p & ANONYMOUS == 0 && s[j] != 0.0)
-                    .count() as f64;
+                identified.clear();
+                identified.extend(
+                    g.iter()
+                        .filter(|(p, s)| *p & ANONYMOUS == 0 && s[j] != 0.0)
+                        .map(|(p, _)| *p),
+                );
+                identified.sort_unstable();
+                // Map keys: sorted, they are also distinct, as a bitmap takes them.
+                let persons =
+                    RoaringBitmap::from_sorted_iter(identified.iter().copied()).unwrap_or_default();
                 let mut top: Vec<f64> = g.values().map(|s| s[j]).filter(|v| *v != 0.0).collect();
                 top.sort_by(|a, b| b.total_cmp(a));
                 top.truncate(TOP_CONTRIBUTIONS);
-                for v in [total, persons, top.len() as f64].iter().chain(&top) {
-                    bytes.extend_from_slice(&v.to_le_bytes());
-                }
+                Contributions::encode_section(total, &top, &persons, &mut bytes);
             }
             out.append_value(bytes);
         }
@@ -916,9 +950,14 @@ mod tests {
         let c = Contributions::decode(out.as_binary::<i32>().value(0));
         assert_eq!(c.len(), 2, "a section per value");
         assert_eq!(c[0].total, 19.0);
-        assert_eq!(c[0].persons, 3, "person 4 contributed nothing");
+        assert_eq!(
+            c[0].persons.iter().collect::<Vec<_>>(),
+            [1, 2, 3],
+            "person 4 contributed nothing"
+        );
         assert_eq!(c[0].top, [15.0, 3.0, 1.0]);
-        assert_eq!((c[1].total, c[1].persons), (11.0, 2));
+        assert_eq!(c[1].total, 11.0);
+        assert_eq!(c[1].persons.iter().collect::<Vec<_>>(), [1, 4]);
         assert_eq!(c[1].top, [9.0, 2.0]);
     }
 
@@ -962,6 +1001,10 @@ mod tests {
             [500.0, 300.0, 2.0, 1.0],
             "each record its own contributor"
         );
-        assert_eq!(c.persons, 2, "but nobody they could be counted as");
+        assert_eq!(
+            c.persons.iter().collect::<Vec<_>>(),
+            [1, 2],
+            "but nobody they could be counted as"
+        );
     }
 }

@@ -129,7 +129,7 @@ impl QueryOutcome {
             batches: Vec::new(),
             row_count: rows,
             message: format!(
-                "held in the project workspace: {why}; its author may ask output checkers for release (niji outputs request)"
+                "held in the project workspace: {why}; output checkers cannot waive this, so change the query so that it can be checked"
             ),
             suppressed: Vec::new(),
             totals: Vec::new(),

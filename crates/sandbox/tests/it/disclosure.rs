@@ -265,6 +265,78 @@ async fn differencing_and_lone_suppressed_cells_are_caught() {
     assert!(kept.len() >= 3, "{}", kept.len());
 }
 
+/// The masked cells of `o`, as (column, reason).
+fn masked_cells(o: &QueryOutcome) -> Vec<(&str, &str)> {
+    o.suppressed
+        .iter()
+        .map(|c| (c.column.as_str(), c.reason.as_str()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differencing_sees_the_persons_of_each_aggregate() {
+    let f = Fixture::new(None).await;
+    let truth = per_prefecture(&f).await;
+    let (small, _) = truth
+        .iter()
+        .find(|(_, (p, _))| *p >= 1 && *p < 10)
+        .expect("a small prefecture");
+    let everyone = real(
+        &f,
+        "SELECT count(DISTINCT pid) AS persons FROM ndb.receipts",
+    )
+    .await;
+    assert_eq!(everyone.status, Status::Released, "{}", everyone.message);
+    let differs = "differs from an earlier released cell";
+    // Everyone but a small prefecture, left out by the aggregate rather than the group: a
+    // FILTER, a count of a CASE, a sum of a CASE with ELSE 0.
+    for most in [
+        format!("count(DISTINCT pid) FILTER (WHERE prefecture <> '{small}')"),
+        format!("count(CASE WHEN prefecture <> '{small}' THEN 1 END)"),
+        format!("sum(CASE WHEN prefecture <> '{small}' THEN 1 ELSE 0 END)"),
+    ] {
+        let o = real(
+            &f,
+            &format!("SELECT count(DISTINCT pid) AS everyone, {most} AS most FROM ndb.receipts"),
+        )
+        .await;
+        assert_eq!(o.status, Status::Suppressed, "{most}: {}", o.message);
+        let masked = masked_cells(&o);
+        assert_eq!(masked.len(), 1, "{most}: only its cell goes: {masked:?}");
+        assert_eq!(masked[0].0, "most");
+        assert!(masked[0].1.contains(differs), "{masked:?}");
+        assert_eq!(column(&o, "most"), ["NULL"]);
+        assert_eq!(column(&o, "everyone"), column(&everyone, "persons"));
+    }
+    // Two sums side by side in a project that released nothing: their difference would be the
+    // small prefecture's points.
+    let o = f
+        .query_as("carol", OTHER, Mode::Real, &format!("SELECT sum(points) AS all_points, sum(CASE WHEN prefecture <> '{small}' THEN points ELSE 0 END) AS most_points FROM ndb.receipts"))
+        .await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    let masked = masked_cells(&o);
+    assert_eq!(masked.len(), 1, "{masked:?}");
+    assert_eq!(masked[0].0, "most_points");
+    // An aggregate's own persons are kept when released: the men's points, then the men's
+    // points but one man's.
+    let men =
+        "SELECT sum(CASE WHEN sex = 1 THEN points ELSE 0 END) AS men_points FROM ndb.receipts";
+    let o = f.query_as("carol", OTHER, Mode::Real, men).await;
+    assert_eq!(o.status, Status::Released, "{}", o.message);
+    let all_men_but_one = "SELECT sum(points) AS p FROM ndb.receipts WHERE sex = 1 AND pid <> (SELECT min(pid) FROM ndb.receipts WHERE sex = 1)";
+    let o = f
+        .query_as("carol", OTHER, Mode::Real, all_men_but_one)
+        .await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    assert!(
+        masked_cells(&o)
+            .iter()
+            .all(|(_, why)| why.contains(differs)),
+        "{:?}",
+        o.suppressed
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_benign_table_is_released_whole_and_true() {
     let f = Fixture::new(None).await;
