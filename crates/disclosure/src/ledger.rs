@@ -16,22 +16,67 @@ pub struct Ledger {
 struct Kept {
     len: u64,
     print: u64,
+    profile: Profile,
     set: RoaringBitmap,
+}
+
+/// How many members of a set fall in each of a few buckets (by a hash of the member). Two sets
+/// differ by at least the sum of their buckets' differences, so most sets of nearly the same
+/// size are told apart by their profiles, without comparing members.
+type Profile = [u32; BUCKETS];
+const BUCKETS: usize = 32;
+
+fn bucket(member: u32) -> usize {
+    // Fibonacci hashing: the top five bits of the product spread runs of members evenly.
+    (member.wrapping_mul(0x9e37_79b1) >> 27) as usize
+}
+
+fn profile_of(set: &RoaringBitmap) -> Profile {
+    let mut profile = [0; BUCKETS];
+    for m in set {
+        profile[bucket(m)] += 1;
+    }
+    profile
+}
+
+/// At most the size of the symmetric difference of the sets the profiles were taken from.
+fn fewest_differing(a: &Profile, b: &Profile) -> u64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum()
 }
 
 /// A set's size and fingerprint. Not a keyed hash: it only narrows which sets are compared
 /// member by member.
 fn key_of(set: &RoaringBitmap) -> (u64, u64) {
-    let print = set.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, m| {
-        (h ^ u64::from(m)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    (set.len(), print)
+    (
+        set.len(),
+        set.iter().fold(FINGERPRINT_START, fingerprint_step),
+    )
+}
+
+const FINGERPRINT_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fingerprint_step(h: u64, member: u32) -> u64 {
+    (h ^ u64::from(member)).wrapping_mul(0x0000_0100_0000_01b3)
 }
 
 impl Kept {
     fn new(set: RoaringBitmap) -> Self {
-        let (len, print) = key_of(&set);
-        Self { len, print, set }
+        // One pass for the fingerprint and the profile (a ledger loads thousands of sets).
+        let mut print = FINGERPRINT_START;
+        let mut profile = [0; BUCKETS];
+        for m in &set {
+            print = fingerprint_step(print, m);
+            profile[bucket(m)] += 1;
+        }
+        Self {
+            len: set.len(),
+            print,
+            profile,
+            set,
+        }
     }
 
     fn key(&self) -> (u64, u64) {
@@ -99,6 +144,7 @@ impl Ledger {
             Kept {
                 len: key.0,
                 print: key.1,
+                profile: profile_of(set),
                 set: set.clone(),
             },
         );
@@ -110,10 +156,16 @@ impl Ledger {
     pub fn differs_by_fewer(&self, set: &RoaringBitmap, threshold: u64) -> bool {
         let n = set.len();
         let from = self.sets.partition_point(|s| s.len + threshold <= n);
+        // Taken once there is a set of nearly the same size to compare with.
+        let mut profile = None;
         self.sets[from..]
             .iter()
             .take_while(|s| s.len < n + threshold)
             .any(|s| {
+                let profile = profile.get_or_insert_with(|| profile_of(set));
+                if fewest_differing(profile, &s.profile) >= threshold {
+                    return false;
+                }
                 let d = s.set.symmetric_difference_len(set);
                 d > 0 && d < threshold
             })
@@ -165,5 +217,52 @@ mod tests {
         let mut one_swapped = set(70..79);
         one_swapped.insert(1_000_000);
         assert!(ledger.differs_by_fewer(&one_swapped, 10));
+    }
+
+    /// Profiles only rule out sets that are not near: over many sets and their perturbations,
+    /// the ledger finds exactly the near ones comparing every pair member by member finds.
+    #[test]
+    fn profiles_never_hide_a_near_set() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut random_set = |size: u64, spread: u64| -> RoaringBitmap {
+            let mut s = RoaringBitmap::new();
+            while s.len() < size {
+                s.insert((next() % spread) as u32);
+            }
+            s
+        };
+        let kept: Vec<RoaringBitmap> = (0..200)
+            .map(|i| random_set(20 + i % 40, if i % 2 == 0 { 2_000 } else { 1 << 20 }))
+            .collect();
+        let ledger = Ledger::new(kept.clone());
+        let mut probes = Vec::new();
+        for (i, k) in kept.iter().enumerate() {
+            let mut near = k.clone();
+            for (j, member) in k.iter().take(i % 12).enumerate() {
+                if j % 2 == 0 {
+                    near.remove(member);
+                } else {
+                    near.insert(3_000_000 + (i * 16 + j) as u32);
+                }
+            }
+            probes.push(near);
+        }
+        probes.extend((0..200).map(|i| random_set(20 + i % 40, 2_000)));
+        let mut found = 0;
+        for p in &probes {
+            let brute = kept.iter().any(|k| {
+                let d = k.symmetric_difference_len(p);
+                d > 0 && d < 10
+            });
+            assert_eq!(ledger.differs_by_fewer(p, 10), brute, "{p:?}");
+            found += usize::from(brute);
+        }
+        assert!(found > 100, "the probes include near sets: {found}");
     }
 }
