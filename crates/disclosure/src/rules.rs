@@ -30,8 +30,8 @@ pub enum Verdict {
     Release {
         batch: RecordBatch,
         suppressed: Vec<SuppressedCell>,
-        /// Person sets of the released cells and, per column, their union, for later
-        /// differencing.
+        /// Person sets of the released cells and, per source of persons (a person source's
+        /// groups, an aggregate's own persons), their union, for later differencing.
         released_sets: Vec<RoaringBitmap>,
         /// Where counts are rounded: each count column's total, recomputed from its released
         /// rounded cells (an exact total would give back what rounding hid).
@@ -152,6 +152,14 @@ enum Behind {
     Contributions(usize, usize),
 }
 
+/// The persons one aggregate rests on: where they are, whether differencing compares them, and
+/// the output columns showing the aggregate.
+struct Resting {
+    behind: Behind,
+    differenced: bool,
+    showing: Vec<usize>,
+}
+
 /// Applies the rules to `batches` (the shadow plan's output).
 pub fn check(
     shadow: &Shadow,
@@ -230,45 +238,49 @@ pub fn check(
             m.entry(c).or_insert_with(|| reason.to_string());
         }
     };
-    // The persons single aggregates rest on (a FILTER, a CASE, a magnitude's contributors),
-    // and the output columns that show each aggregate.
-    let resting: Vec<(Behind, Vec<usize>)> = shadow
+    // The persons each aggregate of the outermost aggregation rests on, where they may be fewer
+    // than the group's (a FILTER, a CASE, a sum's contributors), and the output columns that
+    // show it (none for one used only in HAVING or ORDER BY: its persons still count).
+    let resting: Vec<Resting> = shadow
         .cell_sets
         .iter()
         .flat_map(|(aggregate, columns)| {
             columns
                 .iter()
-                .map(move |&c| (aggregate, Behind::CellSet(c)))
+                .map(move |&c| (aggregate, Behind::CellSet(c), true))
         })
         .chain(
             shadow
                 .contributions
                 .iter()
                 .flat_map(|(aggregate, sections)| {
-                    sections
-                        .iter()
-                        .map(move |&(c, section)| (aggregate, Behind::Contributions(c, section)))
+                    // Only a sum's contributors are the persons behind its value.
+                    let sum = shadow.sums.contains(aggregate);
+                    sections.iter().map(move |&(c, section)| {
+                        (aggregate, Behind::Contributions(c, section), sum)
+                    })
                 }),
         )
-        .map(|(aggregate, behind)| {
-            let showing = aggregate_columns
+        .map(|(aggregate, behind, differenced)| Resting {
+            behind,
+            differenced,
+            showing: aggregate_columns
                 .iter()
                 .copied()
                 .filter(|&c| shadow.lineage[c].aggregates.contains(aggregate))
-                .collect();
-            (behind, showing)
+                .collect(),
         })
-        .filter(|(_, showing): &(Behind, Vec<usize>)| !showing.is_empty())
         .collect();
     let contribution_columns: BTreeSet<usize> = resting
         .iter()
-        .filter_map(|(behind, _)| match behind {
-            Behind::Contributions(c, _) => Some(*c),
+        .filter_map(|r| match r.behind {
+            Behind::Contributions(c, _) => Some(c),
             Behind::CellSet(_) => None,
         })
         .collect();
-    // Per row, the set behind each of `resting`.
+    // Per row, the set behind each of `resting`, and the fewest persons its cells may rest on.
     let mut aggregate_sets: Vec<Vec<RoaringBitmap>> = Vec::with_capacity(rows);
+    let mut row_min_persons: Vec<u64> = Vec::with_capacity(rows);
     let zero = zero_cells(&batch, &aggregate_columns)?;
     for (row, cell_masks) in masked.iter_mut().enumerate() {
         let persons = sets_at(&batch, &shadow.person_sets, row)?;
@@ -307,7 +319,7 @@ pub fn check(
         // on nobody.
         let behind: Vec<RoaringBitmap> = resting
             .iter()
-            .map(|(b, _)| match *b {
+            .map(|r| match r.behind {
                 Behind::CellSet(c) => Ok(sets_at(&batch, &[c], row)?.pop().unwrap_or_default()),
                 Behind::Contributions(c, section) => Ok(contributions
                     .get(&c)
@@ -322,6 +334,7 @@ pub fn check(
         if fewest < min_persons && !zero[row] {
             mask_row(cell_masks, &format!("fewer than {min_persons} persons"));
         }
+        row_min_persons.push(min_persons);
         if judged && rules.facility_rule {
             let facilities = sets_at(&batch, &shadow.facility_sets, row)?;
             if !facilities.is_empty() && n > 0 && smallest(&facilities) < rules.min_facilities {
@@ -350,36 +363,41 @@ pub fn check(
     };
 
     // Differencing: a cell whose persons differ from a released cell's (or a released
-    // table's total, or another cell of this result) by fewer than the threshold would give
-    // those persons away. A row's group is compared first, then each aggregate's own persons.
-    let near_reason = format!(
-        "differs from an earlier released cell by fewer than {} persons",
-        rules.min_persons
-    );
-    let mut this_result = Ledger::default();
-    let near = |set: &RoaringBitmap, this_result: &Ledger| {
-        !set.is_empty()
-            && (ledger.differs_by_fewer(set, rules.min_persons)
-                || this_result.differs_by_fewer(set, rules.min_persons))
+    // table's total, or another cell of this result) by fewer than the row's minimum would
+    // give those persons away. A row's group is compared first, then each aggregate's own
+    // persons.
+    let near_reason = |threshold: u64| {
+        format!(
+            "differs from an earlier released cell (or another cell of this table) by fewer than {threshold} persons"
+        )
     };
+    let mut this_result = Ledger::default();
     for row in 0..rows {
         if !shows(&masked[row]) {
             continue;
         }
+        let threshold = row_min_persons[row];
+        let near = |set: &RoaringBitmap, this_result: &Ledger| {
+            !set.is_empty()
+                && (ledger.differs_by_fewer(set, threshold)
+                    || this_result.differs_by_fewer(set, threshold))
+        };
         if group_sets[row].iter().any(|set| near(set, &this_result)) {
-            mask_row(&mut masked[row], &near_reason);
+            mask_row(&mut masked[row], &near_reason(threshold));
             continue;
         }
         for set in &group_sets[row] {
             this_result.add(set);
         }
-        for (set, (_, showing)) in aggregate_sets[row].iter().zip(&resting) {
-            if showing.iter().all(|c| masked[row].contains_key(c)) {
+        for (set, r) in aggregate_sets[row].iter().zip(&resting) {
+            if !r.differenced || r.showing.iter().all(|c| masked[row].contains_key(c)) {
                 continue;
             }
             if near(set, &this_result) {
-                for &c in showing {
-                    masked[row].entry(c).or_insert_with(|| near_reason.clone());
+                for &c in &r.showing {
+                    masked[row]
+                        .entry(c)
+                        .or_insert_with(|| near_reason(threshold));
                 }
             } else {
                 this_result.add(set);
@@ -387,36 +405,72 @@ pub fn check(
         }
     }
 
-    complementary(&mut masked, &aggregate_columns, &group_sets, &key_texts);
-
-    // Every set behind a cell that shows is released and joins the ledger, and so does each
-    // column's total over the rows (what summing the released table gives).
-    let mut by_group: BTreeMap<usize, Vec<RoaringBitmap>> = BTreeMap::new();
-    let mut by_aggregate: Vec<Vec<RoaringBitmap>> = vec![Vec::new(); resting.len()];
-    for row in 0..rows {
-        if !shows(&masked[row]) {
-            continue;
+    // Per source of persons (each person source's groups, then each differenced aggregate),
+    // the sets of the rows whose cells show it.
+    let groups = shadow.person_sets.len();
+    let shown_sets = |masked: &[BTreeMap<usize, String>]| {
+        let mut by_source: Vec<Vec<(usize, &RoaringBitmap)>> =
+            vec![Vec::new(); groups + resting.len()];
+        for row in (0..rows).filter(|&row| shows(&masked[row])) {
+            for (k, set) in group_sets[row].iter().enumerate() {
+                by_source[k].push((row, set));
+            }
+            for (i, (set, r)) in aggregate_sets[row].iter().zip(&resting).enumerate() {
+                if r.differenced && r.showing.iter().any(|c| !masked[row].contains_key(c)) {
+                    by_source[groups + i].push((row, set));
+                }
+            }
         }
-        for (k, set) in group_sets[row].iter().enumerate() {
-            by_group.entry(k).or_default().push(set.clone());
-        }
-        for ((set, (_, showing)), released) in aggregate_sets[row]
+        by_source
+    };
+    let union = |cells: &[(usize, &RoaringBitmap)]| {
+        cells
             .iter()
-            .zip(&resting)
-            .zip(&mut by_aggregate)
-        {
-            if showing.iter().any(|c| !masked[row].contains_key(c)) {
-                released.push(set.clone());
+            .fold(RoaringBitmap::new(), |total, (_, set)| total | *set)
+    };
+    // Summing a column of the table gives its total: where that total differs from an
+    // earlier release by too few persons, the column's smallest cell goes too, until none
+    // does (each round masks a cell, so this ends).
+    loop {
+        complementary(&mut masked, &aggregate_columns, &group_sets, &key_texts);
+        let near_total = shown_sets(&masked)
+            .into_iter()
+            .enumerate()
+            .filter(|(_, cells)| cells.len() > 1)
+            .find(|(_, cells)| ledger.differs_by_fewer(&union(cells), rules.min_persons))
+            .and_then(|(source, cells)| {
+                let smallest = cells.iter().min_by_key(|(_, set)| set.len())?.0;
+                Some((source, smallest))
+            });
+        let Some((source, row)) = near_total else {
+            break;
+        };
+        let reason = format!(
+            "the table's total would differ from a released cell by fewer than {} persons",
+            rules.min_persons
+        );
+        if source < groups {
+            mask_row(&mut masked[row], &reason);
+        } else {
+            for &c in &resting[source - groups].showing {
+                masked[row].entry(c).or_insert_with(|| reason.clone());
             }
         }
     }
+
+    // Every set behind a cell that shows is released and joins the ledger, and so does each
+    // source's total over the rows.
     let mut released_sets = Vec::new();
-    for sets in by_group.into_values().chain(by_aggregate) {
-        let sets: Vec<RoaringBitmap> = sets.into_iter().filter(|s| !s.is_empty()).collect();
+    for cells in shown_sets(&masked) {
+        let sets: Vec<&RoaringBitmap> = cells
+            .iter()
+            .map(|(_, set)| *set)
+            .filter(|s| !s.is_empty())
+            .collect();
         if sets.len() > 1 {
-            released_sets.push(sets.iter().fold(RoaringBitmap::new(), |a, b| a | b));
+            released_sets.push(sets.iter().fold(RoaringBitmap::new(), |a, b| a | *b));
         }
-        released_sets.extend(sets);
+        released_sets.extend(sets.into_iter().cloned());
     }
 
     let mut suppressed = Vec::new();

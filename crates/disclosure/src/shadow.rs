@@ -114,11 +114,14 @@ pub struct Shadow {
     /// section of that column that is its own).
     pub cell_sets: BTreeMap<String, Vec<usize>>,
     pub contributions: BTreeMap<String, Vec<(usize, usize)>>,
+    /// The magnitudes that are sums: their persons are those contributing anything (a zero
+    /// adds nothing to a sum, as an absent row does not; to a mean it adds a row).
+    pub sums: BTreeSet<String>,
     /// Every table the plan reads (`db.table`).
     pub tables: BTreeSet<String>,
 }
 
-/// Why a plan has no shadow: its result is held for an output checker.
+/// Why a plan has no shadow: its result is held, and stays in the workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unsupported(pub String);
 
@@ -192,6 +195,7 @@ pub fn shadow(
         contributions: Arc::new(contributions_udaf()),
         next: 0,
         names: BTreeMap::new(),
+        sums: BTreeSet::new(),
     };
     // The tree walk speaks DataFusion errors; why a node was not rewritten is kept aside.
     let mut refused = None;
@@ -224,6 +228,7 @@ pub fn shadow(
         facility_sets: Vec::new(),
         cell_sets: BTreeMap::new(),
         contributions: BTreeMap::new(),
+        sums: std::mem::take(&mut rewrite.sums),
         tables,
     };
     for (i, field) in out.plan.schema().fields().iter().enumerate() {
@@ -447,6 +452,78 @@ fn is_view_pseudonym(plan: &LogicalPlan, index: usize) -> bool {
     }
 }
 
+fn uncast(e: &Expr) -> &Expr {
+    match e {
+        Expr::Alias(a) => uncast(&a.expr),
+        Expr::Cast(c) => uncast(&c.expr),
+        Expr::TryCast(c) => uncast(&c.expr),
+        other => other,
+    }
+}
+
+/// A column as it is (perhaps cast): its nulls are the only rows it leaves out.
+fn is_plain(e: &Expr) -> bool {
+    matches!(uncast(e), Expr::Column(_))
+}
+
+fn or_else(a: Option<Expr>, b: Expr) -> Expr {
+    match a {
+        Some(a) => a.or(b),
+        None => b,
+    }
+}
+
+/// Whether a CASE branch giving `e` adds nothing of the row to the aggregate: a NULL, or, where
+/// `zero_adds_nothing` (sums, means, extremes; not counts), a 0.
+fn adds_nothing(e: &Expr, zero_adds_nothing: bool) -> bool {
+    match uncast(e) {
+        Expr::Literal(v, _) => {
+            v.is_null()
+                || (zero_adds_nothing
+                    && ScalarValue::new_zero(&v.data_type()).is_ok_and(|zero| zero == *v))
+        }
+        _ => false,
+    }
+}
+
+/// The rows an aggregate's argument takes something of: not where it is null, and not where a
+/// CASE gives what adds nothing (`CASE WHEN c THEN x ELSE 0 END` in a sum takes the rows of
+/// `c`, as `FILTER (WHERE c)` would). The persons of those rows are the persons the aggregate
+/// shows something of, whatever their values are.
+fn rows_read(v: &Expr, zero_adds_nothing: bool) -> Expr {
+    let Expr::Case(case) = uncast(v) else {
+        return v.clone().is_not_null();
+    };
+    let reads_of =
+        |e: &Expr| (!adds_nothing(e, zero_adds_nothing)).then(|| rows_read(e, zero_adds_nothing));
+    // Whether an earlier branch was taken (its condition true, not null).
+    let mut earlier: Option<Expr> = None;
+    let mut reads: Option<Expr> = None;
+    for (condition, then) in &case.when_then_expr {
+        let taken = match &case.expr {
+            Some(base) => base.as_ref().clone().eq(condition.as_ref().clone()),
+            None => condition.as_ref().clone(),
+        }
+        .is_true();
+        if let Some(read) = reads_of(then) {
+            let here = match &earlier {
+                Some(e) => (!e.clone()).and(taken.clone()),
+                None => taken.clone(),
+            };
+            reads = Some(or_else(reads, here.and(read)));
+        }
+        earlier = Some(or_else(earlier, taken));
+    }
+    if let Some(read) = case.else_expr.as_deref().and_then(reads_of) {
+        let here = match earlier {
+            Some(e) => (!e).and(read),
+            None => read,
+        };
+        reads = Some(or_else(reads, here));
+    }
+    reads.unwrap_or(lit(false))
+}
+
 /// Magnitudes sharing a person column and a filter, with their aggregates' names.
 type Magnitudes = ((Column, Option<Box<Expr>>), Vec<(Expr, String)>);
 
@@ -458,6 +535,7 @@ struct Rewrite {
     next: usize,
     /// Hidden output name → the aggregates (by name) it belongs to, in its sections' order.
     names: BTreeMap<String, Vec<String>>,
+    sums: BTreeSet<String>,
 }
 
 fn hidden_columns(plan: &LogicalPlan) -> Vec<(Column, DataType)> {
@@ -590,6 +668,20 @@ impl Rewrite {
                     magnitudes[at]
                         .1
                         .push((cast(v.clone(), DataType::Float64), aggregate.clone()));
+                    if f.func.name() == "sum" {
+                        self.sums.insert(aggregate.clone());
+                    }
+                    // A plain column's nulls add nothing, so the group's persons serve; an
+                    // expression (a CASE with ELSE 0) may leave persons out by value.
+                    if !is_plain(v) {
+                        let name = self.fresh(CELL_SET);
+                        self.names.insert(name.clone(), vec![aggregate.clone()]);
+                        let behind = when(rows_read(v, true), Expr::Column(person.clone()))
+                            .otherwise(lit(ScalarValue::try_from(ty)?))?;
+                        aggr.push(
+                            call(&self.set, vec![behind], f.params.filter.clone()).alias(name),
+                        );
+                    }
                     continue;
                 }
                 // The persons behind this aggregate: rows it counts or takes a value from. Where
@@ -600,8 +692,11 @@ impl Rewrite {
                     continue;
                 }
                 let behind = match &value {
-                    Some(v) => when(v.clone().is_not_null(), Expr::Column(person.clone()))
-                        .otherwise(lit(ScalarValue::try_from(ty)?))?,
+                    Some(v) => when(
+                        rows_read(v, role != Role::Count),
+                        Expr::Column(person.clone()),
+                    )
+                    .otherwise(lit(ScalarValue::try_from(ty)?))?,
                     None => Expr::Column(person.clone()),
                 };
                 let name = self.fresh(CELL_SET);

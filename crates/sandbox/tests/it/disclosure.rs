@@ -335,6 +335,32 @@ async fn differencing_sees_the_persons_of_each_aggregate() {
         "{:?}",
         o.suppressed
     );
+    // The largest points of a small prefecture, the others' rows made 0 by a CASE: the cell
+    // rests on the prefecture's few persons, not on everyone.
+    let o = real(&f, &format!("SELECT max(CASE WHEN prefecture = '{small}' THEN points ELSE 0 END) AS top FROM ndb.receipts")).await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    assert_eq!(column(&o, "top"), ["NULL"]);
+    assert!(
+        o.suppressed[0].reason.contains("fewer than 10 persons"),
+        "{:?}",
+        o.suppressed
+    );
+    // A table whose rows each pass, but whose total (summing its column) is everyone but a
+    // small prefecture, after everyone was released.
+    let o = real(&f, &format!("SELECT sex, count(DISTINCT pid) AS persons FROM ndb.receipts WHERE prefecture <> '{small}' GROUP BY sex ORDER BY sex")).await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    assert!(
+        column(&o, "persons").iter().all(|p| p == "NULL"),
+        "the smallest row goes, and its partner as its complement: {:?}",
+        o.suppressed
+    );
+    assert!(
+        masked_cells(&o)
+            .iter()
+            .any(|(_, why)| why.contains("the table's total would differ")),
+        "{:?}",
+        o.suppressed
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
