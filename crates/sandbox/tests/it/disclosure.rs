@@ -27,6 +27,16 @@ async fn real(f: &Fixture, sql: &str) -> QueryOutcome {
     f.query(Mode::Real, sql).await
 }
 
+/// A prefecture of 1–9 persons in the fixture's store.
+async fn small_prefecture(f: &Fixture) -> String {
+    per_prefecture(f)
+        .await
+        .into_iter()
+        .find(|(_, (p, _))| *p >= 1 && *p < 10)
+        .map(|(code, _)| code)
+        .expect("a small prefecture")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_cells_never_leave_whatever_the_sql_counts() {
     let f = Fixture::new(None).await;
@@ -197,11 +207,7 @@ async fn rows_pseudonyms_and_record_keys_stay_inside() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn differencing_and_lone_suppressed_cells_are_caught() {
     let f = Fixture::new(None).await;
-    let truth = per_prefecture(&f).await;
-    let (small, _) = truth
-        .iter()
-        .find(|(_, (p, _))| *p >= 1 && *p < 10)
-        .expect("a small prefecture");
+    let small = &small_prefecture(&f).await;
     // A lone suppressed cell in a line would be given back by the total: its partner goes too.
     let o = real(&f, &format!("SELECT prefecture = '{small}' AS is_small, count(*) AS n FROM ndb.receipts GROUP BY prefecture = '{small}'")).await;
     assert_eq!(o.status, Status::Suppressed, "{}", o.message);
@@ -276,11 +282,7 @@ fn masked_cells(o: &QueryOutcome) -> Vec<(&str, &str)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn differencing_sees_the_persons_of_each_aggregate() {
     let f = Fixture::new(None).await;
-    let truth = per_prefecture(&f).await;
-    let (small, _) = truth
-        .iter()
-        .find(|(_, (p, _))| *p >= 1 && *p < 10)
-        .expect("a small prefecture");
+    let small = &small_prefecture(&f).await;
     let everyone = real(
         &f,
         "SELECT count(DISTINCT pid) AS persons FROM ndb.receipts",
