@@ -271,6 +271,17 @@ pub fn check(
                 .collect(),
         })
         .collect();
+    // An aggregate the result does not show, resting on persons of its own (in HAVING, or
+    // ORDER BY), chose which rows appear or in what order: that choice can tell of a few
+    // persons through a row's keys, or through its absence, where no cell shows to be checked.
+    if resting
+        .iter()
+        .any(|r| r.showing.is_empty() && r.differenced)
+    {
+        return Ok(Verdict::Hold(
+            "its rows are chosen or ordered by an aggregate it does not show (HAVING, ORDER BY) that rests on persons of its own: show that aggregate, or choose rows with WHERE".into(),
+        ));
+    }
     let contribution_columns: BTreeSet<usize> = resting
         .iter()
         .filter_map(|r| match r.behind {

@@ -363,6 +363,25 @@ async fn differencing_sees_the_persons_of_each_aggregate() {
         "{:?}",
         o.suppressed
     );
+    // Rows chosen by an aggregate the result does not show: the sexes found among a small
+    // prefecture's persons, or the sexes not found there. Masking the cells would still show
+    // the keys; the result is held.
+    for having in [
+        format!("count(*) FILTER (WHERE prefecture = '{small}') > 0"),
+        format!("count(*) FILTER (WHERE prefecture <> '{small}') = count(*)"),
+    ] {
+        let o = real(
+            &f,
+            &format!("SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex HAVING {having}"),
+        )
+        .await;
+        assert_eq!(o.status, Status::Held, "{having}: {}", o.message);
+        assert!(
+            o.message.contains("an aggregate it does not show"),
+            "{}",
+            o.message
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
