@@ -323,8 +323,8 @@ pub fn check(
         }
         let contributions: BTreeMap<usize, Vec<Contributions>> = contribution_columns
             .iter()
-            .map(|&c| (c, contributions_at(&batch, c, row)))
-            .collect();
+            .map(|&c| Ok((c, contributions_at(&batch, c, row)?)))
+            .collect::<Result<_, DisclosureError>>()?;
         // Each aggregate rests on its own persons (a count of a CASE, a FILTER, a sum of
         // zeros elsewhere), never more than the group's. A section that cannot be read rests
         // on nobody.
@@ -546,12 +546,21 @@ fn zero_cells(batch: &RecordBatch, columns: &[usize]) -> Result<Vec<bool>, Discl
 }
 
 /// The sections of a contributions cell (none when it is null).
-fn contributions_at(batch: &RecordBatch, column: usize, row: usize) -> Vec<Contributions> {
+fn contributions_at(
+    batch: &RecordBatch,
+    column: usize,
+    row: usize,
+) -> Result<Vec<Contributions>, DisclosureError> {
     let a = batch.column(column).as_binary::<i32>();
     if a.is_null(row) {
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    Contributions::decode(a.value(row))
+    Contributions::decode(a.value(row)).ok_or_else(|| {
+        DisclosureError::Check(
+            "the per-person contributions were stored in an earlier form: run the query again"
+                .into(),
+        )
+    })
 }
 
 /// Dominance (n, k) and p-percent on a magnitude cell, from the row's decoded

@@ -227,14 +227,17 @@ pub struct Contributions {
 
 impl Contributions {
     /// The sections of one cell of `niji_contributions`, one per value it was given. A section
-    /// cut short is left out (a check that finds its section missing fails closed).
-    pub fn decode(bytes: &[u8]) -> Vec<Self> {
+    /// cut short is left out (a check that finds its section missing fails closed). None: the
+    /// cell was written in another form (a result held before the form changed).
+    pub fn decode(bytes: &[u8]) -> Option<Vec<Self>> {
+        let (&CONTRIBUTIONS_FORM, mut rest) = bytes.split_first()? else {
+            return None;
+        };
         let mut out = Vec::new();
-        let mut rest = bytes;
         while let Some(section) = Self::decode_section(&mut rest) {
             out.push(section);
         }
-        out
+        Some(out)
     }
 
     fn decode_section(rest: &mut &[u8]) -> Option<Self> {
@@ -264,6 +267,10 @@ impl Contributions {
         let _ = persons.serialize_into(&mut *out);
     }
 }
+
+/// The first byte of a contributions cell: its form, so that a cell written in an earlier form
+/// is told apart rather than misread.
+const CONTRIBUTIONS_FORM: u8 = 2;
 
 /// The first `n` bytes of `rest`, which moves past them.
 fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
@@ -756,7 +763,7 @@ impl GroupsAccumulator for ContributionGroups {
         let mut out = BinaryBuilder::with_capacity(groups.len(), 0);
         let mut identified: Vec<u32> = Vec::new();
         for g in groups {
-            let mut bytes = Vec::new();
+            let mut bytes = vec![CONTRIBUTIONS_FORM];
             for j in 0..k {
                 let total: f64 = g.values().map(|s| s[j]).sum();
                 identified.clear();
@@ -947,7 +954,7 @@ mod tests {
         let mut b = ContributionGroups::new(2);
         b.merge_batch(&state, &[0], 1).expect("merge");
         let out = b.evaluate(EmitTo::All).expect("evaluate");
-        let c = Contributions::decode(out.as_binary::<i32>().value(0));
+        let c = Contributions::decode(out.as_binary::<i32>().value(0)).expect("this form");
         assert_eq!(c.len(), 2, "a section per value");
         assert_eq!(c[0].total, 19.0);
         assert_eq!(
@@ -959,6 +966,26 @@ mod tests {
         assert_eq!(c[1].total, 11.0);
         assert_eq!(c[1].persons.iter().collect::<Vec<_>>(), [1, 4]);
         assert_eq!(c[1].top, [9.0, 2.0]);
+    }
+
+    /// A cell of another form is told apart; a cell cut short loses its last section (which a
+    /// check then finds missing and masks).
+    #[test]
+    fn contributions_of_another_form_or_cut_short_are_not_misread() {
+        let mut a = ContributionGroups::new(2);
+        let persons: ArrayRef = Arc::new(UInt32Array::from(vec![1, 2]));
+        let values: ArrayRef = Arc::new(Float64Array::from(vec![3.0, 4.0]));
+        a.update_batch(&[persons, values.clone(), values], &[0, 0], None, 1)
+            .expect("update");
+        let out = a.evaluate(EmitTo::All).expect("evaluate");
+        let bytes = out.as_binary::<i32>().value(0);
+        assert_eq!(Contributions::decode(bytes).map(|c| c.len()), Some(2));
+        let mut earlier_form = bytes.to_vec();
+        earlier_form[0] = 0;
+        assert_eq!(Contributions::decode(&earlier_form), None);
+        assert_eq!(Contributions::decode(&[]), None);
+        let cut = &bytes[..bytes.len() - 1];
+        assert_eq!(Contributions::decode(cut).map(|c| c.len()), Some(1));
     }
 
     #[test]
@@ -994,7 +1021,7 @@ mod tests {
         a.update_batch(&[persons, values], &[0, 0, 0, 0], None, 1)
             .expect("update");
         let out = a.evaluate(EmitTo::All).expect("evaluate");
-        let c = &Contributions::decode(out.as_binary::<i32>().value(0))[0];
+        let c = &Contributions::decode(out.as_binary::<i32>().value(0)).expect("this form")[0];
         assert_eq!(c.total, 803.0, "their values are in the total");
         assert_eq!(
             c.top,
