@@ -47,32 +47,23 @@ fn fewest_differing(a: &Profile, b: &Profile) -> u64 {
         .sum()
 }
 
-/// A set's size and fingerprint. Not a keyed hash: it only narrows which sets are compared
-/// member by member.
-fn key_of(set: &RoaringBitmap) -> (u64, u64) {
-    (
-        set.len(),
-        set.iter().fold(FINGERPRINT_START, fingerprint_step),
-    )
-}
-
-const FINGERPRINT_START: u64 = 0xcbf2_9ce4_8422_2325;
-
-fn fingerprint_step(h: u64, member: u32) -> u64 {
-    (h ^ u64::from(member)).wrapping_mul(0x0000_0100_0000_01b3)
+/// A set's size and fingerprint (not a keyed hash: it only narrows which sets are compared
+/// member by member), and its profile, in one pass over its members.
+fn describe(set: &RoaringBitmap) -> ((u64, u64), Profile) {
+    let mut print: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut profile = [0; BUCKETS];
+    for m in set {
+        print = (print ^ u64::from(m)).wrapping_mul(0x0000_0100_0000_01b3);
+        profile[bucket(m)] += 1;
+    }
+    ((set.len(), print), profile)
 }
 
 impl Kept {
     fn new(set: RoaringBitmap) -> Self {
-        // One pass for the fingerprint and the profile (a ledger loads thousands of sets).
-        let mut print = FINGERPRINT_START;
-        let mut profile = [0; BUCKETS];
-        for m in &set {
-            print = fingerprint_step(print, m);
-            profile[bucket(m)] += 1;
-        }
+        let ((len, print), profile) = describe(&set);
         Self {
-            len: set.len(),
+            len,
             print,
             profile,
             set,
@@ -120,7 +111,7 @@ impl Ledger {
     /// Whether the same set was released before.
     #[cfg(test)]
     fn contains(&self, set: &RoaringBitmap) -> bool {
-        self.holds(key_of(set), set)
+        self.holds(describe(set).0, set)
     }
 
     pub fn len(&self) -> usize {
@@ -134,17 +125,17 @@ impl Ledger {
     /// Keeps `set`, once: a set released again is compared once. Whether it is new (the same
     /// set released before gives nothing away, and need not be recorded again).
     pub fn add(&mut self, set: &RoaringBitmap) -> bool {
-        let key = key_of(set);
-        if self.holds(key, set) {
+        let ((len, print), profile) = describe(set);
+        if self.holds((len, print), set) {
             return false;
         }
-        let at = self.sets.partition_point(|s| s.key() < key);
+        let at = self.sets.partition_point(|s| s.key() < (len, print));
         self.sets.insert(
             at,
             Kept {
-                len: key.0,
-                print: key.1,
-                profile: profile_of(set),
+                len,
+                print,
+                profile,
                 set: set.clone(),
             },
         );

@@ -441,9 +441,13 @@ pub fn check(
     };
     // Summing a column of the table gives its total: where that total differs from an
     // earlier release by too few persons, the column's smallest cell goes too, until none
-    // does (each round masks a cell, so this ends).
+    // does (each round masks a cell, so that its row leaves the source, and this ends). A
+    // table of group keys alone has no column to sum.
     loop {
         complementary(&mut masked, &aggregate_columns, &group_sets, &key_texts);
+        if aggregate_columns.is_empty() {
+            break;
+        }
         let near_total = shown_sets(&masked)
             .into_iter()
             .enumerate()
@@ -472,16 +476,12 @@ pub fn check(
     // Every set behind a cell that shows is released and joins the ledger, and so does each
     // source's total over the rows.
     let mut released_sets = Vec::new();
-    for cells in shown_sets(&masked) {
-        let sets: Vec<&RoaringBitmap> = cells
-            .iter()
-            .map(|(_, set)| *set)
-            .filter(|s| !s.is_empty())
-            .collect();
-        if sets.len() > 1 {
-            released_sets.push(sets.iter().fold(RoaringBitmap::new(), |a, b| a | *b));
+    for mut cells in shown_sets(&masked) {
+        cells.retain(|(_, set)| !set.is_empty());
+        if cells.len() > 1 {
+            released_sets.push(union(&cells));
         }
-        released_sets.extend(sets.into_iter().cloned());
+        released_sets.extend(cells.into_iter().map(|(_, set)| set.clone()));
     }
 
     let mut suppressed = Vec::new();

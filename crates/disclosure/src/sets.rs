@@ -761,22 +761,26 @@ impl GroupsAccumulator for ContributionGroups {
         let k = self.k;
         let groups = self.take(emit_to);
         let mut out = BinaryBuilder::with_capacity(groups.len(), 0);
-        let mut identified: Vec<u32> = Vec::new();
         for g in groups {
+            // Sorted by person once for all sections: each section's persons are then a
+            // sorted run, as a bitmap takes them.
+            let mut entries: Vec<(u32, &Sums)> = g.iter().map(|(p, s)| (*p, s)).collect();
+            entries.sort_unstable_by_key(|(p, _)| *p);
             let mut bytes = vec![CONTRIBUTIONS_FORM];
             for j in 0..k {
-                let total: f64 = g.values().map(|s| s[j]).sum();
-                identified.clear();
-                identified.extend(
-                    g.iter()
+                let total: f64 = entries.iter().map(|(_, s)| s[j]).sum();
+                let persons = RoaringBitmap::from_sorted_iter(
+                    entries
+                        .iter()
                         .filter(|(p, s)| *p & ANONYMOUS == 0 && s[j] != 0.0)
                         .map(|(p, _)| *p),
-                );
-                identified.sort_unstable();
-                // Map keys: sorted, they are also distinct, as a bitmap takes them.
-                let persons =
-                    RoaringBitmap::from_sorted_iter(identified.iter().copied()).unwrap_or_default();
-                let mut top: Vec<f64> = g.values().map(|s| s[j]).filter(|v| *v != 0.0).collect();
+                )
+                .unwrap_or_default();
+                let mut top: Vec<f64> = entries
+                    .iter()
+                    .map(|(_, s)| s[j])
+                    .filter(|v| *v != 0.0)
+                    .collect();
                 top.sort_by(|a, b| b.total_cmp(a));
                 top.truncate(TOP_CONTRIBUTIONS);
                 Contributions::encode_section(total, &top, &persons, &mut bytes);

@@ -598,6 +598,26 @@ impl Rewrite {
         })
     }
 
+    /// The set of persons behind `aggregate` (`f`) alone: those of the rows its filter keeps
+    /// and `reads` (every such row when None) selects.
+    fn own_persons(
+        &mut self,
+        aggregate: &str,
+        person: &Column,
+        ty: &DataType,
+        reads: Option<Expr>,
+        f: &AggregateFunction,
+    ) -> Result<Expr, Unsupported> {
+        let behind = match reads {
+            Some(reads) => when(reads, Expr::Column(person.clone()))
+                .otherwise(lit(ScalarValue::try_from(ty)?))?,
+            None => Expr::Column(person.clone()),
+        };
+        let name = self.fresh(CELL_SET);
+        self.names.insert(name.clone(), vec![aggregate.to_string()]);
+        Ok(call(&self.set, vec![behind], f.params.filter.clone()).alias(name))
+    }
+
     fn aggregate(&mut self, a: Aggregate) -> Result<LogicalPlan, Unsupported> {
         refuse_grouping_sets(&a)?;
         let mut aggr = a.aggr_expr.clone();
@@ -674,13 +694,8 @@ impl Rewrite {
                     // A plain column's nulls add nothing, so the group's persons serve; an
                     // expression (a CASE with ELSE 0) may leave persons out by value.
                     if !is_plain(v) {
-                        let name = self.fresh(CELL_SET);
-                        self.names.insert(name.clone(), vec![aggregate.clone()]);
-                        let behind = when(rows_read(v, true), Expr::Column(person.clone()))
-                            .otherwise(lit(ScalarValue::try_from(ty)?))?;
-                        aggr.push(
-                            call(&self.set, vec![behind], f.params.filter.clone()).alias(name),
-                        );
+                        let reads = rows_read(v, true);
+                        aggr.push(self.own_persons(&aggregate, person, ty, Some(reads), f)?);
                     }
                     continue;
                 }
@@ -691,17 +706,8 @@ impl Rewrite {
                 if every_row && f.params.filter.is_none() {
                     continue;
                 }
-                let behind = match &value {
-                    Some(v) => when(
-                        rows_read(v, role != Role::Count),
-                        Expr::Column(person.clone()),
-                    )
-                    .otherwise(lit(ScalarValue::try_from(ty)?))?,
-                    None => Expr::Column(person.clone()),
-                };
-                let name = self.fresh(CELL_SET);
-                self.names.insert(name.clone(), vec![aggregate.clone()]);
-                aggr.push(call(&self.set, vec![behind], f.params.filter.clone()).alias(name));
+                let reads = value.as_ref().map(|v| rows_read(v, role != Role::Count));
+                aggr.push(self.own_persons(&aggregate, person, ty, reads, f)?);
             }
         }
         for ((person, filter), values) in magnitudes {
