@@ -404,6 +404,11 @@ pub fn check(
             if !r.differenced || r.showing.iter().all(|c| masked[row].contains_key(c)) {
                 continue;
             }
+            // The group's own persons (a sum everyone in it adds to) were differenced as the
+            // group's.
+            if group_sets[row].contains(set) {
+                continue;
+            }
             if near(set, &this_result) {
                 for &c in &r.showing {
                     masked[row]

@@ -294,16 +294,26 @@ fn string_hash(s: &str) -> u32 {
     (HASHER.hash_one(s) as u32) & 0x000f_ffff
 }
 
-/// One group's set: members arrive in any order, so they are buffered and added sorted, many
-/// at a time (a roaring bitmap takes sorted runs cheaply and single random inserts into its
-/// sparse containers dearly). Once the set is dense, its containers are bitmaps, where a member
-/// costs one bit: it then takes members directly.
+/// One group's set. A store clustered by fiscal year and person hands a cell its persons in a
+/// few ascending runs: each member is then appended to the run's bitmap (or found equal to the
+/// last), a compare a row. Beyond [`MAX_RUNS`], members are buffered and added sorted, many at
+/// a time (a roaring bitmap takes sorted runs cheaply and single random inserts into its sparse
+/// containers dearly). Once the set is dense, its containers are bitmaps, where a member costs
+/// one bit: it then takes members directly.
 #[derive(Debug, Default)]
 struct Group {
     set: RoaringBitmap,
+    /// The ascending run being appended to, its largest member, and how many runs began.
+    run: RoaringBitmap,
+    last: Option<u32>,
+    runs: u8,
     pending: Vec<u32>,
     dense: bool,
 }
+
+/// Ascending runs a group takes as runs before it takes members in any order (a store
+/// clustered by fiscal year gives a cell one run per year a partition reads).
+const MAX_RUNS: u8 = 8;
 
 /// Members buffered per group before they are added to its bitmap.
 const PENDING: usize = 4096;
@@ -312,6 +322,24 @@ const SMALL_SET: u64 = 64;
 
 impl Group {
     fn push(&mut self, member: u32) {
+        match self.last {
+            Some(last) if last == member => return,
+            // Above every member of the run: an append (roaring's own `push` would look for
+            // the largest member of a bitmap container a row).
+            Some(last) if last < member => {
+                self.run.insert(member);
+                self.last = Some(member);
+                return;
+            }
+            _ if self.runs < MAX_RUNS => {
+                self.set |= std::mem::take(&mut self.run);
+                self.run.insert(member);
+                self.last = Some(member);
+                self.runs += 1;
+                return;
+            }
+            _ => {}
+        }
         if self.dense {
             self.set.insert(member);
             return;
@@ -354,7 +382,7 @@ impl Group {
 
     fn finish(mut self) -> RoaringBitmap {
         self.flush();
-        self.set
+        self.set | self.run
     }
 
     /// Adds the members of a set (an inner aggregate's).
@@ -408,7 +436,7 @@ impl MemberGroups for SetGroups {
         self.added = self
             .groups
             .iter()
-            .map(|g| g.set.len() as usize + g.pending.len())
+            .map(|g| (g.set.len() + g.run.len()) as usize + g.pending.len())
             .sum();
         Arc::new(out.finish())
     }
@@ -643,7 +671,7 @@ impl MemberGroups for FewGroups {
     }
 }
 
-/// Per group, each person's sums of |value|, one for each of the aggregate's values: one map
+/// Per group, each person's sums of |value|, one for each of the aggregate's values: one
 /// lookup a row, however many magnitudes share the pass.
 #[derive(Debug)]
 struct ContributionGroups {
@@ -654,9 +682,182 @@ struct ContributionGroups {
     anonymous: u32,
 }
 
-/// Person → their k sums, inline for up to two values (one cache miss a row).
-type PersonSums = HashMap<u32, Sums>;
+/// One group's per-person sums. While persons arrive in a few ascending runs (a store clustered
+/// by fiscal year and person hands each cell its persons so), they are a list: a row costs a
+/// compare and an add or a push, where a map costs a hash and, among millions of (cell, person)
+/// entries, a cache miss. A run beyond [`MAX_RUNS`] moves them into a map.
+#[derive(Debug, Default)]
+struct PersonSums {
+    /// Persons in ascending runs (one person may be in several), and their k sums each in the
+    /// same order.
+    persons: Vec<u32>,
+    sums: Vec<f64>,
+    /// Runs begun after the first.
+    runs: u8,
+    map: Option<HashMap<u32, Sums>>,
+}
+
+/// A person's k sums in the map, inline for up to two values.
 type Sums = smallvec::SmallVec<[f64; 2]>;
+
+/// A state entry: a person and k sums, little-endian.
+fn state_entry(entry: &[u8]) -> (u32, impl Fn(usize) -> f64 + '_) {
+    let (p, sums) = entry.split_at(4);
+    let person = u32::from_le_bytes(p.try_into().unwrap_or_default());
+    (person, move |j: usize| {
+        f64::from_le_bytes(sums[8 * j..][..8].try_into().unwrap_or_default())
+    })
+}
+
+impl PersonSums {
+    fn len(&self) -> usize {
+        self.map.as_ref().map_or(self.persons.len(), HashMap::len)
+    }
+
+    /// Adds `value(j)` to `person`'s k sums; whether that took a new entry (a person new to the
+    /// group, or to its run).
+    fn add(&mut self, k: usize, person: u32, value: impl Fn(usize) -> f64) -> bool {
+        if self.map.is_none() {
+            match self.persons.last() {
+                Some(&last) if last == person => {
+                    let at = self.sums.len() - k;
+                    for (j, sum) in self.sums[at..].iter_mut().enumerate() {
+                        *sum += value(j).abs();
+                    }
+                    return false;
+                }
+                Some(&last) if last > person && self.runs >= MAX_RUNS => {}
+                last => {
+                    self.runs += u8::from(last.is_some_and(|&l| l > person));
+                    self.persons.push(person);
+                    self.sums.extend((0..k).map(|j| value(j).abs()));
+                    return true;
+                }
+            }
+        }
+        let map = match self.map.take() {
+            Some(map) => self.map.insert(map),
+            None => {
+                let mut map: HashMap<u32, Sums> = HashMap::default();
+                // A person may be in several runs.
+                for (person, sums) in self.persons.drain(..).zip(self.sums.chunks_exact(k)) {
+                    let into = map
+                        .entry(person)
+                        .or_insert_with(|| smallvec::smallvec![0.0; k]);
+                    into.iter_mut().zip(sums).for_each(|(a, b)| *a += b);
+                }
+                self.sums = Vec::new();
+                self.map.insert(map)
+            }
+        };
+        let before = map.len();
+        let sums = map
+            .entry(person)
+            .or_insert_with(|| smallvec::smallvec![0.0; k]);
+        for (j, sum) in sums.iter_mut().enumerate() {
+            *sum += value(j).abs();
+        }
+        map.len() > before
+    }
+
+    /// Adds a state's entries; how many persons are new. A sorted state that interleaves with
+    /// the group's sorted persons (the other partition's) is merged in one pass; others are
+    /// added entry by entry.
+    fn merge_state(&mut self, k: usize, state: &[u8]) -> usize {
+        if self.map.is_none() && self.runs > 0 {
+            let (persons, sums) = std::mem::take(self).into_sorted(k);
+            (self.persons, self.sums) = (persons, sums);
+        }
+        let entries = state.chunks_exact(4 + 8 * k);
+        let persons = || entries.clone().map(|e| state_entry(e).0);
+        let interleaves = self.map.is_none()
+            && persons()
+                .next()
+                .zip(self.persons.last())
+                .is_some_and(|(first, &last)| first <= last)
+            && entries.len() * 16 >= self.persons.len()
+            && persons().is_sorted_by(|a, b| a < b);
+        if !interleaves {
+            return entries
+                .filter(|e| {
+                    let (person, value) = state_entry(e);
+                    self.add(k, person, value)
+                })
+                .count();
+        }
+        let before = self.persons.len();
+        let old_persons = std::mem::take(&mut self.persons);
+        let old_sums = std::mem::take(&mut self.sums);
+        let mut i = 0;
+        for entry in entries {
+            let (person, value) = state_entry(entry);
+            while i < old_persons.len() && old_persons[i] < person {
+                self.persons.push(old_persons[i]);
+                self.sums.extend_from_slice(&old_sums[i * k..][..k]);
+                i += 1;
+            }
+            let same = old_persons.get(i) == Some(&person);
+            self.persons.push(person);
+            for j in 0..k {
+                let old = if same { old_sums[i * k + j] } else { 0.0 };
+                self.sums.push(old + value(j).abs());
+            }
+            i += usize::from(same);
+        }
+        self.persons.extend_from_slice(&old_persons[i..]);
+        self.sums.extend_from_slice(&old_sums[i * k..]);
+        self.persons.len() - before
+    }
+
+    /// The persons in ascending order, with their k sums each.
+    fn into_sorted(self, k: usize) -> (Vec<u32>, Vec<f64>) {
+        let Some(map) = self.map else {
+            if self.runs == 0 {
+                return (self.persons, self.sums);
+            }
+            // A stable sort merges the runs; a person in several is then summed once.
+            let mut order: Vec<usize> = (0..self.persons.len()).collect();
+            order.sort_by_key(|&i| self.persons[i]);
+            let mut persons: Vec<u32> = Vec::with_capacity(order.len());
+            let mut sums: Vec<f64> = Vec::with_capacity(order.len() * k);
+            for i in order {
+                let from = &self.sums[i * k..][..k];
+                if persons.last() == Some(&self.persons[i]) {
+                    let at = sums.len() - k;
+                    sums[at..].iter_mut().zip(from).for_each(|(a, b)| *a += b);
+                } else {
+                    persons.push(self.persons[i]);
+                    sums.extend_from_slice(from);
+                }
+            }
+            return (persons, sums);
+        };
+        let mut entries: Vec<(u32, Sums)> = map.into_iter().collect();
+        entries.sort_unstable_by_key(|(p, _)| *p);
+        let mut sums = Vec::with_capacity(entries.len() * k);
+        let persons = entries
+            .into_iter()
+            .map(|(p, s)| {
+                sums.extend_from_slice(&s);
+                p
+            })
+            .collect();
+        (persons, sums)
+    }
+}
+
+/// The `n` largest of `values`, largest first.
+fn largest(values: impl Iterator<Item = f64>, n: usize) -> Vec<f64> {
+    let mut top: Vec<f64> = Vec::with_capacity(n + 1);
+    for v in values {
+        if top.len() < n || top.last().is_some_and(|min| v > *min) {
+            let at = top.partition_point(|t| *t >= v);
+            top.insert(at, v);
+            top.truncate(n);
+        }
+    }
+    top
+}
 
 /// The contributor of a row: its person, or a fresh anonymous key.
 fn contributor(persons: &arrow::array::UInt32Array, row: usize, next: &mut u32) -> u32 {
@@ -678,20 +879,6 @@ impl ContributionGroups {
         }
     }
 
-    /// Adds `value(j)` for each of the k values to `person`'s sums in group `g`.
-    fn add(&mut self, g: usize, person: u32, value: impl Fn(usize) -> f64) {
-        let k = self.k;
-        let group = &mut self.groups[g];
-        let before = group.len();
-        let sums = group
-            .entry(person)
-            .or_insert_with(|| smallvec::smallvec![0.0; k]);
-        for (j, sum) in sums.iter_mut().enumerate() {
-            *sum += value(j).abs();
-        }
-        self.entries += group.len() - before;
-    }
-
     /// Adds the rows of `values` (the person column, then the k value columns).
     fn add_rows(
         &mut self,
@@ -709,22 +896,25 @@ impl ContributionGroups {
                 continue;
             }
             let person = contributor(persons, row, &mut self.anonymous);
-            self.add(g, person, |j| {
+            let new = self.groups[g].add(self.k, person, |j| {
                 if amounts[j].is_valid(row) {
                     amounts[j].value(row)
                 } else {
                     0.0
                 }
             });
+            self.entries += usize::from(new);
         }
     }
 
-    /// Per group: each person and their k sums, as little-endian bytes.
-    fn state_array(&self, groups: &[PersonSums]) -> ArrayRef {
+    /// Per group: each person and their k sums, as little-endian bytes, persons ascending.
+    fn state_array(&self, groups: Vec<PersonSums>) -> ArrayRef {
+        let k = self.k;
         let mut out = BinaryBuilder::with_capacity(groups.len(), 0);
         for g in groups {
-            let mut bytes = Vec::with_capacity(g.len() * (4 + 8 * self.k));
-            for (person, sums) in g {
+            let (persons, sums) = g.into_sorted(k);
+            let mut bytes = Vec::with_capacity(persons.len() * (4 + 8 * k));
+            for (person, sums) in persons.iter().zip(sums.chunks_exact(k)) {
                 bytes.extend_from_slice(&person.to_le_bytes());
                 for v in sums {
                     bytes.extend_from_slice(&v.to_le_bytes());
@@ -737,7 +927,7 @@ impl ContributionGroups {
 
     fn take(&mut self, emit_to: EmitTo) -> Vec<PersonSums> {
         let taken = emit_to.take_needed(&mut self.groups);
-        self.entries = self.groups.iter().map(HashMap::len).sum();
+        self.entries = self.groups.iter().map(PersonSums::len).sum();
         taken
     }
 }
@@ -762,28 +952,23 @@ impl GroupsAccumulator for ContributionGroups {
         let groups = self.take(emit_to);
         let mut out = BinaryBuilder::with_capacity(groups.len(), 0);
         for g in groups {
-            // Sorted by person once for all sections: each section's persons are then a
-            // sorted run, as a bitmap takes them.
-            let mut entries: Vec<(u32, &Sums)> = g.iter().map(|(p, s)| (*p, s)).collect();
-            entries.sort_unstable_by_key(|(p, _)| *p);
+            // Ascending persons: each section's contributors are a sorted run, as a bitmap
+            // takes them.
+            let (persons, sums) = g.into_sorted(k);
             let mut bytes = vec![CONTRIBUTIONS_FORM];
             for j in 0..k {
-                let total: f64 = entries.iter().map(|(_, s)| s[j]).sum();
-                let persons = RoaringBitmap::from_sorted_iter(
-                    entries
+                let section = || sums.iter().skip(j).step_by(k).copied();
+                let total: f64 = section().sum();
+                let contributors = RoaringBitmap::from_sorted_iter(
+                    persons
                         .iter()
-                        .filter(|(p, s)| *p & ANONYMOUS == 0 && s[j] != 0.0)
+                        .zip(section())
+                        .filter(|(p, v)| *p & ANONYMOUS == 0 && *v != 0.0)
                         .map(|(p, _)| *p),
                 )
                 .unwrap_or_default();
-                let mut top: Vec<f64> = entries
-                    .iter()
-                    .map(|(_, s)| s[j])
-                    .filter(|v| *v != 0.0)
-                    .collect();
-                top.sort_by(|a, b| b.total_cmp(a));
-                top.truncate(TOP_CONTRIBUTIONS);
-                Contributions::encode_section(total, &top, &persons, &mut bytes);
+                let top = largest(section().filter(|v| *v != 0.0), TOP_CONTRIBUTIONS);
+                Contributions::encode_section(total, &top, &contributors, &mut bytes);
             }
             out.append_value(bytes);
         }
@@ -792,7 +977,7 @@ impl GroupsAccumulator for ContributionGroups {
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         let groups = self.take(emit_to);
-        Ok(vec![self.state_array(&groups)])
+        Ok(vec![self.state_array(groups)])
     }
 
     fn merge_batch(
@@ -803,16 +988,9 @@ impl GroupsAccumulator for ContributionGroups {
     ) -> Result<()> {
         grow(&mut self.groups, total_num_groups);
         let states = values[0].as_binary::<i32>();
-        let width = 4 + 8 * self.k;
         for (row, &g) in group_indices.iter().enumerate() {
             if states.is_valid(row) {
-                for entry in states.value(row).chunks_exact(width) {
-                    let (p, sums) = entry.split_at(4);
-                    let person = u32::from_le_bytes(p.try_into().unwrap_or_default());
-                    self.add(g, person, |j| {
-                        f64::from_le_bytes(sums[8 * j..][..8].try_into().unwrap_or_default())
-                    });
-                }
+                self.entries += self.groups[g].merge_state(self.k, states.value(row));
             }
         }
         Ok(())
@@ -829,7 +1007,8 @@ impl GroupsAccumulator for ContributionGroups {
         grow(&mut one.groups, rows);
         let indices: Vec<usize> = (0..rows).collect();
         one.add_rows(values, &indices, opt_filter);
-        Ok(vec![one.state_array(&one.groups)])
+        let groups = std::mem::take(&mut one.groups);
+        Ok(vec![one.state_array(groups)])
     }
 
     fn size(&self) -> usize {
@@ -970,6 +1149,79 @@ mod tests {
         assert_eq!(c[1].total, 11.0);
         assert_eq!(c[1].persons.iter().collect::<Vec<_>>(), [1, 4]);
         assert_eq!(c[1].top, [9.0, 2.0]);
+    }
+
+    /// Rows in a few ascending runs of persons (a store clustered by fiscal year and person),
+    /// split over two partitions whose persons interleave, give what the same rows in any order
+    /// give; the runs keep no map, the shuffled rows fall back to it.
+    #[test]
+    fn contributions_and_sets_in_person_order_equal_any_order() {
+        let mut x = 0x6e69_u64;
+        let mut rows: Vec<(usize, u32, f64)> = (0..20_000)
+            .map(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let person = (x >> 40) as u32 % 3_000;
+                ((x >> 20) as usize % 3, person, ((x >> 8) % 100) as f64)
+            })
+            .collect();
+        let feed = |rows: &[(usize, u32, f64)]| {
+            let mut sets = Members(SetGroups::default());
+            let mut sums = ContributionGroups::new(1);
+            let persons: ArrayRef =
+                Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.1)));
+            let values: ArrayRef =
+                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2)));
+            let groups: Vec<usize> = rows.iter().map(|r| r.0).collect();
+            sets.update_batch(std::slice::from_ref(&persons), &groups, None, 3)
+                .expect("update");
+            sums.update_batch(&[persons, values], &groups, None, 3)
+                .expect("update");
+            (sets, sums)
+        };
+        let evaluate = |halves: [&[(usize, u32, f64)]; 2]| {
+            let (mut sets_a, mut sums_a) = feed(halves[0]);
+            let (mut sets_b, mut sums_b) = feed(halves[1]);
+            let in_order = sums_a.groups.iter().all(|g| g.map.is_none());
+            let mut sets = Members(SetGroups::default());
+            let mut sums = ContributionGroups::new(1);
+            for state in [sets_b.state(EmitTo::All), sets_a.state(EmitTo::All)] {
+                sets.merge_batch(&state.expect("state"), &[0, 1, 2], 3)
+                    .expect("merge");
+            }
+            for state in [sums_b.state(EmitTo::All), sums_a.state(EmitTo::All)] {
+                sums.merge_batch(&state.expect("state"), &[0, 1, 2], 3)
+                    .expect("merge");
+            }
+            let merged_in_order = sums.groups.iter().all(|g| g.map.is_none());
+            let sets = sets.evaluate(EmitTo::All).expect("evaluate");
+            let sums = sums.evaluate(EmitTo::All).expect("evaluate");
+            let cells: Vec<(Vec<u32>, Contributions)> = (0..3)
+                .map(|g| {
+                    let set = decode_set(sets.as_binary::<i32>().value(g)).expect("set");
+                    let c = Contributions::decode(sums.as_binary::<i32>().value(g));
+                    (set.iter().collect(), c.expect("this form").remove(0))
+                })
+                .collect();
+            (cells, in_order, merged_in_order)
+        };
+        let (shuffled, in_order, _) = evaluate([&rows[..10_000], &rows[10_000..]]);
+        assert!(!in_order, "shuffled rows went over to the map");
+        // Two partitions, each in three "fiscal years" of ascending persons, their persons
+        // interleaving.
+        let mut years: Vec<(usize, (usize, u32, f64))> = rows.drain(..).enumerate().collect();
+        years.sort_by_key(|(i, r)| (i % 3, r.1));
+        let (odd, even): (Vec<_>, Vec<_>) = years
+            .into_iter()
+            .map(|(_, r)| r)
+            .partition(|r| r.1 % 2 == 1);
+        let (sorted, in_order, merged_in_order) = evaluate([&odd, &even]);
+        assert!(in_order && merged_in_order, "person order kept no map");
+        assert_eq!(sorted, shuffled);
+        assert!(
+            sorted
+                .iter()
+                .all(|(set, c)| set.len() > 900 && c.persons.len() > 900)
+        );
     }
 
     /// A cell of another form is told apart; a cell cut short loses its last section (which a

@@ -7,6 +7,7 @@
 //! not the value. Tables are published atomically with a manifest. The insured-number history
 //! is ingested first: it decides every person's ID5 and registry index.
 
+mod cluster;
 pub mod linkage;
 pub mod linkage_report;
 pub mod parents;
@@ -683,6 +684,19 @@ fn ingest_table(
         report.counts.add(&r.counts);
     }
     bar.finish_and_clear();
+    // Person-level rows (and details, by their record's person) are clustered by fiscal year
+    // and person.
+    let person = ["person_idx", parents::PARENT_PERSON]
+        .into_iter()
+        .find(|c| schema.column_with_name(c).is_some());
+    if let Some(person) = person {
+        let period = match parent {
+            Some(_) => Some(parents::PARENT_PERIOD),
+            None => table.period_column.as_deref(),
+        }
+        .filter(|p| schema.column_with_name(p).is_some());
+        parts = cluster::cluster(&staging, &parts, person, period, &writer_properties(&plan)?)?;
+    }
     let source_sha256 = hex(&reader.digest.finalize());
     let manifest = Manifest {
         database: db.to_string(),
