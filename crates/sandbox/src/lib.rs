@@ -906,8 +906,7 @@ impl Visiting {
         let stop = StopOnDrop(StopFlag::default());
         let flag = stop.0.clone();
         let limit = Duration::from_secs(self.limits.timeout_seconds);
-        let _watchdog = Watchdog::start(stop.0.clone(), limit);
-        let mut task = self.queries.handle().spawn(async move {
+        let mut task = self.queries.handle.spawn(async move {
             let mut stream = engine.execute(&state, plan, &flag).await?;
             let schema = stream.schema();
             let mut batches = Vec::new();
@@ -924,21 +923,16 @@ impl Visiting {
             }
             Ok((schema, batches, rows))
         });
-        let cancelled = || {
-            SandboxError::Cancelled(format!(
-                "the query ran longer than its {} s limit",
-                self.limits.timeout_seconds
-            ))
-        };
         match tokio::time::timeout(limit, &mut task).await {
-            // Stopped by the watchdog.
-            Ok(Ok(Err(_))) if stop.0.is_stopped() => Err(cancelled()),
             Ok(Ok(result)) => result,
             Ok(Err(e)) => Err(SandboxError::Unavailable(format!("query task ended: {e}"))),
             Err(_) => {
                 stop.0.stop();
                 task.abort();
-                Err(cancelled())
+                Err(SandboxError::Cancelled(format!(
+                    "the query ran longer than its {} s limit",
+                    self.limits.timeout_seconds
+                )))
             }
         }
     }
@@ -997,69 +991,32 @@ struct StopOnDrop(StopFlag);
 /// A runtime of its own for running plans, shut down without waiting (a runtime may not be
 /// dropped, waiting, inside another).
 #[derive(Debug)]
-struct QueryRuntime(Option<tokio::runtime::Runtime>);
+struct QueryRuntime {
+    handle: tokio::runtime::Handle,
+    /// Taken only when dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+}
 
 impl QueryRuntime {
     fn new() -> Result<Self, SandboxError> {
         let threads = std::thread::available_parallelism().map_or(2, usize::from);
-        Ok(Self(Some(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(threads)
-                .thread_name("niji-query")
-                .enable_all()
-                .build()?,
-        )))
-    }
-
-    fn handle(&self) -> tokio::runtime::Handle {
-        match &self.0 {
-            Some(runtime) => runtime.handle().clone(),
-            // Only dropped with the environment.
-            None => tokio::runtime::Handle::current(),
-        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("niji-query")
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        })
     }
 }
 
 impl Drop for QueryRuntime {
     fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
+        if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
-    }
-}
-
-/// Raises a query's stop flag at its time limit from a thread of its own: operators that never
-/// yield (a cross join fed from memory) can hold every runtime worker, and then no runtime
-/// timer fires. Dropped when the query ends, it lets its thread go.
-struct Watchdog(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
-
-impl Watchdog {
-    fn start(stop: StopFlag, limit: Duration) -> Self {
-        let done = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
-        let watched = done.clone();
-        std::thread::spawn(move || {
-            let (lock, ended) = &*watched;
-            let guard = lock
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let (_guard, waited) = ended
-                .wait_timeout_while(guard, limit, |done| !*done)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if waited.timed_out() {
-                stop.stop();
-            }
-        });
-        Self(done)
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        let (lock, ended) = &*self.0;
-        *lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
-        ended.notify_all();
     }
 }
 
