@@ -20,24 +20,20 @@ struct Kept {
     set: RoaringBitmap,
 }
 
-/// How many members of a set fall in each of a few buckets (by a hash of the member). Two sets
-/// differ by at least the sum of their buckets' differences, so most sets of nearly the same
-/// size are told apart by their profiles, without comparing members.
+/// How many members of a set fall in each of a few buckets (by the stripe of consecutive
+/// indexes a member is in, striped round the buckets). Two sets differ by at least the sum of
+/// their buckets' differences, so most sets of nearly the same size are told apart by their
+/// profiles, without comparing members. Person indexes are given in the byte order of keyed
+/// hashes, so a stripe holds persons of every kind.
 type Profile = [u32; BUCKETS];
 const BUCKETS: usize = 32;
-
-fn bucket(member: u32) -> usize {
-    // Fibonacci hashing: the top five bits of the product spread runs of members evenly.
-    (member.wrapping_mul(0x9e37_79b1) >> 27) as usize
-}
-
-fn profile_of(set: &RoaringBitmap) -> Profile {
-    let mut profile = [0; BUCKETS];
-    for m in set {
-        profile[bucket(m)] += 1;
-    }
-    profile
-}
+/// Stripes of 2,048 indexes: 32 to a roaring container, whose members in a stripe are counted
+/// without visiting them.
+const STRIPE_BITS: u32 = 11;
+const STRIPE_LAST: u32 = (1 << STRIPE_BITS) - 1;
+/// A set with more members than this per stripe it spans is counted stripe by stripe, a
+/// smaller one member by member (the same counts either way).
+const COUNTED_PER_STRIPE: u64 = 8;
 
 /// At most the size of the symmetric difference of the sets the profiles were taken from.
 fn fewest_differing(a: &Profile, b: &Profile) -> u64 {
@@ -48,15 +44,50 @@ fn fewest_differing(a: &Profile, b: &Profile) -> u64 {
 }
 
 /// A set's size and fingerprint (not a keyed hash: it only narrows which sets are compared
-/// member by member), and its profile, in one pass over its members.
+/// member by member), and its profile, from its members' count in each stripe: equal sets have
+/// equal counts, whichever way they were counted.
 fn describe(set: &RoaringBitmap) -> ((u64, u64), Profile) {
     let mut print: u64 = 0xcbf2_9ce4_8422_2325;
     let mut profile = [0; BUCKETS];
-    for m in set {
-        print = (print ^ u64::from(m)).wrapping_mul(0x0000_0100_0000_01b3);
-        profile[bucket(m)] += 1;
+    let mut note = |stripe: u32, count: u64| {
+        print = (print ^ (u64::from(stripe) << 32 | count)).wrapping_mul(0x0000_0100_0000_01b3);
+        profile[stripe as usize % BUCKETS] += count as u32;
+    };
+    let len = set.len();
+    if let (Some(min), Some(max)) = (set.min(), set.max()) {
+        let (first, last) = (min >> STRIPE_BITS, max >> STRIPE_BITS);
+        if len > COUNTED_PER_STRIPE * u64::from(last - first + 1) {
+            for stripe in first..=last {
+                let from = stripe << STRIPE_BITS;
+                let count = set.range_cardinality(from..=from | STRIPE_LAST);
+                if count > 0 {
+                    note(stripe, count);
+                }
+            }
+        } else {
+            let mut run: Option<(u32, u64)> = None;
+            for m in set {
+                let stripe = m >> STRIPE_BITS;
+                match &mut run {
+                    Some((s, count)) if *s == stripe => *count += 1,
+                    _ => {
+                        if let Some((s, count)) = run {
+                            note(s, count);
+                        }
+                        run = Some((stripe, 1));
+                    }
+                }
+            }
+            if let Some((s, count)) = run {
+                note(s, count);
+            }
+        }
     }
-    ((set.len(), print), profile)
+    ((len, print), profile)
+}
+
+fn profile_of(set: &RoaringBitmap) -> Profile {
+    describe(set).1
 }
 
 impl Kept {

@@ -1,8 +1,9 @@
 //! The aggregates niji adds to a researcher's plan: the set of persons (or facilities) behind
 //! each group, as a roaring bitmap, and each person's contribution to a magnitude.
 //!
-//! `niji_set(x)` takes person indexes (UInt32), facility codes (strings, hashed to 20 bits:
-//! a collision can only make a count smaller, so a rule errs towards suppressing) or the sets
+//! `niji_set(x)` takes person indexes (UInt32), facility marks (UInt32) or codes (strings,
+//! marked as ingest marks them: a collision can only make a count smaller, so a rule errs
+//! towards suppressing) or the sets
 //! of an inner aggregate (Binary), and returns the serialized union. It is computed in the same
 //! pass as the researcher's own aggregates.
 //!
@@ -144,6 +145,151 @@ impl AggregateUDFImpl for NijiUdaf {
     }
 }
 
+pub const PERSON_FUNCTION: &str = "niji_person";
+
+/// `niji_person(person)`: the person of a group of an aggregation grouped by the pseudonym,
+/// whose every group is one person. It is carried as a value, not as a second group key, which
+/// would turn DataFusion's grouping on one primitive column into a slower grouping on several.
+/// A group with two persons (two pseudonyms colliding) fails the query rather than hide one.
+pub fn person_udaf() -> AggregateUDF {
+    AggregateUDF::new_from_impl(PersonOfGroup {
+        signature: Signature::exact(vec![DataType::UInt32], Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PersonOfGroup {
+    signature: Signature,
+}
+
+impl AggregateUDFImpl for PersonOfGroup {
+    fn name(&self) -> &str {
+        PERSON_FUNCTION
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::UInt32)
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(
+            format!("{}[person]", args.name),
+            DataType::UInt32,
+            true,
+        ))])
+    }
+
+    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(OneGroup::new(Box::new(PersonGroups::default()))?))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        _args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(PersonGroups::default()))
+    }
+}
+
+/// Each group's person (None: no identified person yet).
+#[derive(Debug, Default)]
+struct PersonGroups {
+    persons: Vec<Option<u32>>,
+}
+
+impl PersonGroups {
+    fn add(
+        &mut self,
+        values: &ArrayRef,
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        grow(&mut self.persons, total_num_groups);
+        if group_indices.is_empty() {
+            return Ok(());
+        }
+        let persons = values.as_primitive::<UInt32Type>();
+        let nulls = persons.logical_nulls();
+        for (row, &g) in chosen(group_indices, opt_filter, nulls.as_ref()) {
+            let person = persons.value(row);
+            match self.persons[g] {
+                Some(p) if p != person => {
+                    return exec_err!(
+                        "two persons share a pseudonym in this project, so its results cannot be checked"
+                    );
+                }
+                Some(_) => {}
+                None => self.persons[g] = Some(person),
+            }
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, emit_to: EmitTo) -> ArrayRef {
+        let persons = emit_to.take_needed(&mut self.persons);
+        Arc::new(arrow::array::UInt32Array::from(persons))
+    }
+}
+
+impl GroupsAccumulator for PersonGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.add(&values[0], group_indices, opt_filter, total_num_groups)
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        Ok(self.emit(emit_to))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        Ok(vec![self.emit(emit_to)])
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.add(&values[0], group_indices, None, total_num_groups)
+    }
+
+    /// Each row a group of its own: its person, unless the filter leaves the row out.
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        Ok(vec![match opt_filter {
+            Some(filter) => {
+                let left_out: BooleanArray = (0..filter.len())
+                    .map(|row| Some(!selected(Some(filter), row)))
+                    .collect();
+                arrow::compute::nullif(&values[0], &left_out)?
+            }
+            None => values[0].clone(),
+        }])
+    }
+
+    fn size(&self) -> usize {
+        self.persons.capacity() * std::mem::size_of::<Option<u32>>()
+    }
+}
+
 /// A set as the aggregate returns it: a serialized roaring bitmap, or, tagged with a leading
 /// byte 0, members as little-endian u32 (what one row makes, cheaply, when the partial
 /// aggregation hands rows on without grouping them).
@@ -171,13 +317,19 @@ fn tagged_members(bytes: &[u8]) -> Option<impl Iterator<Item = u32> + '_> {
     }
 }
 
-/// Members in the tagged form [`decode_set`] reads.
-fn tagged(members: impl IntoIterator<Item = u32>) -> Vec<u8> {
-    let mut bytes = vec![MEMBERS_TAG];
+/// Appends members in the tagged form [`decode_set`] reads, as one value of `out`; `scratch`
+/// is reused from value to value (a value a group, and groups may be a million).
+fn append_tagged(
+    out: &mut BinaryBuilder,
+    scratch: &mut Vec<u8>,
+    members: impl IntoIterator<Item = u32>,
+) {
+    scratch.clear();
+    scratch.push(MEMBERS_TAG);
     for m in members {
-        bytes.extend_from_slice(&m.to_le_bytes());
+        scratch.extend_from_slice(&m.to_le_bytes());
     }
-    bytes
+    out.append_value(&scratch);
 }
 
 /// A reader of a column's members, dispatched once per batch: person indexes as they are,
@@ -202,6 +354,23 @@ fn member_reader(values: &ArrayRef) -> Result<Box<dyn Fn(usize) -> u32 + '_>> {
         }
         other => return exec_err!("a member of a set cannot be {other}"),
     })
+}
+
+/// Calls `f(group, member)` for each of `rows`: person indexes and facility marks (UInt32, the
+/// common case) read directly, other members through [`member_reader`].
+fn each_member<'a>(
+    values: &ArrayRef,
+    rows: impl Iterator<Item = (usize, &'a usize)>,
+    mut f: impl FnMut(usize, u32),
+) -> Result<()> {
+    if let Some(members) = values.as_primitive_opt::<UInt32Type>() {
+        let members = members.values();
+        rows.for_each(|(row, &g)| f(g, members[row]));
+    } else {
+        let member = member_reader(values)?;
+        rows.for_each(|(row, &g)| f(g, member(row)));
+    }
+    Ok(())
 }
 
 /// A roaring bitmap's serialization starts with a cookie (12346 or 12347, little-endian), never
@@ -282,30 +451,27 @@ fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     Some(head)
 }
 
-/// Facility codes hashed into 20 bits: a set of them then spans at most 16 roaring containers
-/// (32-bit hashes would put each facility in a container of its own, and make every union
-/// shift long container lists). Three facilities collide with a chance of about 3 in a
-/// million, and a collision only makes a count smaller.
+/// A facility code's member: its mark, as ingest stores it beside the code (so that a store
+/// from before the marks counts its facilities alike).
 fn string_hash(s: &str) -> u32 {
-    // Fixed seeds: every partition of a query hashes a code alike. Facility sets never leave
-    // the query, so the hash needs no key.
-    static HASHER: std::sync::LazyLock<ahash::RandomState> =
-        std::sync::LazyLock::new(|| ahash::RandomState::with_seeds(0x6e69, 0x6a69, 0x6661, 0x6369));
-    (HASHER.hash_one(s) as u32) & 0x000f_ffff
+    niji_catalog::facility_mark(s)
 }
 
 /// One group's set. A store clustered by fiscal year and person hands a cell its persons in a
-/// few ascending runs: each member is then appended to the run's bitmap (or found equal to the
-/// last), a compare a row. Beyond [`MAX_RUNS`], members are buffered and added sorted, many at
-/// a time (a roaring bitmap takes sorted runs cheaply and single random inserts into its sparse
-/// containers dearly). Once the set is dense, its containers are bitmaps, where a member costs
-/// one bit: it then takes members directly.
+/// few ascending runs: each member is then appended to the run's buffer (or found equal to the
+/// last), a compare a row, and the buffer goes into the run's bitmap many members at a time
+/// (roaring's `insert` searches a container a row, its `push` looks for a bitmap container's
+/// largest member a row; `append` does either once a call). Beyond [`MAX_RUNS`], members are
+/// buffered and added sorted, many at a time (a roaring bitmap takes sorted runs cheaply and
+/// single random inserts into its sparse containers dearly). Once the set is dense, its
+/// containers are bitmaps, where a member costs one bit: it then takes members directly.
 #[derive(Debug, Default)]
 struct Group {
     set: RoaringBitmap,
-    /// The ascending run being appended to, its largest member, and how many runs began.
+    /// The ascending run being appended to, its newest members (ascending, above the run's
+    /// bitmap), and how many runs began.
     run: RoaringBitmap,
-    last: Option<u32>,
+    newest: Vec<u32>,
     runs: u8,
     pending: Vec<u32>,
     dense: bool,
@@ -317,24 +483,25 @@ const MAX_RUNS: u8 = 8;
 
 /// Members buffered per group before they are added to its bitmap.
 const PENDING: usize = 4096;
+/// A run's newest members kept before they are appended to its bitmap.
+const NEWEST: usize = 1024;
 /// Incoming sets up to this size are added member by member.
 const SMALL_SET: u64 = 64;
 
 impl Group {
     fn push(&mut self, member: u32) {
-        match self.last {
+        match self.newest.last().copied().or_else(|| self.run.max()) {
             Some(last) if last == member => return,
-            // Above every member of the run: an append (roaring's own `push` would look for
-            // the largest member of a bitmap container a row).
             Some(last) if last < member => {
-                self.run.insert(member);
-                self.last = Some(member);
+                self.newest.push(member);
+                if self.newest.len() >= NEWEST {
+                    self.append_newest();
+                }
                 return;
             }
             _ if self.runs < MAX_RUNS => {
-                self.set |= std::mem::take(&mut self.run);
-                self.run.insert(member);
-                self.last = Some(member);
+                self.close_run();
+                self.newest.push(member);
                 self.runs += 1;
                 return;
             }
@@ -348,6 +515,19 @@ impl Group {
         if self.pending.len() >= PENDING {
             self.flush();
         }
+    }
+
+    /// The run's newest members into its bitmap: ascending and above it, so `append` takes
+    /// them without a search.
+    fn append_newest(&mut self) {
+        let appended = self.run.append(self.newest.drain(..));
+        debug_assert!(appended.is_ok(), "a run's members ascend");
+    }
+
+    /// The run into the set (a new run begins below its last member).
+    fn close_run(&mut self) {
+        self.append_newest();
+        self.set |= std::mem::take(&mut self.run);
     }
 
     fn flush(&mut self) {
@@ -382,7 +562,8 @@ impl Group {
 
     fn finish(mut self) -> RoaringBitmap {
         self.flush();
-        self.set | self.run
+        self.close_run();
+        self.set
     }
 
     /// Adds the members of a set (an inner aggregate's).
@@ -436,7 +617,7 @@ impl MemberGroups for SetGroups {
         self.added = self
             .groups
             .iter()
-            .map(|g| (g.set.len() + g.run.len()) as usize + g.pending.len())
+            .map(|g| (g.set.len() + g.run.len()) as usize + g.newest.len() + g.pending.len())
             .sum();
         Arc::new(out.finish())
     }
@@ -458,11 +639,12 @@ impl MemberGroups for SetGroups {
                 self.groups[g].add_set(bytes)?;
             }
         } else {
-            let member = member_reader(values)?;
-            for (row, &g) in rows {
-                self.groups[g].push(member(row));
-                self.added += 1;
-            }
+            let groups = &mut self.groups;
+            let added = &mut self.added;
+            each_member(values, rows, |g, m| {
+                groups[g].push(m);
+                *added += 1;
+            })?;
         }
         Ok(())
     }
@@ -478,8 +660,9 @@ impl MemberGroups for SetGroups {
     /// A row's set is a few members: handed on in the tagged form, not as a bitmap.
     fn emit_rows(self) -> ArrayRef {
         let mut out = BinaryBuilder::with_capacity(self.groups.len(), self.groups.len() * 5);
+        let mut scratch = Vec::new();
         for group in self.groups {
-            out.append_value(tagged(group.finish()));
+            append_tagged(&mut out, &mut scratch, group.finish());
         }
         Arc::new(out.finish())
     }
@@ -605,8 +788,9 @@ impl MemberGroups for FewGroups {
             .map(|g| g.len())
             .sum();
         let mut out = BinaryBuilder::with_capacity(groups.len(), groups.len() * 5);
+        let mut scratch = Vec::new();
         for members in groups {
-            out.append_value(tagged(members));
+            append_tagged(&mut out, &mut scratch, members);
         }
         Arc::new(out.finish())
     }
@@ -648,12 +832,11 @@ impl MemberGroups for FewGroups {
                 }
             }
         } else {
-            let member = member_reader(values)?;
-            for (row, &g) in rows {
+            each_member(values, rows, |g, m| {
                 if groups[g].len() < cap {
-                    insert(&mut groups[g], member(row));
+                    insert(&mut groups[g], m);
                 }
-            }
+            })?;
         }
         Ok(())
     }
@@ -1267,6 +1450,50 @@ mod tests {
                 .expect("set")
                 .is_empty()
         );
+    }
+
+    /// A group of an aggregation by the pseudonym hands on its one person; nulls (no person)
+    /// stay null; a second person in a group fails the query instead of hiding one of them.
+    #[test]
+    fn the_person_of_a_group_is_carried_and_two_persons_fail() {
+        let mut a = PersonGroups::default();
+        let persons: ArrayRef = Arc::new(UInt32Array::from(vec![Some(7), Some(7), None, Some(9)]));
+        a.update_batch(&[persons], &[0, 0, 1, 2], None, 3)
+            .expect("update");
+        let state = a.state(EmitTo::All).expect("state");
+        let mut b = PersonGroups::default();
+        b.merge_batch(&state, &[0, 1, 2], 3).expect("merge");
+        let more: ArrayRef = Arc::new(UInt32Array::from(vec![7, 9]));
+        let filter = BooleanArray::from(vec![Some(true), None]);
+        b.update_batch(&[more.clone()], &[0, 1], Some(&filter), 3)
+            .expect("filtered rows are not taken");
+        let out = b.evaluate(EmitTo::All).expect("evaluate");
+        let out = out.as_primitive::<UInt32Type>();
+        assert_eq!(out.iter().collect::<Vec<_>>(), [Some(7), None, Some(9)]);
+        let rows = a.convert_to_state(&[more], Some(&filter)).expect("rows");
+        let rows = rows[0].as_primitive::<UInt32Type>();
+        assert_eq!(rows.iter().collect::<Vec<_>>(), [Some(7), None]);
+
+        let mut c = PersonGroups::default();
+        let two: ArrayRef = Arc::new(UInt32Array::from(vec![1, 2]));
+        let err = c.update_batch(&[two], &[0, 0], None, 1).unwrap_err();
+        assert!(err.to_string().contains("share a pseudonym"), "{err}");
+    }
+
+    #[test]
+    fn facility_marks_are_counted_as_they_are_and_codes_by_their_marks() {
+        let mut a = Members(FewGroups::new(10));
+        let codes: ArrayRef = Arc::new(StringArray::from(vec!["a", "b", "a"]));
+        a.update_batch(&[codes], &[0, 0, 0], None, 1)
+            .expect("codes");
+        let marks: ArrayRef = Arc::new(UInt32Array::from(vec![
+            niji_catalog::facility_mark("a"),
+            niji_catalog::facility_mark("c"),
+        ]));
+        a.update_batch(&[marks], &[0, 0], None, 1).expect("marks");
+        let out = a.evaluate(EmitTo::All).expect("evaluate");
+        let members = decode_set(out.as_binary::<i32>().value(0)).expect("set");
+        assert_eq!(members.len(), 3, "a (as code and as mark), b and c");
     }
 
     #[test]

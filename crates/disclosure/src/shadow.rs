@@ -19,7 +19,7 @@ use datafusion::logical_expr::{
     Aggregate, AggregateUDF, Expr, LogicalPlan, Projection, cast, lit, when,
 };
 
-use crate::sets::{contributions_udaf, few_udaf, set_udaf};
+use crate::sets::{contributions_udaf, few_udaf, person_udaf, set_udaf};
 
 /// The person index of a person-level view (UInt32), or the set of persons behind an inner
 /// aggregate's group (Binary).
@@ -191,6 +191,7 @@ pub fn shadow(
 
     let mut rewrite = Rewrite {
         set: Arc::new(set_udaf()),
+        person: Arc::new(person_udaf()),
         facilities: Arc::new(few_udaf(facility_cap)),
         contributions: Arc::new(contributions_udaf()),
         next: 0,
@@ -529,6 +530,8 @@ type Magnitudes = ((Column, Option<Box<Expr>>), Vec<(Expr, String)>);
 
 struct Rewrite {
     set: Arc<AggregateUDF>,
+    /// The person of a group grouped by the pseudonym.
+    person: Arc<AggregateUDF>,
     /// Facilities are counted up to the largest minimum a rule asks for.
     facilities: Arc<AggregateUDF>,
     contributions: Arc<AggregateUDF>,
@@ -621,10 +624,9 @@ impl Rewrite {
     fn aggregate(&mut self, a: Aggregate) -> Result<LogicalPlan, Unsupported> {
         refuse_grouping_sets(&a)?;
         let mut aggr = a.aggr_expr.clone();
-        let mut group_expr = a.group_expr.clone();
         let hidden = hidden_columns(&a.input);
         // Grouped by the pseudonym of the only person source: each group is one person, whose
-        // index goes on as a group key (it changes no group), not as a set per group.
+        // index goes on as a value of the group, not as a set per group.
         let person_columns: Vec<&(Column, DataType)> = hidden
             .iter()
             .filter(|(c, _)| c.name.starts_with(PERSON))
@@ -641,7 +643,8 @@ impl Rewrite {
         for (column, ty) in hidden {
             if per_person.as_ref() == Some(&column) {
                 persons.push((column.clone(), ty));
-                group_expr.push(Expr::Column(column));
+                let name = column.name.clone();
+                aggr.push(call(&self.person, vec![Expr::Column(column)], None).alias(name));
                 continue;
             }
             let (prefix, udaf) = if column.name.starts_with(PERSON) {
@@ -720,7 +723,9 @@ impl Rewrite {
             aggr.push(call(&self.contributions, args, filter).alias(name));
         }
         Ok(LogicalPlan::Aggregate(Aggregate::try_new(
-            a.input, group_expr, aggr,
+            a.input,
+            a.group_expr,
+            aggr,
         )?))
     }
 }

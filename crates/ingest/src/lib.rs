@@ -8,6 +8,7 @@
 //! is ingested first: it decides every person's ID5 and registry index.
 
 mod cluster;
+mod facility;
 pub mod linkage;
 pub mod linkage_report;
 pub mod parents;
@@ -633,7 +634,12 @@ fn ingest_table(
         }
         Err(e) => return Err(e),
     };
-    let schema = parent.map_or_else(|| plan.schema.clone(), |(p, _)| p.schema(&plan.schema));
+    let marked = facility::marked_column(table);
+    let own = match marked {
+        Some(_) => facility::schema(&plan.schema),
+        None => plan.schema.clone(),
+    };
+    let schema = parent.map_or_else(|| own.clone(), |(p, _)| p.schema(&own));
     let staging = ctx.store.staging(db, &table.name)?;
     let bar = progress_bar(report.bytes, &format!("{db}.{}", table.name));
     let mut quarantine = Quarantine::new(&ctx.opts.data_dir, db, &table.name, &header);
@@ -658,6 +664,9 @@ fn ingest_table(
             .map(|(i, chunk, first_line)| {
                 let result =
                     table::process_chunk(&plan, link, &chunk, first_line).and_then(|mut r| {
+                        if let Some(column) = marked {
+                            r.batch = facility::attach(&r.batch, column)?;
+                        }
                         if let Some((p, key)) = parent {
                             r.batch = p.attach(&r.batch, key)?;
                         }

@@ -1,4 +1,4 @@
-//! Details (傷病名, 診療行為, 医薬品) carry their parent record's person, facility and period
+//! Details (傷病名, 診療行為, 医薬品) carry their parent record's person, facility mark and period
 //! (the claim month), as they do inside NDB's own receipt files: a project's period and cohort
 //! become a filter on the detail rows, and disclosure control counts the persons behind a
 //! detail, without joining the parent table on every query. The columns are not in the catalog, so no
@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int32Builder, StringBuilder, UInt32Builder};
+use arrow::array::{Array, ArrayRef, AsArray, Int32Builder, UInt32Builder};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, UInt32Type};
 use arrow::record_batch::RecordBatch;
 use niji_catalog::{DisclosureRole, Role, Table};
@@ -19,7 +19,8 @@ type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 
 /// The parent's person index, on each detail row.
 pub const PARENT_PERSON: &str = "parent_person_idx";
-/// The parent's facility code, on each detail row.
+/// The mark of the parent's facility ([`niji_catalog::facility_mark`] of its code), on each
+/// detail row.
 pub const PARENT_FACILITY: &str = "parent_facility";
 /// The parent's period column (its claim month, say), on each detail row.
 pub const PARENT_PERIOD: &str = "parent_period";
@@ -28,7 +29,7 @@ pub const PARENT_PERIOD: &str = "parent_period";
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Carried {
     person: Option<u32>,
-    /// Index into the facility codes.
+    /// The facility's mark.
     facility: Option<u32>,
     period: Option<i32>,
 }
@@ -38,7 +39,6 @@ pub(crate) struct ParentIndex {
     /// The parent's content digest: which version the details were matched against.
     pub digest: String,
     by_key: HashMap<Box<str>, Carried>,
-    facilities: Vec<Box<str>>,
     has_facility: bool,
     /// The parent's period column type (a month or year as Int32, or a Date32).
     period_type: Option<DataType>,
@@ -65,11 +65,9 @@ impl ParentIndex {
         let mut index = Self {
             digest: manifest.content_digest,
             by_key: HashMap::default(),
-            facilities: Vec::new(),
             has_facility: facility.is_some(),
             period_type: None,
         };
-        let mut codes: HashMap<Box<str>, u32> = HashMap::default();
         for batch in store.read_columns(db, &parent.name, &wanted)? {
             // Columns come in the file's order, not the order asked for.
             let column = |name: &str| {
@@ -108,18 +106,9 @@ impl ParentIndex {
                     continue;
                 }
                 let person = persons.is_valid(row).then(|| persons.value(row));
-                let facility = facilities.filter(|f| f.is_valid(row)).map(|f| {
-                    let code = f.value(row);
-                    match codes.get(code) {
-                        Some(&i) => i,
-                        None => {
-                            let i = index.facilities.len() as u32;
-                            index.facilities.push(code.into());
-                            codes.insert(code.into(), i);
-                            i
-                        }
-                    }
-                });
+                let facility = facilities
+                    .filter(|f| f.is_valid(row))
+                    .map(|f| niji_catalog::facility_mark(f.value(row)));
                 let period = periods
                     .as_ref()
                     .filter(|p| p.is_valid(row))
@@ -150,7 +139,7 @@ impl ParentIndex {
         let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.push(Field::new(PARENT_PERSON, DataType::UInt32, true));
         if self.has_facility {
-            fields.push(Field::new(PARENT_FACILITY, DataType::Utf8, true));
+            fields.push(Field::new(PARENT_FACILITY, DataType::UInt32, true));
         }
         if let Some(ty) = &self.period_type {
             fields.push(Field::new(PARENT_PERIOD, ty.clone(), true));
@@ -171,7 +160,7 @@ impl ParentIndex {
             .ok_or_else(|| IngestError::Internal(format!("no text column {key_column}")))?;
         let rows = batch.num_rows();
         let mut persons = UInt32Builder::with_capacity(rows);
-        let mut facilities = StringBuilder::with_capacity(rows, rows * 10);
+        let mut facilities = UInt32Builder::with_capacity(rows);
         let mut periods = Int32Builder::with_capacity(rows);
         for row in 0..rows {
             let carried = if keys.is_valid(row) {
@@ -183,7 +172,7 @@ impl ParentIndex {
                 Carried::default()
             };
             persons.append_option(carried.person);
-            facilities.append_option(carried.facility.map(|i| &*self.facilities[i as usize]));
+            facilities.append_option(carried.facility);
             periods.append_option(carried.period);
         }
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();

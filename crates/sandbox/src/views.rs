@@ -374,11 +374,12 @@ impl Builder<'_> {
                 rows = LogicalPlanBuilder::from(rows).filter(f)?.build()?;
             } else {
                 let join_persons = shadow && !carried;
+                let parent_rows = self.filtered(db, parent, filter.clone()).await?;
                 let mut keys = vec![col("record_key").alias(PARENT_KEY)];
                 if join_persons {
                     keys.push(col("person_idx").alias(niji_disclosure::PERSON));
-                    if let Some(f) = parent.column_for(DisclosureRole::Facility) {
-                        keys.push(col(f.name.as_str()).alias(niji_disclosure::FACILITY));
+                    if let Some(f) = facility_of(parent, parent_rows.schema()) {
+                        keys.push(f.alias(niji_disclosure::FACILITY));
                     }
                 }
                 let join = match (&filter, join_persons) {
@@ -388,7 +389,7 @@ impl Builder<'_> {
                     (None, false) => None,
                 };
                 if let Some(join) = join {
-                    let keys = LogicalPlanBuilder::from(self.filtered(db, parent, filter).await?)
+                    let keys = LogicalPlanBuilder::from(parent_rows)
                         .project(keys)?
                         .build()?;
                     rows = LogicalPlanBuilder::from(rows)
@@ -429,8 +430,8 @@ impl Builder<'_> {
         if shadow {
             if table.is_person_level() {
                 exprs.push(col("person_idx").alias(niji_disclosure::PERSON));
-                if let Some(f) = table.column_for(DisclosureRole::Facility) {
-                    exprs.push(col(f.name.as_str()).alias(niji_disclosure::FACILITY));
+                if let Some(f) = facility_of(table, rows.schema()) {
+                    exprs.push(f.alias(niji_disclosure::FACILITY));
                 }
             } else if carried {
                 exprs.push(col(PARENT_PERSON).alias(niji_disclosure::PERSON));
@@ -577,6 +578,19 @@ fn conjunction_or(exprs: impl Iterator<Item = Expr>) -> Expr {
 /// Session settings of every project context: no recursive CTEs (a runaway by construction),
 /// no URL tables (off by default and never switched on), information_schema over the project's
 /// own catalog only.
+/// What disclosure control counts a row's facility by: its stored mark, or, in a store
+/// ingested before marks were, its code.
+fn facility_of(table: &Table, stored: &datafusion::common::DFSchema) -> Option<Expr> {
+    let code = table.column_for(DisclosureRole::Facility)?;
+    Some(
+        if stored.has_column_with_unqualified_name(niji_catalog::FACILITY_MARK_COLUMN) {
+            col(niji_catalog::FACILITY_MARK_COLUMN)
+        } else {
+            col(code.name.as_str())
+        },
+    )
+}
+
 pub fn session_config(limits: &Limits) -> SessionConfig {
     let mut config = SessionConfig::new()
         .with_information_schema(true)

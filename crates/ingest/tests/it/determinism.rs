@@ -210,7 +210,8 @@ fn a_later_delivery_without_the_history_still_finds_id5() {
 }
 
 /// A receipt's person, facility and month.
-type Carried = (Option<u32>, Option<String>, Option<i32>);
+/// Person index, facility mark, month.
+type Carried = (Option<u32>, Option<u32>, Option<i32>);
 
 /// (record key or receipt key, what it carries) of one table's rows.
 fn persons_by_key(store: &Store, table: &str, columns: &[&str]) -> Vec<(String, Carried)> {
@@ -221,16 +222,14 @@ fn persons_by_key(store: &Store, table: &str, columns: &[&str]) -> Vec<(String, 
         let column = |name: &str| b.column_by_name(name).expect("column");
         let keys = column(columns[0]).as_string::<i32>();
         let persons = column(columns[1]).as_primitive::<arrow::datatypes::UInt32Type>();
-        let facilities = column(columns[2]).as_string::<i32>();
+        let facilities = column(columns[2]).as_primitive::<arrow::datatypes::UInt32Type>();
         let months = column(columns[3]).as_primitive::<arrow::datatypes::Int32Type>();
         for i in 0..b.num_rows() {
             out.push((
                 keys.value(i).to_string(),
                 (
                     persons.is_valid(i).then(|| persons.value(i)),
-                    facilities
-                        .is_valid(i)
-                        .then(|| facilities.value(i).to_string()),
+                    facilities.is_valid(i).then(|| facilities.value(i)),
                     months.is_valid(i).then(|| months.value(i)),
                 ),
             ));
@@ -253,10 +252,31 @@ fn details_carry_their_receipts_person_facility_and_month_until_the_receipts_cha
     let parents: std::collections::HashMap<String, Carried> = persons_by_key(
         &store,
         "receipts",
-        &["record_key", "person_idx", "facility_code", "claim_ym"],
+        &["record_key", "person_idx", "facility_mark", "claim_ym"],
     )
     .into_iter()
     .collect();
+    // A receipt's facility mark is its code's.
+    let mut marked = 0;
+    for b in store
+        .read_columns("ndb", "receipts", &["facility_code", "facility_mark"])
+        .unwrap()
+    {
+        use arrow::array::AsArray;
+        let codes = b
+            .column_by_name("facility_code")
+            .unwrap()
+            .as_string::<i32>();
+        let marks = b
+            .column_by_name("facility_mark")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::UInt32Type>();
+        for (code, mark) in codes.iter().zip(marks.iter()) {
+            assert_eq!(code.map(niji_catalog::facility_mark), mark);
+            marked += usize::from(mark.is_some());
+        }
+    }
+    assert!(marked > 1000, "receipts name their facility");
     let details = persons_by_key(
         &store,
         "diagnoses",

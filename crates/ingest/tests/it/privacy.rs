@@ -78,6 +78,9 @@ fn no_direct_identifier_or_key_reaches_the_store() {
                 let c = match (f.name.as_str(), parent) {
                     (PARENT_PERSON, Some(p)) => p.column("person_idx"),
                     (PARENT_FACILITY, Some(p)) => p.column_for(DisclosureRole::Facility),
+                    (niji_catalog::FACILITY_MARK_COLUMN, _) => {
+                        t.column_for(DisclosureRole::Facility)
+                    }
                     (PARENT_PERIOD, Some(p)) => {
                         p.period_column.as_deref().and_then(|c| p.column(c))
                     }
