@@ -367,10 +367,25 @@ pub fn check(
         aggregate_sets.push(behind);
     }
 
-    // A row shows something unless every aggregate of it is masked (a row of group keys only
-    // shows that its group exists).
-    let shows = |m: &BTreeMap<usize, String>| {
-        aggregate_columns.is_empty() || m.len() < aggregate_columns.len()
+    // A HAVING kept as a flag (`shadow::lift_having`) leaves a row out only while none of its
+    // cells is masked: a masked row is there whatever the HAVING gives, so its presence tells
+    // nothing of its cells.
+    let passes: Vec<bool> = match shadow.having {
+        Some(c) => {
+            let flags = batch.column(c).as_boolean_opt().ok_or_else(|| {
+                DisclosureError::Check("the HAVING flag is not a boolean column".into())
+            })?;
+            (0..rows)
+                .map(|row| flags.is_valid(row) && flags.value(row))
+                .collect()
+        }
+        None => vec![true; rows],
+    };
+    let kept = |row: usize, m: &BTreeMap<usize, String>| passes[row] || !m.is_empty();
+    // A row shows something unless it is left out, or every aggregate of it is masked (a row
+    // of group keys only shows that its group exists).
+    let shows = |row: usize, m: &BTreeMap<usize, String>| {
+        kept(row, m) && (aggregate_columns.is_empty() || m.len() < aggregate_columns.len())
     };
 
     // Differencing: a cell whose persons differ from a released cell's (or a released
@@ -384,7 +399,7 @@ pub fn check(
     };
     let mut this_result = Ledger::default();
     for row in 0..rows {
-        if !shows(&masked[row]) {
+        if !shows(row, &masked[row]) {
             continue;
         }
         let threshold = row_min_persons[row];
@@ -427,7 +442,7 @@ pub fn check(
     let shown_sets = |masked: &[BTreeMap<usize, String>]| {
         let mut by_source: Vec<Vec<(usize, &RoaringBitmap)>> =
             vec![Vec::new(); groups + resting.len()];
-        for row in (0..rows).filter(|&row| shows(&masked[row])) {
+        for row in (0..rows).filter(|&row| shows(row, &masked[row])) {
             for (k, set) in group_sets[row].iter().enumerate() {
                 by_source[k].push((row, set));
             }
@@ -489,6 +504,17 @@ pub fn check(
         released_sets.extend(cells.into_iter().map(|(_, set)| set.clone()));
     }
 
+    // Rows left out by a HAVING go; the others keep their order, numbered anew.
+    let keep: Vec<bool> = (0..rows).map(|row| kept(row, &masked[row])).collect();
+    let position: Vec<usize> = keep
+        .iter()
+        .scan(0, |next, &k| {
+            let at = *next;
+            *next += usize::from(k);
+            Some(at)
+        })
+        .collect();
+    let keep = BooleanArray::from(keep);
     let mut suppressed = Vec::new();
     let mut totals = Vec::new();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(visible);
@@ -498,7 +524,7 @@ pub fn check(
             if let Some(reason) = masked[row].get(&c) {
                 mask[row] = true;
                 suppressed.push(SuppressedCell {
-                    row,
+                    row: position[row],
                     column: shadow.lineage[c].name.clone(),
                     reason: reason.clone(),
                 });
@@ -507,6 +533,9 @@ pub fn check(
         let mut array = batch.column(c).clone();
         if mask.iter().any(|m| *m) {
             array = arrow::compute::nullif(&array, &BooleanArray::from(mask))?;
+        }
+        if keep.false_count() > 0 {
+            array = arrow::compute::filter(&array, &keep)?;
         }
         if rules.rounding > 1 && shadow.lineage[c].role() == Role::Count {
             array = round(&array, rules.rounding);

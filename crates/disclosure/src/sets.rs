@@ -1465,7 +1465,7 @@ mod tests {
         b.merge_batch(&state, &[0, 1, 2], 3).expect("merge");
         let more: ArrayRef = Arc::new(UInt32Array::from(vec![7, 9]));
         let filter = BooleanArray::from(vec![Some(true), None]);
-        b.update_batch(&[more.clone()], &[0, 1], Some(&filter), 3)
+        b.update_batch(std::slice::from_ref(&more), &[0, 1], Some(&filter), 3)
             .expect("filtered rows are not taken");
         let out = b.evaluate(EmitTo::All).expect("evaluate");
         let out = out.as_primitive::<UInt32Type>();

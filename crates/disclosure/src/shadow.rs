@@ -16,7 +16,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, JoinType, ScalarValue};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
-    Aggregate, AggregateUDF, Expr, LogicalPlan, Projection, cast, lit, when,
+    Aggregate, AggregateUDF, Expr, LogicalPlan, Operator, Projection, cast, lit, when,
 };
 
 use crate::sets::{contributions_udaf, few_udaf, person_udaf, set_udaf};
@@ -30,6 +30,9 @@ pub const FACILITY: &str = "__niji_facility";
 const CELL_SET: &str = "__niji_cellset";
 /// Per-person contributions to one magnitude of the outermost aggregation.
 const CONTRIBUTION: &str = "__niji_contrib";
+/// Whether a row passes the filters on aggregates between the outermost aggregation and the
+/// result (a HAVING), which are kept as this flag instead of filtering (see [`lift_having`]).
+const HAVING: &str = "__niji_having";
 const HIDDEN: &str = "__niji_";
 
 pub fn is_hidden(name: &str) -> bool {
@@ -119,6 +122,8 @@ pub struct Shadow {
     pub sums: BTreeSet<String>,
     /// Every table the plan reads (`db.table`).
     pub tables: BTreeSet<String>,
+    /// Output index of the flag of a HAVING kept as a flag: whether the row passes it.
+    pub having: Option<usize>,
 }
 
 /// Why a plan has no shadow: its result is held, and stays in the workspace.
@@ -189,6 +194,10 @@ pub fn shadow(
         Ok(TreeNodeRecursion::Continue)
     })?;
 
+    refuse_filtering_subqueries(&plan)?;
+    let (plan, _) = lift_having(plan, false)?;
+    refuse_unlifted_having(&plan)?;
+
     let mut rewrite = Rewrite {
         set: Arc::new(set_udaf()),
         person: Arc::new(person_udaf()),
@@ -231,10 +240,13 @@ pub fn shadow(
         contributions: BTreeMap::new(),
         sums: std::mem::take(&mut rewrite.sums),
         tables,
+        having: None,
     };
     for (i, field) in out.plan.schema().fields().iter().enumerate() {
         let name = field.name().as_str();
-        if name.starts_with(PERSON) {
+        if name == HAVING {
+            out.having = Some(i);
+        } else if name.starts_with(PERSON) {
             if field.data_type() == &DataType::Binary {
                 out.person_sets.push(i);
             } else {
@@ -258,6 +270,235 @@ pub fn shadow(
         }
     }
     Ok(out)
+}
+
+/// Whether `predicate`, over `input`, reads an aggregate's value (not only group keys).
+fn reads_an_aggregate(input: &LogicalPlan, predicate: &Expr) -> Result<bool, Unsupported> {
+    let mut l = ColumnLineage {
+        name: String::new(),
+        roles: BTreeSet::new(),
+        sources: BTreeSet::new(),
+        functions: BTreeSet::new(),
+        aggregates: BTreeSet::new(),
+    };
+    trace_expr(input, predicate, false, &mut l)?;
+    Ok(l.roles.iter().any(|r| *r != Role::GroupKey))
+}
+
+/// Filters that choose rows by an aggregate's value on the way from the outermost aggregation
+/// to the result (a HAVING, or a WHERE over an aggregated subquery): a masked row that is there,
+/// or is not, would tell its value. Each is kept as the flag [`HAVING`] instead, so that the
+/// rules show every masked row whatever the filter gives, and leave out only rows that pass
+/// every rule and fail the filter. Whether the returned plan has the flag. A LIMIT above such a
+/// filter would choose other rows once it no longer filters: refused.
+fn lift_having(plan: LogicalPlan, limited: bool) -> Result<(LogicalPlan, bool), Unsupported> {
+    let rebuilt = |plan: LogicalPlan, input: LogicalPlan| -> Result<LogicalPlan, Unsupported> {
+        Ok(plan.with_new_exprs(plan.expressions(), vec![input])?)
+    };
+    match plan {
+        LogicalPlan::Projection(p) => {
+            let (input, lifted) = lift_having(p.input.as_ref().clone(), limited)?;
+            let mut exprs = p.expr;
+            if lifted {
+                exprs.push(Expr::Column(Column::new_unqualified(HAVING)));
+            }
+            Ok((
+                LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(input))?),
+                lifted,
+            ))
+        }
+        LogicalPlan::Sort(ref s) => {
+            let (input, lifted) =
+                lift_having(s.input.as_ref().clone(), limited || s.fetch.is_some())?;
+            Ok((rebuilt(plan, input)?, lifted))
+        }
+        LogicalPlan::Limit(ref l) => {
+            let (input, lifted) = lift_having(l.input.as_ref().clone(), true)?;
+            Ok((rebuilt(plan, input)?, lifted))
+        }
+        LogicalPlan::SubqueryAlias(ref a) => {
+            let (input, lifted) = lift_having(a.input.as_ref().clone(), limited)?;
+            Ok((rebuilt(plan, input)?, lifted))
+        }
+        LogicalPlan::Filter(f) if reads_an_aggregate(&f.input, &f.predicate)? => {
+            if limited {
+                return Err(unsupported(
+                    "a LIMIT over a HAVING cannot be checked yet: drop the LIMIT, or the HAVING",
+                ));
+            }
+            let (input, lifted) = lift_having(f.input.as_ref().clone(), limited)?;
+            let mut flag = f.predicate.is_true();
+            if lifted {
+                flag = Expr::Column(Column::new_unqualified(HAVING)).and(flag);
+            }
+            let exprs: Vec<Expr> = input
+                .schema()
+                .columns()
+                .into_iter()
+                .filter(|c| c.name != HAVING)
+                .map(Expr::Column)
+                .chain([flag.alias(HAVING)])
+                .collect();
+            Ok((
+                LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(input))?),
+                true,
+            ))
+        }
+        LogicalPlan::Filter(ref f) => {
+            let (input, lifted) = lift_having(f.input.as_ref().clone(), limited)?;
+            Ok((rebuilt(plan, input)?, lifted))
+        }
+        other => Ok((other, false)),
+    }
+}
+
+/// A filter on aggregates [`lift_having`] could not reach (over a join of aggregated results,
+/// say), or a join on aggregated values, still chooses rows by a value no rule sees: refused.
+/// Filters and joins inside an aggregation's input choose the rows it aggregates, whose
+/// persons are counted as usual.
+fn refuse_unlifted_having(plan: &LogicalPlan) -> Result<(), Unsupported> {
+    let mut problem = None;
+    plan.apply(|node| {
+        Ok(match node {
+            LogicalPlan::Aggregate(_) => TreeNodeRecursion::Jump,
+            // A join on an aggregated value keeps rows by it, as a filter would.
+            LogicalPlan::Join(j) => {
+                let keys =
+                    j.on.iter()
+                        .flat_map(|(l, r)| [(&*j.left, l), (&*j.right, r)]);
+                let on_values = keys
+                    .map(|(side, key)| reads_an_aggregate(side, key))
+                    .chain(j.filter.iter().map(|f| reads_an_aggregate(node, f)))
+                    .collect::<Result<Vec<bool>, Unsupported>>();
+                match on_values {
+                    Ok(v) if !v.contains(&true) => TreeNodeRecursion::Continue,
+                    Ok(_) => {
+                        problem = Some(unsupported(
+                            "a join on aggregated values cannot be checked yet",
+                        ));
+                        TreeNodeRecursion::Stop
+                    }
+                    Err(u) => {
+                        problem = Some(u);
+                        TreeNodeRecursion::Stop
+                    }
+                }
+            }
+            LogicalPlan::Filter(f) => match reads_an_aggregate(&f.input, &f.predicate) {
+                Ok(false) => TreeNodeRecursion::Continue,
+                Ok(true) => {
+                    problem = Some(unsupported(
+                        "a filter on aggregated values over a join cannot be checked yet",
+                    ));
+                    TreeNodeRecursion::Stop
+                }
+                Err(u) => {
+                    problem = Some(u);
+                    TreeNodeRecursion::Stop
+                }
+            },
+            _ => TreeNodeRecursion::Continue,
+        })
+    })?;
+    problem.map_or(Ok(()), Err)
+}
+
+/// Subqueries that choose rows make a result tell of the subquery's rows, which no rule sees:
+/// `WHERE x IN (SELECT … HAVING count(*) < 3)`, a comparison with a scalar subquery, an
+/// EXISTS. Only persons chosen by who they are are checked: `pid IN (SELECT pid …)` (a
+/// cohort, chosen by what is known of each person) and `pid = (SELECT min(pid) …)` or `<>`;
+/// the outer cells count the persons so chosen. Anything else is refused.
+fn refuse_filtering_subqueries(plan: &LogicalPlan) -> Result<(), Unsupported> {
+    let mut problem = None;
+    plan.apply_with_subqueries(|node| {
+        for expr in node.expressions() {
+            expr.apply(|e| {
+                let allowed = match e {
+                    // `pid = (SELECT min(pid) …)`, `pid <> …`: persons chosen by who they are.
+                    Expr::BinaryExpr(b)
+                        if matches!(b.op, Operator::Eq | Operator::NotEq)
+                            && [(&b.left, &b.right), (&b.right, &b.left)].iter().any(
+                                |(column, other)| {
+                                    node.inputs()
+                                        .iter()
+                                        .any(|input| is_pseudonym_of(input, column))
+                                        && matches!(other.as_ref(), Expr::ScalarSubquery(q)
+                                            if q.outer_ref_columns.is_empty()
+                                                && yields_a_person(&q.subquery))
+                                },
+                            ) =>
+                    {
+                        true
+                    }
+                    Expr::InSubquery(s) => {
+                        !s.negated
+                            && node
+                                .inputs()
+                                .iter()
+                                .any(|input| is_pseudonym_of(input, &s.expr))
+                            && s.subquery.outer_ref_columns.is_empty()
+                            && s.subquery.subquery.schema().fields().len() == 1
+                            && is_view_pseudonym(&s.subquery.subquery, 0)
+                    }
+                    Expr::ScalarSubquery(_) | Expr::Exists(_) => false,
+                    _ => return Ok(TreeNodeRecursion::Continue),
+                };
+                if !allowed {
+                    problem = Some(unsupported(
+                        "subqueries that choose rows cannot be checked yet, except persons chosen by who they are: pid IN (SELECT pid …), pid = or <> (SELECT min(pid) …)",
+                    ));
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Jump)
+            })?;
+        }
+        Ok(if problem.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    problem.map_or(Ok(()), Err)
+}
+
+/// Whether a subquery's one column is a pseudonym, or the least or greatest of one: a person.
+fn yields_a_person(plan: &LogicalPlan) -> bool {
+    if plan.schema().fields().len() != 1 {
+        return false;
+    }
+    if is_view_pseudonym(plan, 0) {
+        return true;
+    }
+    let mut node = plan;
+    let mut index = 0;
+    loop {
+        if let Some((input, i)) = passed_through(node, index) {
+            (node, index) = (input, i);
+            continue;
+        }
+        match node {
+            LogicalPlan::Projection(p) => match p.expr.get(index).map(uncast) {
+                Some(Expr::Column(c)) => match p.input.schema().index_of_column(c) {
+                    Ok(i) => (node, index) = (p.input.as_ref(), i),
+                    Err(_) => return false,
+                },
+                _ => return false,
+            },
+            LogicalPlan::Aggregate(a) => {
+                return index
+                    .checked_sub(a.group_expr.len())
+                    .and_then(|i| a.aggr_expr.get(i))
+                    .and_then(aggregate_of)
+                    .is_some_and(|f| {
+                        matches!(f.func.name(), "min" | "max")
+                            && f.params.filter.is_none()
+                            && f.params.args.len() == 1
+                            && is_pseudonym_of(&a.input, &f.params.args[0])
+                    });
+            }
+            _ => return false,
+        }
+    }
 }
 
 fn table_name(t: &datafusion::common::TableReference) -> String {
@@ -449,6 +690,11 @@ fn is_view_pseudonym(plan: &LogicalPlan, index: usize) -> bool {
             index < t.projected_schema.fields().len()
                 && t.projected_schema.field(index).name() == niji_catalog::PSEUDONYM_COLUMN
         }
+        // A group key that is the pseudonym (each group one person).
+        LogicalPlan::Aggregate(a) => a
+            .group_expr
+            .get(index)
+            .is_some_and(|g| is_pseudonym_of(&a.input, g)),
         _ => false,
     }
 }

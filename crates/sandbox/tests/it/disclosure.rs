@@ -687,3 +687,135 @@ async fn diagnoses_are_counted_alike_whether_they_carry_their_receipts_person_or
         assert_eq!(reasons(joined), reasons(carried));
     }
 }
+
+/// What a result shows: its rows as text (masked cells NULL) and which cells are masked.
+fn shown(o: &QueryOutcome) -> (Vec<Vec<String>>, Vec<(usize, String)>) {
+    let rows = text_rows(&o.batches);
+    let masked = o
+        .suppressed
+        .iter()
+        .map(|c| (c.row, c.column.clone()))
+        .collect();
+    (rows, masked)
+}
+
+/// A HAVING on a shown aggregate chooses rows by its value: a masked row that is there, or not
+/// there, would tell how many persons its cell has. Masked rows are shown whatever the HAVING
+/// gives, so moving its bound tells nothing; rows that pass every rule are chosen as asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_having_on_a_shown_aggregate_tells_nothing_of_a_masked_cell() {
+    let f = Fixture::new(None).await;
+    let small = &small_prefecture(&f).await;
+    for cmp in ["<", ">="] {
+        let mut seen = Vec::new();
+        for bound in [1, 2, 3, 5, 9, 10] {
+            let sql = format!(
+                "SELECT sex, count(*) AS n, count(DISTINCT pid) AS persons FROM ndb.receipts WHERE prefecture = '{small}' GROUP BY sex HAVING count(DISTINCT pid) {cmp} {bound} ORDER BY sex"
+            );
+            let o = real(&f, &sql).await;
+            assert!(
+                matches!(o.status, Status::Suppressed | Status::Held),
+                "{sql}: {:?} {}",
+                o.status,
+                o.message
+            );
+            seen.push((o.status, shown(&o)));
+        }
+        assert!(
+            seen.windows(2).all(|w| w[0] == w[1]),
+            "HAVING count(DISTINCT pid) {cmp} k gave different results for different k: {seen:?}"
+        );
+        let (_, (rows, masked)) = &seen[0];
+        assert!(
+            !rows.is_empty(),
+            "the small prefecture's rows are shown, masked"
+        );
+        assert_eq!(
+            masked.len(),
+            rows.len() * 2,
+            "every aggregate cell is masked"
+        );
+    }
+    // A benign HAVING: rows of 10+ persons come as asked (those below the bound go), the
+    // masked ones stay, marked.
+    let truth = per_prefecture(&f).await;
+    let o = real(
+        &f,
+        "SELECT prefecture, count(DISTINCT pid) AS persons FROM ndb.receipts GROUP BY prefecture HAVING count(DISTINCT pid) >= 40 ORDER BY prefecture",
+    )
+    .await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    let masked = reasons(&o);
+    let prefs = column(&o, "prefecture");
+    let persons = column(&o, "persons");
+    for (row, pref) in prefs.iter().enumerate() {
+        let (p, _) = truth[pref];
+        if masked.contains_key(&row) {
+            assert!(p < 40 || persons[row] == "NULL", "{pref}");
+        } else {
+            assert!(
+                p >= 40,
+                "{pref}: {p} persons, released though the HAVING leaves it out"
+            );
+            assert_eq!(persons[row], p.to_string());
+        }
+    }
+    let wanted = truth.values().filter(|(p, _)| *p >= 40).count();
+    let released = prefs.len() - masked.len();
+    assert!(released <= wanted && released > 0, "{released} of {wanted}");
+    assert!(
+        truth.values().any(|(p, _)| (10..40).contains(p)),
+        "the fixture has prefectures the bound leaves out"
+    );
+    assert!(
+        prefs.len() < truth.len(),
+        "rows of 10+ persons below the bound are left out, as asked"
+    );
+}
+
+/// A subquery that filters rows by an aggregate over a few persons makes the whole result tell
+/// of them, however many persons the outer cell has: held. A subquery choosing persons by
+/// their own aggregates (grouped by the pseudonym) is a cohort, and is checked as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subqueries_filtering_by_a_small_groups_aggregate_are_held() {
+    let f = Fixture::new(None).await;
+    let small = &small_prefecture(&f).await;
+    for sql in [
+        format!(
+            "SELECT count(*) AS n FROM ndb.receipts WHERE sex IN (SELECT sex FROM ndb.receipts WHERE prefecture = '{small}' GROUP BY sex HAVING count(DISTINCT pid) < 3)"
+        ),
+        format!(
+            "SELECT count(*) AS n FROM ndb.receipts WHERE points > (SELECT max(points) FROM ndb.receipts WHERE prefecture = '{small}')"
+        ),
+        format!(
+            "SELECT count(*) AS n FROM ndb.receipts WHERE EXISTS (SELECT 1 FROM ndb.receipts r WHERE r.prefecture = '{small}' AND r.days > 20)"
+        ),
+        // A pseudonym compared by order, not identity, would tell of its value.
+        format!(
+            "SELECT count(*) AS n FROM ndb.receipts WHERE pid < (SELECT max(pid) FROM ndb.receipts WHERE prefecture = '{small}')"
+        ),
+        // A join keeping rows by an aggregated value is a HAVING too.
+        format!(
+            "SELECT a.sex, a.n FROM (SELECT sex, count(DISTINCT pid) AS n FROM ndb.receipts WHERE prefecture = '{small}' GROUP BY sex) a JOIN (SELECT 3 AS k) b ON a.n < b.k"
+        ),
+        format!(
+            "SELECT a.sex, a.n FROM (SELECT sex, count(DISTINCT pid) AS n FROM ndb.receipts WHERE prefecture = '{small}' GROUP BY sex) a JOIN (SELECT 2 AS k) b ON a.n = b.k"
+        ),
+    ] {
+        let o = real(&f, &sql).await;
+        assert_eq!(o.status, Status::Held, "{sql}: {}", o.message);
+        assert!(
+            o.message.contains("cannot be checked yet"),
+            "{sql}: {}",
+            o.message
+        );
+    }
+    let cohort = "SELECT sex, count(DISTINCT pid) AS persons FROM ndb.receipts WHERE pid IN (SELECT pid FROM ndb.receipts GROUP BY pid HAVING count(*) >= 2) GROUP BY sex ORDER BY sex";
+    let o = real(&f, cohort).await;
+    assert!(
+        matches!(o.status, Status::Released | Status::Suppressed),
+        "{:?} {}",
+        o.status,
+        o.message
+    );
+}
