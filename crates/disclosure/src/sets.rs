@@ -60,9 +60,11 @@ enum Kind {
     Set,
     Few(usize),
     Contributions,
+    Person,
 }
 
-/// Both aggregates: a Binary result and a Binary state, computed by a groups accumulator.
+/// niji's aggregates, each computed by a groups accumulator: a Binary result and a Binary
+/// state, but for `niji_person`'s person index (UInt32).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct NijiUdaf {
     kind: Kind,
@@ -76,6 +78,15 @@ impl NijiUdaf {
             Kind::Set => Box::new(Members(SetGroups::default())),
             Kind::Few(cap) => Box::new(Members(FewGroups::new(cap))),
             Kind::Contributions => Box::new(ContributionGroups::new(values.max(1))),
+            Kind::Person => Box::new(Members(PersonGroups::default())),
+        }
+    }
+
+    /// The type of the result, and of the state.
+    fn carries(&self) -> DataType {
+        match self.kind {
+            Kind::Person => DataType::UInt32,
+            _ => DataType::Binary,
         }
     }
 }
@@ -86,6 +97,7 @@ impl AggregateUDFImpl for NijiUdaf {
             Kind::Set => SET_FUNCTION,
             Kind::Few(_) => FEW_FUNCTION,
             Kind::Contributions => CONTRIBUTIONS_FUNCTION,
+            Kind::Person => PERSON_FUNCTION,
         }
     }
 
@@ -100,6 +112,7 @@ impl AggregateUDFImpl for NijiUdaf {
                 && args[1..].iter().all(|t| t == &DataType::Float64)
         };
         match (self.kind, args.first()) {
+            (Kind::Person, Some(DataType::UInt32)) => Ok(DataType::UInt32),
             (Kind::Contributions, _) if contributions_take(args) => Ok(DataType::Binary),
             (
                 Kind::Set | Kind::Few(_),
@@ -115,15 +128,16 @@ impl AggregateUDFImpl for NijiUdaf {
         }
     }
 
+    /// Only a group's person may be unknown (records without ID5).
     fn is_nullable(&self) -> bool {
-        false
+        self.kind == Kind::Person
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(vec![Arc::new(Field::new(
             format!("{}[state]", args.name),
-            DataType::Binary,
-            false,
+            self.carries(),
+            self.is_nullable(),
         ))])
     }
 
@@ -152,51 +166,10 @@ pub const PERSON_FUNCTION: &str = "niji_person";
 /// would turn DataFusion's grouping on one primitive column into a slower grouping on several.
 /// A group with two persons (two pseudonyms colliding) fails the query rather than hide one.
 pub fn person_udaf() -> AggregateUDF {
-    AggregateUDF::new_from_impl(PersonOfGroup {
+    AggregateUDF::new_from_impl(NijiUdaf {
+        kind: Kind::Person,
         signature: Signature::exact(vec![DataType::UInt32], Volatility::Immutable),
     })
-}
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct PersonOfGroup {
-    signature: Signature,
-}
-
-impl AggregateUDFImpl for PersonOfGroup {
-    fn name(&self) -> &str {
-        PERSON_FUNCTION
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
-        Ok(DataType::UInt32)
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(vec![Arc::new(Field::new(
-            format!("{}[person]", args.name),
-            DataType::UInt32,
-            true,
-        ))])
-    }
-
-    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(OneGroup::new(Box::new(PersonGroups::default()))?))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        _args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(PersonGroups::default()))
-    }
 }
 
 /// Each group's person (None: no identified person yet).
@@ -205,15 +178,17 @@ struct PersonGroups {
     persons: Vec<Option<u32>>,
 }
 
-impl PersonGroups {
+impl MemberGroups for PersonGroups {
+    fn grow(&mut self, total: usize) {
+        grow(&mut self.persons, total);
+    }
+
     fn add(
         &mut self,
         values: &ArrayRef,
         group_indices: &[usize],
         opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
     ) -> Result<()> {
-        grow(&mut self.persons, total_num_groups);
         if group_indices.is_empty() {
             return Ok(());
         }
@@ -238,51 +213,13 @@ impl PersonGroups {
         let persons = emit_to.take_needed(&mut self.persons);
         Arc::new(arrow::array::UInt32Array::from(persons))
     }
-}
 
-impl GroupsAccumulator for PersonGroups {
-    fn update_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.add(&values[0], group_indices, opt_filter, total_num_groups)
+    fn empty(&self) -> Self {
+        Self::default()
     }
 
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        Ok(self.emit(emit_to))
-    }
-
-    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        Ok(vec![self.emit(emit_to)])
-    }
-
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.add(&values[0], group_indices, None, total_num_groups)
-    }
-
-    /// Each row a group of its own: its person, unless the filter leaves the row out.
-    fn convert_to_state(
-        &self,
-        values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
-    ) -> Result<Vec<ArrayRef>> {
-        Ok(vec![match opt_filter {
-            Some(filter) => {
-                let left_out: BooleanArray = (0..filter.len())
-                    .map(|row| Some(!selected(Some(filter), row)))
-                    .collect();
-                arrow::compute::nullif(&values[0], &left_out)?
-            }
-            None => values[0].clone(),
-        }])
+    fn emit_rows(mut self) -> ArrayRef {
+        self.emit(EmitTo::All)
     }
 
     fn size(&self) -> usize {
@@ -672,9 +609,9 @@ impl MemberGroups for SetGroups {
     }
 }
 
-/// Accumulators of a set of members per group (persons, or facilities up to a cap): how they
-/// grow, take rows and hand on their sets; [`Members`] makes a DataFusion groups accumulator
-/// of any of them.
+/// Accumulators of members per group (a set of persons, facilities up to a cap, or a group's
+/// one person): how they grow, take rows and hand on what they hold; [`Members`] makes a
+/// DataFusion groups accumulator of any of them.
 trait MemberGroups: Send + Sync + Sized + 'static {
     fn grow(&mut self, total: usize);
     fn add(
@@ -899,6 +836,7 @@ impl PersonSums {
 
     /// Adds `value(j)` to `person`'s k sums; whether that took a new entry (a person new to the
     /// group, or to its run).
+    #[inline]
     fn add(&mut self, k: usize, person: u32, value: impl Fn(usize) -> f64) -> bool {
         if self.map.is_none() {
             match self.persons.last() {
@@ -1074,6 +1012,20 @@ impl ContributionGroups {
             .iter()
             .map(|v| v.as_primitive::<Float64Type>())
             .collect();
+        if opt_filter.is_none()
+            && persons.null_count() == 0
+            && amounts.iter().all(|a| a.null_count() == 0)
+        {
+            // Every row counts, every person is known, every value is there (the common
+            // batch): the values are read as they lie, without asking about nulls a row.
+            let persons = persons.values();
+            let amounts: Vec<&[f64]> = amounts.iter().map(|a| &a.values()[..]).collect();
+            for (row, &g) in group_indices.iter().enumerate() {
+                let new = self.groups[g].add(self.k, persons[row], |j| amounts[j][row]);
+                self.entries += usize::from(new);
+            }
+            return;
+        }
         for (row, &g) in group_indices.iter().enumerate() {
             if !selected(opt_filter, row) || amounts.iter().all(|a| a.is_null(row)) {
                 continue;
@@ -1456,12 +1408,12 @@ mod tests {
     /// stay null; a second person in a group fails the query instead of hiding one of them.
     #[test]
     fn the_person_of_a_group_is_carried_and_two_persons_fail() {
-        let mut a = PersonGroups::default();
+        let mut a = Members(PersonGroups::default());
         let persons: ArrayRef = Arc::new(UInt32Array::from(vec![Some(7), Some(7), None, Some(9)]));
         a.update_batch(&[persons], &[0, 0, 1, 2], None, 3)
             .expect("update");
         let state = a.state(EmitTo::All).expect("state");
-        let mut b = PersonGroups::default();
+        let mut b = Members(PersonGroups::default());
         b.merge_batch(&state, &[0, 1, 2], 3).expect("merge");
         let more: ArrayRef = Arc::new(UInt32Array::from(vec![7, 9]));
         let filter = BooleanArray::from(vec![Some(true), None]);
@@ -1474,7 +1426,7 @@ mod tests {
         let rows = rows[0].as_primitive::<UInt32Type>();
         assert_eq!(rows.iter().collect::<Vec<_>>(), [Some(7), None]);
 
-        let mut c = PersonGroups::default();
+        let mut c = Members(PersonGroups::default());
         let two: ArrayRef = Arc::new(UInt32Array::from(vec![1, 2]));
         let err = c.update_batch(&[two], &[0, 0], None, 1).unwrap_err();
         assert!(err.to_string().contains("share a pseudonym"), "{err}");

@@ -363,44 +363,48 @@ fn refuse_unlifted_having(plan: &LogicalPlan) -> Result<(), Unsupported> {
             LogicalPlan::Aggregate(_) => TreeNodeRecursion::Jump,
             // A join on an aggregated value keeps rows by it, as a filter would.
             LogicalPlan::Join(j) => {
-                let keys =
+                let mut keys =
                     j.on.iter()
                         .flat_map(|(l, r)| [(&*j.left, l), (&*j.right, r)]);
                 let on_values = keys
-                    .map(|(side, key)| reads_an_aggregate(side, key))
-                    .chain(j.filter.iter().map(|f| reads_an_aggregate(node, f)))
-                    .collect::<Result<Vec<bool>, Unsupported>>();
-                match on_values {
-                    Ok(v) if !v.contains(&true) => TreeNodeRecursion::Continue,
-                    Ok(_) => {
-                        problem = Some(unsupported(
-                            "a join on aggregated values cannot be checked yet",
-                        ));
-                        TreeNodeRecursion::Stop
-                    }
-                    Err(u) => {
-                        problem = Some(u);
-                        TreeNodeRecursion::Stop
-                    }
-                }
+                    .try_fold(false, |any, (side, key)| {
+                        Ok::<_, Unsupported>(any || reads_an_aggregate(side, key)?)
+                    })
+                    .and_then(|any| match &j.filter {
+                        Some(f) if !any => reads_an_aggregate(node, f),
+                        _ => Ok(any),
+                    });
+                refuse_if(on_values, "a join on aggregated values", &mut problem)
             }
-            LogicalPlan::Filter(f) => match reads_an_aggregate(&f.input, &f.predicate) {
-                Ok(false) => TreeNodeRecursion::Continue,
-                Ok(true) => {
-                    problem = Some(unsupported(
-                        "a filter on aggregated values over a join cannot be checked yet",
-                    ));
-                    TreeNodeRecursion::Stop
-                }
-                Err(u) => {
-                    problem = Some(u);
-                    TreeNodeRecursion::Stop
-                }
-            },
+            LogicalPlan::Filter(f) => refuse_if(
+                reads_an_aggregate(&f.input, &f.predicate),
+                "a filter on aggregated values over a join",
+                &mut problem,
+            ),
             _ => TreeNodeRecursion::Continue,
         })
     })?;
     problem.map_or(Ok(()), Err)
+}
+
+/// Goes on unless `found` is true (`what` cannot be checked) or an error; either is kept in
+/// `problem`.
+fn refuse_if(
+    found: Result<bool, Unsupported>,
+    what: &str,
+    problem: &mut Option<Unsupported>,
+) -> TreeNodeRecursion {
+    match found {
+        Ok(false) => TreeNodeRecursion::Continue,
+        Ok(true) => {
+            *problem = Some(unsupported(format!("{what} cannot be checked yet")));
+            TreeNodeRecursion::Stop
+        }
+        Err(u) => {
+            *problem = Some(u);
+            TreeNodeRecursion::Stop
+        }
+    }
 }
 
 /// Subqueries that choose rows make a result tell of the subquery's rows, which no rule sees:
