@@ -20,6 +20,7 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
+use niji_catalog::facility_mark;
 use roaring::RoaringBitmap;
 
 pub const SET_FUNCTION: &str = "niji_set";
@@ -189,6 +190,7 @@ impl MemberGroups for PersonGroups {
         group_indices: &[usize],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<()> {
+        // `OneGroup` opens its group with an empty state of no particular type.
         if group_indices.is_empty() {
             return Ok(());
         }
@@ -269,8 +271,9 @@ fn append_tagged(
     out.append_value(&scratch);
 }
 
-/// A reader of a column's members, dispatched once per batch: person indexes as they are,
-/// codes hashed.
+/// A reader of a column's members, dispatched once per batch: person indexes and marks as they
+/// are, facility codes by their marks (as ingest stores them beside the codes, so a store from
+/// before the marks counts its facilities alike).
 fn member_reader(values: &ArrayRef) -> Result<Box<dyn Fn(usize) -> u32 + '_>> {
     Ok(match values.data_type() {
         DataType::UInt32 => {
@@ -279,15 +282,15 @@ fn member_reader(values: &ArrayRef) -> Result<Box<dyn Fn(usize) -> u32 + '_>> {
         }
         DataType::Utf8 => {
             let a = values.as_string::<i32>();
-            Box::new(move |row| string_hash(a.value(row)))
+            Box::new(move |row| facility_mark(a.value(row)))
         }
         DataType::LargeUtf8 => {
             let a = values.as_string::<i64>();
-            Box::new(move |row| string_hash(a.value(row)))
+            Box::new(move |row| facility_mark(a.value(row)))
         }
         DataType::Utf8View => {
             let a = values.as_string_view();
-            Box::new(move |row| string_hash(a.value(row)))
+            Box::new(move |row| facility_mark(a.value(row)))
         }
         other => return exec_err!("a member of a set cannot be {other}"),
     })
@@ -386,12 +389,6 @@ fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     let (head, tail) = rest.split_at(n);
     *rest = tail;
     Some(head)
-}
-
-/// A facility code's member: its mark, as ingest stores it beside the code (so that a store
-/// from before the marks counts its facilities alike).
-fn string_hash(s: &str) -> u32 {
-    niji_catalog::facility_mark(s)
 }
 
 /// One group's set. A store clustered by fiscal year and person hands a cell its persons in a
@@ -1439,8 +1436,8 @@ mod tests {
         a.update_batch(&[codes], &[0, 0, 0], None, 1)
             .expect("codes");
         let marks: ArrayRef = Arc::new(UInt32Array::from(vec![
-            niji_catalog::facility_mark("a"),
-            niji_catalog::facility_mark("c"),
+            facility_mark("a"),
+            facility_mark("c"),
         ]));
         a.update_batch(&[marks], &[0, 0], None, 1).expect("marks");
         let out = a.evaluate(EmitTo::All).expect("evaluate");

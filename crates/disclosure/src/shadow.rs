@@ -72,7 +72,7 @@ pub struct Source {
     pub column: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ColumnLineage {
     pub name: String,
     /// The roles it has at the outermost aggregation (several when an expression combines
@@ -178,10 +178,7 @@ pub fn shadow(
         }
         let mut l = ColumnLineage {
             name: field.name().clone(),
-            roles: BTreeSet::new(),
-            sources: BTreeSet::new(),
-            functions: BTreeSet::new(),
-            aggregates: BTreeSet::new(),
+            ..ColumnLineage::default()
         };
         trace_column(&plan, i, false, &mut l)?;
         lineage.push(l);
@@ -274,13 +271,7 @@ pub fn shadow(
 
 /// Whether `predicate`, over `input`, reads an aggregate's value (not only group keys).
 fn reads_an_aggregate(input: &LogicalPlan, predicate: &Expr) -> Result<bool, Unsupported> {
-    let mut l = ColumnLineage {
-        name: String::new(),
-        roles: BTreeSet::new(),
-        sources: BTreeSet::new(),
-        functions: BTreeSet::new(),
-        aggregates: BTreeSet::new(),
-    };
+    let mut l = ColumnLineage::default();
     trace_expr(input, predicate, false, &mut l)?;
     Ok(l.roles.iter().any(|r| *r != Role::GroupKey))
 }
@@ -417,43 +408,16 @@ fn refuse_filtering_subqueries(plan: &LogicalPlan) -> Result<(), Unsupported> {
     plan.apply_with_subqueries(|node| {
         for expr in node.expressions() {
             expr.apply(|e| {
-                let allowed = match e {
-                    // `pid = (SELECT min(pid) …)`, `pid <> …`: persons chosen by who they are.
-                    Expr::BinaryExpr(b)
-                        if matches!(b.op, Operator::Eq | Operator::NotEq)
-                            && [(&b.left, &b.right), (&b.right, &b.left)].iter().any(
-                                |(column, other)| {
-                                    node.inputs()
-                                        .iter()
-                                        .any(|input| is_pseudonym_of(input, column))
-                                        && matches!(other.as_ref(), Expr::ScalarSubquery(q)
-                                            if q.outer_ref_columns.is_empty()
-                                                && yields_a_person(&q.subquery))
-                                },
-                            ) =>
-                    {
-                        true
+                Ok(match chooses_persons(node, e) {
+                    None => TreeNodeRecursion::Continue,
+                    Some(true) => TreeNodeRecursion::Jump,
+                    Some(false) => {
+                        problem = Some(unsupported(
+                            "subqueries that choose rows cannot be checked yet, except persons chosen by who they are: pid IN (SELECT pid …), pid = or <> (SELECT min(pid) …)",
+                        ));
+                        TreeNodeRecursion::Stop
                     }
-                    Expr::InSubquery(s) => {
-                        !s.negated
-                            && node
-                                .inputs()
-                                .iter()
-                                .any(|input| is_pseudonym_of(input, &s.expr))
-                            && s.subquery.outer_ref_columns.is_empty()
-                            && s.subquery.subquery.schema().fields().len() == 1
-                            && is_view_pseudonym(&s.subquery.subquery, 0)
-                    }
-                    Expr::ScalarSubquery(_) | Expr::Exists(_) => false,
-                    _ => return Ok(TreeNodeRecursion::Continue),
-                };
-                if !allowed {
-                    problem = Some(unsupported(
-                        "subqueries that choose rows cannot be checked yet, except persons chosen by who they are: pid IN (SELECT pid …), pid = or <> (SELECT min(pid) …)",
-                    ));
-                    return Ok(TreeNodeRecursion::Stop);
-                }
-                Ok(TreeNodeRecursion::Jump)
+                })
             })?;
         }
         Ok(if problem.is_some() {
@@ -465,6 +429,32 @@ fn refuse_filtering_subqueries(plan: &LogicalPlan) -> Result<(), Unsupported> {
     problem.map_or(Ok(()), Err)
 }
 
+/// For an expression of `node` that uses a subquery: whether it chooses persons by who they
+/// are (`pid IN (SELECT pid …)`, `pid = (SELECT min(pid) …)` or `<>`). None for one that
+/// uses none itself (its parts are looked at in turn).
+fn chooses_persons(node: &LogicalPlan, e: &Expr) -> Option<bool> {
+    let is_pid = |e: &Expr| node.inputs().iter().any(|input| is_pseudonym_of(input, e));
+    let a_person = |e: &Expr| {
+        matches!(e, Expr::ScalarSubquery(q)
+            if q.outer_ref_columns.is_empty() && yields_a_person(&q.subquery))
+    };
+    match e {
+        Expr::BinaryExpr(b) if matches!(b.op, Operator::Eq | Operator::NotEq) => {
+            ((is_pid(&b.left) && a_person(&b.right)) || (is_pid(&b.right) && a_person(&b.left)))
+                .then_some(true)
+        }
+        Expr::InSubquery(s) => Some(
+            !s.negated
+                && is_pid(&s.expr)
+                && s.subquery.outer_ref_columns.is_empty()
+                && s.subquery.subquery.schema().fields().len() == 1
+                && is_view_pseudonym(&s.subquery.subquery, 0),
+        ),
+        Expr::ScalarSubquery(_) | Expr::Exists(_) => Some(false),
+        _ => None,
+    }
+}
+
 /// Whether a subquery's one column is a pseudonym, or the least or greatest of one: a person.
 fn yields_a_person(plan: &LogicalPlan) -> bool {
     if plan.schema().fields().len() != 1 {
@@ -473,36 +463,19 @@ fn yields_a_person(plan: &LogicalPlan) -> bool {
     if is_view_pseudonym(plan, 0) {
         return true;
     }
-    let mut node = plan;
-    let mut index = 0;
-    loop {
-        if let Some((input, i)) = passed_through(node, index) {
-            (node, index) = (input, i);
-            continue;
-        }
-        match node {
-            LogicalPlan::Projection(p) => match p.expr.get(index).map(uncast) {
-                Some(Expr::Column(c)) => match p.input.schema().index_of_column(c) {
-                    Ok(i) => (node, index) = (p.input.as_ref(), i),
-                    Err(_) => return false,
-                },
-                _ => return false,
-            },
-            LogicalPlan::Aggregate(a) => {
-                return index
-                    .checked_sub(a.group_expr.len())
-                    .and_then(|i| a.aggr_expr.get(i))
-                    .and_then(aggregate_of)
-                    .is_some_and(|f| {
-                        matches!(f.func.name(), "min" | "max")
-                            && f.params.filter.is_none()
-                            && f.params.args.len() == 1
-                            && is_pseudonym_of(&a.input, &f.params.args[0])
-                    });
-            }
-            _ => return false,
-        }
-    }
+    let Some((LogicalPlan::Aggregate(a), index)) = origin(plan, 0) else {
+        return false;
+    };
+    index
+        .checked_sub(a.group_expr.len())
+        .and_then(|i| a.aggr_expr.get(i))
+        .and_then(aggregate_of)
+        .is_some_and(|f| {
+            matches!(f.func.name(), "min" | "max")
+                && f.params.filter.is_none()
+                && f.params.args.len() == 1
+                && is_pseudonym_of(&a.input, &f.params.args[0])
+        })
 }
 
 fn table_name(t: &datafusion::common::TableReference) -> String {
@@ -662,40 +635,51 @@ fn is_pseudonym_of(input: &LogicalPlan, expr: &Expr) -> bool {
     }
 }
 
-fn is_view_pseudonym(plan: &LogicalPlan, index: usize) -> bool {
+/// The node that makes output column `index` of `plan`, and its column there: followed down
+/// through nodes passing columns on and projections of a plain column. None where an outer
+/// join comes between (it makes nulls of its own).
+fn origin(plan: &LogicalPlan, index: usize) -> Option<(&LogicalPlan, usize)> {
     fn unaliased(e: &Expr) -> &Expr {
         match e {
             Expr::Alias(a) => unaliased(&a.expr),
             other => other,
         }
     }
-    if let LogicalPlan::Join(j) = plan
-        && matches!(
-            j.join_type,
-            JoinType::Left | JoinType::Right | JoinType::Full
-        )
-    {
-        // Outer joins make nulls of their own.
-        return false;
+    let (mut node, mut index) = (plan, index);
+    loop {
+        if let LogicalPlan::Join(j) = node
+            && matches!(
+                j.join_type,
+                JoinType::Left | JoinType::Right | JoinType::Full
+            )
+        {
+            return None;
+        }
+        if let Some(next) = passed_through(node, index) {
+            (node, index) = next;
+            continue;
+        }
+        match node {
+            LogicalPlan::Projection(p) => match p.expr.get(index).map(unaliased) {
+                Some(Expr::Column(c)) => {
+                    index = p.input.schema().index_of_column(c).ok()?;
+                    node = p.input.as_ref();
+                }
+                _ => return Some((node, index)),
+            },
+            _ => return Some((node, index)),
+        }
     }
-    if let Some((input, i)) = passed_through(plan, index) {
-        return is_view_pseudonym(input, i);
-    }
-    match plan {
-        LogicalPlan::Projection(p) => match p.expr.get(index).map(unaliased) {
-            Some(Expr::Column(c)) => p
-                .input
-                .schema()
-                .index_of_column(c)
-                .is_ok_and(|i| is_view_pseudonym(&p.input, i)),
-            _ => false,
-        },
-        LogicalPlan::TableScan(t) => {
+}
+
+fn is_view_pseudonym(plan: &LogicalPlan, index: usize) -> bool {
+    match origin(plan, index) {
+        Some((LogicalPlan::TableScan(t), index)) => {
             index < t.projected_schema.fields().len()
                 && t.projected_schema.field(index).name() == niji_catalog::PSEUDONYM_COLUMN
         }
         // A group key that is the pseudonym (each group one person).
-        LogicalPlan::Aggregate(a) => a
+        Some((LogicalPlan::Aggregate(a), index)) => a
             .group_expr
             .get(index)
             .is_some_and(|g| is_pseudonym_of(&a.input, g)),

@@ -374,14 +374,6 @@ impl Builder<'_> {
                 rows = LogicalPlanBuilder::from(rows).filter(f)?.build()?;
             } else {
                 let join_persons = shadow && !carried;
-                let parent_rows = self.filtered(db, parent, filter.clone()).await?;
-                let mut keys = vec![col("record_key").alias(PARENT_KEY)];
-                if join_persons {
-                    keys.push(col("person_idx").alias(niji_disclosure::PERSON));
-                    if let Some(f) = facility_of(parent, parent_rows.schema()) {
-                        keys.push(f.alias(niji_disclosure::FACILITY));
-                    }
-                }
                 let join = match (&filter, join_persons) {
                     (Some(_), false) => Some(JoinType::LeftSemi),
                     (Some(_), true) => Some(JoinType::Inner),
@@ -389,6 +381,14 @@ impl Builder<'_> {
                     (None, false) => None,
                 };
                 if let Some(join) = join {
+                    let parent_rows = self.filtered(db, parent, filter).await?;
+                    let mut keys = vec![col("record_key").alias(PARENT_KEY)];
+                    if join_persons {
+                        keys.push(col("person_idx").alias(niji_disclosure::PERSON));
+                        if let Some(f) = facility_of(parent, parent_rows.schema()) {
+                            keys.push(f.alias(niji_disclosure::FACILITY));
+                        }
+                    }
                     let keys = LogicalPlanBuilder::from(parent_rows)
                         .project(keys)?
                         .build()?;
@@ -575,9 +575,6 @@ fn conjunction_or(exprs: impl Iterator<Item = Expr>) -> Expr {
     exprs.reduce(Expr::or).unwrap_or_else(|| lit(false))
 }
 
-/// Session settings of every project context: no recursive CTEs (a runaway by construction),
-/// no URL tables (off by default and never switched on), information_schema over the project's
-/// own catalog only.
 /// What disclosure control counts a row's facility by: its stored mark, or, in a store
 /// ingested before marks were, its code.
 fn facility_of(table: &Table, stored: &datafusion::common::DFSchema) -> Option<Expr> {
@@ -591,6 +588,9 @@ fn facility_of(table: &Table, stored: &datafusion::common::DFSchema) -> Option<E
     )
 }
 
+/// Session settings of every project context: no recursive CTEs (a runaway by construction),
+/// no URL tables (off by default and never switched on), information_schema over the project's
+/// own catalog only.
 pub fn session_config(limits: &Limits) -> SessionConfig {
     let mut config = SessionConfig::new()
         .with_information_schema(true)
