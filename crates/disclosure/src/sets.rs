@@ -220,10 +220,6 @@ impl MemberGroups for PersonGroups {
         Self::default()
     }
 
-    fn emit_rows(mut self) -> ArrayRef {
-        self.emit(EmitTo::All)
-    }
-
     fn size(&self) -> usize {
         self.persons.capacity() * std::mem::size_of::<Option<u32>>()
     }
@@ -620,8 +616,11 @@ trait MemberGroups: Send + Sync + Sized + 'static {
     fn emit(&mut self, emit_to: EmitTo) -> ArrayRef;
     /// One without groups, taking the same kind of members.
     fn empty(&self) -> Self;
-    /// Every group's set, when each group is one row.
-    fn emit_rows(self) -> ArrayRef;
+    /// Every group's set, when each group is one row (as `emit` gives it, but where a row's
+    /// own form is cheaper).
+    fn emit_rows(mut self) -> ArrayRef {
+        self.emit(EmitTo::All)
+    }
     fn size(&self) -> usize;
 }
 
@@ -777,10 +776,6 @@ impl MemberGroups for FewGroups {
 
     fn empty(&self) -> Self {
         Self::new(self.cap)
-    }
-
-    fn emit_rows(mut self) -> ArrayRef {
-        self.emit(EmitTo::All)
     }
 
     fn size(&self) -> usize {
