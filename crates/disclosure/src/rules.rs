@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::DisclosureError;
 use crate::ledger::Ledger;
 use crate::policy::{DisclosurePolicy, Rules};
-use crate::sets::{Contributions, decode_set};
+use crate::sets::{Contributions, Form, decode_set};
 use crate::shadow::{ColumnLineage, Role, Shadow, Source, is_hidden};
 
 /// A masked cell and why.
@@ -39,6 +39,10 @@ pub enum Verdict {
     },
     /// Nothing leaves; the reason says why.
     Hold(String),
+    /// Bounds on a cell's largest contributions do not settle dominance or p-percent, or do
+    /// not tell who contributes: nothing was decided, and the query must be checked again on
+    /// its exact shadow (built without bounds), which never gives this.
+    Recheck,
 }
 
 /// Which rules apply. Output checkers may release what only the judgement rules masked
@@ -325,6 +329,13 @@ pub fn check(
             .iter()
             .map(|&c| Ok((c, contributions_at(&batch, c, row)?)))
             .collect::<Result<_, DisclosureError>>()?;
+        if contributions
+            .values()
+            .flatten()
+            .any(|c| c.form == Form::PersonsUnknown)
+        {
+            return Ok(Verdict::Recheck);
+        }
         // Each aggregate rests on its own persons (a count of a CASE, a FILTER, a sum of
         // zeros elsewhere), never more than the group's. A section that cannot be read rests
         // on nobody.
@@ -356,11 +367,17 @@ pub fn check(
             }
         }
         for &c in &aggregate_columns {
-            if !judged || shadow.lineage[c].role() != Role::Magnitude {
+            // A cell masked already needs no bounds settled.
+            if !judged || shadow.lineage[c].role() != Role::Magnitude || cell_masks.contains_key(&c)
+            {
                 continue;
             }
-            if let Some(reason) = magnitude_problem(shadow, &contributions, c, &rules) {
-                cell_masks.entry(c).or_insert(reason);
+            match magnitude_problem(shadow, &contributions, c, &rules) {
+                Some(Magnitude::Masked(reason)) => {
+                    cell_masks.insert(c, reason);
+                }
+                Some(Magnitude::Unsettled) => return Ok(Verdict::Recheck),
+                None => {}
             }
         }
         group_sets.push(persons);
@@ -597,6 +614,13 @@ fn contributions_at(
     })
 }
 
+/// What dominance and p-percent find in a magnitude cell.
+enum Magnitude {
+    Masked(String),
+    /// Failed on bounds: exact contributions would decide.
+    Unsettled,
+}
+
 /// Dominance (n, k) and p-percent on a magnitude cell, from the row's decoded
 /// contributions. Fails closed: a section that is missing or not a number masks the cell.
 fn magnitude_problem(
@@ -604,10 +628,12 @@ fn magnitude_problem(
     contributions: &BTreeMap<usize, Vec<Contributions>>,
     column: usize,
     rules: &Rules,
-) -> Option<String> {
+) -> Option<Magnitude> {
     let unchecked = || {
-        "its contributions per person cannot be checked (a magnitude over an inner aggregate)"
-            .to_string()
+        Magnitude::Masked(
+            "its contributions per person cannot be checked (a magnitude over an inner aggregate)"
+                .to_string(),
+        )
     };
     let mut checked = false;
     for aggregate in &shadow.lineage[column].aggregates {
@@ -619,22 +645,30 @@ fn magnitude_problem(
             if c.total == 0.0 {
                 continue;
             }
+            // On bounds, the first n sum to at least the n largest contributions: passing on
+            // them is passing.
             let top_n: f64 = c.top.iter().take(rules.dominance_n).sum();
+            let first = c.top.first().copied().unwrap_or(0.0);
+            let first_two: f64 = c.top.iter().take(2).sum();
             // A NaN anywhere compares as neither: the cell is masked.
-            if !at_most(top_n, c.total * rules.dominance_k / 100.0) {
-                return Some(format!(
+            let reason = if !at_most(top_n, c.total * rules.dominance_k / 100.0) {
+                format!(
                     "dominance: the {} largest contributors make over {}% of it",
                     rules.dominance_n, rules.dominance_k
-                ));
-            }
-            let first = c.top.first().copied().unwrap_or(0.0);
-            let second = c.top.get(1).copied().unwrap_or(0.0);
-            if !at_most(first * rules.p_percent / 100.0, c.total - first - second) {
-                return Some(format!(
+                )
+            } else if !at_most(first * rules.p_percent / 100.0, c.total - first_two) {
+                format!(
                     "p-percent: the others could estimate the largest contribution within {}%",
                     rules.p_percent
-                ));
-            }
+                )
+            } else {
+                continue;
+            };
+            return Some(if c.form != Form::Exact && c.total.is_finite() {
+                Magnitude::Unsettled
+            } else {
+                Magnitude::Masked(reason)
+            });
         }
     }
     (!checked).then(unchecked)

@@ -15,10 +15,11 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray};
 use arrow::datatypes::{DataType, Field, FieldRef, Float64Type, UInt32Type};
-use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::common::{DataFusionError, Result, ScalarValue, exec_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, EmitTo, GroupsAccumulator,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use niji_catalog::facility_mark;
 use roaring::RoaringBitmap;
@@ -62,6 +63,7 @@ enum Kind {
     Few(usize),
     Contributions,
     Person,
+    Cell,
 }
 
 /// niji's aggregates, each computed by a groups accumulator: a Binary result and a Binary
@@ -80,10 +82,11 @@ impl NijiUdaf {
             Kind::Few(cap) => Box::new(Members(FewGroups::new(cap))),
             Kind::Contributions => Box::new(ContributionGroups::new(values.max(1))),
             Kind::Person => Box::new(Members(PersonGroups::default())),
+            Kind::Cell => Box::new(CellGroups::new(values.max(1))),
         }
     }
 
-    /// The type of the result, and of the state.
+    /// The type of the state, and of the result but for a cell's (a struct).
     fn carries(&self) -> DataType {
         match self.kind {
             Kind::Person => DataType::UInt32,
@@ -99,6 +102,7 @@ impl AggregateUDFImpl for NijiUdaf {
             Kind::Few(_) => FEW_FUNCTION,
             Kind::Contributions => CONTRIBUTIONS_FUNCTION,
             Kind::Person => PERSON_FUNCTION,
+            Kind::Cell => CELL_FUNCTION,
         }
     }
 
@@ -115,6 +119,7 @@ impl AggregateUDFImpl for NijiUdaf {
         match (self.kind, args.first()) {
             (Kind::Person, Some(DataType::UInt32)) => Ok(DataType::UInt32),
             (Kind::Contributions, _) if contributions_take(args) => Ok(DataType::Binary),
+            (Kind::Cell, _) if contributions_take(args) => Ok(cell_type()),
             (
                 Kind::Set | Kind::Few(_),
                 Some(
@@ -325,9 +330,23 @@ pub fn encode_set(set: &RoaringBitmap) -> Vec<u8> {
 /// first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Contributions {
+    pub form: Form,
     pub total: f64,
     pub persons: RoaringBitmap,
     pub top: Vec<f64>,
+}
+
+/// What a section of contributions holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// Every person's sum was known: `top` are the largest.
+    Exact = 0,
+    /// The cell came in parts (ascending runs of persons, partial states), a person's sum exact
+    /// within each: the first n of `top` sum to at least the n largest contributions.
+    Bounds = 1,
+    /// As `Bounds`, and some person's sum was zero in a part. Whether they add anything in
+    /// another part is not known, so `persons` (the group's) may hold persons who add nothing.
+    PersonsUnknown = 2,
 }
 
 impl Contributions {
@@ -346,6 +365,12 @@ impl Contributions {
     }
 
     fn decode_section(rest: &mut &[u8]) -> Option<Self> {
+        let form = match take(rest, 1)? {
+            [0] => Form::Exact,
+            [1] => Form::Bounds,
+            [2] => Form::PersonsUnknown,
+            _ => return None,
+        };
         let total = f64::from_le_bytes(take(rest, 8)?.try_into().ok()?);
         let n = u32::from_le_bytes(take(rest, 4)?.try_into().ok()?);
         let top = (0..n)
@@ -354,6 +379,7 @@ impl Contributions {
         let len = u32::from_le_bytes(take(rest, 4)?.try_into().ok()?) as usize;
         let persons = RoaringBitmap::deserialize_from(take(rest, len)?).ok()?;
         Some(Self {
+            form,
             total,
             persons,
             top,
@@ -361,7 +387,14 @@ impl Contributions {
     }
 
     /// Appends a section in the form [`Contributions::decode`] reads.
-    fn encode_section(total: f64, top: &[f64], persons: &RoaringBitmap, out: &mut Vec<u8>) {
+    fn encode_section(
+        form: Form,
+        total: f64,
+        top: &[f64],
+        persons: &RoaringBitmap,
+        out: &mut Vec<u8>,
+    ) {
+        out.push(form as u8);
         out.extend_from_slice(&total.to_le_bytes());
         out.extend_from_slice(&(top.len() as u32).to_le_bytes());
         for v in top {
@@ -375,7 +408,7 @@ impl Contributions {
 
 /// The first byte of a contributions cell: its form, so that a cell written in an earlier form
 /// is told apart rather than misread.
-const CONTRIBUTIONS_FORM: u8 = 2;
+const CONTRIBUTIONS_FORM: u8 = 3;
 
 /// The first `n` bytes of `rest`, which moves past them.
 fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
@@ -1095,7 +1128,7 @@ impl GroupsAccumulator for ContributionGroups {
                 )
                 .unwrap_or_default();
                 let top = largest(section().filter(|v| *v != 0.0), TOP_CONTRIBUTIONS);
-                Contributions::encode_section(total, &top, &contributors, &mut bytes);
+                Contributions::encode_section(Form::Exact, total, &top, &contributors, &mut bytes);
             }
             out.append_value(bytes);
         }
@@ -1141,6 +1174,471 @@ impl GroupsAccumulator for ContributionGroups {
     fn size(&self) -> usize {
         self.groups.capacity() * std::mem::size_of::<PersonSums>()
             + self.entries * (8 + std::mem::size_of::<Sums>())
+    }
+}
+
+pub const CELL_FUNCTION: &str = "niji_cell";
+/// The fields of a `niji_cell` result: a set as `niji_set` gives it, and contributions as
+/// `niji_contributions` does.
+pub const CELL_PERSONS: &str = "persons";
+pub const CELL_CONTRIBUTIONS: &str = "contributions";
+
+/// `niji_cell(person, value...)`: the persons of each group and their contributions to k
+/// magnitudes in one pass, where `niji_set` and `niji_contributions` take two and keep every
+/// person's sums. A person's rows come together within an ascending run of persons (a store
+/// clustered by fiscal year and person hands each cell a few runs), so their sum is exact
+/// there; a run keeps only its largest sums. The n largest totals of persons are then at most
+/// the sum over runs of each run's n largest: a cell that passes dominance and p-percent on these
+/// bounds passes on exact sums, and one that does not is checked again exactly.
+pub fn cell_udaf() -> AggregateUDF {
+    AggregateUDF::new_from_impl(NijiUdaf {
+        kind: Kind::Cell,
+        signature: Signature::variadic_any(Volatility::Immutable),
+    })
+}
+
+fn cell_type() -> DataType {
+    DataType::Struct(
+        vec![
+            Field::new(CELL_PERSONS, DataType::Binary, false),
+            Field::new(CELL_CONTRIBUTIONS, DataType::Binary, false),
+        ]
+        .into(),
+    )
+}
+
+/// `niji_cell_persons(cell)` / `niji_cell_contributions(cell)`: one field of a `niji_cell`
+/// result. DataFusion's `get_field` would serve, but its optimizer moves field accesses
+/// towards the scan (`push_down_leaf_projections`), which fails on an aggregate's result.
+pub fn cell_field_udf(field: &'static str) -> ScalarUDF {
+    ScalarUDF::new_from_impl(CellField {
+        name: format!("niji_cell_{field}"),
+        field,
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CellField {
+    name: String,
+    field: &'static str,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for CellField {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Binary)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let field = |cells: &arrow::array::StructArray| {
+            cells
+                .column_by_name(self.field)
+                .cloned()
+                .ok_or_else(|| DataFusionError::Execution(format!("a cell has no {}", self.field)))
+        };
+        match args.args.first() {
+            Some(ColumnarValue::Array(a)) => match a.as_struct_opt() {
+                Some(cells) => Ok(ColumnarValue::Array(field(cells)?)),
+                None => exec_err!("{} takes a cell", self.name),
+            },
+            Some(ColumnarValue::Scalar(ScalarValue::Struct(cells))) => Ok(ColumnarValue::Scalar(
+                ScalarValue::try_from_array(&field(cells)?, 0)?,
+            )),
+            _ => exec_err!("{} takes a cell", self.name),
+        }
+    }
+}
+
+/// A run's largest sums, largest first.
+type Top = smallvec::SmallVec<[f64; TOP_CONTRIBUTIONS + 1]>;
+
+/// One value's contributions to a cell.
+#[derive(Debug, Default, Clone)]
+struct ValueBounds {
+    total: f64,
+    /// The open part's largest sums, and per rank the sum of the closed parts' (the bounds).
+    part: Top,
+    closed: [f64; TOP_CONTRIBUTIONS],
+    /// Persons whose sum in a part was zero.
+    zeros: Vec<u32>,
+}
+
+impl ValueBounds {
+    fn enter(&mut self, sum: f64) {
+        self.total += sum;
+        keep_largest(&mut self.part, sum);
+    }
+}
+
+/// Keeps `v` in `top` (largest first) if it is among the [`TOP_CONTRIBUTIONS`] largest.
+fn keep_largest(top: &mut Top, v: f64) {
+    if top.len() < TOP_CONTRIBUTIONS || top.last().is_some_and(|min| v > *min) {
+        let at = top.partition_point(|t| *t >= v);
+        top.insert(at, v);
+        top.truncate(TOP_CONTRIBUTIONS);
+    }
+}
+
+#[derive(Debug)]
+struct Cell {
+    /// The person of the open entry (their rows in this run so far), and its k sums.
+    open: Option<u32>,
+    sums: Sums,
+    persons: Group,
+    /// Parts begun (runs, and states merged in), and whether one is open.
+    parts: u32,
+    part_open: bool,
+    values: Vec<ValueBounds>,
+}
+
+impl Cell {
+    fn new(k: usize) -> Self {
+        Self {
+            open: None,
+            sums: smallvec::smallvec![0.0; k],
+            persons: Group::default(),
+            parts: 0,
+            part_open: false,
+            values: vec![ValueBounds::default(); k],
+        }
+    }
+
+    /// A row of `person`; whether it opened an entry.
+    #[inline]
+    fn add(&mut self, person: u32, value: impl Fn(usize) -> f64) -> bool {
+        if self.open == Some(person) {
+            for (j, sum) in self.sums.iter_mut().enumerate() {
+                *sum += value(j).abs();
+            }
+            return false;
+        }
+        if let Some(open) = self.open {
+            self.close_entry(open);
+            // A person below the open one begins a run.
+            if person < open {
+                self.close_part();
+            }
+        }
+        self.begin_part();
+        self.open = Some(person);
+        self.persons.push(person);
+        for (j, sum) in self.sums.iter_mut().enumerate() {
+            *sum = value(j).abs();
+        }
+        true
+    }
+
+    /// A row of no identified person: an entry of its own, and nobody's.
+    fn add_anonymous(&mut self, value: impl Fn(usize) -> f64) {
+        self.begin_part();
+        for (j, v) in self.values.iter_mut().enumerate() {
+            let sum = value(j).abs();
+            if sum != 0.0 {
+                v.enter(sum);
+            }
+        }
+    }
+
+    fn begin_part(&mut self) {
+        if !self.part_open {
+            self.parts += 1;
+            self.part_open = true;
+        }
+    }
+
+    fn close_entry(&mut self, person: u32) {
+        for (v, &sum) in self.values.iter_mut().zip(&self.sums) {
+            if sum == 0.0 {
+                v.zeros.push(person);
+            } else {
+                v.enter(sum);
+            }
+        }
+    }
+
+    fn close_part(&mut self) {
+        for v in &mut self.values {
+            v.closed
+                .iter_mut()
+                .zip(v.part.drain(..))
+                .for_each(|(c, s)| *c += s);
+        }
+        self.part_open = false;
+    }
+
+    fn finish(&mut self) {
+        if let Some(open) = self.open.take() {
+            self.close_entry(open);
+        }
+        self.close_part();
+    }
+
+    /// The partial state: parts, the set, then per value its total, bounds and zeros.
+    fn state(mut self, out: &mut Vec<u8>) {
+        self.finish();
+        out.extend_from_slice(&self.parts.to_le_bytes());
+        let set = encode_set(&self.persons.finish());
+        out.extend_from_slice(&(set.len() as u32).to_le_bytes());
+        out.extend_from_slice(&set);
+        for v in &self.values {
+            out.extend_from_slice(&v.total.to_le_bytes());
+            v.closed
+                .iter()
+                .for_each(|c| out.extend_from_slice(&c.to_le_bytes()));
+            out.extend_from_slice(&(v.zeros.len() as u32).to_le_bytes());
+            v.zeros
+                .iter()
+                .for_each(|z| out.extend_from_slice(&z.to_le_bytes()));
+        }
+    }
+
+    /// Adds a partial state ([`Cell::state`]) as parts of its own; how many members it brought.
+    fn merge(&mut self, mut state: &[u8]) -> Result<usize> {
+        let rest = &mut state;
+        let cut_short = || exec_err!("a cell's partial state was cut short");
+        let u32_at = |rest: &mut &[u8]| {
+            take(rest, 4).map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()))
+        };
+        let f64_at = |rest: &mut &[u8]| {
+            take(rest, 8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default()))
+        };
+        let (Some(parts), Some(len)) = (u32_at(rest), u32_at(rest)) else {
+            return cut_short();
+        };
+        let Some(set) = take(rest, len as usize) else {
+            return cut_short();
+        };
+        self.persons.add_set(set)?;
+        self.parts += parts;
+        let mut members = set.len() / 4;
+        for v in &mut self.values {
+            let Some(total) = f64_at(rest) else {
+                return cut_short();
+            };
+            v.total += total;
+            for c in &mut v.closed {
+                let Some(bound) = f64_at(rest) else {
+                    return cut_short();
+                };
+                *c += bound;
+            }
+            let Some(zeros) = u32_at(rest).and_then(|n| take(rest, 4 * n as usize)) else {
+                return cut_short();
+            };
+            v.zeros.extend(
+                zeros
+                    .chunks_exact(4)
+                    .map(|z| u32::from_le_bytes(z.try_into().unwrap_or_default())),
+            );
+            members += zeros.len() / 4;
+        }
+        Ok(members)
+    }
+
+    /// The set, and one section per value (see [`Contributions::decode`]).
+    fn evaluate(mut self) -> (Vec<u8>, Vec<u8>) {
+        self.finish();
+        let persons = self.persons.finish();
+        let mut contributions = vec![CONTRIBUTIONS_FORM];
+        for v in &self.values {
+            let zeros = || v.zeros.iter().copied().filter(|p| persons.contains(*p));
+            let form = match (self.parts <= 1, zeros().next().is_none()) {
+                (true, _) => Form::Exact,
+                (false, true) => Form::Bounds,
+                (false, false) => Form::PersonsUnknown,
+            };
+            // In one part a person is one entry: a zero sum is theirs in all.
+            let contributors = match form {
+                Form::Exact => &persons - zeros().collect::<RoaringBitmap>(),
+                Form::Bounds | Form::PersonsUnknown => persons.clone(),
+            };
+            let top: Vec<f64> = v.closed.iter().copied().take_while(|c| *c != 0.0).collect();
+            Contributions::encode_section(form, v.total, &top, &contributors, &mut contributions);
+        }
+        (encode_set(&persons), contributions)
+    }
+}
+
+/// The accumulator of `niji_cell`.
+#[derive(Debug)]
+struct CellGroups {
+    k: usize,
+    cells: Vec<Cell>,
+    /// Members added so far (set members, zeros): a cheap bound on the cells' size.
+    added: usize,
+}
+
+impl CellGroups {
+    fn new(k: usize) -> Self {
+        Self {
+            k,
+            cells: Vec::new(),
+            added: 0,
+        }
+    }
+
+    fn grow(&mut self, total: usize) {
+        let k = self.k;
+        if self.cells.len() < total {
+            self.cells.resize_with(total, || Cell::new(k));
+        }
+    }
+
+    /// Adds the rows of `values` (the person column, then the k value columns).
+    fn add_rows(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+    ) {
+        let persons = values[0].as_primitive::<UInt32Type>();
+        let amounts: Vec<&arrow::array::Float64Array> = values[1..]
+            .iter()
+            .map(|v| v.as_primitive::<Float64Type>())
+            .collect();
+        if opt_filter.is_none()
+            && persons.null_count() == 0
+            && amounts.iter().all(|a| a.null_count() == 0)
+        {
+            // The common batch: values read as they lie, without asking about nulls a row.
+            let persons = persons.values();
+            let amounts: Vec<&[f64]> = amounts.iter().map(|a| &a.values()[..]).collect();
+            for (row, &g) in group_indices.iter().enumerate() {
+                let opened = self.cells[g].add(persons[row], |j| amounts[j][row]);
+                self.added += usize::from(opened);
+            }
+            return;
+        }
+        let value = |row: usize| {
+            let amounts = &amounts;
+            move |j: usize| {
+                if amounts[j].is_valid(row) {
+                    amounts[j].value(row)
+                } else {
+                    0.0
+                }
+            }
+        };
+        for (row, &g) in group_indices.iter().enumerate() {
+            if !selected(opt_filter, row) {
+                continue;
+            }
+            if persons.is_valid(row) {
+                let opened = self.cells[g].add(persons.value(row), value(row));
+                self.added += usize::from(opened);
+            } else if amounts.iter().any(|a| a.is_valid(row)) {
+                self.cells[g].add_anonymous(value(row));
+            }
+        }
+    }
+
+    fn take(&mut self, emit_to: EmitTo) -> Vec<Cell> {
+        let taken = emit_to.take_needed(&mut self.cells);
+        self.added = self
+            .cells
+            .iter()
+            .map(|c| {
+                let set = &c.persons;
+                (set.set.len() + set.run.len()) as usize
+                    + set.newest.len()
+                    + set.pending.len()
+                    + c.values.iter().map(|v| v.zeros.len()).sum::<usize>()
+            })
+            .sum();
+        taken
+    }
+
+    fn state_array(cells: Vec<Cell>) -> ArrayRef {
+        let mut out = BinaryBuilder::with_capacity(cells.len(), 0);
+        let mut bytes = Vec::new();
+        for cell in cells {
+            bytes.clear();
+            cell.state(&mut bytes);
+            out.append_value(&bytes);
+        }
+        Arc::new(out.finish())
+    }
+}
+
+impl GroupsAccumulator for CellGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.grow(total_num_groups);
+        self.add_rows(values, group_indices, opt_filter);
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let cells = self.take(emit_to);
+        let mut persons = BinaryBuilder::with_capacity(cells.len(), 0);
+        let mut contributions = BinaryBuilder::with_capacity(cells.len(), 0);
+        for cell in cells {
+            let (set, sections) = cell.evaluate();
+            persons.append_value(set);
+            contributions.append_value(sections);
+        }
+        let DataType::Struct(fields) = cell_type() else {
+            return exec_err!("a cell is a struct");
+        };
+        Ok(Arc::new(arrow::array::StructArray::try_new(
+            fields,
+            vec![Arc::new(persons.finish()), Arc::new(contributions.finish())],
+            None,
+        )?))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        Ok(vec![Self::state_array(self.take(emit_to))])
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.grow(total_num_groups);
+        let states = values[0].as_binary::<i32>();
+        for (row, &g) in group_indices.iter().enumerate() {
+            if states.is_valid(row) {
+                self.added += self.cells[g].merge(states.value(row))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Each row a group of its own.
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let rows = values[0].len();
+        let mut one = CellGroups::new(self.k);
+        one.grow(rows);
+        let indices: Vec<usize> = (0..rows).collect();
+        one.add_rows(values, &indices, opt_filter);
+        Ok(vec![Self::state_array(one.cells)])
+    }
+
+    fn size(&self) -> usize {
+        self.cells.capacity() * std::mem::size_of::<Cell>()
+            + self.cells.len() * self.k * std::mem::size_of::<ValueBounds>()
+            + 4 * self.added
     }
 }
 
@@ -1460,5 +1958,142 @@ mod tests {
             [1, 2],
             "but nobody they could be counted as"
         );
+    }
+
+    /// A cell's evaluated set and sections.
+    fn evaluate_cell(cells: &mut CellGroups, group: usize) -> (RoaringBitmap, Vec<Contributions>) {
+        let out = cells.evaluate(EmitTo::All).expect("evaluate");
+        let out = out.as_struct();
+        let persons = decode_set(out.column(0).as_binary::<i32>().value(group)).expect("set");
+        let sections = Contributions::decode(out.column(1).as_binary::<i32>().value(group))
+            .expect("this form");
+        (persons, sections)
+    }
+
+    fn cell_rows(cells: &mut CellGroups, persons: Vec<Option<u32>>, values: &[Vec<f64>]) {
+        let rows = persons.len();
+        let mut arrays: Vec<ArrayRef> = vec![Arc::new(UInt32Array::from(persons))];
+        arrays.extend(
+            values
+                .iter()
+                .map(|v| Arc::new(Float64Array::from(v.clone())) as ArrayRef),
+        );
+        cells
+            .update_batch(&arrays, &vec![0; rows], None, 1)
+            .expect("update");
+    }
+
+    /// Two partitions, each handing the cell its persons in two ascending runs (fiscal years)
+    /// that share persons: the set is exact, and each bound is at least the sum it bounds.
+    #[test]
+    fn a_cell_keeps_its_persons_and_bounds_its_largest_contributions() {
+        let mut exact: HashMap<u32, f64> = HashMap::default();
+        let mut states = Vec::new();
+        for partition in 0..2u32 {
+            let mut cells = CellGroups::new(1);
+            for year in 0..2u32 {
+                let persons: Vec<u32> = (0..60).map(|i| i * 2 + partition).collect();
+                // A person's rows come together, two to four of them.
+                let rows: Vec<(u32, f64)> = persons
+                    .iter()
+                    .flat_map(|&p| {
+                        (0..2 + (p + year) % 3)
+                            .map(move |r| (p, f64::from((p * 7 + r * 13 + year) % 50)))
+                    })
+                    .collect();
+                for &(p, v) in &rows {
+                    *exact.entry(p).or_default() += v;
+                }
+                cell_rows(
+                    &mut cells,
+                    rows.iter().map(|r| Some(r.0)).collect(),
+                    &[rows.iter().map(|r| -r.1).collect()],
+                );
+            }
+            states.push(cells.state(EmitTo::All).expect("state"));
+        }
+        let mut merged = CellGroups::new(1);
+        for state in &states {
+            merged.merge_batch(state, &[0], 1).expect("merge");
+        }
+        let (persons, sections) = evaluate_cell(&mut merged, 0);
+        let c = &sections[0];
+        assert_eq!(persons, exact.keys().copied().collect::<RoaringBitmap>());
+        assert_eq!(c.form, Form::Bounds, "four parts");
+        assert_eq!(c.persons, persons, "nobody's sum is zero");
+        assert_eq!(c.total, exact.values().sum::<f64>(), "|value| summed");
+        let mut sums: Vec<f64> = exact.values().copied().collect();
+        sums.sort_by(|a, b| b.total_cmp(a));
+        for n in 1..=TOP_CONTRIBUTIONS {
+            let bound: f64 = c.top.iter().take(n).sum();
+            let largest: f64 = sums.iter().take(n).sum();
+            assert!(bound >= largest, "n = {n}: {bound} bounds {largest}");
+        }
+        assert!(
+            c.top[0] < sums[0] * 4.0 + 1.0,
+            "a bound is a sum over four parts, not over everyone"
+        );
+    }
+
+    /// In one ascending run every person is one entry: the cell is exact, down to who adds
+    /// nothing. Over several parts, a zero in one may not be a zero in all, so who contributes
+    /// is not known and the check must run again exactly.
+    #[test]
+    fn a_cell_of_one_run_is_exact_and_zeros_over_parts_are_unknown() {
+        let mut one = CellGroups::new(2);
+        cell_rows(
+            &mut one,
+            vec![Some(1), Some(1), Some(2), None, Some(3), Some(3)],
+            &[
+                vec![5.0, 4.0, 0.0, 700.0, 3.0, 3.0],
+                vec![1.0, 1.0, 8.0, 0.0, 0.0, 0.0],
+            ],
+        );
+        let (persons, sections) = evaluate_cell(&mut one, 0);
+        assert_eq!(persons.iter().collect::<Vec<_>>(), [1, 2, 3]);
+        let [first, second] = &sections[..] else {
+            panic!("a section per value: {sections:?}");
+        };
+        assert_eq!(first.form, Form::Exact);
+        assert_eq!(
+            first.top,
+            [700.0, 9.0, 6.0],
+            "nobody's record is its own contributor"
+        );
+        assert_eq!(first.total, 715.0);
+        assert_eq!(
+            first.persons.iter().collect::<Vec<_>>(),
+            [1, 3],
+            "2 adds nothing"
+        );
+        assert_eq!(second.top, [8.0, 2.0]);
+        assert_eq!(second.persons.iter().collect::<Vec<_>>(), [1, 2]);
+
+        let mut parts = CellGroups::new(1);
+        cell_rows(&mut parts, vec![Some(4), Some(5)], &[vec![0.0, 1.0]]);
+        cell_rows(&mut parts, vec![Some(4)], &[vec![2.0]]);
+        let (_, sections) = evaluate_cell(&mut parts, 0);
+        assert_eq!(
+            sections[0].form,
+            Form::PersonsUnknown,
+            "4 adds 2 in its second run"
+        );
+    }
+
+    /// A state cut short fails the query rather than pass a smaller cell.
+    #[test]
+    fn a_cell_state_cut_short_is_refused() {
+        let mut cells = CellGroups::new(1);
+        cell_rows(&mut cells, vec![Some(1), Some(2)], &[vec![1.0, 2.0]]);
+        let state = cells.state(EmitTo::All).expect("state");
+        let bytes = state[0].as_binary::<i32>().value(0);
+        for cut in [3, bytes.len() - 1] {
+            let short: ArrayRef = Arc::new(arrow::array::BinaryArray::from(vec![&bytes[..cut]]));
+            let mut merged = CellGroups::new(1);
+            assert!(
+                merged.merge_batch(&[short], &[0], 1).is_err(),
+                "cut at {cut}"
+            );
+        }
     }
 }

@@ -19,7 +19,10 @@ use datafusion::logical_expr::{
     Aggregate, AggregateUDF, Expr, LogicalPlan, Operator, Projection, cast, lit, when,
 };
 
-use crate::sets::{contributions_udaf, few_udaf, person_udaf, set_udaf};
+use crate::sets::{
+    CELL_CONTRIBUTIONS, CELL_PERSONS, cell_field_udf, cell_udaf, contributions_udaf, few_udaf,
+    person_udaf, set_udaf,
+};
 
 /// The person index of a person-level view (UInt32), or the set of persons behind an inner
 /// aggregate's group (Binary).
@@ -30,6 +33,9 @@ pub const FACILITY: &str = "__niji_facility";
 const CELL_SET: &str = "__niji_cellset";
 /// Per-person contributions to one magnitude of the outermost aggregation.
 const CONTRIBUTION: &str = "__niji_contrib";
+/// A person column's set and contributions together (`niji_cell`), which a projection above
+/// its aggregation names as [`PERSON`] and [`CONTRIBUTION`] columns.
+const CELL: &str = "__niji_cell";
 /// Whether a row passes the filters on aggregates between the outermost aggregation and the
 /// result (a HAVING), which are kept as this flag instead of filtering (see [`lift_having`]).
 const HAVING: &str = "__niji_having";
@@ -145,11 +151,15 @@ impl From<datafusion::error::DataFusionError> for Unsupported {
 
 /// Builds the shadow of `plan`, which was planned from the researcher's SQL over the shadow
 /// views. `visible` is the output schema the researcher's own plan has: the shadow must match
-/// it column for column. Facilities are counted up to `facility_cap`.
+/// it column for column. Facilities are counted up to `facility_cap`. With `bounded`, the
+/// largest contributions of a cell are bounded from above rather than found: a result whose
+/// bounds do not settle a rule is checked again on the shadow built without (see
+/// [`crate::Verdict::Recheck`]).
 pub fn shadow(
     plan: LogicalPlan,
     visible: &arrow::datatypes::Schema,
     facility_cap: usize,
+    bounded: bool,
 ) -> Result<Shadow, Unsupported> {
     let plan_fields: Vec<(String, DataType)> = plan
         .schema()
@@ -200,6 +210,7 @@ pub fn shadow(
         person: Arc::new(person_udaf()),
         facilities: Arc::new(few_udaf(facility_cap)),
         contributions: Arc::new(contributions_udaf()),
+        cell: bounded.then(|| Arc::new(cell_udaf())),
         next: 0,
         names: BTreeMap::new(),
         sums: BTreeSet::new(),
@@ -769,6 +780,9 @@ struct Rewrite {
     /// Facilities are counted up to the largest minimum a rule asks for.
     facilities: Arc<AggregateUDF>,
     contributions: Arc<AggregateUDF>,
+    /// Sets and contributions of one person column in one pass, with bounds on the largest
+    /// contributions (None: contributions are kept exactly, per person).
+    cell: Option<Arc<AggregateUDF>>,
     next: usize,
     /// Hidden output name → the aggregates (by name) it belongs to, in its sections' order.
     names: BTreeMap<String, Vec<String>>,
@@ -874,6 +888,8 @@ impl Rewrite {
             _ => None,
         };
         let mut persons = Vec::new();
+        // Where each person column's set is in `aggr`, and its name.
+        let mut sets: Vec<(Column, usize, String)> = Vec::new();
         for (column, ty) in hidden {
             if per_person.as_ref() == Some(&column) {
                 persons.push((column.clone(), ty));
@@ -881,6 +897,7 @@ impl Rewrite {
                 aggr.push(call(&self.person, vec![Expr::Column(column)], None).alias(name));
                 continue;
             }
+            let indexes = ty == DataType::UInt32;
             let (prefix, udaf) = if column.name.starts_with(PERSON) {
                 persons.push((column.clone(), ty));
                 (PERSON, &self.set)
@@ -892,6 +909,9 @@ impl Rewrite {
             };
             let udaf = udaf.clone();
             let name = self.fresh(prefix);
+            if prefix == PERSON && indexes {
+                sets.push((column.clone(), aggr.len(), name.clone()));
+            }
             aggr.push(call(&udaf, vec![Expr::Column(column)], None).alias(name));
         }
         let mut magnitudes: Vec<Magnitudes> = Vec::new();
@@ -947,19 +967,54 @@ impl Rewrite {
                 aggr.push(self.own_persons(&aggregate, person, ty, reads, f)?);
             }
         }
+        // The cell columns, and what follows the aggregation's own columns: contributions, in
+        // the same order and with the same names as without cells, so that a result checked
+        // on either shadow has the shape of both.
+        let mut cells: BTreeMap<String, String> = BTreeMap::new();
+        let mut tail: Vec<(String, Expr)> = Vec::new();
         for ((person, filter), values) in magnitudes {
             let name = self.fresh(CONTRIBUTION);
             let (values, aggregates): (Vec<Expr>, Vec<String>) = values.into_iter().unzip();
             self.names.insert(name.clone(), aggregates);
-            let args = std::iter::once(Expr::Column(person))
+            let args = std::iter::once(Expr::Column(person.clone()))
                 .chain(values)
                 .collect();
-            aggr.push(call(&self.contributions, args, filter).alias(name));
+            // Every row of the group adds to these contributions: the group's set comes in
+            // the same pass.
+            let set = sets.iter().find(|(c, _, _)| *c == person);
+            if let (Some(cell), Some((_, at, set_name)), None) = (&self.cell, set, &filter) {
+                let cell_name = set_name.replacen(PERSON, CELL, 1);
+                aggr[*at] = call(cell, args, None).alias(cell_name.clone());
+                let cell_column = Expr::Column(Column::new_unqualified(&cell_name));
+                let field = cell_field_udf(CELL_CONTRIBUTIONS).call(vec![cell_column]);
+                tail.push((name.clone(), field.alias(name)));
+                cells.insert(cell_name, set_name.clone());
+                continue;
+            }
+            aggr.push(call(&self.contributions, args, filter).alias(name.clone()));
+            tail.push((name.clone(), Expr::Column(Column::new_unqualified(&name))));
         }
-        Ok(LogicalPlan::Aggregate(Aggregate::try_new(
-            a.input,
-            a.group_expr,
-            aggr,
+        let aggregate = LogicalPlan::Aggregate(Aggregate::try_new(a.input, a.group_expr, aggr)?);
+        if cells.is_empty() {
+            return Ok(aggregate);
+        }
+        let tail_names: BTreeSet<String> = tail.iter().map(|(name, _)| name.clone()).collect();
+        let exprs: Vec<Expr> = aggregate
+            .schema()
+            .columns()
+            .into_iter()
+            .filter(|column| !tail_names.contains(&column.name))
+            .map(|column| match cells.get(&column.name) {
+                Some(set) => cell_field_udf(CELL_PERSONS)
+                    .call(vec![Expr::Column(column)])
+                    .alias(set),
+                None => Expr::Column(column),
+            })
+            .chain(tail.into_iter().map(|(_, expr)| expr))
+            .collect();
+        Ok(LogicalPlan::Projection(Projection::try_new(
+            exprs,
+            Arc::new(aggregate),
         )?))
     }
 }

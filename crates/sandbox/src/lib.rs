@@ -225,9 +225,12 @@ struct QueryAudit<'a> {
     message: String,
     plan_ms: u128,
     exec_ms: u128,
-    /// Disclosure control: cells masked, and the time its checks took after execution.
+    /// Disclosure control: cells masked, the time its checks took after execution, and
+    /// whether bounds on contributions left a rule unsettled, so that the exact shadow ran too
+    /// (within that time).
     suppressed: usize,
     check_ms: u128,
+    rechecked: bool,
     total_ms: u128,
 }
 
@@ -587,6 +590,7 @@ impl Visiting {
             exec_ms: 0,
             suppressed: 0,
             check_ms: 0,
+            rechecked: false,
             total_ms: 0,
         };
         let mut result = self.run(req, &query_id, &mut audit).await;
@@ -722,9 +726,9 @@ impl Visiting {
                 "disclosure checks are switched off".into(),
             ))
         } else {
-            self.shadow_of(env, &req.sql, &visible).await
+            self.shadow_of(env, &req.sql, &visible, true).await
         };
-        let shadow = match shadow {
+        let mut shadow = match shadow {
             Ok(shadow) => shadow,
             Err(niji_disclosure::Unsupported(why)) => {
                 let (schema, batches, rows) = self.execute(env, plan).await?;
@@ -735,25 +739,47 @@ impl Visiting {
                     .await;
             }
         };
-        let (shadow_schema, batches, rows) = self.execute(env, shadow.plan.clone()).await?;
-        let checking = Instant::now();
+        let mut checking = None;
+        let (shadow_schema, batches, rows, verdict) = loop {
+            let (shadow_schema, batches, rows) = self.execute(env, shadow.plan.clone()).await?;
+            checking.get_or_insert_with(Instant::now);
+            let verdict = self
+                .judge(
+                    &req.project,
+                    query_id,
+                    &shadow,
+                    &batches,
+                    Strictness::Automatic,
+                    true,
+                )
+                .await?;
+            if !matches!(verdict, Verdict::Recheck) || audit.rechecked {
+                break (shadow_schema, batches, rows, verdict);
+            }
+            tracing::info!("bounds on contributions left a rule unsettled: checking exactly");
+            audit.rechecked = true;
+            shadow = self
+                .shadow_of(env, &req.sql, &visible, false)
+                .await
+                .map_err(|niji_disclosure::Unsupported(why)| {
+                    niji_disclosure::DisclosureError::Check(why)
+                })?;
+        };
+        let checking = checking.unwrap_or_else(Instant::now);
         let result = outcome::visible_part(&batches, &visible)?;
         audit.rows = rows;
         audit.result_digest = outcome::digest(&visible, &result)?;
-        let verdict = self
-            .judge(
-                &req.project,
-                query_id,
-                &shadow,
-                &batches,
-                Strictness::Automatic,
-                true,
-            )
-            .await?;
         let outcome = match verdict {
             Verdict::Hold(why) => {
                 self.hold(req, query_id, &visible, &result, rows, &why)
                     .await?
+            }
+            // The exact shadow settles every rule.
+            Verdict::Recheck => {
+                return Err(niji_disclosure::DisclosureError::Check(
+                    "exact contributions did not settle the rules".into(),
+                )
+                .into());
             }
             Verdict::Release {
                 batch,
@@ -783,17 +809,19 @@ impl Visiting {
     }
 
     /// The shadow of `sql` (whose checked plan has the `visible` schema) in `env`, or why it
-    /// has none.
+    /// has none; `bounded`: with bounds on the largest contributions (see
+    /// [`niji_disclosure::shadow`]).
     async fn shadow_of(
         &self,
         env: &ProjectEnv,
         sql: &str,
         visible: &arrow::datatypes::Schema,
+        bounded: bool,
     ) -> Result<niji_disclosure::Shadow, niji_disclosure::Unsupported> {
         let plan = guard::plan_shadow(env, sql)
             .await
             .map_err(|e| niji_disclosure::Unsupported(e.public_message()))?;
-        niji_disclosure::shadow(plan, visible, self.disclosure.facility_cap())
+        niji_disclosure::shadow(plan, visible, self.disclosure.facility_cap(), bounded)
     }
 
     /// Applies the rules to a shadow result under the project's release ledger; when `record`

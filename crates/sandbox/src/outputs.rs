@@ -308,7 +308,7 @@ impl Visiting {
             ));
         };
         let shadow = self
-            .shadow_of(&env, &output.sql, plan.schema().as_arrow())
+            .shadow_of(&env, &output.sql, plan.schema().as_arrow(), false)
             .await
             .map_err(|niji_disclosure::Unsupported(why)| SandboxError::Refused(why))?;
         let shape = |s: &Schema| -> Vec<(String, arrow::datatypes::DataType)> {
@@ -517,6 +517,7 @@ impl Visiting {
             .await?;
         let (batch, still_masked) = match verdict {
             Verdict::Hold(why) => return self.decide_rejected(output, actor, &why).await,
+            Verdict::Recheck => return Err(unsettled()),
             Verdict::Release {
                 batch, suppressed, ..
             } => (batch, suppressed),
@@ -554,7 +555,14 @@ fn preview_of(output: &Output, verdict: Verdict) -> Result<Preview, SandboxError
             still_masked: suppressed,
         }),
         Verdict::Hold(why) => Err(SandboxError::Refused(why)),
+        Verdict::Recheck => Err(unsettled()),
     }
+}
+
+/// Review judges a held result on its exact shadow, which settles every rule; should it not,
+/// nothing is released.
+fn unsettled() -> SandboxError {
+    SandboxError::Refused("this output's checks are not settled: run its query again".into())
 }
 
 /// The researcher's columns of a held result (shadow columns left out).

@@ -826,3 +826,40 @@ async fn subqueries_filtering_by_a_small_groups_aggregate_are_held() {
         o.message
     );
 }
+
+/// A sum a few persons make (the largest receipts, raised to a high power): the first check
+/// runs on bounds of the largest contributions, which cannot clear it; the exact check that
+/// follows masks it for dominance. A plain sum of points clears on bounds, without a second
+/// run. The audit tells which ran twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sum_two_persons_make_is_masked_after_an_exact_recheck() {
+    let f = Fixture::new(None).await;
+    let dominated = "SELECT sex, sum(power(points, 12)) AS s FROM ndb.receipts GROUP BY sex";
+    let o = f.query(Mode::Real, dominated).await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    assert_eq!(o.row_count, 2);
+    assert!(
+        column(&o, "s").iter().all(|s| s == "NULL"),
+        "both cells masked: {:?}",
+        o.suppressed
+    );
+    assert!(
+        o.suppressed
+            .iter()
+            .all(|c| c.reason.starts_with("dominance")),
+        "{:?}",
+        o.suppressed
+    );
+    let plain = "SELECT sex, sum(points) AS s FROM ndb.receipts GROUP BY sex";
+    let o = f.query(Mode::Real, plain).await;
+    assert_eq!(o.status, Status::Released, "{}", o.message);
+    let audited = f.visiting.audit.recent(50).await.expect("audit");
+    let rechecked = |sql: &str| {
+        audited
+            .iter()
+            .find(|e| e.action == "query" && e.detail.contains(sql))
+            .map(|e| e.detail.contains("\"rechecked\":true"))
+    };
+    assert_eq!(rechecked(dominated), Some(true), "bounds left it unsettled");
+    assert_eq!(rechecked(plain), Some(false), "bounds settled it");
+}
