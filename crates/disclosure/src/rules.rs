@@ -664,7 +664,8 @@ fn magnitude_problem(
             } else {
                 continue;
             };
-            return Some(if c.form != Form::Exact && c.total.is_finite() {
+            // A NaN masks on any sums; an infinite total (an overflow) may pass on exact ones.
+            return Some(if c.form != Form::Exact && !c.total.is_nan() {
                 Magnitude::Unsettled
             } else {
                 Magnitude::Masked(reason)

@@ -15,11 +15,11 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray};
 use arrow::datatypes::{DataType, Field, FieldRef, Float64Type, UInt32Type};
-use datafusion::common::{DataFusionError, Result, ScalarValue, exec_err};
+use datafusion::common::{Result, ScalarValue, exec_datafusion_err, exec_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, EmitTo, GroupsAccumulator,
-    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use niji_catalog::facility_mark;
 use roaring::RoaringBitmap;
@@ -119,7 +119,7 @@ impl AggregateUDFImpl for NijiUdaf {
         match (self.kind, args.first()) {
             (Kind::Person, Some(DataType::UInt32)) => Ok(DataType::UInt32),
             (Kind::Contributions, _) if contributions_take(args) => Ok(DataType::Binary),
-            (Kind::Cell, _) if contributions_take(args) => Ok(cell_type()),
+            (Kind::Cell, _) if contributions_take(args) => Ok(DataType::Struct(cell_fields())),
             (
                 Kind::Set | Kind::Few(_),
                 Some(
@@ -371,12 +371,12 @@ impl Contributions {
             [2] => Form::PersonsUnknown,
             _ => return None,
         };
-        let total = f64::from_le_bytes(take(rest, 8)?.try_into().ok()?);
-        let n = u32::from_le_bytes(take(rest, 4)?.try_into().ok()?);
+        let total = read_f64(rest)?;
+        let n = read_u32(rest)?;
         let top = (0..n)
-            .map(|_| Some(f64::from_le_bytes(take(rest, 8)?.try_into().ok()?)))
+            .map(|_| read_f64(rest))
             .collect::<Option<Vec<f64>>>()?;
-        let len = u32::from_le_bytes(take(rest, 4)?.try_into().ok()?) as usize;
+        let len = read_u32(rest)? as usize;
         let persons = RoaringBitmap::deserialize_from(take(rest, len)?).ok()?;
         Some(Self {
             form,
@@ -409,6 +409,15 @@ impl Contributions {
 /// The first byte of a contributions cell: its form, so that a cell written in an earlier form
 /// is told apart rather than misread.
 const CONTRIBUTIONS_FORM: u8 = 3;
+
+/// A little-endian u32, or f64, at the start of `rest`, which moves past it.
+fn read_u32(rest: &mut &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(take(rest, 4)?.try_into().ok()?))
+}
+
+fn read_f64(rest: &mut &[u8]) -> Option<f64> {
+    Some(f64::from_le_bytes(take(rest, 8)?.try_into().ok()?))
+}
 
 /// The first `n` bytes of `rest`, which moves past them.
 fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
@@ -529,6 +538,11 @@ impl Group {
         self.set
     }
 
+    /// Members held, some perhaps twice (in the set and still pending): a bound on its size.
+    fn held(&self) -> usize {
+        (self.set.len() + self.run.len()) as usize + self.newest.len() + self.pending.len()
+    }
+
     /// Adds the members of a set (an inner aggregate's).
     fn add_set(&mut self, bytes: &[u8]) -> Result<()> {
         match tagged_members(bytes) {
@@ -577,11 +591,7 @@ impl MemberGroups for SetGroups {
         for group in groups {
             out.append_value(encode_set(&group.finish()));
         }
-        self.added = self
-            .groups
-            .iter()
-            .map(|g| (g.set.len() + g.run.len()) as usize + g.newest.len() + g.pending.len())
-            .sum();
+        self.added = self.groups.iter().map(Group::held).sum();
         Arc::new(out.finish())
     }
 
@@ -992,27 +1002,11 @@ impl PersonSums {
     }
 }
 
-/// The `n` largest of `values`, largest first.
-fn largest(values: impl Iterator<Item = f64>, n: usize) -> Vec<f64> {
-    let mut top: Vec<f64> = Vec::with_capacity(n + 1);
-    for v in values {
-        if top.len() < n || top.last().is_some_and(|min| v > *min) {
-            let at = top.partition_point(|t| *t >= v);
-            top.insert(at, v);
-            top.truncate(n);
-        }
-    }
+/// The [`TOP_CONTRIBUTIONS`] largest of `values`, largest first.
+fn largest(values: impl Iterator<Item = f64>) -> Top {
+    let mut top = Top::new();
+    values.for_each(|v| keep_largest(&mut top, v));
     top
-}
-
-/// The contributor of a row: its person, or a fresh anonymous key.
-fn contributor(persons: &arrow::array::UInt32Array, row: usize, next: &mut u32) -> u32 {
-    if persons.is_valid(row) {
-        persons.value(row)
-    } else {
-        *next = next.wrapping_add(1);
-        ANONYMOUS | (*next & !ANONYMOUS)
-    }
 }
 
 impl ContributionGroups {
@@ -1022,48 +1016,6 @@ impl ContributionGroups {
             groups: Vec::new(),
             entries: 0,
             anonymous: 0,
-        }
-    }
-
-    /// Adds the rows of `values` (the person column, then the k value columns).
-    fn add_rows(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-    ) {
-        let persons = values[0].as_primitive::<UInt32Type>();
-        let amounts: Vec<&arrow::array::Float64Array> = values[1..]
-            .iter()
-            .map(|v| v.as_primitive::<Float64Type>())
-            .collect();
-        if opt_filter.is_none()
-            && persons.null_count() == 0
-            && amounts.iter().all(|a| a.null_count() == 0)
-        {
-            // Every row counts, every person is known, every value is there (the common
-            // batch): the values are read as they lie, without asking about nulls a row.
-            let persons = persons.values();
-            let amounts: Vec<&[f64]> = amounts.iter().map(|a| &a.values()[..]).collect();
-            for (row, &g) in group_indices.iter().enumerate() {
-                let new = self.groups[g].add(self.k, persons[row], |j| amounts[j][row]);
-                self.entries += usize::from(new);
-            }
-            return;
-        }
-        for (row, &g) in group_indices.iter().enumerate() {
-            if !selected(opt_filter, row) || amounts.iter().all(|a| a.is_null(row)) {
-                continue;
-            }
-            let person = contributor(persons, row, &mut self.anonymous);
-            let new = self.groups[g].add(self.k, person, |j| {
-                if amounts[j].is_valid(row) {
-                    amounts[j].value(row)
-                } else {
-                    0.0
-                }
-            });
-            self.entries += usize::from(new);
         }
     }
 
@@ -1101,7 +1053,7 @@ impl GroupsAccumulator for ContributionGroups {
         total_num_groups: usize,
     ) -> Result<()> {
         grow(&mut self.groups, total_num_groups);
-        self.add_rows(values, group_indices, opt_filter);
+        add_contribution_rows(self, values, group_indices, opt_filter);
         Ok(())
     }
 
@@ -1127,7 +1079,7 @@ impl GroupsAccumulator for ContributionGroups {
                         .map(|(p, _)| *p),
                 )
                 .unwrap_or_default();
-                let top = largest(section().filter(|v| *v != 0.0), TOP_CONTRIBUTIONS);
+                let top = largest(section().filter(|v| *v != 0.0));
                 Contributions::encode_section(Form::Exact, total, &top, &contributors, &mut bytes);
             }
             out.append_value(bytes);
@@ -1166,7 +1118,7 @@ impl GroupsAccumulator for ContributionGroups {
         let mut one = ContributionGroups::new(self.k);
         grow(&mut one.groups, rows);
         let indices: Vec<usize> = (0..rows).collect();
-        one.add_rows(values, &indices, opt_filter);
+        add_contribution_rows(&mut one, values, &indices, opt_filter);
         let groups = std::mem::take(&mut one.groups);
         Ok(vec![one.state_array(groups)])
     }
@@ -1197,14 +1149,12 @@ pub fn cell_udaf() -> AggregateUDF {
     })
 }
 
-fn cell_type() -> DataType {
-    DataType::Struct(
-        vec![
-            Field::new(CELL_PERSONS, DataType::Binary, false),
-            Field::new(CELL_CONTRIBUTIONS, DataType::Binary, false),
-        ]
-        .into(),
-    )
+fn cell_fields() -> arrow::datatypes::Fields {
+    vec![
+        Field::new(CELL_PERSONS, DataType::Binary, false),
+        Field::new(CELL_CONTRIBUTIONS, DataType::Binary, false),
+    ]
+    .into()
 }
 
 /// `niji_cell_persons(cell)` / `niji_cell_contributions(cell)`: one field of a `niji_cell`
@@ -1238,12 +1188,18 @@ impl ScalarUDFImpl for CellField {
         Ok(DataType::Binary)
     }
 
+    /// Never null, as `niji_set` and `niji_contributions`: the shadow with cells has the
+    /// schema of the one without.
+    fn return_field_from_args(&self, _: ReturnFieldArgs) -> Result<FieldRef> {
+        Ok(Arc::new(Field::new(&self.name, DataType::Binary, false)))
+    }
+
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let field = |cells: &arrow::array::StructArray| {
             cells
                 .column_by_name(self.field)
                 .cloned()
-                .ok_or_else(|| DataFusionError::Execution(format!("a cell has no {}", self.field)))
+                .ok_or_else(|| exec_datafusion_err!("a cell has no {}", self.field))
         };
         match args.args.first() {
             Some(ColumnarValue::Array(a)) => match a.as_struct_opt() {
@@ -1350,7 +1306,8 @@ impl Cell {
 
     fn begin_part(&mut self) {
         if !self.part_open {
-            self.parts += 1;
+            // Saturating: a count that wrapped round would claim one part, and exactness.
+            self.parts = self.parts.saturating_add(1);
             self.part_open = true;
         }
     }
@@ -1405,33 +1362,27 @@ impl Cell {
     fn merge(&mut self, mut state: &[u8]) -> Result<usize> {
         let rest = &mut state;
         let cut_short = || exec_err!("a cell's partial state was cut short");
-        let u32_at = |rest: &mut &[u8]| {
-            take(rest, 4).map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()))
-        };
-        let f64_at = |rest: &mut &[u8]| {
-            take(rest, 8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default()))
-        };
-        let (Some(parts), Some(len)) = (u32_at(rest), u32_at(rest)) else {
+        let (Some(parts), Some(len)) = (read_u32(rest), read_u32(rest)) else {
             return cut_short();
         };
         let Some(set) = take(rest, len as usize) else {
             return cut_short();
         };
         self.persons.add_set(set)?;
-        self.parts += parts;
+        self.parts = self.parts.saturating_add(parts);
         let mut members = set.len() / 4;
         for v in &mut self.values {
-            let Some(total) = f64_at(rest) else {
+            let Some(total) = read_f64(rest) else {
                 return cut_short();
             };
             v.total += total;
             for c in &mut v.closed {
-                let Some(bound) = f64_at(rest) else {
+                let Some(bound) = read_f64(rest) else {
                     return cut_short();
                 };
                 *c += bound;
             }
-            let Some(zeros) = u32_at(rest).and_then(|n| take(rest, 4 * n as usize)) else {
+            let Some(zeros) = read_u32(rest).and_then(|n| take(rest, 4 * n as usize)) else {
                 return cut_short();
             };
             v.zeros.extend(
@@ -1450,8 +1401,8 @@ impl Cell {
         let persons = self.persons.finish();
         let mut contributions = vec![CONTRIBUTIONS_FORM];
         for v in &self.values {
-            let zeros = || v.zeros.iter().copied().filter(|p| persons.contains(*p));
-            let form = match (self.parts <= 1, zeros().next().is_none()) {
+            let zeros = || v.zeros.iter().copied();
+            let form = match (self.parts <= 1, v.zeros.is_empty()) {
                 (true, _) => Form::Exact,
                 (false, true) => Form::Bounds,
                 (false, false) => Form::PersonsUnknown,
@@ -1493,66 +1444,12 @@ impl CellGroups {
         }
     }
 
-    /// Adds the rows of `values` (the person column, then the k value columns).
-    fn add_rows(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-    ) {
-        let persons = values[0].as_primitive::<UInt32Type>();
-        let amounts: Vec<&arrow::array::Float64Array> = values[1..]
-            .iter()
-            .map(|v| v.as_primitive::<Float64Type>())
-            .collect();
-        if opt_filter.is_none()
-            && persons.null_count() == 0
-            && amounts.iter().all(|a| a.null_count() == 0)
-        {
-            // The common batch: values read as they lie, without asking about nulls a row.
-            let persons = persons.values();
-            let amounts: Vec<&[f64]> = amounts.iter().map(|a| &a.values()[..]).collect();
-            for (row, &g) in group_indices.iter().enumerate() {
-                let opened = self.cells[g].add(persons[row], |j| amounts[j][row]);
-                self.added += usize::from(opened);
-            }
-            return;
-        }
-        let value = |row: usize| {
-            let amounts = &amounts;
-            move |j: usize| {
-                if amounts[j].is_valid(row) {
-                    amounts[j].value(row)
-                } else {
-                    0.0
-                }
-            }
-        };
-        for (row, &g) in group_indices.iter().enumerate() {
-            if !selected(opt_filter, row) {
-                continue;
-            }
-            if persons.is_valid(row) {
-                let opened = self.cells[g].add(persons.value(row), value(row));
-                self.added += usize::from(opened);
-            } else if amounts.iter().any(|a| a.is_valid(row)) {
-                self.cells[g].add_anonymous(value(row));
-            }
-        }
-    }
-
     fn take(&mut self, emit_to: EmitTo) -> Vec<Cell> {
         let taken = emit_to.take_needed(&mut self.cells);
         self.added = self
             .cells
             .iter()
-            .map(|c| {
-                let set = &c.persons;
-                (set.set.len() + set.run.len()) as usize
-                    + set.newest.len()
-                    + set.pending.len()
-                    + c.values.iter().map(|v| v.zeros.len()).sum::<usize>()
-            })
+            .map(|c| c.persons.held() + c.values.iter().map(|v| v.zeros.len()).sum::<usize>())
             .sum();
         taken
     }
@@ -1578,7 +1475,7 @@ impl GroupsAccumulator for CellGroups {
         total_num_groups: usize,
     ) -> Result<()> {
         self.grow(total_num_groups);
-        self.add_rows(values, group_indices, opt_filter);
+        add_contribution_rows(self, values, group_indices, opt_filter);
         Ok(())
     }
 
@@ -1591,11 +1488,8 @@ impl GroupsAccumulator for CellGroups {
             persons.append_value(set);
             contributions.append_value(sections);
         }
-        let DataType::Struct(fields) = cell_type() else {
-            return exec_err!("a cell is a struct");
-        };
         Ok(Arc::new(arrow::array::StructArray::try_new(
-            fields,
+            cell_fields(),
             vec![Arc::new(persons.finish()), Arc::new(contributions.finish())],
             None,
         )?))
@@ -1631,7 +1525,7 @@ impl GroupsAccumulator for CellGroups {
         let mut one = CellGroups::new(self.k);
         one.grow(rows);
         let indices: Vec<usize> = (0..rows).collect();
-        one.add_rows(values, &indices, opt_filter);
+        add_contribution_rows(&mut one, values, &indices, opt_filter);
         Ok(vec![Self::state_array(one.cells)])
     }
 
@@ -1639,6 +1533,103 @@ impl GroupsAccumulator for CellGroups {
         self.cells.capacity() * std::mem::size_of::<Cell>()
             + self.cells.len() * self.k * std::mem::size_of::<ValueBounds>()
             + 4 * self.added
+    }
+}
+
+/// Takes the rows of contributions: a row's group, its person (None: no ID5), whether it has
+/// any value, and its k values (0 for a null one).
+trait TakesContributions {
+    fn take(
+        &mut self,
+        group: usize,
+        person: Option<u32>,
+        valued: bool,
+        value: impl Fn(usize) -> f64,
+    );
+}
+
+/// Hands `into` the rows of `values` (the person column, then the k value columns) the filter
+/// selects.
+fn add_contribution_rows(
+    into: &mut impl TakesContributions,
+    values: &[ArrayRef],
+    group_indices: &[usize],
+    opt_filter: Option<&BooleanArray>,
+) {
+    let persons = values[0].as_primitive::<UInt32Type>();
+    let amounts: Vec<&arrow::array::Float64Array> = values[1..]
+        .iter()
+        .map(|v| v.as_primitive::<Float64Type>())
+        .collect();
+    if opt_filter.is_none()
+        && persons.null_count() == 0
+        && amounts.iter().all(|a| a.null_count() == 0)
+    {
+        // Every row counts, every person is known, every value is there (the common batch):
+        // the values are read as they lie, without asking about nulls a row.
+        let persons = persons.values();
+        let amounts: Vec<&[f64]> = amounts.iter().map(|a| &a.values()[..]).collect();
+        for (row, &g) in group_indices.iter().enumerate() {
+            into.take(g, Some(persons[row]), true, |j| amounts[j][row]);
+        }
+        return;
+    }
+    for (row, &g) in group_indices.iter().enumerate() {
+        if !selected(opt_filter, row) {
+            continue;
+        }
+        let valued = amounts.iter().any(|a| a.is_valid(row));
+        let person = persons.is_valid(row).then(|| persons.value(row));
+        into.take(g, person, valued, |j| {
+            if amounts[j].is_valid(row) {
+                amounts[j].value(row)
+            } else {
+                0.0
+            }
+        });
+    }
+}
+
+impl TakesContributions for ContributionGroups {
+    /// A row without any value adds nobody.
+    #[inline]
+    fn take(
+        &mut self,
+        group: usize,
+        person: Option<u32>,
+        valued: bool,
+        value: impl Fn(usize) -> f64,
+    ) {
+        if !valued {
+            return;
+        }
+        let person = person.unwrap_or_else(|| {
+            self.anonymous = self.anonymous.wrapping_add(1);
+            ANONYMOUS | (self.anonymous & !ANONYMOUS)
+        });
+        let new = self.groups[group].add(self.k, person, value);
+        self.entries += usize::from(new);
+    }
+}
+
+impl TakesContributions for CellGroups {
+    /// A person is in the set whatever their values; a record of nobody only with a value.
+    #[inline]
+    fn take(
+        &mut self,
+        group: usize,
+        person: Option<u32>,
+        valued: bool,
+        value: impl Fn(usize) -> f64,
+    ) {
+        match person {
+            Some(person) => {
+                let opened = self.cells[group].add(person, value);
+                self.added += usize::from(opened);
+            }
+            None if valued => self.cells[group].add_anonymous(value),
+            None => {}
+        }
     }
 }
 

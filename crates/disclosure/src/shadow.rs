@@ -16,7 +16,8 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, JoinType, ScalarValue};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
-    Aggregate, AggregateUDF, Expr, LogicalPlan, Operator, Projection, cast, lit, when,
+    Aggregate, AggregateUDF, Expr, ExprSchemable, LogicalPlan, Operator, Projection, cast, lit,
+    when,
 };
 
 use crate::sets::{
@@ -974,6 +975,12 @@ impl Rewrite {
         let mut tail: Vec<(String, Expr)> = Vec::new();
         for ((person, filter), values) in magnitudes {
             let name = self.fresh(CONTRIBUTION);
+            // A value that may be null or is computed (a CASE with ELSE 0) leaves persons who
+            // add nothing, whom bounds cannot tell apart over several runs (a recheck every
+            // time): those stay exact.
+            let dense = values.iter().all(|(v, _)| {
+                is_plain(v) && v.nullable(a.input.schema().as_ref()).is_ok_and(|n| !n)
+            });
             let (values, aggregates): (Vec<Expr>, Vec<String>) = values.into_iter().unzip();
             self.names.insert(name.clone(), aggregates);
             let args = std::iter::once(Expr::Column(person.clone()))
@@ -982,7 +989,9 @@ impl Rewrite {
             // Every row of the group adds to these contributions: the group's set comes in
             // the same pass.
             let set = sets.iter().find(|(c, _, _)| *c == person);
-            if let (Some(cell), Some((_, at, set_name)), None) = (&self.cell, set, &filter) {
+            if let (Some(cell), Some((_, at, set_name)), None, true) =
+                (&self.cell, set, &filter, dense)
+            {
                 let cell_name = set_name.replacen(PERSON, CELL, 1);
                 aggr[*at] = call(cell, args, None).alias(cell_name.clone());
                 let cell_column = Expr::Column(Column::new_unqualified(&cell_name));

@@ -559,8 +559,9 @@ fn preview_of(output: &Output, verdict: Verdict) -> Result<Preview, SandboxError
     }
 }
 
-/// Review judges a held result on its exact shadow, which settles every rule; should it not,
-/// nothing is released.
+/// Review judges the stored shadow result (from the exact shadow, or from the bounded one when
+/// its bounds settled every rule) with the judgement rules waived, which leaves nothing for
+/// bounds to settle; should something be unsettled all the same, nothing is released.
 fn unsettled() -> SandboxError {
     SandboxError::Refused("this output's checks are not settled: run its query again".into())
 }

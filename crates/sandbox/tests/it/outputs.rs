@@ -239,3 +239,46 @@ async fn held_rows_stay_and_one_rejection_or_a_member_checker_changes_nothing() 
         .expect("member view");
     assert!(seen.result.is_none() && seen.preview.is_none());
 }
+
+/// A sum held by judgement alone was checked on the bounded shadow (one pass, largest
+/// contributions as bounds); review plans the exact shadow again, and the held result must
+/// have its shape, or checkers could never release it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sum_checked_on_bounds_is_reviewed_on_the_exact_shadow() {
+    let f = strict_facilities().await;
+    let v = &f.visiting;
+    let sql = "SELECT prefecture, sum(points) AS points FROM ndb.receipts GROUP BY prefecture ORDER BY prefecture";
+    let o = f.query(Mode::Real, sql).await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    let log = v.audit.recent(20).await.expect("audit");
+    let entry = log
+        .iter()
+        .find(|e| e.action == "query" && e.detail.contains(sql))
+        .expect("audited");
+    assert!(
+        entry.detail.contains("\"rechecked\":false"),
+        "{}",
+        entry.detail
+    );
+    let id = o.query_id.clone();
+    v.request_release("alice", &id, JUSTIFICATION)
+        .await
+        .expect("request");
+    let view = v.show_output("dora", &id).await.expect("checker view");
+    let preview = view
+        .preview
+        .expect("the exact shadow has the held result's shape");
+    assert!(preview.still_masked.len() < preview.masked_now);
+    for checker in ["dora", "erin"] {
+        v.vote(checker, &id, Vote::Approve, "facility rule waived")
+            .await
+            .expect("approval");
+    }
+    let out = v
+        .show_output("alice", &id)
+        .await
+        .expect("view")
+        .result
+        .expect("released");
+    assert!(column(&out, "points").iter().any(|c| c != "NULL"));
+}
