@@ -80,9 +80,9 @@ impl NijiUdaf {
         match self.kind {
             Kind::Set => Box::new(Members(SetGroups::default())),
             Kind::Few(cap) => Box::new(Members(FewGroups::new(cap))),
-            Kind::Contributions => Box::new(ContributionGroups::new(values.max(1))),
+            Kind::Contributions => Box::new(ByPerson(ContributionGroups::new(values.max(1)))),
             Kind::Person => Box::new(Members(PersonGroups::default())),
-            Kind::Cell => Box::new(CellGroups::new(values.max(1))),
+            Kind::Cell => Box::new(ByPerson(CellGroups::new(values.max(1)))),
         }
     }
 
@@ -1044,22 +1044,43 @@ impl ContributionGroups {
     }
 }
 
-impl GroupsAccumulator for ContributionGroups {
-    fn update_batch(
+impl Contributing for ContributionGroups {
+    /// A row without any value adds nobody.
+    #[inline]
+    fn take(
         &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> Result<()> {
-        grow(&mut self.groups, total_num_groups);
-        add_contribution_rows(self, values, group_indices, opt_filter);
+        group: usize,
+        person: Option<u32>,
+        valued: bool,
+        value: impl Fn(usize) -> f64,
+    ) {
+        if !valued {
+            return;
+        }
+        let person = person.unwrap_or_else(|| {
+            self.anonymous = self.anonymous.wrapping_add(1);
+            ANONYMOUS | (self.anonymous & !ANONYMOUS)
+        });
+        let new = self.groups[group].add(self.k, person, value);
+        self.entries += usize::from(new);
+    }
+
+    fn empty(&self) -> Self {
+        Self::new(self.k)
+    }
+
+    fn grow(&mut self, total: usize) {
+        grow(&mut self.groups, total);
+    }
+
+    fn merge(&mut self, group: usize, state: &[u8]) -> Result<()> {
+        self.entries += self.groups[group].merge_state(self.k, state);
         Ok(())
     }
 
     /// Per group, one section per value: the total, the largest contributions and the persons
     /// contributing anything (see [`Contributions::decode`]).
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+    fn emit(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let k = self.k;
         let groups = self.take(emit_to);
         let mut out = BinaryBuilder::with_capacity(groups.len(), 0);
@@ -1087,40 +1108,9 @@ impl GroupsAccumulator for ContributionGroups {
         Ok(Arc::new(out.finish()))
     }
 
-    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+    fn emit_state(&mut self, emit_to: EmitTo) -> ArrayRef {
         let groups = self.take(emit_to);
-        Ok(vec![self.state_array(groups)])
-    }
-
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
-        grow(&mut self.groups, total_num_groups);
-        let states = values[0].as_binary::<i32>();
-        for (row, &g) in group_indices.iter().enumerate() {
-            if states.is_valid(row) {
-                self.entries += self.groups[g].merge_state(self.k, states.value(row));
-            }
-        }
-        Ok(())
-    }
-
-    fn convert_to_state(
-        &self,
-        values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
-    ) -> Result<Vec<ArrayRef>> {
-        // Each row a group of its own.
-        let rows = values[0].len();
-        let mut one = ContributionGroups::new(self.k);
-        grow(&mut one.groups, rows);
-        let indices: Vec<usize> = (0..rows).collect();
-        add_contribution_rows(&mut one, values, &indices, opt_filter);
-        let groups = std::mem::take(&mut one.groups);
-        Ok(vec![one.state_array(groups)])
+        self.state_array(groups)
     }
 
     fn size(&self) -> usize {
@@ -1437,13 +1427,6 @@ impl CellGroups {
         }
     }
 
-    fn grow(&mut self, total: usize) {
-        let k = self.k;
-        if self.cells.len() < total {
-            self.cells.resize_with(total, || Cell::new(k));
-        }
-    }
-
     fn take(&mut self, emit_to: EmitTo) -> Vec<Cell> {
         let taken = emit_to.take_needed(&mut self.cells);
         self.added = self
@@ -1453,33 +1436,45 @@ impl CellGroups {
             .sum();
         taken
     }
-
-    fn state_array(cells: Vec<Cell>) -> ArrayRef {
-        let mut out = BinaryBuilder::with_capacity(cells.len(), 0);
-        let mut bytes = Vec::new();
-        for cell in cells {
-            bytes.clear();
-            cell.state(&mut bytes);
-            out.append_value(&bytes);
-        }
-        Arc::new(out.finish())
-    }
 }
 
-impl GroupsAccumulator for CellGroups {
-    fn update_batch(
+impl Contributing for CellGroups {
+    /// A person is in the set whatever their values; a record of nobody only with a value.
+    #[inline]
+    fn take(
         &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.grow(total_num_groups);
-        add_contribution_rows(self, values, group_indices, opt_filter);
+        group: usize,
+        person: Option<u32>,
+        valued: bool,
+        value: impl Fn(usize) -> f64,
+    ) {
+        match person {
+            Some(person) => {
+                let opened = self.cells[group].add(person, value);
+                self.added += usize::from(opened);
+            }
+            None if valued => self.cells[group].add_anonymous(value),
+            None => {}
+        }
+    }
+
+    fn empty(&self) -> Self {
+        Self::new(self.k)
+    }
+
+    fn grow(&mut self, total: usize) {
+        let k = self.k;
+        if self.cells.len() < total {
+            self.cells.resize_with(total, || Cell::new(k));
+        }
+    }
+
+    fn merge(&mut self, group: usize, state: &[u8]) -> Result<()> {
+        self.added += self.cells[group].merge(state)?;
         Ok(())
     }
 
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+    fn emit(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let cells = self.take(emit_to);
         let mut persons = BinaryBuilder::with_capacity(cells.len(), 0);
         let mut contributions = BinaryBuilder::with_capacity(cells.len(), 0);
@@ -1495,8 +1490,68 @@ impl GroupsAccumulator for CellGroups {
         )?))
     }
 
+    fn emit_state(&mut self, emit_to: EmitTo) -> ArrayRef {
+        let mut out = BinaryBuilder::with_capacity(self.cells.len(), 0);
+        let mut bytes = Vec::new();
+        for cell in self.take(emit_to) {
+            bytes.clear();
+            cell.state(&mut bytes);
+            out.append_value(&bytes);
+        }
+        Arc::new(out.finish())
+    }
+
+    fn size(&self) -> usize {
+        self.cells.capacity() * std::mem::size_of::<Cell>()
+            + self.cells.len() * self.k * std::mem::size_of::<ValueBounds>()
+            + 4 * self.added
+    }
+}
+
+/// Accumulators of contributions per group ([`ContributionGroups`], [`CellGroups`]): how they
+/// take a row (its group, its person (None: no ID5), whether it has any value, and its k
+/// values, 0 for a null one), grow, merge a state and hand on what they hold; [`ByPerson`]
+/// makes a DataFusion groups accumulator of either.
+trait Contributing: Send + Sync + Sized + 'static {
+    fn take(
+        &mut self,
+        group: usize,
+        person: Option<u32>,
+        valued: bool,
+        value: impl Fn(usize) -> f64,
+    );
+    /// One without groups, of the same values.
+    fn empty(&self) -> Self;
+    fn grow(&mut self, total: usize);
+    fn merge(&mut self, group: usize, state: &[u8]) -> Result<()>;
+    fn emit(&mut self, emit_to: EmitTo) -> Result<ArrayRef>;
+    fn emit_state(&mut self, emit_to: EmitTo) -> ArrayRef;
+    fn size(&self) -> usize;
+}
+
+/// The groups accumulator over a [`Contributing`].
+#[derive(Debug)]
+struct ByPerson<T>(T);
+
+impl<T: Contributing> GroupsAccumulator for ByPerson<T> {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.0.grow(total_num_groups);
+        add_contribution_rows(&mut self.0, values, group_indices, opt_filter);
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        self.0.emit(emit_to)
+    }
+
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        Ok(vec![Self::state_array(self.take(emit_to))])
+        Ok(vec![self.0.emit_state(emit_to)])
     }
 
     fn merge_batch(
@@ -1505,11 +1560,11 @@ impl GroupsAccumulator for CellGroups {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> Result<()> {
-        self.grow(total_num_groups);
+        self.0.grow(total_num_groups);
         let states = values[0].as_binary::<i32>();
         for (row, &g) in group_indices.iter().enumerate() {
             if states.is_valid(row) {
-                self.added += self.cells[g].merge(states.value(row))?;
+                self.0.merge(g, states.value(row))?;
             }
         }
         Ok(())
@@ -1522,36 +1577,22 @@ impl GroupsAccumulator for CellGroups {
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
         let rows = values[0].len();
-        let mut one = CellGroups::new(self.k);
+        let mut one = self.0.empty();
         one.grow(rows);
         let indices: Vec<usize> = (0..rows).collect();
         add_contribution_rows(&mut one, values, &indices, opt_filter);
-        Ok(vec![Self::state_array(one.cells)])
+        Ok(vec![one.emit_state(EmitTo::All)])
     }
 
     fn size(&self) -> usize {
-        self.cells.capacity() * std::mem::size_of::<Cell>()
-            + self.cells.len() * self.k * std::mem::size_of::<ValueBounds>()
-            + 4 * self.added
+        self.0.size()
     }
-}
-
-/// Takes the rows of contributions: a row's group, its person (None: no ID5), whether it has
-/// any value, and its k values (0 for a null one).
-trait TakesContributions {
-    fn take(
-        &mut self,
-        group: usize,
-        person: Option<u32>,
-        valued: bool,
-        value: impl Fn(usize) -> f64,
-    );
 }
 
 /// Hands `into` the rows of `values` (the person column, then the k value columns) the filter
 /// selects.
 fn add_contribution_rows(
-    into: &mut impl TakesContributions,
+    into: &mut impl Contributing,
     values: &[ArrayRef],
     group_indices: &[usize],
     opt_filter: Option<&BooleanArray>,
@@ -1587,49 +1628,6 @@ fn add_contribution_rows(
                 0.0
             }
         });
-    }
-}
-
-impl TakesContributions for ContributionGroups {
-    /// A row without any value adds nobody.
-    #[inline]
-    fn take(
-        &mut self,
-        group: usize,
-        person: Option<u32>,
-        valued: bool,
-        value: impl Fn(usize) -> f64,
-    ) {
-        if !valued {
-            return;
-        }
-        let person = person.unwrap_or_else(|| {
-            self.anonymous = self.anonymous.wrapping_add(1);
-            ANONYMOUS | (self.anonymous & !ANONYMOUS)
-        });
-        let new = self.groups[group].add(self.k, person, value);
-        self.entries += usize::from(new);
-    }
-}
-
-impl TakesContributions for CellGroups {
-    /// A person is in the set whatever their values; a record of nobody only with a value.
-    #[inline]
-    fn take(
-        &mut self,
-        group: usize,
-        person: Option<u32>,
-        valued: bool,
-        value: impl Fn(usize) -> f64,
-    ) {
-        match person {
-            Some(person) => {
-                let opened = self.cells[group].add(person, value);
-                self.added += usize::from(opened);
-            }
-            None if valued => self.cells[group].add_anonymous(value),
-            None => {}
-        }
     }
 }
 
@@ -1737,7 +1735,7 @@ mod tests {
 
     #[test]
     fn contributions_sum_per_person_and_keep_the_largest_of_each_value() {
-        let mut a = ContributionGroups::new(2);
+        let mut a = ByPerson(ContributionGroups::new(2));
         let persons: ArrayRef = Arc::new(UInt32Array::from(vec![1, 1, 2, 3, 4]));
         let first: ArrayRef = Arc::new(Float64Array::from(vec![10.0, 5.0, -3.0, 1.0, 0.0]));
         let second: ArrayRef = Arc::new(Float64Array::from(vec![
@@ -1750,7 +1748,7 @@ mod tests {
         a.update_batch(&[persons, first, second], &[0, 0, 0, 0, 0], None, 1)
             .expect("update");
         let state = a.state(EmitTo::All).expect("state");
-        let mut b = ContributionGroups::new(2);
+        let mut b = ByPerson(ContributionGroups::new(2));
         b.merge_batch(&state, &[0], 1).expect("merge");
         let out = b.evaluate(EmitTo::All).expect("evaluate");
         let c = Contributions::decode(out.as_binary::<i32>().value(0)).expect("this form");
@@ -1782,7 +1780,7 @@ mod tests {
             .collect();
         let feed = |rows: &[(usize, u32, f64)]| {
             let mut sets = Members(SetGroups::default());
-            let mut sums = ContributionGroups::new(1);
+            let mut sums = ByPerson(ContributionGroups::new(1));
             let persons: ArrayRef =
                 Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.1)));
             let values: ArrayRef =
@@ -1797,9 +1795,9 @@ mod tests {
         let evaluate = |halves: [&[(usize, u32, f64)]; 2]| {
             let (mut sets_a, mut sums_a) = feed(halves[0]);
             let (mut sets_b, mut sums_b) = feed(halves[1]);
-            let in_order = sums_a.groups.iter().all(|g| g.map.is_none());
+            let in_order = sums_a.0.groups.iter().all(|g| g.map.is_none());
             let mut sets = Members(SetGroups::default());
-            let mut sums = ContributionGroups::new(1);
+            let mut sums = ByPerson(ContributionGroups::new(1));
             for state in [sets_b.state(EmitTo::All), sets_a.state(EmitTo::All)] {
                 sets.merge_batch(&state.expect("state"), &[0, 1, 2], 3)
                     .expect("merge");
@@ -1808,7 +1806,7 @@ mod tests {
                 sums.merge_batch(&state.expect("state"), &[0, 1, 2], 3)
                     .expect("merge");
             }
-            let merged_in_order = sums.groups.iter().all(|g| g.map.is_none());
+            let merged_in_order = sums.0.groups.iter().all(|g| g.map.is_none());
             let sets = sets.evaluate(EmitTo::All).expect("evaluate");
             let sums = sums.evaluate(EmitTo::All).expect("evaluate");
             let cells: Vec<(Vec<u32>, Contributions)> = (0..3)
@@ -1844,7 +1842,7 @@ mod tests {
     /// check then finds missing and masks).
     #[test]
     fn contributions_of_another_form_or_cut_short_are_not_misread() {
-        let mut a = ContributionGroups::new(2);
+        let mut a = ByPerson(ContributionGroups::new(2));
         let persons: ArrayRef = Arc::new(UInt32Array::from(vec![1, 2]));
         let values: ArrayRef = Arc::new(Float64Array::from(vec![3.0, 4.0]));
         a.update_batch(&[persons, values.clone(), values], &[0, 0], None, 1)
@@ -1931,7 +1929,7 @@ mod tests {
 
     #[test]
     fn records_of_nobody_identified_dominate_but_are_no_persons() {
-        let mut a = ContributionGroups::new(1);
+        let mut a = ByPerson(ContributionGroups::new(1));
         let persons: ArrayRef = Arc::new(UInt32Array::from(vec![Some(1), None, Some(2), None]));
         let values: ArrayRef = Arc::new(Float64Array::from(vec![1.0, 500.0, 2.0, 300.0]));
         a.update_batch(&[persons, values], &[0, 0, 0, 0], None, 1)
@@ -1952,7 +1950,10 @@ mod tests {
     }
 
     /// A cell's evaluated set and sections.
-    fn evaluate_cell(cells: &mut CellGroups, group: usize) -> (RoaringBitmap, Vec<Contributions>) {
+    fn evaluate_cell(
+        cells: &mut ByPerson<CellGroups>,
+        group: usize,
+    ) -> (RoaringBitmap, Vec<Contributions>) {
         let out = cells.evaluate(EmitTo::All).expect("evaluate");
         let out = out.as_struct();
         let persons = decode_set(out.column(0).as_binary::<i32>().value(group)).expect("set");
@@ -1961,7 +1962,7 @@ mod tests {
         (persons, sections)
     }
 
-    fn cell_rows(cells: &mut CellGroups, persons: Vec<Option<u32>>, values: &[Vec<f64>]) {
+    fn cell_rows(cells: &mut ByPerson<CellGroups>, persons: Vec<Option<u32>>, values: &[Vec<f64>]) {
         let rows = persons.len();
         let mut arrays: Vec<ArrayRef> = vec![Arc::new(UInt32Array::from(persons))];
         arrays.extend(
@@ -1981,7 +1982,7 @@ mod tests {
         let mut exact: HashMap<u32, f64> = HashMap::default();
         let mut states = Vec::new();
         for partition in 0..2u32 {
-            let mut cells = CellGroups::new(1);
+            let mut cells = ByPerson(CellGroups::new(1));
             for year in 0..2u32 {
                 let persons: Vec<u32> = (0..60).map(|i| i * 2 + partition).collect();
                 // A person's rows come together, two to four of them.
@@ -2003,7 +2004,7 @@ mod tests {
             }
             states.push(cells.state(EmitTo::All).expect("state"));
         }
-        let mut merged = CellGroups::new(1);
+        let mut merged = ByPerson(CellGroups::new(1));
         for state in &states {
             merged.merge_batch(state, &[0], 1).expect("merge");
         }
@@ -2031,7 +2032,7 @@ mod tests {
     /// is not known and the check must run again exactly.
     #[test]
     fn a_cell_of_one_run_is_exact_and_zeros_over_parts_are_unknown() {
-        let mut one = CellGroups::new(2);
+        let mut one = ByPerson(CellGroups::new(2));
         cell_rows(
             &mut one,
             vec![Some(1), Some(1), Some(2), None, Some(3), Some(3)],
@@ -2060,7 +2061,7 @@ mod tests {
         assert_eq!(second.top, [8.0, 2.0]);
         assert_eq!(second.persons.iter().collect::<Vec<_>>(), [1, 2]);
 
-        let mut parts = CellGroups::new(1);
+        let mut parts = ByPerson(CellGroups::new(1));
         cell_rows(&mut parts, vec![Some(4), Some(5)], &[vec![0.0, 1.0]]);
         cell_rows(&mut parts, vec![Some(4)], &[vec![2.0]]);
         let (_, sections) = evaluate_cell(&mut parts, 0);
@@ -2074,13 +2075,13 @@ mod tests {
     /// A state cut short fails the query rather than pass a smaller cell.
     #[test]
     fn a_cell_state_cut_short_is_refused() {
-        let mut cells = CellGroups::new(1);
+        let mut cells = ByPerson(CellGroups::new(1));
         cell_rows(&mut cells, vec![Some(1), Some(2)], &[vec![1.0, 2.0]]);
         let state = cells.state(EmitTo::All).expect("state");
         let bytes = state[0].as_binary::<i32>().value(0);
         for cut in [3, bytes.len() - 1] {
             let short: ArrayRef = Arc::new(arrow::array::BinaryArray::from(vec![&bytes[..cut]]));
-            let mut merged = CellGroups::new(1);
+            let mut merged = ByPerson(CellGroups::new(1));
             assert!(
                 merged.merge_batch(&[short], &[0], 1).is_err(),
                 "cut at {cut}"
