@@ -1348,39 +1348,35 @@ impl Cell {
         }
     }
 
-    /// Adds a partial state ([`Cell::state`]) as parts of its own; how many members it brought.
-    fn merge(&mut self, mut state: &[u8]) -> Result<usize> {
-        let rest = &mut state;
-        let cut_short = || exec_err!("a cell's partial state was cut short");
-        let (Some(parts), Some(len)) = (read_u32(rest), read_u32(rest)) else {
-            return cut_short();
+    /// Adds a partial state ([`Cell::state`]); how many members it brought. A state of one
+    /// entry (a row handed on alone, as DataFusion does where it skips partial aggregation, or
+    /// one person's rows) joins the open run as an entry: a part each would leave a grouping of
+    /// many small groups with bounds no better than their totals, and a recheck every time.
+    /// Other states are parts of their own. Nothing is added from a state cut short.
+    fn merge(&mut self, state: &[u8]) -> Result<usize> {
+        let Some(state) = CellState::read(state, self.values.len()) else {
+            return exec_err!("a cell's partial state was cut short");
         };
-        let Some(set) = take(rest, len as usize) else {
-            return cut_short();
-        };
-        self.persons.add_set(set)?;
-        self.parts = self.parts.saturating_add(parts);
-        let mut members = set.len() / 4;
-        for v in &mut self.values {
-            let Some(total) = read_f64(rest) else {
-                return cut_short();
-            };
-            v.total += total;
-            for c in &mut v.closed {
-                let Some(bound) = read_f64(rest) else {
-                    return cut_short();
-                };
-                *c += bound;
+        let value = |j: usize| state.values[j].total;
+        match state.single_entry()? {
+            Some(Some(person)) => return Ok(usize::from(self.add(person, value))),
+            Some(None) => {
+                self.add_anonymous(value);
+                return Ok(0);
             }
-            let Some(zeros) = read_u32(rest).and_then(|n| take(rest, 4 * n as usize)) else {
-                return cut_short();
-            };
-            v.zeros.extend(
-                zeros
-                    .chunks_exact(4)
-                    .map(|z| u32::from_le_bytes(z.try_into().unwrap_or_default())),
-            );
-            members += zeros.len() / 4;
+            None => {}
+        }
+        self.persons.add_set(state.set)?;
+        self.parts = self.parts.saturating_add(state.parts);
+        let mut members = state.set.len() / 4;
+        for (v, read) in self.values.iter_mut().zip(state.values) {
+            v.total += read.total;
+            v.closed
+                .iter_mut()
+                .zip(read.closed)
+                .for_each(|(c, bound)| *c += bound);
+            members += read.zeros.len();
+            v.zeros.extend(read.zeros);
         }
         Ok(members)
     }
@@ -1406,6 +1402,72 @@ impl Cell {
             Contributions::encode_section(form, v.total, &top, &contributors, &mut contributions);
         }
         (encode_set(&persons), contributions)
+    }
+}
+
+/// A cell's partial state as [`Cell::state`] wrote it.
+struct CellState<'a> {
+    parts: u32,
+    set: &'a [u8],
+    values: Vec<ValueState>,
+}
+
+struct ValueState {
+    total: f64,
+    closed: [f64; TOP_CONTRIBUTIONS],
+    zeros: Vec<u32>,
+}
+
+/// A serialized roaring set of one member is about 20 bytes: longer ones are not read twice.
+const ONE_MEMBER_BYTES: usize = 32;
+
+impl<'a> CellState<'a> {
+    fn read(mut state: &'a [u8], k: usize) -> Option<Self> {
+        let rest = &mut state;
+        let parts = read_u32(rest)?;
+        let len = read_u32(rest)? as usize;
+        let set = take(rest, len)?;
+        let values = (0..k)
+            .map(|_| {
+                let total = read_f64(rest)?;
+                let mut closed = [0.0; TOP_CONTRIBUTIONS];
+                for c in &mut closed {
+                    *c = read_f64(rest)?;
+                }
+                let zeros = (0..read_u32(rest)?)
+                    .map(|_| read_u32(rest))
+                    .collect::<Option<_>>()?;
+                Some(ValueState {
+                    total,
+                    closed,
+                    zeros,
+                })
+            })
+            .collect::<Option<_>>()?;
+        Some(Self { parts, set, values })
+    }
+
+    /// Whether it is one entry, and whose (None: a record of nobody): one part, at most one
+    /// person, and per value at most one sum, which is then the total.
+    fn single_entry(&self) -> Result<Option<Option<u32>>> {
+        if self.parts != 1 || self.set.len() > ONE_MEMBER_BYTES {
+            return Ok(None);
+        }
+        let members = decode_set(self.set)?;
+        let one_sum =
+            |v: &ValueState| v.closed[1..].iter().all(|c| *c == 0.0) && v.total == v.closed[0];
+        Ok(match (members.len(), members.min()) {
+            (0, _) if self.values.iter().all(|v| v.zeros.is_empty() && one_sum(v)) => Some(None),
+            (1, Some(person))
+                if self.values.iter().all(|v| {
+                    (v.zeros.is_empty() && one_sum(v))
+                        || (v.zeros == [person] && v.total == 0.0 && v.closed[0] == 0.0)
+                }) =>
+            {
+                Some(Some(person))
+            }
+            _ => None,
+        })
     }
 }
 
@@ -2069,6 +2131,40 @@ mod tests {
             sections[0].form,
             Form::PersonsUnknown,
             "4 adds 2 in its second run"
+        );
+    }
+
+    /// Where DataFusion skips partial aggregation, each row is handed on as a state of its
+    /// own: rows of ascending persons still make one run, exact, not a part each.
+    #[test]
+    fn rows_handed_on_alone_join_the_run() {
+        let cells = ByPerson(CellGroups::new(1));
+        let persons: ArrayRef = Arc::new(UInt32Array::from(vec![
+            Some(1),
+            Some(1),
+            None,
+            Some(2),
+            Some(3),
+        ]));
+        let values: ArrayRef = Arc::new(Float64Array::from(vec![2.0, 3.0, 9.0, 0.0, 4.0]));
+        let states = cells
+            .convert_to_state(&[persons, values], None)
+            .expect("a state a row");
+        let mut merged = ByPerson(CellGroups::new(1));
+        merged.merge_batch(&states, &[0; 5], 1).expect("merge");
+        let (persons, sections) = evaluate_cell(&mut merged, 0);
+        assert_eq!(persons.iter().collect::<Vec<_>>(), [1, 2, 3]);
+        let c = &sections[0];
+        assert_eq!(c.form, Form::Exact, "one run");
+        assert_eq!(
+            c.top,
+            [9.0, 5.0, 4.0],
+            "1's rows summed; nobody's record its own"
+        );
+        assert_eq!(
+            c.persons.iter().collect::<Vec<_>>(),
+            [1, 3],
+            "2 adds nothing"
         );
     }
 
