@@ -1387,7 +1387,6 @@ impl Cell {
         let persons = self.persons.finish();
         let mut contributions = vec![CONTRIBUTIONS_FORM];
         for v in &self.values {
-            let zeros = || v.zeros.iter().copied();
             let form = match (self.parts <= 1, v.zeros.is_empty()) {
                 (true, _) => Form::Exact,
                 (false, true) => Form::Bounds,
@@ -1395,7 +1394,7 @@ impl Cell {
             };
             // In one part a person is one entry: a zero sum is theirs in all.
             let contributors = match form {
-                Form::Exact => &persons - zeros().collect::<RoaringBitmap>(),
+                Form::Exact => &persons - v.zeros.iter().copied().collect::<RoaringBitmap>(),
                 Form::Bounds | Form::PersonsUnknown => persons.clone(),
             };
             let top: Vec<f64> = v.closed.iter().copied().take_while(|c| *c != 0.0).collect();
