@@ -325,6 +325,80 @@ pub fn encode_set(set: &RoaringBitmap) -> Vec<u8> {
     out
 }
 
+/// Ascending members, each once, in roaring's portable serialization (what [`encode_set`]
+/// writes for the same set): a cookie and the container count, each container's key and
+/// cardinality less one, their offsets, then each container, an array of its members' low
+/// halves up to 4,096 members and a bitmap of 65,536 bits beyond.
+fn serialize_sorted(members: &[u32]) -> Vec<u8> {
+    const NO_RUN_CONTAINERS: u32 = 12346;
+    const ARRAY_LIMIT: usize = 4096;
+    let containers: Vec<&[u32]> = members.chunk_by(|a, b| a >> 16 == b >> 16).collect();
+    let sizes: Vec<usize> = containers
+        .iter()
+        .map(|c| {
+            if c.len() <= ARRAY_LIMIT {
+                2 * c.len()
+            } else {
+                8192
+            }
+        })
+        .collect();
+    let header = 8 + 8 * containers.len();
+    let mut out = Vec::with_capacity(header + sizes.iter().sum::<usize>());
+    out.extend_from_slice(&NO_RUN_CONTAINERS.to_le_bytes());
+    out.extend_from_slice(&(containers.len() as u32).to_le_bytes());
+    for c in &containers {
+        out.extend_from_slice(&((c[0] >> 16) as u16).to_le_bytes());
+        out.extend_from_slice(&((c.len() - 1) as u16).to_le_bytes());
+    }
+    let mut offset = header;
+    for size in &sizes {
+        out.extend_from_slice(&(offset as u32).to_le_bytes());
+        offset += size;
+    }
+    for c in &containers {
+        if c.len() <= ARRAY_LIMIT {
+            c.iter()
+                .for_each(|m| out.extend_from_slice(&(*m as u16).to_le_bytes()));
+        } else {
+            let mut bits = [0u64; 1024];
+            for &m in *c {
+                let low = m & 0xffff;
+                bits[(low >> 6) as usize] |= 1 << (low & 63);
+            }
+            bits.iter()
+                .for_each(|w| out.extend_from_slice(&w.to_le_bytes()));
+        }
+    }
+    out
+}
+
+/// The members of two ascending runs, ascending and each once.
+fn merge_ascending(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
 /// A cell's contributions: the total, the identified persons contributing anything (a sum over
 /// others than these would differ by their values), and the largest per-person sums, largest
 /// first.
@@ -430,51 +504,46 @@ fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
 }
 
 /// One group's set. A store clustered by fiscal year and person hands a cell its persons in a
-/// few ascending runs: each member is then appended to the run's buffer (or found equal to the
-/// last), a compare a row, and the buffer goes into the run's bitmap many members at a time
-/// (roaring's `insert` searches a container a row, its `push` looks for a bitmap container's
-/// largest member a row; `append` does either once a call). Beyond [`MAX_RUNS`], members are
-/// buffered and added sorted, many at a time (a roaring bitmap takes sorted runs cheaply and
-/// single random inserts into its sparse containers dearly). Once the set is dense, its
-/// containers are bitmaps, where a member costs one bit: it then takes members directly.
+/// few ascending runs: each member is then appended to its run (or found equal to the last), a
+/// compare a row, and the runs are merged once, when the set is handed on, and written in
+/// roaring's portable form directly ([`serialize_sorted`]: a roaring bitmap's `push` or
+/// `append` looks for its last container a member, which costs more than the rest of a row's
+/// check). Beyond [`MAX_RUNS`], members are buffered and added sorted, many at a time (a
+/// roaring bitmap takes sorted runs cheaply and single random inserts into its sparse
+/// containers dearly). Once the set is dense, its containers are bitmaps, where a member costs
+/// one bit: it then takes members directly.
 #[derive(Debug, Default)]
 struct Group {
     set: RoaringBitmap,
-    /// The ascending run being appended to, its newest members (ascending, above the run's
-    /// bitmap), and how many runs began.
-    run: RoaringBitmap,
+    /// Ascending runs closed, and the open one.
+    runs: Vec<Vec<u32>>,
     newest: Vec<u32>,
-    runs: u8,
     pending: Vec<u32>,
     dense: bool,
 }
 
 /// Ascending runs a group takes as runs before it takes members in any order (a store
 /// clustered by fiscal year gives a cell one run per year a partition reads).
-const MAX_RUNS: u8 = 8;
+const MAX_RUNS: usize = 8;
 
 /// Members buffered per group before they are added to its bitmap.
 const PENDING: usize = 4096;
-/// A run's newest members kept before they are appended to its bitmap.
-const NEWEST: usize = 1024;
 /// Incoming sets up to this size are added member by member.
 const SMALL_SET: u64 = 64;
 
 impl Group {
     fn push(&mut self, member: u32) {
-        match self.newest.last().copied().or_else(|| self.run.max()) {
-            Some(last) if last == member => return,
-            Some(last) if last < member => {
+        match self.newest.last() {
+            Some(&last) if last == member => return,
+            Some(&last) if last < member => {
                 self.newest.push(member);
-                if self.newest.len() >= NEWEST {
-                    self.append_newest();
-                }
                 return;
             }
-            _ if self.runs < MAX_RUNS => {
-                self.close_run();
+            _ if self.runs.len() < MAX_RUNS => {
+                if !self.newest.is_empty() {
+                    self.runs.push(std::mem::take(&mut self.newest));
+                }
                 self.newest.push(member);
-                self.runs += 1;
                 return;
             }
             _ => {}
@@ -489,17 +558,23 @@ impl Group {
         }
     }
 
-    /// The run's newest members into its bitmap: ascending and above it, so `append` takes
-    /// them without a search.
-    fn append_newest(&mut self) {
-        let appended = self.run.append(self.newest.drain(..));
-        debug_assert!(appended.is_ok(), "a run's members ascend");
-    }
-
-    /// The run into the set (a new run begins below its last member).
-    fn close_run(&mut self) {
-        self.append_newest();
-        self.set |= std::mem::take(&mut self.run);
+    /// The runs' members, ascending and each once.
+    fn merged_runs(&mut self) -> Vec<u32> {
+        let mut runs = std::mem::take(&mut self.runs);
+        runs.push(std::mem::take(&mut self.newest));
+        runs.retain(|r| !r.is_empty());
+        while runs.len() > 1 {
+            let mut pairs = Vec::with_capacity(runs.len().div_ceil(2));
+            let mut it = runs.into_iter();
+            while let Some(a) = it.next() {
+                pairs.push(match it.next() {
+                    Some(b) => merge_ascending(&a, &b),
+                    None => a,
+                });
+            }
+            runs = pairs;
+        }
+        runs.pop().unwrap_or_default()
     }
 
     fn flush(&mut self) {
@@ -534,13 +609,29 @@ impl Group {
 
     fn finish(mut self) -> RoaringBitmap {
         self.flush();
-        self.close_run();
+        let runs = self.merged_runs();
+        if let Ok(runs) = RoaringBitmap::from_sorted_iter(runs) {
+            self.set |= runs;
+        }
         self.set
+    }
+
+    /// The set serialized as [`encode_set`] would, written directly from the runs where they
+    /// hold every member.
+    fn encode(mut self) -> Vec<u8> {
+        self.flush();
+        if self.set.is_empty() {
+            return serialize_sorted(&self.merged_runs());
+        }
+        encode_set(&self.finish())
     }
 
     /// Members held, some perhaps twice (in the set and still pending): a bound on its size.
     fn held(&self) -> usize {
-        (self.set.len() + self.run.len()) as usize + self.newest.len() + self.pending.len()
+        self.set.len() as usize
+            + self.runs.iter().map(Vec::len).sum::<usize>()
+            + self.newest.len()
+            + self.pending.len()
     }
 
     /// Adds the members of a set (an inner aggregate's).
@@ -589,7 +680,7 @@ impl MemberGroups for SetGroups {
         let groups = emit_to.take_needed(&mut self.groups);
         let mut out = BinaryBuilder::with_capacity(groups.len(), 0);
         for group in groups {
-            out.append_value(encode_set(&group.finish()));
+            out.append_value(group.encode());
         }
         self.added = self.groups.iter().map(Group::held).sum();
         Arc::new(out.finish())
@@ -732,6 +823,9 @@ const ANONYMOUS: u32 = 0x8000_0000;
 struct FewGroups {
     cap: usize,
     groups: Vec<Few>,
+    /// Groups below the cap: once there are none, a batch of rows is skipped without being
+    /// read (most cells of a large aggregate fill up within their first rows).
+    open: usize,
     /// Members kept outside the groups' inline space (counted as they come: `size` is asked
     /// for every batch, and a million groups must not be walked each time).
     spilled: usize,
@@ -745,6 +839,7 @@ impl FewGroups {
         Self {
             cap,
             groups: Vec::new(),
+            open: 0,
             spilled: 0,
         }
     }
@@ -752,6 +847,7 @@ impl FewGroups {
 
 impl MemberGroups for FewGroups {
     fn grow(&mut self, total: usize) {
+        self.open += total.saturating_sub(self.groups.len());
         grow(&mut self.groups, total);
     }
 
@@ -763,6 +859,7 @@ impl MemberGroups for FewGroups {
             .filter(|g| g.spilled())
             .map(|g| g.len())
             .sum();
+        self.open = self.groups.iter().filter(|g| g.len() < self.cap).count();
         let mut out = BinaryBuilder::with_capacity(groups.len(), groups.len() * 5);
         let mut scratch = Vec::new();
         for members in groups {
@@ -779,13 +876,20 @@ impl MemberGroups for FewGroups {
         group_indices: &[usize],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<()> {
+        if self.open == 0 {
+            return Ok(());
+        }
         let cap = self.cap;
         let spilled = &mut self.spilled;
+        let open = &mut self.open;
         let mut insert = |members: &mut Few, m: u32| {
             if members.len() < cap && !members.contains(&m) {
                 members.push(m);
                 if members.spilled() {
                     *spilled += 1;
+                }
+                if members.len() == cap {
+                    *open -= 1;
                 }
             }
         };
@@ -882,7 +986,7 @@ impl PersonSums {
                     }
                     return false;
                 }
-                Some(&last) if last > person && self.runs >= MAX_RUNS => {}
+                Some(&last) if last > person && usize::from(self.runs) >= MAX_RUNS => {}
                 last => {
                     self.runs += u8::from(last.is_some_and(|&l| l > person));
                     self.persons.push(person);
@@ -1333,7 +1437,7 @@ impl Cell {
     fn state(mut self, out: &mut Vec<u8>) {
         self.finish();
         out.extend_from_slice(&self.parts.to_le_bytes());
-        let set = encode_set(&self.persons.finish());
+        let set = std::mem::take(&mut self.persons).encode();
         out.extend_from_slice(&(set.len() as u32).to_le_bytes());
         out.extend_from_slice(&set);
         for v in &self.values {
@@ -1942,6 +2046,73 @@ mod tests {
                 .expect("set")
                 .is_empty()
         );
+    }
+
+    /// Written directly, a set has the bytes roaring writes for it, and reads back the same,
+    /// across array and bitmap containers (4,096 members and one more), several containers
+    /// and none; runs merged give each member once.
+    #[test]
+    fn sets_written_from_runs_are_roaring_s_own_bytes() {
+        let cases: Vec<Vec<u32>> = vec![
+            vec![],
+            vec![7],
+            (0..4096).map(|i| i * 3).collect(),
+            (0..4097).map(|i| i * 3).collect(),
+            (0..70_000).map(|i| i * 5 + (i % 7)).collect(),
+            vec![1, 65_535, 65_536, 1 << 20, u32::MAX >> 1],
+        ];
+        for members in cases {
+            let set: RoaringBitmap = members.iter().copied().collect();
+            let written = serialize_sorted(&members);
+            assert_eq!(written, encode_set(&set), "{} members", members.len());
+            assert_eq!(decode_set(&written).expect("reads back"), set);
+        }
+        let mut group = Group::default();
+        for m in [5, 9, 9, 12, 1, 9, 30, 2, 3, 12, 40] {
+            group.push(m);
+        }
+        let expected: RoaringBitmap = [1, 2, 3, 5, 9, 12, 30, 40].into_iter().collect();
+        assert_eq!(decode_set(&group.encode()).expect("set"), expected);
+        let mut many_runs = Group::default();
+        for run in 0..20u32 {
+            for m in (0..50).map(|i| i * 20 + run) {
+                many_runs.push(m);
+            }
+        }
+        let all: RoaringBitmap = (0..20u32)
+            .flat_map(|run| (0..50).map(move |i| i * 20 + run))
+            .collect();
+        assert_eq!(decode_set(&many_runs.encode()).expect("set"), all);
+    }
+
+    /// Batches are skipped while every group is full; a group that arrives later, or one left
+    /// after the full ones were emitted, still takes its members.
+    #[test]
+    fn full_groups_skip_rows_and_new_groups_still_fill() {
+        let marks = |m: &[u32]| -> ArrayRef { Arc::new(UInt32Array::from(m.to_vec())) };
+        let members = |out: &ArrayRef, group: usize| {
+            decode_set(out.as_binary::<i32>().value(group))
+                .expect("set")
+                .iter()
+                .collect::<Vec<_>>()
+        };
+        let mut a = Members(FewGroups::new(2));
+        a.update_batch(&[marks(&[1, 2, 3, 4])], &[0, 0, 1, 1], None, 2)
+            .expect("fills both");
+        a.update_batch(&[marks(&[5, 6])], &[0, 1], None, 2)
+            .expect("skipped");
+        a.update_batch(&[marks(&[7, 8, 9])], &[0, 2, 2], None, 3)
+            .expect("a new group");
+        let first = a.evaluate(EmitTo::First(1)).expect("first");
+        assert_eq!(members(&first, 0), [1, 2]);
+        a.update_batch(&[marks(&[10])], &[1], None, 2)
+            .expect("group 2 is now group 1, and full");
+        a.update_batch(&[marks(&[11, 12])], &[1, 2], None, 3)
+            .expect("a new group after an emit");
+        let rest = a.evaluate(EmitTo::All).expect("rest");
+        assert_eq!(members(&rest, 0), [3, 4]);
+        assert_eq!(members(&rest, 1), [8, 9]);
+        assert_eq!(members(&rest, 2), [12]);
     }
 
     /// A group of an aggregation by the pseudonym hands on its one person; nulls (no person)

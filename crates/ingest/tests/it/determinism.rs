@@ -336,9 +336,25 @@ fn parts_are_clustered_by_fiscal_year_then_person() {
         let mut years_of_parts = Vec::new();
         for part in &manifest.parts {
             let file = std::fs::File::open(dir.join(&part.file)).unwrap();
-            let reader =
-                parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1 << 20)
+            let builder =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
                     .unwrap();
+            // The indexes every checked query reads are stored plain, to be copied, not decoded.
+            for column in builder.metadata().row_groups()[0].columns() {
+                let name = column.column_path().string();
+                if name == person || name.ends_with("facility") || name == "facility_mark" {
+                    assert_eq!(
+                        column.compression(),
+                        parquet::basic::Compression::UNCOMPRESSED,
+                        "{name}"
+                    );
+                    assert!(
+                        column.dictionary_page_offset().is_none(),
+                        "{name}: no dictionary"
+                    );
+                }
+            }
+            let reader = builder.with_batch_size(1 << 20).build().unwrap();
             let mut years = std::collections::BTreeSet::new();
             for batch in reader {
                 let batch = batch.unwrap();
