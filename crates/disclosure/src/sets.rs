@@ -373,6 +373,13 @@ fn serialize_sorted(members: &[u32]) -> Vec<u8> {
     out
 }
 
+/// A bitmap of ascending members, each once: written in the portable form and read back,
+/// which costs less than roaring's own push a member.
+fn bitmap_of(sorted: &[u32]) -> RoaringBitmap {
+    RoaringBitmap::deserialize_from(&serialize_sorted(sorted)[..])
+        .unwrap_or_else(|_| sorted.iter().copied().collect())
+}
+
 /// The members of two ascending runs, ascending and each once.
 fn merge_ascending(a: &[u32], b: &[u32]) -> Vec<u32> {
     let mut out = Vec::with_capacity(a.len() + b.len());
@@ -528,6 +535,9 @@ const MAX_RUNS: usize = 8;
 
 /// Members buffered per group before they are added to its bitmap.
 const PENDING: usize = 4096;
+/// Members of an open run kept as a list (four bytes each) before they go into the bitmap (a
+/// bit or two bytes each): a large cell's memory stays that of its bitmap.
+const RUN_LIST: usize = 1 << 16;
 /// Incoming sets up to this size are added member by member.
 const SMALL_SET: u64 = 64;
 
@@ -537,6 +547,9 @@ impl Group {
             Some(&last) if last == member => return,
             Some(&last) if last < member => {
                 self.newest.push(member);
+                if self.newest.len() >= RUN_LIST {
+                    self.settle_newest();
+                }
                 return;
             }
             _ if self.runs.len() < MAX_RUNS => {
@@ -556,6 +569,14 @@ impl Group {
         if self.pending.len() >= PENDING {
             self.flush();
         }
+    }
+
+    /// The open run's members into the bitmap, but for its last, above which the run goes on.
+    fn settle_newest(&mut self) {
+        self.set |= bitmap_of(&self.newest);
+        let last = self.newest.last().copied();
+        self.newest.clear();
+        self.newest.extend(last);
     }
 
     /// The runs' members, ascending and each once.
@@ -610,9 +631,7 @@ impl Group {
     fn finish(mut self) -> RoaringBitmap {
         self.flush();
         let runs = self.merged_runs();
-        if let Ok(runs) = RoaringBitmap::from_sorted_iter(runs) {
-            self.set |= runs;
-        }
+        self.set |= bitmap_of(&runs);
         self.set
     }
 
@@ -2083,6 +2102,18 @@ mod tests {
             .flat_map(|run| (0..50).map(move |i| i * 20 + run))
             .collect();
         assert_eq!(decode_set(&many_runs.encode()).expect("set"), all);
+        // Runs longer than a list holds go into the bitmap as they grow, members kept once.
+        let mut long = Group::default();
+        let first: Vec<u32> = (0..200_000).map(|i| i * 3).collect();
+        let second: Vec<u32> = (0..150_000).map(|i| i * 4 + 1).collect();
+        for &m in first.iter().chain(&second) {
+            long.push(m);
+            long.push(m);
+        }
+        let listed = long.runs.iter().map(Vec::len).sum::<usize>() + long.newest.len();
+        assert!(listed <= 2 * RUN_LIST, "{listed} members in lists");
+        let all: RoaringBitmap = first.iter().chain(&second).copied().collect();
+        assert_eq!(decode_set(&long.encode()).expect("set"), all);
     }
 
     /// Batches are skipped while every group is full; a group that arrives later, or one left
