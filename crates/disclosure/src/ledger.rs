@@ -86,8 +86,24 @@ fn describe(set: &RoaringBitmap) -> ((u64, u64), Profile) {
     ((len, print), profile)
 }
 
-fn profile_of(set: &RoaringBitmap) -> Profile {
-    describe(set).1
+/// A set with its size, fingerprint and profile, taken once however many ledgers it is
+/// compared with and kept in (a result's cells meet the project's ledger and the result's own).
+#[derive(Debug, Clone, Copy)]
+pub struct Described<'a> {
+    set: &'a RoaringBitmap,
+    key: (u64, u64),
+    profile: Profile,
+}
+
+impl<'a> Described<'a> {
+    pub fn new(set: &'a RoaringBitmap) -> Self {
+        let (key, profile) = describe(set);
+        Self { set, key, profile }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.key.0 == 0
+    }
 }
 
 impl Kept {
@@ -156,18 +172,23 @@ impl Ledger {
     /// Keeps `set`, once: a set released again is compared once. Whether it is new (the same
     /// set released before gives nothing away, and need not be recorded again).
     pub fn add(&mut self, set: &RoaringBitmap) -> bool {
-        let ((len, print), profile) = describe(set);
-        if self.holds((len, print), set) {
+        self.add_described(&Described::new(set))
+    }
+
+    /// [`Ledger::add`] of a set described already.
+    pub fn add_described(&mut self, set: &Described<'_>) -> bool {
+        if self.holds(set.key, set.set) {
             return false;
         }
-        let at = self.sets.partition_point(|s| s.key() < (len, print));
+        let at = self.sets.partition_point(|s| s.key() < set.key);
+        let (len, print) = set.key;
         self.sets.insert(
             at,
             Kept {
                 len,
                 print,
-                profile,
-                set: set.clone(),
+                profile: set.profile,
+                set: set.set.clone(),
             },
         );
         true
@@ -176,19 +197,23 @@ impl Ledger {
     /// Whether some kept set differs from `set` by at least one and fewer than `threshold`
     /// persons (the same set again gives nothing away).
     pub fn differs_by_fewer(&self, set: &RoaringBitmap, threshold: u64) -> bool {
-        let n = set.len();
+        self.differs_by_fewer_described(&Described::new(set), threshold)
+    }
+
+    /// [`Ledger::differs_by_fewer`] of a set described already: only sets of nearly the same
+    /// size are looked at, and only those whose profiles do not tell them apart are compared
+    /// member by member.
+    pub fn differs_by_fewer_described(&self, set: &Described<'_>, threshold: u64) -> bool {
+        let n = set.key.0;
         let from = self.sets.partition_point(|s| s.len + threshold <= n);
-        // Taken once there is a set of nearly the same size to compare with.
-        let mut profile = None;
         self.sets[from..]
             .iter()
             .take_while(|s| s.len < n + threshold)
             .any(|s| {
-                let profile = profile.get_or_insert_with(|| profile_of(set));
-                if fewest_differing(profile, &s.profile) >= threshold {
+                if fewest_differing(&set.profile, &s.profile) >= threshold {
                     return false;
                 }
-                let d = s.set.symmetric_difference_len(set);
+                let d = s.set.symmetric_difference_len(set.set);
                 d > 0 && d < threshold
             })
     }

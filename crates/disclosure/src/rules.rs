@@ -11,7 +11,7 @@ use roaring::RoaringBitmap;
 use serde::Serialize;
 
 use crate::DisclosureError;
-use crate::ledger::Ledger;
+use crate::ledger::{Described, Ledger};
 use crate::policy::{DisclosurePolicy, Rules};
 use crate::sets::{Contributions, Form, decode_set};
 use crate::shadow::{ColumnLineage, Role, Shadow, Source, is_hidden};
@@ -420,17 +420,19 @@ pub fn check(
             continue;
         }
         let threshold = row_min_persons[row];
-        let near = |set: &RoaringBitmap, this_result: &Ledger| {
+        // Each set is described once, for both ledgers and for keeping.
+        let near = |set: &Described<'_>, this_result: &Ledger| {
             !set.is_empty()
-                && (ledger.differs_by_fewer(set, threshold)
-                    || this_result.differs_by_fewer(set, threshold))
+                && (ledger.differs_by_fewer_described(set, threshold)
+                    || this_result.differs_by_fewer_described(set, threshold))
         };
-        if group_sets[row].iter().any(|set| near(set, &this_result)) {
+        let groups: Vec<Described<'_>> = group_sets[row].iter().map(Described::new).collect();
+        if groups.iter().any(|set| near(set, &this_result)) {
             mask_row(&mut masked[row], &near_reason(threshold));
             continue;
         }
-        for set in &group_sets[row] {
-            this_result.add(set);
+        for set in &groups {
+            this_result.add_described(set);
         }
         for (set, r) in aggregate_sets[row].iter().zip(&resting) {
             if !r.differenced || r.showing.iter().all(|c| masked[row].contains_key(c)) {
@@ -441,14 +443,15 @@ pub fn check(
             if group_sets[row].contains(set) {
                 continue;
             }
-            if near(set, &this_result) {
+            let set = Described::new(set);
+            if near(&set, &this_result) {
                 for &c in &r.showing {
                     masked[row]
                         .entry(c)
                         .or_insert_with(|| near_reason(threshold));
                 }
             } else {
-                this_result.add(set);
+                this_result.add_described(&set);
             }
         }
     }

@@ -201,19 +201,21 @@ impl MemberGroups for PersonGroups {
         }
         let persons = values.as_primitive::<UInt32Type>();
         let nulls = persons.logical_nulls();
-        for (row, &g) in chosen(group_indices, opt_filter, nulls.as_ref()) {
-            let person = persons.value(row);
-            match self.persons[g] {
-                Some(p) if p != person => {
-                    return exec_err!(
-                        "two persons share a pseudonym in this project, so its results cannot be checked"
-                    );
+        let values = persons.values();
+        let slots = &mut self.persons;
+        for_each_chosen(group_indices, opt_filter, nulls.as_ref(), |row, g| {
+            let person = values[row];
+            match slots[g] {
+                Some(p) if p != person => exec_err!(
+                    "two persons share a pseudonym in this project, so its results cannot be checked"
+                ),
+                Some(_) => Ok(()),
+                None => {
+                    slots[g] = Some(person);
+                    Ok(())
                 }
-                Some(_) => {}
-                None => self.persons[g] = Some(person),
             }
-        }
-        Ok(())
+        })
     }
 
     fn emit(&mut self, emit_to: EmitTo) -> ArrayRef {
@@ -297,21 +299,28 @@ fn member_reader(values: &ArrayRef) -> Result<Box<dyn Fn(usize) -> u32 + '_>> {
     })
 }
 
-/// Calls `f(group, member)` for each of `rows`: person indexes and facility marks (UInt32, the
-/// common case) read directly, other members through [`member_reader`].
-fn each_member<'a>(
+/// Calls `f(group, member)` for each row [`for_each_chosen`] takes: person indexes and facility
+/// marks (UInt32, the common case) read directly, other members through [`member_reader`].
+fn each_member(
     values: &ArrayRef,
-    rows: impl Iterator<Item = (usize, &'a usize)>,
+    group_indices: &[usize],
+    filter: Option<&BooleanArray>,
     mut f: impl FnMut(usize, u32),
 ) -> Result<()> {
+    let nulls = values.logical_nulls();
     if let Some(members) = values.as_primitive_opt::<UInt32Type>() {
         let members = members.values();
-        rows.for_each(|(row, &g)| f(g, members[row]));
+        for_each_chosen(group_indices, filter, nulls.as_ref(), |row, g| {
+            f(g, members[row]);
+            Ok(())
+        })
     } else {
         let member = member_reader(values)?;
-        rows.for_each(|(row, &g)| f(g, member(row)));
+        for_each_chosen(group_indices, filter, nulls.as_ref(), |row, g| {
+            f(g, member(row));
+            Ok(())
+        })
     }
-    Ok(())
 }
 
 /// A roaring bitmap's serialization starts with a cookie (12346 or 12347, little-endian), never
@@ -382,25 +391,18 @@ fn bitmap_of(sorted: &[u32]) -> RoaringBitmap {
 
 /// The members of two ascending runs, ascending and each once.
 fn merge_ascending(a: &[u32], b: &[u32]) -> Vec<u32> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
+    let mut out = vec![0; a.len() + b.len()];
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    // Without a branch on which run is ahead: runs of two fiscal years interleave member by
+    // member, and such a branch would be mispredicted about every other member.
     while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => {
-                out.push(a[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                out.push(b[j]);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                out.push(a[i]);
-                i += 1;
-                j += 1;
-            }
-        }
+        let (x, y) = (a[i], b[j]);
+        out[n] = x.min(y);
+        n += 1;
+        i += usize::from(x <= y);
+        j += usize::from(y <= x);
     }
+    out.truncate(n);
     out.extend_from_slice(&a[i..]);
     out.extend_from_slice(&b[j..]);
     out
@@ -524,7 +526,7 @@ struct Group {
     set: RoaringBitmap,
     /// Ascending runs closed, and the open one.
     runs: Vec<Vec<u32>>,
-    newest: Vec<u32>,
+    newest: Run,
     pending: Vec<u32>,
     dense: bool,
 }
@@ -541,25 +543,84 @@ const RUN_LIST: usize = 1 << 16;
 /// Incoming sets up to this size are added member by member.
 const SMALL_SET: u64 = 64;
 
+/// An open ascending run. A member is written past its end whether or not it repeats the last
+/// (a person's rows in a cell come together as often as not, and a branch on which would be
+/// mispredicted that often), and the end moves on only for a new one: its slots always reach
+/// beyond its end.
+#[derive(Debug, Default)]
+struct Run {
+    slots: Vec<u32>,
+    len: usize,
+}
+
+impl Run {
+    fn last(&self) -> Option<u32> {
+        self.len.checked_sub(1).map(|i| self.slots[i])
+    }
+
+    fn members(&self) -> &[u32] {
+        &self.slots[..self.len]
+    }
+
+    /// Appends `member` unless it repeats the last; false (and nothing added) if it is below.
+    #[inline(always)]
+    fn extend(&mut self, member: u32) -> bool {
+        let new = match self.last() {
+            Some(last) if member < last => return false,
+            Some(last) => member > last,
+            None => true,
+        };
+        if self.len + 1 >= self.slots.len() {
+            self.grow();
+        }
+        self.slots[self.len] = member;
+        self.len += usize::from(new);
+        true
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        self.slots.resize((self.slots.len() * 2).max(8), 0);
+    }
+
+    /// Its members, leaving it empty.
+    fn take(&mut self) -> Vec<u32> {
+        let mut members = std::mem::take(&mut self.slots);
+        members.truncate(std::mem::take(&mut self.len));
+        members
+    }
+
+    /// Keeps only its last member.
+    fn keep_last(&mut self) {
+        if let Some(last) = self.last() {
+            self.slots[0] = last;
+            self.len = 1;
+        }
+    }
+}
+
 impl Group {
+    #[inline(always)]
     fn push(&mut self, member: u32) {
-        match self.newest.last() {
-            Some(&last) if last == member => return,
-            Some(&last) if last < member => {
-                self.newest.push(member);
-                if self.newest.len() >= RUN_LIST {
-                    self.settle_newest();
-                }
-                return;
+        if self.newest.extend(member) {
+            if self.newest.len >= RUN_LIST {
+                self.settle_newest();
             }
-            _ if self.runs.len() < MAX_RUNS => {
-                if !self.newest.is_empty() {
-                    self.runs.push(std::mem::take(&mut self.newest));
-                }
-                self.newest.push(member);
-                return;
-            }
-            _ => {}
+            return;
+        }
+        self.push_below(member);
+    }
+
+    /// A member below the open run's last: a run of its own while there are few, else into
+    /// the bitmap (directly once it is dense, else buffered and added sorted).
+    #[cold]
+    #[inline(never)]
+    fn push_below(&mut self, member: u32) {
+        if self.runs.len() < MAX_RUNS {
+            self.runs.push(self.newest.take());
+            self.newest.extend(member);
+            return;
         }
         if self.dense {
             self.set.insert(member);
@@ -572,17 +633,17 @@ impl Group {
     }
 
     /// The open run's members into the bitmap, but for its last, above which the run goes on.
+    #[cold]
+    #[inline(never)]
     fn settle_newest(&mut self) {
-        self.set |= bitmap_of(&self.newest);
-        let last = self.newest.last().copied();
-        self.newest.clear();
-        self.newest.extend(last);
+        self.set |= bitmap_of(self.newest.members());
+        self.newest.keep_last();
     }
 
     /// The runs' members, ascending and each once.
     fn merged_runs(&mut self) -> Vec<u32> {
         let mut runs = std::mem::take(&mut self.runs);
-        runs.push(std::mem::take(&mut self.newest));
+        runs.push(self.newest.take());
         runs.retain(|r| !r.is_empty());
         while runs.len() > 1 {
             let mut pairs = Vec::with_capacity(runs.len().div_ceil(2));
@@ -649,7 +710,7 @@ impl Group {
     fn held(&self) -> usize {
         self.set.len() as usize
             + self.runs.iter().map(Vec::len).sum::<usize>()
-            + self.newest.len()
+            + self.newest.len
             + self.pending.len()
     }
 
@@ -667,17 +728,28 @@ fn selected(filter: Option<&BooleanArray>, row: usize) -> bool {
     filter.is_none_or(|f| f.is_valid(row) && f.value(row))
 }
 
-/// The rows (with their groups) the filter selects and that have a value; `nulls` taken once
-/// per batch, not asked of the column by a dynamic call a row.
-fn chosen<'a>(
-    group_indices: &'a [usize],
-    filter: Option<&'a BooleanArray>,
-    nulls: Option<&'a arrow::buffer::NullBuffer>,
-) -> impl Iterator<Item = (usize, &'a usize)> + 'a {
-    group_indices
-        .iter()
-        .enumerate()
-        .filter(move |&(row, _)| selected(filter, row) && nulls.is_none_or(|n| n.is_valid(row)))
+/// Calls `f(row, group)` for the rows the filter selects and that have a value, stopping at an
+/// error; `nulls` taken once per batch. A batch with neither filter nor nulls (the common one)
+/// is taken without a check a row.
+#[inline(always)]
+fn for_each_chosen(
+    group_indices: &[usize],
+    filter: Option<&BooleanArray>,
+    nulls: Option<&arrow::buffer::NullBuffer>,
+    mut f: impl FnMut(usize, usize) -> Result<()>,
+) -> Result<()> {
+    if filter.is_none() && nulls.is_none() {
+        for (row, &g) in group_indices.iter().enumerate() {
+            f(row, g)?;
+        }
+        return Ok(());
+    }
+    for (row, &g) in group_indices.iter().enumerate() {
+        if selected(filter, row) && nulls.is_none_or(|n| n.is_valid(row)) {
+            f(row, g)?;
+        }
+    }
+    Ok(())
 }
 
 fn grow<T: Default>(v: &mut Vec<T>, total: usize) {
@@ -713,18 +785,29 @@ impl MemberGroups for SetGroups {
         opt_filter: Option<&BooleanArray>,
     ) -> Result<()> {
         let nulls = values.logical_nulls();
-        let rows = chosen(group_indices, opt_filter, nulls.as_ref());
+        if let (Some(members), None, None) =
+            (values.as_primitive_opt::<UInt32Type>(), opt_filter, &nulls)
+        {
+            // Every row counts (the common batch): read as they lie, counted once a batch.
+            let groups = &mut self.groups[..];
+            for (&g, &member) in group_indices.iter().zip(members.values()) {
+                groups[g].push(member);
+            }
+            self.added += group_indices.len();
+            return Ok(());
+        }
         if values.data_type() == &DataType::Binary {
             let sets = values.as_binary::<i32>();
-            for (row, &g) in rows {
+            let (groups, added) = (&mut self.groups, &mut self.added);
+            for_each_chosen(group_indices, opt_filter, nulls.as_ref(), |row, g| {
                 let bytes = sets.value(row);
-                self.added += bytes.len() / 4;
-                self.groups[g].add_set(bytes)?;
-            }
+                *added += bytes.len() / 4;
+                groups[g].add_set(bytes)
+            })?;
         } else {
             let groups = &mut self.groups;
             let added = &mut self.added;
-            each_member(values, rows, |g, m| {
+            each_member(values, group_indices, opt_filter, |g, m| {
                 groups[g].push(m);
                 *added += 1;
             })?;
@@ -864,6 +947,28 @@ impl FewGroups {
     }
 }
 
+/// The counts [`FewGroups`] keeps while it takes a batch's members.
+struct FewCounts<'a> {
+    cap: usize,
+    spilled: &'a mut usize,
+    open: &'a mut usize,
+}
+
+impl FewCounts<'_> {
+    #[inline(always)]
+    fn insert(&mut self, members: &mut Few, m: u32) {
+        if members.len() < self.cap && !members.contains(&m) {
+            members.push(m);
+            if members.spilled() {
+                *self.spilled += 1;
+            }
+            if members.len() == self.cap {
+                *self.open -= 1;
+            }
+        }
+    }
+}
+
 impl MemberGroups for FewGroups {
     fn grow(&mut self, total: usize) {
         self.open += total.saturating_sub(self.groups.len());
@@ -898,42 +1003,33 @@ impl MemberGroups for FewGroups {
         if self.open == 0 {
             return Ok(());
         }
-        let cap = self.cap;
-        let spilled = &mut self.spilled;
-        let open = &mut self.open;
-        let mut insert = |members: &mut Few, m: u32| {
-            if members.len() < cap && !members.contains(&m) {
-                members.push(m);
-                if members.spilled() {
-                    *spilled += 1;
-                }
-                if members.len() == cap {
-                    *open -= 1;
-                }
-            }
-        };
         let groups = &mut self.groups;
-        let nulls = values.logical_nulls();
-        let rows = chosen(group_indices, opt_filter, nulls.as_ref());
+        let mut counts = FewCounts {
+            cap: self.cap,
+            spilled: &mut self.spilled,
+            open: &mut self.open,
+        };
         if values.data_type() == &DataType::Binary {
             let sets = values.as_binary::<i32>();
-            for (row, &g) in rows {
+            let nulls = values.logical_nulls();
+            for_each_chosen(group_indices, opt_filter, nulls.as_ref(), |row, g| {
                 // A full group skips its rows before they are read.
-                if groups[g].len() >= cap {
-                    continue;
+                if groups[g].len() >= counts.cap {
+                    return Ok(());
                 }
                 let bytes = sets.value(row);
                 match tagged_members(bytes) {
-                    Some(members) => members.for_each(|m| insert(&mut groups[g], m)),
+                    Some(members) => members.for_each(|m| counts.insert(&mut groups[g], m)),
                     None => decode_set(bytes)?
                         .iter()
-                        .for_each(|m| insert(&mut groups[g], m)),
+                        .for_each(|m| counts.insert(&mut groups[g], m)),
                 }
-            }
+                Ok(())
+            })?;
         } else {
-            each_member(values, rows, |g, m| {
-                if groups[g].len() < cap {
-                    insert(&mut groups[g], m);
+            each_member(values, group_indices, opt_filter, |g, m| {
+                if groups[g].len() < counts.cap {
+                    counts.insert(&mut groups[g], m);
                 }
             })?;
         }
@@ -1334,6 +1430,9 @@ type Top = smallvec::SmallVec<[f64; TOP_CONTRIBUTIONS + 1]>;
 #[derive(Debug, Default, Clone)]
 struct ValueBounds {
     total: f64,
+    /// What a sum must exceed to be among the open part's largest, once it has
+    /// [`TOP_CONTRIBUTIONS`]: most entries are told apart by it alone.
+    floor: f64,
     /// The open part's largest sums, and per rank the sum of the closed parts' (the bounds).
     part: Top,
     closed: [f64; TOP_CONTRIBUTIONS],
@@ -1342,9 +1441,23 @@ struct ValueBounds {
 }
 
 impl ValueBounds {
+    #[inline]
     fn enter(&mut self, sum: f64) {
         self.total += sum;
-        keep_largest(&mut self.part, sum);
+        if sum > self.floor || self.part.len() < TOP_CONTRIBUTIONS {
+            keep_largest(&mut self.part, sum);
+            if self.part.len() == TOP_CONTRIBUTIONS {
+                self.floor = self.part[TOP_CONTRIBUTIONS - 1];
+            }
+        }
+    }
+
+    fn close_part(&mut self) {
+        self.closed
+            .iter_mut()
+            .zip(self.part.drain(..))
+            .for_each(|(c, s)| *c += s);
+        self.floor = 0.0;
     }
 }
 
@@ -1436,12 +1549,7 @@ impl Cell {
     }
 
     fn close_part(&mut self) {
-        for v in &mut self.values {
-            v.closed
-                .iter_mut()
-                .zip(v.part.drain(..))
-                .for_each(|(c, s)| *c += s);
-        }
+        self.values.iter_mut().for_each(ValueBounds::close_part);
         self.part_open = false;
     }
 
@@ -2110,7 +2218,7 @@ mod tests {
             long.push(m);
             long.push(m);
         }
-        let listed = long.runs.iter().map(Vec::len).sum::<usize>() + long.newest.len();
+        let listed = long.runs.iter().map(Vec::len).sum::<usize>() + long.newest.len;
         assert!(listed <= 2 * RUN_LIST, "{listed} members in lists");
         let all: RoaringBitmap = first.iter().chain(&second).copied().collect();
         assert_eq!(decode_set(&long.encode()).expect("set"), all);
@@ -2236,6 +2344,56 @@ mod tests {
         cells
             .update_batch(&arrays, &vec![0; rows], None, 1)
             .expect("update");
+    }
+
+    /// Two runs that overlap and repeat each other's members merge into one ascending run with
+    /// each member once, however they interleave.
+    #[test]
+    fn merged_runs_keep_each_member_once_in_order() {
+        let a: Vec<u32> = (0..3_000).filter(|m| m % 3 != 1).collect();
+        let b: Vec<u32> = (1_000..5_000).filter(|m| m % 5 != 0).collect();
+        let expected: Vec<u32> = a
+            .iter()
+            .chain(&b)
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(merge_ascending(&a, &b), expected);
+        assert_eq!(merge_ascending(&b, &a), expected);
+        assert_eq!(merge_ascending(&[], &b), b);
+        assert_eq!(merge_ascending(&a, &[]), a);
+    }
+
+    /// Within one part the largest sums are exact, in whatever order persons' sums rise and fall
+    /// (an entry is told apart by the least of those kept so far, which moves as they do).
+    #[test]
+    fn a_cell_of_one_part_keeps_exactly_its_largest_sums() {
+        let mut rows = Vec::new();
+        let mut x = 0x6e69_u32;
+        for p in 0..500u32 {
+            for _ in 0..1 + p % 3 {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                // Sums rising with the person, with noise: the kept ones change early and late.
+                rows.push((p, f64::from(p / 4 + (x >> 20) % 97)));
+            }
+        }
+        let mut exact: HashMap<u32, f64> = HashMap::default();
+        for &(p, v) in &rows {
+            *exact.entry(p).or_default() += v;
+        }
+        let mut cells = ByPerson(CellGroups::new(1));
+        cell_rows(
+            &mut cells,
+            rows.iter().map(|r| Some(r.0)).collect(),
+            &[rows.iter().map(|r| r.1).collect()],
+        );
+        let (_, sections) = evaluate_cell(&mut cells, 0);
+        let mut sums: Vec<f64> = exact.values().copied().collect();
+        sums.sort_by(|a, b| b.total_cmp(a));
+        assert_eq!(sections[0].form, Form::Exact, "one part");
+        assert_eq!(sections[0].top, sums[..TOP_CONTRIBUTIONS]);
+        assert_eq!(sections[0].total, sums.iter().sum::<f64>());
     }
 
     /// Two partitions, each handing the cell its persons in two ascending runs (fiscal years)
