@@ -1470,11 +1470,17 @@ fn keep_largest(top: &mut Top, v: f64) {
     }
 }
 
+/// A cell's open entry: the person whose rows in this run it has summed so far, and the k
+/// sums. [`CellGroups`] keeps every group's in two arrays beside the cells, so that a row adding
+/// to its entry (most rows) touches a few bytes, not a cell and its bounds, which among hundreds
+/// of cells would be out of the first-level cache nearly every row.
+struct Entry<'a> {
+    person: &'a mut Option<u32>,
+    sums: &'a mut [f64],
+}
+
 #[derive(Debug)]
 struct Cell {
-    /// The person of the open entry (their rows in this run so far), and its k sums.
-    open: Option<u32>,
-    sums: Sums,
     persons: Group,
     /// Parts begun (runs, and states merged in), and whether one is open.
     parts: u32,
@@ -1485,8 +1491,6 @@ struct Cell {
 impl Cell {
     fn new(k: usize) -> Self {
         Self {
-            open: None,
-            sums: smallvec::smallvec![0.0; k],
             persons: Group::default(),
             parts: 0,
             part_open: false,
@@ -1494,26 +1498,26 @@ impl Cell {
         }
     }
 
-    /// A row of `person`; whether it opened an entry.
+    /// A row of `person`, summed into `entry`; whether it opened an entry.
     #[inline]
-    fn add(&mut self, person: u32, value: impl Fn(usize) -> f64) -> bool {
-        if self.open == Some(person) {
-            for (j, sum) in self.sums.iter_mut().enumerate() {
+    fn add(&mut self, entry: &mut Entry<'_>, person: u32, value: impl Fn(usize) -> f64) -> bool {
+        if *entry.person == Some(person) {
+            for (j, sum) in entry.sums.iter_mut().enumerate() {
                 *sum += value(j).abs();
             }
             return false;
         }
-        if let Some(open) = self.open {
-            self.close_entry(open);
+        if let Some(open) = *entry.person {
+            self.close_entry(open, entry.sums);
             // A person below the open one begins a run.
             if person < open {
                 self.close_part();
             }
         }
         self.begin_part();
-        self.open = Some(person);
+        *entry.person = Some(person);
         self.persons.push(person);
-        for (j, sum) in self.sums.iter_mut().enumerate() {
+        for (j, sum) in entry.sums.iter_mut().enumerate() {
             *sum = value(j).abs();
         }
         true
@@ -1538,8 +1542,8 @@ impl Cell {
         }
     }
 
-    fn close_entry(&mut self, person: u32) {
-        for (v, &sum) in self.values.iter_mut().zip(&self.sums) {
+    fn close_entry(&mut self, person: u32, sums: &[f64]) {
+        for (v, &sum) in self.values.iter_mut().zip(sums) {
             if sum == 0.0 {
                 v.zeros.push(person);
             } else {
@@ -1553,16 +1557,17 @@ impl Cell {
         self.part_open = false;
     }
 
-    fn finish(&mut self) {
-        if let Some(open) = self.open.take() {
-            self.close_entry(open);
+    /// Closes `entry`, and the open part: the cell is then handed on.
+    fn finish(&mut self, entry: &mut Entry<'_>) {
+        if let Some(open) = entry.person.take() {
+            self.close_entry(open, entry.sums);
         }
         self.close_part();
     }
 
-    /// The partial state: parts, the set, then per value its total, bounds and zeros.
+    /// The partial state of a finished cell: parts, the set, then per value its total, bounds
+    /// and zeros.
     fn state(mut self, out: &mut Vec<u8>) {
-        self.finish();
         out.extend_from_slice(&self.parts.to_le_bytes());
         let set = std::mem::take(&mut self.persons).encode();
         out.extend_from_slice(&(set.len() as u32).to_le_bytes());
@@ -1584,13 +1589,13 @@ impl Cell {
     /// one person's rows) joins the open run as an entry: a part each would leave a grouping of
     /// many small groups with bounds no better than their totals, and a recheck every time.
     /// Other states are parts of their own. Nothing is added from a state cut short.
-    fn merge(&mut self, state: &[u8]) -> Result<usize> {
+    fn merge(&mut self, entry: &mut Entry<'_>, state: &[u8]) -> Result<usize> {
         let Some(state) = CellState::read(state, self.values.len()) else {
             return exec_err!("a cell's partial state was cut short");
         };
         let value = |j: usize| state.values[j].total;
         match state.single_entry()? {
-            Some(Some(person)) => return Ok(usize::from(self.add(person, value))),
+            Some(Some(person)) => return Ok(usize::from(self.add(entry, person, value))),
             Some(None) => {
                 self.add_anonymous(value);
                 return Ok(0);
@@ -1612,9 +1617,8 @@ impl Cell {
         Ok(members)
     }
 
-    /// The set, and one section per value (see [`Contributions::decode`]).
-    fn evaluate(mut self) -> (Vec<u8>, Vec<u8>) {
-        self.finish();
+    /// The set of a finished cell, and one section per value (see [`Contributions::decode`]).
+    fn evaluate(self) -> (Vec<u8>, Vec<u8>) {
         let persons = self.persons.finish();
         let mut contributions = vec![CONTRIBUTIONS_FORM];
         for v in &self.values {
@@ -1705,6 +1709,9 @@ impl<'a> CellState<'a> {
 #[derive(Debug)]
 struct CellGroups {
     k: usize,
+    /// Per group, its open entry (see [`Entry`]): the person, and k sums.
+    open: Vec<Option<u32>>,
+    sums: Vec<f64>,
     cells: Vec<Cell>,
     /// Members added so far (set members, zeros): a cheap bound on the cells' size.
     added: usize,
@@ -1714,19 +1721,41 @@ impl CellGroups {
     fn new(k: usize) -> Self {
         Self {
             k,
+            open: Vec::new(),
+            sums: Vec::new(),
             cells: Vec::new(),
             added: 0,
         }
     }
 
+    fn entry(&mut self, group: usize) -> (&mut Cell, Entry<'_>) {
+        let k = self.k;
+        let entry = Entry {
+            person: &mut self.open[group],
+            sums: &mut self.sums[group * k..(group + 1) * k],
+        };
+        (&mut self.cells[group], entry)
+    }
+
+    /// The cells to hand on, finished (their entries and parts closed).
     fn take(&mut self, emit_to: EmitTo) -> Vec<Cell> {
-        let taken = emit_to.take_needed(&mut self.cells);
+        let taken = match emit_to {
+            EmitTo::All => self.cells.len(),
+            EmitTo::First(n) => n.min(self.cells.len()),
+        };
+        for group in 0..taken {
+            let (cell, mut entry) = self.entry(group);
+            cell.finish(&mut entry);
+        }
+        self.open.drain(..taken);
+        self.sums.drain(..taken * self.k);
+        let cells: Vec<Cell> = self.cells.drain(..taken).collect();
         self.added = self
             .cells
             .iter()
             .map(|c| c.persons.held() + c.values.iter().map(|v| v.zeros.len()).sum::<usize>())
             .sum();
-        taken
+        cells
     }
 }
 
@@ -1742,7 +1771,17 @@ impl Contributing for CellGroups {
     ) {
         match person {
             Some(person) => {
-                let opened = self.cells[group].add(person, value);
+                let k = self.k;
+                let sums = &mut self.sums[group * k..(group + 1) * k];
+                // The common row: its person's entry is open.
+                if self.open[group] == Some(person) {
+                    for (j, sum) in sums.iter_mut().enumerate() {
+                        *sum += value(j).abs();
+                    }
+                    return;
+                }
+                let (cell, mut entry) = self.entry(group);
+                let opened = cell.add(&mut entry, person, value);
                 self.added += usize::from(opened);
             }
             None if valued => self.cells[group].add_anonymous(value),
@@ -1758,11 +1797,15 @@ impl Contributing for CellGroups {
         let k = self.k;
         if self.cells.len() < total {
             self.cells.resize_with(total, || Cell::new(k));
+            self.open.resize(total, None);
+            self.sums.resize(total * k, 0.0);
         }
     }
 
     fn merge(&mut self, group: usize, state: &[u8]) -> Result<()> {
-        self.added += self.cells[group].merge(state)?;
+        let (cell, mut entry) = self.entry(group);
+        let members = cell.merge(&mut entry, state)?;
+        self.added += members;
         Ok(())
     }
 
@@ -1795,6 +1838,8 @@ impl Contributing for CellGroups {
 
     fn size(&self) -> usize {
         self.cells.capacity() * std::mem::size_of::<Cell>()
+            + self.open.capacity() * std::mem::size_of::<Option<u32>>()
+            + self.sums.capacity() * std::mem::size_of::<f64>()
             + self.cells.len() * self.k * std::mem::size_of::<ValueBounds>()
             + 4 * self.added
     }
