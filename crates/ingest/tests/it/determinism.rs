@@ -326,9 +326,14 @@ fn parts_are_clustered_by_fiscal_year_then_person() {
             ym / 100 - 1
         }
     };
-    for (table, person, period) in [
-        ("receipts", "person_idx", "claim_ym"),
-        ("diagnoses", "parent_person_idx", "parent_period"),
+    for (table, person, period, facility) in [
+        ("receipts", "person_idx", "claim_ym", "facility_mark"),
+        (
+            "diagnoses",
+            "parent_person_idx",
+            "parent_period",
+            "parent_facility",
+        ),
     ] {
         let manifest = store.verify("ndb", table).unwrap();
         let dir = d.data_dir("data").join("store/ndb").join(table);
@@ -340,19 +345,21 @@ fn parts_are_clustered_by_fiscal_year_then_person() {
                 parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
                     .unwrap();
             // The indexes every checked query reads are stored plain, to be copied, not decoded.
-            for column in builder.metadata().row_groups()[0].columns() {
-                let name = column.column_path().string();
-                if name == person || name.ends_with("facility") || name == "facility_mark" {
-                    assert_eq!(
-                        column.compression(),
-                        parquet::basic::Compression::UNCOMPRESSED,
-                        "{name}"
-                    );
-                    assert!(
-                        column.dictionary_page_offset().is_none(),
-                        "{name}: no dictionary"
-                    );
-                }
+            for index in [person, facility] {
+                let columns = builder.metadata().row_groups()[0].columns();
+                let column = columns
+                    .iter()
+                    .find(|c| c.column_path().string() == index)
+                    .unwrap_or_else(|| panic!("{table} stores {index}"));
+                assert_eq!(
+                    column.compression(),
+                    parquet::basic::Compression::UNCOMPRESSED,
+                    "{index}"
+                );
+                assert!(
+                    column.dictionary_page_offset().is_none(),
+                    "{index}: no dictionary"
+                );
             }
             let reader = builder.with_batch_size(1 << 20).build().unwrap();
             let mut years = std::collections::BTreeSet::new();
