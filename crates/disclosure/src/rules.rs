@@ -40,7 +40,8 @@ pub enum Verdict {
     /// Nothing leaves; the reason says why.
     Hold(String),
     /// Bounds on a cell's largest contributions do not settle dominance or p-percent, or do
-    /// not tell who contributes: nothing was decided, and the query must be checked again on
+    /// not tell who contributes, or the facilities found for it (some of them) are too few:
+    /// nothing was decided, and the query must be checked again on
     /// its exact shadow (built without bounds), which never gives this.
     Recheck,
 }
@@ -360,6 +361,11 @@ pub fn check(
         if judged && rules.facility_rule {
             let facilities = sets_at(&batch, &shadow.facility_sets, row)?;
             if !facilities.is_empty() && n > 0 && smallest(&facilities) < rules.min_facilities {
+                // Some of the cell's facilities only: the exact shadow may find enough. A cell
+                // masked whole already needs none.
+                if shadow.facilities_bounded && cell_masks.len() < aggregate_columns.len() {
+                    return Ok(Verdict::Recheck);
+                }
                 mask_row(
                     cell_masks,
                     &format!("fewer than {} facilities", rules.min_facilities),

@@ -63,11 +63,12 @@ enum Kind {
     Few(usize),
     Contributions,
     Person,
+    AFacility,
     Cell,
 }
 
 /// niji's aggregates, each computed by a groups accumulator: a Binary result and a Binary
-/// state, but for `niji_person`'s person index (UInt32).
+/// state, but for the one member of `niji_person` and `niji_a_facility` (UInt32).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct NijiUdaf {
     kind: Kind,
@@ -81,7 +82,8 @@ impl NijiUdaf {
             Kind::Set => Box::new(Members(SetGroups::default())),
             Kind::Few(cap) => Box::new(Members(FewGroups::new(cap))),
             Kind::Contributions => Box::new(ByPerson(ContributionGroups::new(values.max(1)))),
-            Kind::Person => Box::new(Members(PersonGroups::default())),
+            Kind::Person => Box::new(Members(FirstGroups::person())),
+            Kind::AFacility => Box::new(Members(FirstGroups::default())),
             Kind::Cell => Box::new(ByPerson(CellGroups::new(values.max(1)))),
         }
     }
@@ -89,7 +91,7 @@ impl NijiUdaf {
     /// The type of the state, and of the result but for a cell's (a struct).
     fn carries(&self) -> DataType {
         match self.kind {
-            Kind::Person => DataType::UInt32,
+            Kind::Person | Kind::AFacility => DataType::UInt32,
             _ => DataType::Binary,
         }
     }
@@ -102,6 +104,7 @@ impl AggregateUDFImpl for NijiUdaf {
             Kind::Few(_) => FEW_FUNCTION,
             Kind::Contributions => CONTRIBUTIONS_FUNCTION,
             Kind::Person => PERSON_FUNCTION,
+            Kind::AFacility => A_FACILITY_FUNCTION,
             Kind::Cell => CELL_FUNCTION,
         }
     }
@@ -117,7 +120,7 @@ impl AggregateUDFImpl for NijiUdaf {
                 && args[1..].iter().all(|t| t == &DataType::Float64)
         };
         match (self.kind, args.first()) {
-            (Kind::Person, Some(DataType::UInt32)) => Ok(DataType::UInt32),
+            (Kind::Person | Kind::AFacility, Some(DataType::UInt32)) => Ok(DataType::UInt32),
             (Kind::Contributions, _) if contributions_take(args) => Ok(DataType::Binary),
             (Kind::Cell, _) if contributions_take(args) => Ok(DataType::Struct(cell_fields())),
             (
@@ -134,9 +137,9 @@ impl AggregateUDFImpl for NijiUdaf {
         }
     }
 
-    /// Only a group's person may be unknown (records without ID5).
+    /// Only a group's one person or facility may be unknown (records without ID5 or facility).
     fn is_nullable(&self) -> bool {
-        self.kind == Kind::Person
+        matches!(self.kind, Kind::Person | Kind::AFacility)
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -178,15 +181,39 @@ pub fn person_udaf() -> AggregateUDF {
     })
 }
 
-/// Each group's person (None: no identified person yet).
-#[derive(Debug, Default)]
-struct PersonGroups {
-    persons: Vec<Option<u32>>,
+pub const A_FACILITY_FUNCTION: &str = "niji_a_facility";
+
+/// `niji_a_facility(mark)`: one facility of each group (its first), for groups of one person
+/// that an outer aggregation counts facilities over. The facilities an outer cell finds so are
+/// some of its own, never more: enough to pass the rule, and where they fall short the exact
+/// shadow counts them all. A person's few facilities would otherwise be searched a row.
+pub fn a_facility_udaf() -> AggregateUDF {
+    AggregateUDF::new_from_impl(NijiUdaf {
+        kind: Kind::AFacility,
+        signature: Signature::exact(vec![DataType::UInt32], Volatility::Immutable),
+    })
 }
 
-impl MemberGroups for PersonGroups {
+/// Each group's first member (None: none yet); with `one_only`, a second member fails the
+/// query (a group's person).
+#[derive(Debug, Default)]
+struct FirstGroups {
+    firsts: Vec<Option<u32>>,
+    one_only: bool,
+}
+
+impl FirstGroups {
+    fn person() -> Self {
+        Self {
+            firsts: Vec::new(),
+            one_only: true,
+        }
+    }
+}
+
+impl MemberGroups for FirstGroups {
     fn grow(&mut self, total: usize) {
-        grow(&mut self.persons, total);
+        grow(&mut self.firsts, total);
     }
 
     fn add(
@@ -199,36 +226,42 @@ impl MemberGroups for PersonGroups {
         if group_indices.is_empty() {
             return Ok(());
         }
-        let persons = values.as_primitive::<UInt32Type>();
-        let nulls = persons.logical_nulls();
-        let values = persons.values();
-        let slots = &mut self.persons;
+        let members = values.as_primitive::<UInt32Type>();
+        let nulls = members.logical_nulls();
+        let members = members.values();
+        let firsts = &mut self.firsts;
+        // Noted, not returned, on the way: an early return a row costs a branch a row.
+        let mut second = false;
         for_each_chosen(group_indices, opt_filter, nulls.as_ref(), |row, g| {
-            let person = values[row];
-            match slots[g] {
-                Some(p) if p != person => exec_err!(
-                    "two persons share a pseudonym in this project, so its results cannot be checked"
-                ),
-                Some(_) => Ok(()),
-                None => {
-                    slots[g] = Some(person);
-                    Ok(())
-                }
+            let member = members[row];
+            match firsts[g] {
+                Some(first) => second |= first != member,
+                None => firsts[g] = Some(member),
             }
-        })
+            Ok(())
+        })?;
+        if second && self.one_only {
+            return exec_err!(
+                "two persons share a pseudonym in this project, so its results cannot be checked"
+            );
+        }
+        Ok(())
     }
 
     fn emit(&mut self, emit_to: EmitTo) -> ArrayRef {
-        let persons = emit_to.take_needed(&mut self.persons);
-        Arc::new(arrow::array::UInt32Array::from(persons))
+        let firsts = emit_to.take_needed(&mut self.firsts);
+        Arc::new(arrow::array::UInt32Array::from(firsts))
     }
 
     fn empty(&self) -> Self {
-        Self::default()
+        Self {
+            firsts: Vec::new(),
+            one_only: self.one_only,
+        }
     }
 
     fn size(&self) -> usize {
-        self.persons.capacity() * std::mem::size_of::<Option<u32>>()
+        self.firsts.capacity() * std::mem::size_of::<Option<u32>>()
     }
 }
 
@@ -2313,12 +2346,12 @@ mod tests {
     /// stay null; a second person in a group fails the query instead of hiding one of them.
     #[test]
     fn the_person_of_a_group_is_carried_and_two_persons_fail() {
-        let mut a = Members(PersonGroups::default());
+        let mut a = Members(FirstGroups::person());
         let persons: ArrayRef = Arc::new(UInt32Array::from(vec![Some(7), Some(7), None, Some(9)]));
         a.update_batch(&[persons], &[0, 0, 1, 2], None, 3)
             .expect("update");
         let state = a.state(EmitTo::All).expect("state");
-        let mut b = Members(PersonGroups::default());
+        let mut b = Members(FirstGroups::person());
         b.merge_batch(&state, &[0, 1, 2], 3).expect("merge");
         let more: ArrayRef = Arc::new(UInt32Array::from(vec![7, 9]));
         let filter = BooleanArray::from(vec![Some(true), None]);
@@ -2331,10 +2364,22 @@ mod tests {
         let rows = rows[0].as_primitive::<UInt32Type>();
         assert_eq!(rows.iter().collect::<Vec<_>>(), [Some(7), None]);
 
-        let mut c = Members(PersonGroups::default());
+        let mut c = Members(FirstGroups::person());
         let two: ArrayRef = Arc::new(UInt32Array::from(vec![1, 2]));
         let err = c.update_batch(&[two], &[0, 0], None, 1).unwrap_err();
         assert!(err.to_string().contains("share a pseudonym"), "{err}");
+    }
+
+    /// A group's one facility is its first; others do not fail it (a person visits several).
+    #[test]
+    fn a_facility_of_a_group_is_its_first() {
+        let mut a = Members(FirstGroups::default());
+        let marks: ArrayRef = Arc::new(UInt32Array::from(vec![None, Some(5), Some(6), Some(8)]));
+        a.update_batch(&[marks], &[0, 0, 0, 1], None, 3)
+            .expect("several facilities in a group");
+        let out = a.evaluate(EmitTo::All).expect("evaluate");
+        let out = out.as_primitive::<UInt32Type>();
+        assert_eq!(out.iter().collect::<Vec<_>>(), [Some(5), Some(8), None]);
     }
 
     #[test]

@@ -21,8 +21,8 @@ use datafusion::logical_expr::{
 };
 
 use crate::sets::{
-    CELL_CONTRIBUTIONS, CELL_PERSONS, cell_field_udf, cell_udaf, contributions_udaf, few_udaf,
-    person_udaf, set_udaf,
+    CELL_CONTRIBUTIONS, CELL_PERSONS, a_facility_udaf, cell_field_udf, cell_udaf,
+    contributions_udaf, few_udaf, person_udaf, set_udaf,
 };
 
 /// The person index of a person-level view (UInt32), or the set of persons behind an inner
@@ -120,6 +120,9 @@ pub struct Shadow {
     pub person_sets: Vec<usize>,
     pub raw_persons: bool,
     pub facility_sets: Vec<usize>,
+    /// Whether the facility sets may hold only some of a cell's facilities (one a person, see
+    /// [`crate::sets::a_facility_udaf`]): a cell they leave short is checked again exactly.
+    pub facilities_bounded: bool,
     /// Aggregate name → output indexes of its person sets, and of its contributions (with the
     /// section of that column that is its own).
     pub cell_sets: BTreeMap<String, Vec<usize>>,
@@ -153,9 +156,9 @@ impl From<datafusion::error::DataFusionError> for Unsupported {
 /// Builds the shadow of `plan`, which was planned from the researcher's SQL over the shadow
 /// views. `visible` is the output schema the researcher's own plan has: the shadow must match
 /// it column for column. Facilities are counted up to `facility_cap`. With `bounded`, the
-/// largest contributions of a cell are bounded from above rather than found: a result whose
-/// bounds do not settle a rule is checked again on the shadow built without (see
-/// [`crate::Verdict::Recheck`]).
+/// largest contributions of a cell are bounded from above rather than found, and a group of one
+/// person hands on one of its facilities: a result whose bounds do not settle a rule is checked
+/// again on the shadow built without (see [`crate::Verdict::Recheck`]).
 pub fn shadow(
     plan: LogicalPlan,
     visible: &arrow::datatypes::Schema,
@@ -210,6 +213,8 @@ pub fn shadow(
         set: Arc::new(set_udaf()),
         person: Arc::new(person_udaf()),
         facilities: Arc::new(few_udaf(facility_cap)),
+        a_facility: bounded.then(|| Arc::new(a_facility_udaf())),
+        facilities_bounded: false,
         contributions: Arc::new(contributions_udaf()),
         cell: bounded.then(|| Arc::new(cell_udaf())),
         next: 0,
@@ -245,6 +250,7 @@ pub fn shadow(
         person_sets: Vec::new(),
         raw_persons: false,
         facility_sets: Vec::new(),
+        facilities_bounded: rewrite.facilities_bounded,
         cell_sets: BTreeMap::new(),
         contributions: BTreeMap::new(),
         sums: std::mem::take(&mut rewrite.sums),
@@ -780,6 +786,10 @@ struct Rewrite {
     person: Arc<AggregateUDF>,
     /// Facilities are counted up to the largest minimum a rule asks for.
     facilities: Arc<AggregateUDF>,
+    /// One facility of a group of one person (None: facilities are counted exactly).
+    a_facility: Option<Arc<AggregateUDF>>,
+    /// Whether `a_facility` was used.
+    facilities_bounded: bool,
     contributions: Arc<AggregateUDF>,
     /// Sets and contributions of one person column in one pass, with bounds on the largest
     /// contributions (None: contributions are kept exactly, per person).
@@ -903,7 +913,15 @@ impl Rewrite {
                 persons.push((column.clone(), ty));
                 (PERSON, &self.set)
             } else if column.name.starts_with(FACILITY) {
-                (FACILITY, &self.facilities)
+                // A group of one person is never a released cell (its person shows, and
+                // the result is held), only part of an outer one.
+                match (&self.a_facility, &per_person, &ty) {
+                    (Some(one), Some(_), DataType::UInt32) => {
+                        self.facilities_bounded = true;
+                        (FACILITY, one)
+                    }
+                    _ => (FACILITY, &self.facilities),
+                }
             } else {
                 // An inner aggregate's per-aggregate columns end here.
                 continue;

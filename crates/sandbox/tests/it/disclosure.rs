@@ -894,3 +894,71 @@ async fn dominance_on_bounds_is_checked_exactly_where_bounds_do_not_clear() {
         }
     }
 }
+
+/// Cells over groups of one person (receipts per person, then persons per count of receipts)
+/// rest on all their persons' facilities. The check hands on one facility a person and, where
+/// those fall short of the minimum, counts them all: a cell leaves exactly when its persons
+/// visited enough facilities, even where it has fewer persons than facilities.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cells_over_persons_leave_exactly_when_their_persons_visited_enough_facilities() {
+    let sql = "SELECT n, count(*) AS persons FROM (SELECT pid, count(*) AS n FROM ndb.receipts \
+               WHERE pid IS NOT NULL GROUP BY pid) t GROUP BY n ORDER BY n";
+    let truth_sql = "WITH per AS (SELECT person_idx, count(*) AS n FROM receipts \
+                     WHERE person_idx IS NOT NULL GROUP BY person_idx) \
+                     SELECT CAST(per.n AS VARCHAR), count(DISTINCT per.person_idx), \
+                     count(DISTINCT r.facility_code) FROM per JOIN receipts r \
+                     ON r.person_idx = per.person_idx GROUP BY per.n";
+    // The same 400 persons as `with_policy` seeds, under the published policy.
+    let probe = Fixture::new(None).await;
+    // n → (persons, facilities)
+    let truth: BTreeMap<String, (i64, i64)> = text_rows(&from_store(&probe, truth_sql).await)
+        .into_iter()
+        .map(|r| {
+            let n = |i: usize| r[i].parse::<i64>().expect("count");
+            (r[0].clone(), (n(1), n(2)))
+        })
+        .collect();
+    drop(probe);
+    // A cell of enough persons who visited more facilities than they are: one facility each
+    // cannot reach its count.
+    let minimum = truth
+        .values()
+        .filter(|(p, f)| *p >= 10 && f > p)
+        .map(|(_, f)| *f)
+        .min()
+        .unwrap_or_else(|| panic!("a cell of fewer persons than facilities: {truth:?}"));
+    let f = with_policy("min_facilities = 3", &format!("min_facilities = {minimum}")).await;
+    let o = real(&f, sql).await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    let masked = reasons(&o);
+    for (row, n) in column(&o, "n").iter().enumerate() {
+        let (persons, facilities) = truth[n];
+        let why = masked.get(&row);
+        if persons < 10 {
+            assert!(
+                why.is_some_and(|w| w[0] == "fewer than 10 persons"),
+                "{n}: {why:?}"
+            );
+        } else if facilities < minimum {
+            let expected = format!("fewer than {minimum} facilities");
+            assert!(
+                why.is_some_and(|w| w[0] == expected),
+                "{n}: {facilities} facilities: {why:?}"
+            );
+        } else {
+            assert_eq!(why, None, "{n}: {persons} persons, {facilities} facilities");
+            assert_eq!(column(&o, "persons")[row], persons.to_string());
+        }
+    }
+    assert_eq!(column(&o, "n").len(), truth.len(), "a row for each count");
+    let audited = f.visiting.audit.recent(20).await.expect("audit");
+    let entry = audited
+        .iter()
+        .find(|e| e.action == "query" && e.detail.contains("GROUP BY pid"))
+        .expect("audited");
+    assert!(
+        entry.detail.contains("\"rechecked\":true"),
+        "one facility a person fell short, and the cell was counted again: {}",
+        entry.detail
+    );
+}
