@@ -171,12 +171,7 @@ impl Ledger {
 
     /// Keeps `set`, once: a set released again is compared once. Whether it is new (the same
     /// set released before gives nothing away, and need not be recorded again).
-    pub fn add(&mut self, set: &RoaringBitmap) -> bool {
-        self.add_described(&Described::new(set))
-    }
-
-    /// [`Ledger::add`] of a set described already.
-    pub fn add_described(&mut self, set: &Described<'_>) -> bool {
+    pub fn add(&mut self, set: &Described<'_>) -> bool {
         if self.holds(set.key, set.set) {
             return false;
         }
@@ -195,15 +190,10 @@ impl Ledger {
     }
 
     /// Whether some kept set differs from `set` by at least one and fewer than `threshold`
-    /// persons (the same set again gives nothing away).
-    pub fn differs_by_fewer(&self, set: &RoaringBitmap, threshold: u64) -> bool {
-        self.differs_by_fewer_described(&Described::new(set), threshold)
-    }
-
-    /// [`Ledger::differs_by_fewer`] of a set described already: only sets of nearly the same
-    /// size are looked at, and only those whose profiles do not tell them apart are compared
-    /// member by member.
-    pub fn differs_by_fewer_described(&self, set: &Described<'_>, threshold: u64) -> bool {
+    /// persons (the same set again gives nothing away). Only sets of nearly the same size are
+    /// looked at, and only those whose profiles do not tell them apart are compared member by
+    /// member.
+    pub fn differs_by_fewer(&self, set: &Described<'_>, threshold: u64) -> bool {
         let n = set.key.0;
         let from = self.sets.partition_point(|s| s.len + threshold <= n);
         self.sets[from..]
@@ -230,20 +220,26 @@ mod tests {
     #[test]
     fn near_sets_are_found_and_equal_or_distant_ones_are_not() {
         let ledger = Ledger::new([set(0..100), set(500..520), set(1000..5000)]);
-        assert!(ledger.differs_by_fewer(&set(0..99), 10), "all minus one");
-        assert!(ledger.differs_by_fewer(&set(0..105), 10), "five added");
         assert!(
-            !ledger.differs_by_fewer(&set(0..100), 10),
+            ledger.differs_by_fewer(&Described::new(&set(0..99)), 10),
+            "all minus one"
+        );
+        assert!(
+            ledger.differs_by_fewer(&Described::new(&set(0..105)), 10),
+            "five added"
+        );
+        assert!(
+            !ledger.differs_by_fewer(&Described::new(&set(0..100)), 10),
             "the same cell again"
         );
-        assert!(!ledger.differs_by_fewer(&set(0..50), 10));
+        assert!(!ledger.differs_by_fewer(&Described::new(&set(0..50)), 10));
         assert!(
-            !ledger.differs_by_fewer(&set(200..299), 10),
+            !ledger.differs_by_fewer(&Described::new(&set(200..299)), 10),
             "same size, other persons"
         );
-        assert!(ledger.differs_by_fewer(&set(1000..4991), 10));
+        assert!(ledger.differs_by_fewer(&Described::new(&set(1000..4991)), 10));
         let mut again = ledger;
-        assert!(!again.add(&set(500..520)));
+        assert!(!again.add(&Described::new(&set(500..520))));
         assert_eq!(again.len(), 3, "a set released again is kept once");
         assert!(again.contains(&set(500..520)) && !again.contains(&set(500..519)));
     }
@@ -258,12 +254,12 @@ mod tests {
         assert_eq!(ledger.len(), 500, "duplicates kept once");
         assert!(same_size.iter().all(|s| ledger.contains(s)));
         assert!(!ledger.contains(&set(3..13)), "same size, not released");
-        assert!(ledger.add(&set(3..13)));
-        assert!(!ledger.add(&set(3..13)), "kept once");
+        assert!(ledger.add(&Described::new(&set(3..13))));
+        assert!(!ledger.add(&Described::new(&set(3..13))), "kept once");
         assert_eq!(ledger.len(), 501);
         let mut one_swapped = set(70..79);
         one_swapped.insert(1_000_000);
-        assert!(ledger.differs_by_fewer(&one_swapped, 10));
+        assert!(ledger.differs_by_fewer(&Described::new(&one_swapped), 10));
     }
 
     /// Profiles only rule out sets that are not near: over many sets and their perturbations,
@@ -307,7 +303,11 @@ mod tests {
                 let d = k.symmetric_difference_len(p);
                 d > 0 && d < 10
             });
-            assert_eq!(ledger.differs_by_fewer(p, 10), brute, "{p:?}");
+            assert_eq!(
+                ledger.differs_by_fewer(&Described::new(p), 10),
+                brute,
+                "{p:?}"
+            );
             found += usize::from(brute);
         }
         assert!(found > 100, "the probes include near sets: {found}");

@@ -429,8 +429,8 @@ pub fn check(
         // Each set is described once, for both ledgers and for keeping.
         let near = |set: &Described<'_>, this_result: &Ledger| {
             !set.is_empty()
-                && (ledger.differs_by_fewer_described(set, threshold)
-                    || this_result.differs_by_fewer_described(set, threshold))
+                && (ledger.differs_by_fewer(set, threshold)
+                    || this_result.differs_by_fewer(set, threshold))
         };
         let groups: Vec<Described<'_>> = group_sets[row].iter().map(Described::new).collect();
         if groups.iter().any(|set| near(set, &this_result)) {
@@ -438,7 +438,7 @@ pub fn check(
             continue;
         }
         for set in &groups {
-            this_result.add_described(set);
+            this_result.add(set);
         }
         for (set, r) in aggregate_sets[row].iter().zip(&resting) {
             if !r.differenced || r.showing.iter().all(|c| masked[row].contains_key(c)) {
@@ -457,7 +457,7 @@ pub fn check(
                         .or_insert_with(|| near_reason(threshold));
                 }
             } else {
-                this_result.add_described(&set);
+                this_result.add(&set);
             }
         }
     }
@@ -498,7 +498,9 @@ pub fn check(
             .into_iter()
             .enumerate()
             .filter(|(_, cells)| cells.len() > 1)
-            .find(|(_, cells)| ledger.differs_by_fewer(&union(cells), rules.min_persons))
+            .find(|(_, cells)| {
+                ledger.differs_by_fewer(&Described::new(&union(cells)), rules.min_persons)
+            })
             .and_then(|(source, cells)| {
                 let smallest = cells.iter().min_by_key(|(_, set)| set.len())?.0;
                 Some((source, smallest))

@@ -1545,12 +1545,19 @@ impl Cell {
         }
     }
 
-    /// A row of `person`, summed into `entry`; whether it opened an entry.
-    #[inline]
+    /// A row of `person`, summed into `entry`; whether it opened an entry. Inlined into the
+    /// row loop for the common row, which only continues the entry.
+    #[inline(always)]
     fn add(&mut self, entry: &mut Entry<'_>, person: u32, value: impl Fn(usize) -> f64) -> bool {
         if entry.continues(person, &value) {
             return false;
         }
+        self.open_entry(entry, person, value);
+        true
+    }
+
+    /// Closes `entry` (another person's, or none) and opens it for `person`.
+    fn open_entry(&mut self, entry: &mut Entry<'_>, person: u32, value: impl Fn(usize) -> f64) {
         if let Some(open) = *entry.person {
             self.close_entry(open, entry.sums);
             // A person below the open one begins a run.
@@ -1564,7 +1571,6 @@ impl Cell {
         for (j, sum) in entry.sums.iter_mut().enumerate() {
             *sum = value(j).abs();
         }
-        true
     }
 
     /// A row of no identified person: an entry of its own, and nobody's.
@@ -1815,16 +1821,9 @@ impl Contributing for CellGroups {
     ) {
         match person {
             Some(person) => {
-                let k = self.k;
-                let mut entry = Entry {
-                    person: &mut self.open[group],
-                    sums: &mut self.sums[group * k..(group + 1) * k],
-                };
-                // The common row: its person's entry is open, and the cell is not read.
-                if entry.continues(person, &value) {
-                    return;
-                }
-                let opened = self.cells[group].add(&mut entry, person, value);
+                // The common row continues its person's entry: `Cell::add` reads no more.
+                let (cell, mut entry) = self.entry(group);
+                let opened = cell.add(&mut entry, person, value);
                 self.added += usize::from(opened);
             }
             None if valued => self.cells[group].add_anonymous(value),
