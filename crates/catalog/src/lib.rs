@@ -47,6 +47,17 @@ pub fn facility_mark(code: &str) -> u32 {
     (hash ^ (hash >> 32)) as u32
 }
 
+/// What ingest learned of a stored numeric column, for disclosure control: the largest totals
+/// of |value| that one person has over the whole table (a row of no person counts as a person
+/// of its own), largest first, and whether any value is zero. A cell over rows of the table,
+/// each taken at most once, holds no person's contribution above their total: its n largest
+/// contributions sum to at most the first n of these, which a check may use without summing
+/// per person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ceiling {
+    pub largest: Vec<f64>,
+    pub zeros: bool,
+}
 /// How sensitive a column is; drives what ingest drops and (later) what projects may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -10,7 +10,7 @@ pub mod shadow;
 pub use ledger::Ledger;
 pub use policy::{DisclosurePolicy, Rules};
 pub use rules::{Populations, Strictness, SuppressedCell, Verdict, check};
-pub use shadow::{FACILITY, PERSON, Shadow, Unsupported, shadow};
+pub use shadow::{Ceilings, FACILITY, PERSON, Shadow, Source, Unsupported, shadow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DisclosureError {

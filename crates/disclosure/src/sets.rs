@@ -31,29 +31,34 @@ pub const FEW_FUNCTION: &str = "niji_few";
 pub const TOP_CONTRIBUTIONS: usize = 5;
 
 pub fn set_udaf() -> AggregateUDF {
-    AggregateUDF::new_from_impl(NijiUdaf {
-        kind: Kind::Set,
-        signature: Signature::any(1, Volatility::Immutable),
-    })
+    niji_udaf(Kind::Set, Signature::any(1, Volatility::Immutable))
 }
 
 /// At most `cap` distinct members per group (facilities: the rule only asks whether a cell
 /// rests on fewer than its minimum). A group that has them all skips its rows unread, so a
 /// large cell costs nearly nothing, where a full set would hash and keep every facility.
 pub fn few_udaf(cap: usize) -> AggregateUDF {
-    AggregateUDF::new_from_impl(NijiUdaf {
-        kind: Kind::Few(cap.clamp(1, MAX_FEW)),
-        signature: Signature::any(1, Volatility::Immutable),
-    })
+    niji_udaf(
+        Kind::Few(cap.clamp(1, MAX_FEW)),
+        Signature::any(1, Volatility::Immutable),
+    )
 }
 
 /// The largest cap of [`few_udaf`] (a policy's facility minimum).
 pub const MAX_FEW: usize = 1_000;
 
 pub fn contributions_udaf() -> AggregateUDF {
+    niji_udaf(
+        Kind::Contributions,
+        Signature::variadic_any(Volatility::Immutable),
+    )
+}
+
+fn niji_udaf(kind: Kind, signature: Signature) -> AggregateUDF {
     AggregateUDF::new_from_impl(NijiUdaf {
-        kind: Kind::Contributions,
-        signature: Signature::variadic_any(Volatility::Immutable),
+        kind,
+        signature,
+        ceilings: Vec::new(),
     })
 }
 
@@ -65,6 +70,7 @@ enum Kind {
     Person,
     AFacility,
     Cell,
+    Ceiled,
 }
 
 /// niji's aggregates, each computed by a groups accumulator: a Binary result and a Binary
@@ -73,6 +79,9 @@ enum Kind {
 struct NijiUdaf {
     kind: Kind,
     signature: Signature,
+    /// `niji_ceiled`'s ceilings, one per value (as bits, which compare and hash as the planner
+    /// needs); empty for the others.
+    ceilings: Vec<Vec<u64>>,
 }
 
 impl NijiUdaf {
@@ -85,6 +94,12 @@ impl NijiUdaf {
             Kind::Person => Box::new(Members(FirstGroups::person())),
             Kind::AFacility => Box::new(Members(FirstGroups::default())),
             Kind::Cell => Box::new(ByPerson(CellGroups::new(values.max(1)))),
+            Kind::Ceiled => Box::new(ByPerson(CeiledGroups::new(
+                self.ceilings
+                    .iter()
+                    .map(|c| c.iter().map(|b| f64::from_bits(*b)).collect())
+                    .collect(),
+            ))),
         }
     }
 
@@ -106,6 +121,7 @@ impl AggregateUDFImpl for NijiUdaf {
             Kind::Person => PERSON_FUNCTION,
             Kind::AFacility => A_FACILITY_FUNCTION,
             Kind::Cell => CELL_FUNCTION,
+            Kind::Ceiled => CEILED_FUNCTION,
         }
     }
 
@@ -123,6 +139,12 @@ impl AggregateUDFImpl for NijiUdaf {
             (Kind::Person | Kind::AFacility, Some(DataType::UInt32)) => Ok(DataType::UInt32),
             (Kind::Contributions, _) if contributions_take(args) => Ok(DataType::Binary),
             (Kind::Cell, _) if contributions_take(args) => Ok(DataType::Struct(cell_fields())),
+            // A ceiling for each value.
+            (Kind::Ceiled, _)
+                if contributions_take(args) && args.len() == self.ceilings.len() + 1 =>
+            {
+                Ok(DataType::Struct(cell_fields()))
+            }
             (
                 Kind::Set | Kind::Few(_),
                 Some(
@@ -175,10 +197,10 @@ pub const PERSON_FUNCTION: &str = "niji_person";
 /// would turn DataFusion's grouping on one primitive column into a slower grouping on several.
 /// A group with two persons (two pseudonyms colliding) fails the query rather than hide one.
 pub fn person_udaf() -> AggregateUDF {
-    AggregateUDF::new_from_impl(NijiUdaf {
-        kind: Kind::Person,
-        signature: Signature::exact(vec![DataType::UInt32], Volatility::Immutable),
-    })
+    niji_udaf(
+        Kind::Person,
+        Signature::exact(vec![DataType::UInt32], Volatility::Immutable),
+    )
 }
 
 pub const A_FACILITY_FUNCTION: &str = "niji_a_facility";
@@ -188,10 +210,10 @@ pub const A_FACILITY_FUNCTION: &str = "niji_a_facility";
 /// some of its own, never more: enough to pass the rule, and where they fall short the exact
 /// shadow counts them all. A person's few facilities would otherwise be searched a row.
 pub fn a_facility_udaf() -> AggregateUDF {
-    AggregateUDF::new_from_impl(NijiUdaf {
-        kind: Kind::AFacility,
-        signature: Signature::exact(vec![DataType::UInt32], Volatility::Immutable),
-    })
+    niji_udaf(
+        Kind::AFacility,
+        Signature::exact(vec![DataType::UInt32], Volatility::Immutable),
+    )
 }
 
 /// Each group's first member (None: none yet); with `one_only`, a second member fails the
@@ -579,16 +601,19 @@ const SMALL_SET: u64 = 64;
 /// An open ascending run. A member is written past its end whether or not it repeats the last
 /// (a person's rows in a cell come together as often as not, and a branch on which would be
 /// mispredicted that often), and the end moves on only for a new one: its slots always reach
-/// beyond its end.
+/// beyond its end. The last member is kept beside the slots too, so that a row compares with
+/// it without first reading where the slots are.
 #[derive(Debug, Default)]
 struct Run {
     slots: Vec<u32>,
     len: usize,
+    /// `slots[len - 1]` while `len > 0`.
+    last_member: u32,
 }
 
 impl Run {
     fn last(&self) -> Option<u32> {
-        self.len.checked_sub(1).map(|i| self.slots[i])
+        (self.len > 0).then_some(self.last_member)
     }
 
     fn members(&self) -> &[u32] {
@@ -608,6 +633,7 @@ impl Run {
         }
         self.slots[self.len] = member;
         self.len += usize::from(new);
+        self.last_member = member;
         true
     }
 
@@ -1385,9 +1411,23 @@ pub const CELL_CONTRIBUTIONS: &str = "contributions";
 /// the sum over runs of each run's n largest: a cell that passes dominance and p-percent on these
 /// bounds passes on exact sums, and one that does not is checked again exactly.
 pub fn cell_udaf() -> AggregateUDF {
+    niji_udaf(Kind::Cell, Signature::variadic_any(Volatility::Immutable))
+}
+
+pub const CEILED_FUNCTION: &str = "niji_ceiled";
+
+/// `niji_ceiled(person, value...)`: what `niji_cell` gives, for values whose largest
+/// per-person sums are bounded by `ceilings` (one per value: its stored column's, see
+/// [`niji_catalog::Ceiling`]): each group's persons and its totals of |value|, in one pass and
+/// with nothing kept per person. A cell the ceilings do not settle is checked again exactly.
+pub fn ceiled_udaf(ceilings: &[Vec<f64>]) -> AggregateUDF {
     AggregateUDF::new_from_impl(NijiUdaf {
-        kind: Kind::Cell,
+        kind: Kind::Ceiled,
         signature: Signature::variadic_any(Volatility::Immutable),
+        ceilings: ceilings
+            .iter()
+            .map(|c| c.iter().map(|v| v.to_bits()).collect())
+            .collect(),
     })
 }
 
@@ -1852,30 +1892,11 @@ impl Contributing for CellGroups {
     }
 
     fn emit(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let cells = self.take(emit_to);
-        let mut persons = BinaryBuilder::with_capacity(cells.len(), 0);
-        let mut contributions = BinaryBuilder::with_capacity(cells.len(), 0);
-        for cell in cells {
-            let (set, sections) = cell.evaluate();
-            persons.append_value(set);
-            contributions.append_value(sections);
-        }
-        Ok(Arc::new(arrow::array::StructArray::try_new(
-            cell_fields(),
-            vec![Arc::new(persons.finish()), Arc::new(contributions.finish())],
-            None,
-        )?))
+        cell_array(self.take(emit_to).into_iter().map(Cell::evaluate))
     }
 
     fn emit_state(&mut self, emit_to: EmitTo) -> ArrayRef {
-        let mut out = BinaryBuilder::with_capacity(self.cells.len(), 0);
-        let mut bytes = Vec::new();
-        for cell in self.take(emit_to) {
-            bytes.clear();
-            cell.state(&mut bytes);
-            out.append_value(&bytes);
-        }
-        Arc::new(out.finish())
+        state_array(self.take(emit_to), Cell::state)
     }
 
     fn size(&self) -> usize {
@@ -1887,7 +1908,181 @@ impl Contributing for CellGroups {
     }
 }
 
-/// Accumulators of contributions per group ([`ContributionGroups`], [`CellGroups`]): how they
+/// Cells as `niji_cell` and `niji_ceiled` give them: each group's set and contributions.
+fn cell_array(cells: impl Iterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<ArrayRef> {
+    let mut persons = BinaryBuilder::new();
+    let mut contributions = BinaryBuilder::new();
+    for (set, sections) in cells {
+        persons.append_value(set);
+        contributions.append_value(sections);
+    }
+    Ok(Arc::new(arrow::array::StructArray::try_new(
+        cell_fields(),
+        vec![Arc::new(persons.finish()), Arc::new(contributions.finish())],
+        None,
+    )?))
+}
+
+/// Partial states, one a group, each written by `write` into a buffer reused from group to
+/// group.
+fn state_array<T>(
+    groups: impl IntoIterator<Item = T>,
+    mut write: impl FnMut(T, &mut Vec<u8>),
+) -> ArrayRef {
+    let mut out = BinaryBuilder::new();
+    let mut bytes = Vec::new();
+    for group in groups {
+        bytes.clear();
+        write(group, &mut bytes);
+        out.append_value(&bytes);
+    }
+    Arc::new(out.finish())
+}
+
+/// The accumulator of `niji_ceiled`.
+#[derive(Debug)]
+struct CeiledGroups {
+    /// Per value, its ceiling's largest totals.
+    ceilings: Arc<Vec<Vec<f64>>>,
+    persons: Vec<Group>,
+    /// Per group, k totals of |value|.
+    totals: Vec<f64>,
+    /// Members added so far: a cheap bound on the sets' size.
+    added: usize,
+}
+
+impl CeiledGroups {
+    fn new(ceilings: Vec<Vec<f64>>) -> Self {
+        Self {
+            ceilings: Arc::new(ceilings),
+            persons: Vec::new(),
+            totals: Vec::new(),
+            added: 0,
+        }
+    }
+
+    fn k(&self) -> usize {
+        self.ceilings.len()
+    }
+
+    /// The groups to hand on: their sets and totals.
+    fn take(&mut self, emit_to: EmitTo) -> (Vec<Group>, Vec<f64>) {
+        let groups = emit_to.take_needed(&mut self.persons);
+        let totals = self.totals.drain(..groups.len() * self.k()).collect();
+        self.added = self.persons.iter().map(Group::held).sum();
+        (groups, totals)
+    }
+}
+
+impl Contributing for CeiledGroups {
+    #[inline]
+    fn take(
+        &mut self,
+        group: usize,
+        person: Option<u32>,
+        valued: bool,
+        value: impl Fn(usize) -> f64,
+    ) {
+        if let Some(person) = person {
+            self.persons[group].push(person);
+            self.added += 1;
+        } else if !valued {
+            return;
+        }
+        let k = self.k();
+        for (j, total) in self.totals[group * k..(group + 1) * k]
+            .iter_mut()
+            .enumerate()
+        {
+            *total += value(j).abs();
+        }
+    }
+
+    fn empty(&self) -> Self {
+        Self {
+            ceilings: self.ceilings.clone(),
+            persons: Vec::new(),
+            totals: Vec::new(),
+            added: 0,
+        }
+    }
+
+    fn grow(&mut self, total: usize) {
+        grow(&mut self.persons, total);
+        self.totals.resize(total * self.k(), 0.0);
+    }
+
+    /// A state: the set's length and the set, then the k totals.
+    fn merge(&mut self, group: usize, state: &[u8]) -> Result<()> {
+        let k = self.k();
+        let rest = &mut &state[..];
+        let set = read_u32(rest).and_then(|len| take(rest, len as usize));
+        let totals = (0..k).map(|_| read_f64(rest)).collect::<Option<Vec<f64>>>();
+        let (Some(set), Some(totals)) = (set, totals) else {
+            return exec_err!("a ceiled cell's partial state was cut short");
+        };
+        self.persons[group].add_set(set)?;
+        self.added += set.len() / 4;
+        for (sum, t) in self.totals[group * k..(group + 1) * k]
+            .iter_mut()
+            .zip(totals)
+        {
+            *sum += t;
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let k = self.k();
+        let (groups, totals) = self.take(emit_to);
+        let ceilings = self.ceilings.clone();
+        cell_array(
+            groups
+                .into_iter()
+                .zip(totals.chunks(k))
+                .map(|(group, totals)| {
+                    let set = group.finish();
+                    let mut sections = vec![CONTRIBUTIONS_FORM];
+                    // Every person with a row contributes (a ceiled sum's column has no zero).
+                    for (&total, largest) in totals.iter().zip(ceilings.iter()) {
+                        Contributions::encode_section(
+                            Form::Bounds,
+                            total,
+                            largest,
+                            &set,
+                            &mut sections,
+                        );
+                    }
+                    (encode_set(&set), sections)
+                }),
+        )
+    }
+
+    fn emit_state(&mut self, emit_to: EmitTo) -> ArrayRef {
+        let k = self.k();
+        let (groups, totals) = self.take(emit_to);
+        state_array(
+            groups.into_iter().zip(totals.chunks(k)),
+            |(group, totals), bytes| {
+                let set = group.encode();
+                bytes.extend_from_slice(&(set.len() as u32).to_le_bytes());
+                bytes.extend_from_slice(&set);
+                totals
+                    .iter()
+                    .for_each(|t| bytes.extend_from_slice(&t.to_le_bytes()));
+            },
+        )
+    }
+
+    fn size(&self) -> usize {
+        self.persons.capacity() * std::mem::size_of::<Group>()
+            + self.totals.capacity() * std::mem::size_of::<f64>()
+            + 4 * self.added
+    }
+}
+
+/// Accumulators of contributions per group ([`ContributionGroups`], [`CellGroups`],
+/// [`CeiledGroups`]): how they
 /// take a row (its group, its person (None: no ID5), whether it has any value, and its k
 /// values, 0 for a null one), grow, merge a state and hand on what they hold; [`ByPerson`]
 /// makes a DataFusion groups accumulator of either.
@@ -2420,8 +2615,8 @@ mod tests {
     }
 
     /// A cell's evaluated set and sections.
-    fn evaluate_cell(
-        cells: &mut ByPerson<CellGroups>,
+    fn evaluate_cell<T: Contributing>(
+        cells: &mut ByPerson<T>,
         group: usize,
     ) -> (RoaringBitmap, Vec<Contributions>) {
         let out = cells.evaluate(EmitTo::All).expect("evaluate");
@@ -2432,7 +2627,11 @@ mod tests {
         (persons, sections)
     }
 
-    fn cell_rows(cells: &mut ByPerson<CellGroups>, persons: Vec<Option<u32>>, values: &[Vec<f64>]) {
+    fn cell_rows<T: Contributing>(
+        cells: &mut ByPerson<T>,
+        persons: Vec<Option<u32>>,
+        values: &[Vec<f64>],
+    ) {
         let rows = persons.len();
         let mut arrays: Vec<ArrayRef> = vec![Arc::new(UInt32Array::from(persons))];
         arrays.extend(
@@ -2443,6 +2642,43 @@ mod tests {
         cells
             .update_batch(&arrays, &vec![0; rows], None, 1)
             .expect("update");
+    }
+
+    /// A ceiled cell keeps its persons and each value's total of |value| (rows of nobody
+    /// included) across partial states, and hands on its ceilings as the bounds of its largest
+    /// contributions, with nothing kept per person. A state cut short is refused.
+    #[test]
+    fn a_ceiled_cell_sums_its_values_and_is_bounded_by_its_ceilings() {
+        let ceilings = vec![vec![90.0, 80.0], vec![7.0]];
+        let mut states = Vec::new();
+        for partition in 0..2u32 {
+            let mut cells = ByPerson(CeiledGroups::new(ceilings.clone()));
+            cell_rows(
+                &mut cells,
+                vec![Some(partition), Some(partition), None, Some(5 + partition)],
+                &[vec![-3.0, 4.0, 10.0, 1.0], vec![1.0, 1.0, 0.0, 2.0]],
+            );
+            states.push(cells.state(EmitTo::All).expect("state"));
+        }
+        let mut merged = ByPerson(CeiledGroups::new(ceilings.clone()));
+        for state in &states {
+            merged.merge_batch(state, &[0], 1).expect("merge");
+        }
+        let (persons, sections) = evaluate_cell(&mut merged, 0);
+        assert_eq!(persons, [0, 1, 5, 6].into_iter().collect::<RoaringBitmap>());
+        let totals: Vec<f64> = sections.iter().map(|s| s.total).collect();
+        assert_eq!(totals, [36.0, 8.0]);
+        for (section, ceiling) in sections.iter().zip(&ceilings) {
+            assert_eq!(section.form, Form::Bounds);
+            assert_eq!(&section.top, ceiling);
+            assert_eq!(section.persons, persons);
+        }
+        let whole = states[0][0].as_binary::<i32>().value(0);
+        let cut: ArrayRef = Arc::new(arrow::array::BinaryArray::from(vec![
+            &whole[..whole.len() - 3],
+        ]));
+        let mut refused = ByPerson(CeiledGroups::new(ceilings));
+        assert!(refused.merge_batch(&[cut], &[0], 1).is_err());
     }
 
     /// Two runs that overlap and repeat each other's members merge into one ascending run with

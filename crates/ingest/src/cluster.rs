@@ -5,7 +5,7 @@
 //!
 //! One fiscal year is sorted in memory at a time.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::path::Path;
 
@@ -18,6 +18,9 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::properties::WriterProperties;
 use rayon::prelude::*;
 
+use niji_catalog::Ceiling;
+
+use crate::ceilings::Totals;
 use crate::store::PartInfo;
 use crate::{IngestError, io, write_part};
 
@@ -29,15 +32,16 @@ const PART_ROWS: usize = 1 << 16;
 const NO_PERIOD: i32 = i32::MAX;
 
 /// Rewrites the parts in `dir` clustered by the fiscal year of `period` and by `person`
-/// (nulls last), and returns the new parts. Ties keep their extract order, so the same
-/// extract gives the same parts.
+/// (nulls last), and returns the new parts and the ceilings of the table's numeric columns
+/// (summed per person on the way). Ties keep their extract order, so the same extract gives
+/// the same parts.
 pub(crate) fn cluster(
     dir: &Path,
     parts: &[PartInfo],
     person: &str,
     period: Option<&str>,
     props: &WriterProperties,
-) -> Result<Vec<PartInfo>, IngestError> {
+) -> Result<(Vec<PartInfo>, BTreeMap<String, Ceiling>), IngestError> {
     let years: Vec<BTreeSet<i32>> = parts
         .par_iter()
         .map(|p| {
@@ -49,6 +53,7 @@ pub(crate) fn cluster(
     let out_dir = dir.join("clustered");
     fs::create_dir_all(&out_dir).map_err(io(&out_dir))?;
     let mut clustered: Vec<PartInfo> = Vec::new();
+    let mut totals: Option<Totals> = None;
     for year in all {
         let batches: Vec<RecordBatch> = parts
             .par_iter()
@@ -73,6 +78,10 @@ pub(crate) fn cluster(
         drop(batches);
         let sorted = take_record_batch(&batch, &person_order(&batch, person, period)?)?;
         drop(batch);
+        // A fiscal year's rows hold each of its persons once, as one run.
+        totals
+            .get_or_insert_with(|| Totals::new(&schema, person, &crate::SHADOW_INDEXES))
+            .add_sorted(&sorted)?;
         let first = clustered.len();
         let written: Vec<Option<PartInfo>> = (0..sorted.num_rows())
             .step_by(PART_ROWS)
@@ -106,7 +115,7 @@ pub(crate) fn cluster(
         fs::rename(out_dir.join(&p.file), &path).map_err(io(&path))?;
     }
     fs::remove_dir(&out_dir).map_err(io(&out_dir))?;
-    Ok(clustered)
+    Ok((clustered, totals.map(Totals::finish).unwrap_or_default()))
 }
 
 /// A part, whole or only its `column`.

@@ -7,6 +7,7 @@
 //! not the value. Tables are published atomically with a manifest. The insured-number history
 //! is ingested first: it decides every person's ID5 and registry index.
 
+mod ceilings;
 mod cluster;
 mod facility;
 pub mod linkage;
@@ -15,6 +16,7 @@ pub mod parents;
 pub mod store;
 pub mod table;
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{IsTerminal, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -249,7 +251,7 @@ impl Write for HashingWriter {
 }
 
 /// The columns a shadow reads for persons and facilities.
-const SHADOW_INDEXES: [&str; 4] = [
+pub(crate) const SHADOW_INDEXES: [&str; 4] = [
     "person_idx",
     FACILITY_MARK_COLUMN,
     parents::PARENT_PERSON,
@@ -713,6 +715,7 @@ fn ingest_table(
     bar.finish_and_clear();
     // Person-level rows (and details, by their record's person) are clustered by fiscal year
     // and person.
+    let mut ceilings = BTreeMap::new();
     let person = ["person_idx", parents::PARENT_PERSON]
         .into_iter()
         .find(|c| schema.column_with_name(c).is_some());
@@ -722,7 +725,8 @@ fn ingest_table(
             None => table.period_column.as_deref(),
         }
         .filter(|p| schema.column_with_name(p).is_some());
-        parts = cluster::cluster(&staging, &parts, person, period, &writer_properties(&plan)?)?;
+        (parts, ceilings) =
+            cluster::cluster(&staging, &parts, person, period, &writer_properties(&plan)?)?;
     }
     let source_sha256 = hex(&reader.digest.finalize());
     let manifest = Manifest {
@@ -745,6 +749,7 @@ fn ingest_table(
         key_version: ctx.key_version.clone(),
         niji_version: env!("CARGO_PKG_VERSION").to_string(),
         parent_digest: parent.map(|(p, _)| p.digest.clone()),
+        ceilings,
     };
     quarantine.save(manifest.quarantined > 0)?;
     report.parts = manifest.parts.len();

@@ -5,12 +5,14 @@
 //! one, never a mix; a crash leaves at most a staging directory, which the next run removes.
 //! A directory without a manifest is never a table.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use niji_catalog::Ceiling;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
@@ -36,7 +38,7 @@ pub struct FieldInfo {
 }
 
 /// What a published table holds. Deterministic: the same input and key give the same manifest.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
     pub database: String,
     pub table: String,
@@ -55,6 +57,9 @@ pub struct Manifest {
     /// they were matched against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_digest: Option<String>,
+    /// Per numeric column, the largest per-person totals (tables clustered by person only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ceilings: BTreeMap<String, Ceiling>,
 }
 
 impl Manifest {

@@ -231,6 +231,9 @@ struct QueryAudit<'a> {
     suppressed: usize,
     check_ms: u128,
     rechecked: bool,
+    /// Magnitudes whose largest contributions the store's ceilings bounded (nothing summed per
+    /// person for them).
+    ceiled: usize,
     total_ms: u128,
 }
 
@@ -591,6 +594,7 @@ impl Visiting {
             suppressed: 0,
             check_ms: 0,
             rechecked: false,
+            ceiled: 0,
             total_ms: 0,
         };
         let mut result = self.run(req, &query_id, &mut audit).await;
@@ -739,6 +743,7 @@ impl Visiting {
                     .await;
             }
         };
+        audit.ceiled = shadow.ceiled;
         let mut checking = None;
         let (shadow_schema, batches, rows, verdict) = loop {
             let (shadow_schema, batches, rows) = self.execute(env, shadow.plan.clone()).await?;
@@ -809,7 +814,8 @@ impl Visiting {
     }
 
     /// The shadow of `sql` (whose checked plan has the `visible` schema) in `env`, or why it
-    /// has none; `bounded`: with bounds on the largest contributions (see
+    /// has none; `bounded`: with bounds on the largest contributions, by the ceilings of the
+    /// project's views where they apply (see
     /// [`niji_disclosure::shadow`]).
     async fn shadow_of(
         &self,
@@ -821,7 +827,8 @@ impl Visiting {
         let plan = guard::plan_shadow(env, sql)
             .await
             .map_err(|e| niji_disclosure::Unsupported(e.public_message()))?;
-        niji_disclosure::shadow(plan, visible, self.disclosure.facility_cap(), bounded)
+        let ceilings = bounded.then_some(&env.ceilings);
+        niji_disclosure::shadow(plan, visible, self.disclosure.facility_cap(), ceilings)
     }
 
     /// Applies the rules to a shadow result under the project's release ledger; when `record`

@@ -128,6 +128,10 @@ pub struct ProjectEnv {
     work_schema: Arc<MemorySchemaProvider>,
     /// The store as it was when the views were built (they depend on its contents).
     pub built_from: StoreStamp,
+    /// The ceilings of the approved views' columns, from the store's manifests: only of views
+    /// whose rows are stored rows, each once, and whose persons are those the ceilings were
+    /// summed by.
+    pub ceilings: niji_disclosure::Ceilings,
 }
 
 /// Identity of a store's published state: each table manifest and registry file, with its
@@ -219,15 +223,48 @@ impl Builder<'_> {
     /// Whether the details in `db.table` carry the person and facility of the parent now in
     /// the store (a parent published anew since is joined instead).
     fn carry_parent(&self, db: &str, table: &str, parent: &str) -> Result<bool, SandboxError> {
-        let digest = |t: &str| -> Result<Option<Manifest>, SandboxError> {
-            self.store
-                .manifest(db, t)
-                .map_err(|e| SandboxError::Unavailable(format!("{db}.{t}: {e}")))
-        };
-        let (Some(details), Some(parent)) = (digest(table)?, digest(parent)?) else {
+        let (Some(details), Some(parent)) = (self.manifest(db, table)?, self.manifest(db, parent)?)
+        else {
             return Ok(false);
         };
         Ok(details.parent_digest.as_deref() == Some(parent.content_digest.as_str()))
+    }
+
+    /// The ceilings of `columns` of `db.name`'s view, where they apply: a person-level table,
+    /// whose view only filters its rows, or details carrying their parent's person (a view
+    /// joining the parent takes its persons from the parent now stored, not from those the
+    /// ceilings were summed by).
+    fn add_ceilings(
+        &self,
+        db: &str,
+        name: &str,
+        columns: &[String],
+        out: &mut niji_disclosure::Ceilings,
+    ) -> Result<(), SandboxError> {
+        let table = self.table(db, name)?;
+        let applies = match &table.parent {
+            Some(link) => self.carry_parent(db, name, &link.table)?,
+            None => table.is_person_level(),
+        };
+        let Some(manifest) = self.manifest(db, name)?.filter(|_| applies) else {
+            return Ok(());
+        };
+        for column in columns {
+            if let Some(ceiling) = manifest.ceilings.get(column) {
+                let source = niji_disclosure::Source {
+                    table: format!("{db}.{name}"),
+                    column: column.clone(),
+                };
+                out.insert(source, ceiling.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn manifest(&self, db: &str, table: &str) -> Result<Option<Manifest>, SandboxError> {
+        self.store
+            .manifest(db, table)
+            .map_err(|e| SandboxError::Unavailable(format!("{db}.{table}: {e}")))
     }
 
     fn table(&self, db: &str, name: &str) -> Result<&Table, SandboxError> {
@@ -657,6 +694,11 @@ impl ProjectEnv {
             ));
         }
 
+        let mut ceilings = niji_disclosure::Ceilings::new();
+        for approved in &spec.tables {
+            let (db, name) = approved.parts()?;
+            builder.add_ceilings(db, name, &approved.columns, &mut ceilings)?;
+        }
         let work_schema = Arc::new(MemorySchemaProvider::new());
         let mut views = BTreeSet::new();
         let ctx = SessionContext::new_with_config(session_config(limits));
@@ -691,6 +733,7 @@ impl ProjectEnv {
             workspace_dir,
             work_schema,
             built_from,
+            ceilings,
         };
         env.load_workspace().await?;
         Ok(env)

@@ -404,3 +404,66 @@ fn parts_are_clustered_by_fiscal_year_then_person() {
         assert!(seen.iter().any(|(_, p)| *p == u64::MAX) || table == "diagnoses");
     }
 }
+
+/// The ceilings in a manifest are the largest per-person totals of |value| over the stored rows
+/// (a row of no person one of its own), as summed again here from the store, for every
+/// numeric column but niji's own indexes.
+#[test]
+fn ceilings_are_the_largest_per_person_totals_of_the_stored_rows() {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Float64Type, UInt32Type};
+    let d = Delivery::new(2500, 43);
+    d.ingest_into("data");
+    let store = Store::new(&d.data_dir("data"));
+    let manifest = store.verify("ndb", "receipts").unwrap();
+    for own in ["person_idx", "facility_mark"] {
+        assert!(!manifest.ceilings.contains_key(own), "{own}");
+    }
+    for column in ["points", "days", "copay_rate"] {
+        let ceiling = manifest
+            .ceilings
+            .get(column)
+            .unwrap_or_else(|| panic!("a ceiling of {column}"));
+        let mut totals: std::collections::HashMap<u32, f64> = Default::default();
+        let mut largest: Vec<f64> = Vec::new();
+        let mut zeros = false;
+        for b in store
+            .read_columns("ndb", "receipts", &["person_idx", column])
+            .unwrap()
+        {
+            let persons = b
+                .column_by_name("person_idx")
+                .unwrap()
+                .as_primitive::<UInt32Type>();
+            let values = arrow::compute::cast(
+                b.column_by_name(column).unwrap(),
+                &arrow::datatypes::DataType::Float64,
+            )
+            .unwrap();
+            let values = values.as_primitive::<Float64Type>();
+            for i in 0..b.num_rows() {
+                if values.is_null(i) {
+                    continue;
+                }
+                let v = values.value(i);
+                zeros |= v == 0.0;
+                if persons.is_valid(i) {
+                    *totals.entry(persons.value(i)).or_default() += v.abs();
+                } else {
+                    largest.push(v.abs());
+                }
+            }
+        }
+        largest.extend(totals.into_values());
+        largest.sort_by(|a, b| b.total_cmp(a));
+        largest.truncate(5);
+        assert_eq!(ceiling.largest.len(), largest.len(), "{column}");
+        for (got, want) in ceiling.largest.iter().zip(&largest) {
+            assert!(
+                *got >= *want && *got <= *want * (1.0 + 1e-6),
+                "{column}: {got} against {want}"
+            );
+        }
+        assert_eq!(ceiling.zeros, zeros, "{column}");
+    }
+}

@@ -962,3 +962,91 @@ async fn cells_over_persons_leave_exactly_when_their_persons_visited_enough_faci
         entry.detail
     );
 }
+
+/// Per sex: the two largest contributions to the points (each person's sum, each record
+/// without ID5 on its own) and the total; and the two largest any person has over the store
+/// (what ingest's ceilings hold).
+async fn points_by_sex_and_in_all(f: &Fixture) -> (BTreeMap<String, (f64, f64)>, f64) {
+    let per_person = from_store(
+        f,
+        "SELECT CAST(min(sex) AS VARCHAR), CAST(count(DISTINCT sex) AS VARCHAR), sum(abs(points)) FROM receipts WHERE person_idx IS NOT NULL GROUP BY person_idx \
+         UNION ALL SELECT CAST(sex AS VARCHAR), '1', CAST(abs(points) AS BIGINT) FROM receipts WHERE person_idx IS NULL",
+    )
+    .await;
+    let mut by_sex: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut all = Vec::new();
+    for row in text_rows(&per_person) {
+        assert_eq!(row[1], "1", "a person of one sex in the fixture: {row:?}");
+        let sum: f64 = row[2].parse().expect("a sum");
+        by_sex.entry(row[0].clone()).or_default().push(sum);
+        all.push(sum);
+    }
+    let largest_two = |sums: &mut Vec<f64>| {
+        sums.sort_by(|a, b| b.total_cmp(a));
+        sums[0] + sums[1]
+    };
+    let shares = by_sex
+        .into_iter()
+        .map(|(sex, mut sums)| {
+            let total: f64 = sums.iter().sum();
+            (sex, (largest_two(&mut sums), total))
+        })
+        .collect();
+    (shares, largest_two(&mut all))
+}
+
+/// Magnitudes over a person-level view are bounded by the store's ceilings (each person's
+/// total over the whole table, summed at ingest), with no sum per person at query time. Where
+/// they clear a cell it leaves without a recheck; under a dominance rule they cannot clear
+/// (between the largest share any sex has and what the ceilings allow) the query is checked
+/// exactly, and every verdict is the one the store's own per-person sums give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ceilings_bound_magnitudes_without_changing_a_verdict() {
+    let sql =
+        "SELECT sex, sum(points) AS s, avg(days) AS d FROM ndb.receipts GROUP BY sex ORDER BY sex";
+    let audited = |f: &Fixture| {
+        let visiting = f.visiting.clone();
+        async move {
+            let entries = visiting.audit.recent(20).await.expect("audit");
+            entries
+                .into_iter()
+                .find(|e| e.action == "query" && e.detail.contains(sql))
+                .expect("audited")
+                .detail
+        }
+    };
+    let probe = Fixture::new(None).await;
+    let (by_sex, ceiling_two) = points_by_sex_and_in_all(&probe).await;
+    let o = real(&probe, sql).await;
+    assert_eq!(o.status, Status::Released, "{}", o.message);
+    for (sex, s) in column(&o, "sex").iter().zip(column(&o, "s")) {
+        assert_eq!(s.parse::<f64>().ok(), Some(by_sex[sex].1), "{sex}");
+    }
+    let detail = audited(&probe).await;
+    assert!(detail.contains("\"ceiled\":2"), "{detail}");
+    assert!(detail.contains("\"rechecked\":false"), "{detail}");
+    drop(probe);
+
+    let exact_most = by_sex
+        .values()
+        .map(|(two, total)| two / total)
+        .fold(0.0, f64::max);
+    let ceiled_most = by_sex
+        .values()
+        .map(|(_, total)| ceiling_two / total)
+        .fold(0.0, f64::max);
+    assert!(
+        exact_most < ceiled_most,
+        "the ceilings are above some sex's own largest: {by_sex:?}, {ceiling_two}"
+    );
+    let k = 100.0 * (exact_most + ceiled_most) / 2.0;
+    let f = with_policy("dominance_k = 90.0", &format!("dominance_k = {k:.4}")).await;
+    let o = real(&f, sql).await;
+    assert_eq!(o.status, Status::Released, "at {k}%: {}", o.message);
+    let detail = audited(&f).await;
+    assert!(detail.contains("\"ceiled\":2"), "{detail}");
+    assert!(
+        detail.contains("\"rechecked\":true"),
+        "ceilings that do not clear a cell send it to the exact check: {detail}"
+    );
+}
