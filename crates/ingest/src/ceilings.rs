@@ -101,12 +101,9 @@ impl Totals {
                     values.value(row).abs()
                 }
             };
-            for row in 0..values.len() {
-                if values.is_valid(row) {
-                    let v = values.value(row);
-                    column.zeros |= v == 0.0;
-                    column.unbounded |= !v.is_finite();
-                }
+            for v in values.iter().flatten() {
+                column.zeros |= v == 0.0;
+                column.unbounded |= !v.is_finite();
             }
             for &row in &anonymous {
                 keep_largest(&mut column.anonymous, magnitude(row));

@@ -246,7 +246,10 @@ impl Builder<'_> {
             Some(link) => self.carry_parent(db, name, &link.table)?,
             None => table.is_person_level(),
         };
-        let Some(manifest) = self.manifest(db, name)?.filter(|_| applies) else {
+        if !applies {
+            return Ok(());
+        }
+        let Some(manifest) = self.manifest(db, name)? else {
             return Ok(());
         };
         for column in columns {
