@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod render;
+mod strata;
 pub use render::{display_width, render_table};
+pub use strata::{MAX_STRATA, STRATUM_COLUMN, Strata, StrataError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {

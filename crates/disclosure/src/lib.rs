@@ -6,11 +6,14 @@ pub mod policy;
 pub mod rules;
 pub mod sets;
 pub mod shadow;
+pub mod strata;
 
 pub use ledger::Ledger;
 pub use policy::{DisclosurePolicy, Rules};
 pub use rules::{Populations, Strictness, SuppressedCell, Verdict, check};
-pub use shadow::{Ceilings, FACILITY, PERSON, Shadow, Source, Unsupported, shadow};
+pub use shadow::{
+    Bounds, Ceilings, FACILITY, PERSON, STRATUM, Shadow, Source, Unsupported, shadow,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DisclosureError {

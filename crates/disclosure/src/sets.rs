@@ -316,7 +316,7 @@ fn tagged_members(bytes: &[u8]) -> Option<impl Iterator<Item = u32> + '_> {
 
 /// Appends members in the tagged form [`decode_set`] reads, as one value of `out`; `scratch`
 /// is reused from value to value (a value a group, and groups may be a million).
-fn append_tagged(
+pub(crate) fn append_tagged(
     out: &mut BinaryBuilder,
     scratch: &mut Vec<u8>,
     members: impl IntoIterator<Item = u32>,
@@ -525,7 +525,7 @@ impl Contributions {
     }
 
     /// Appends a section in the form [`Contributions::decode`] reads.
-    fn encode_section(
+    pub(crate) fn encode_section(
         form: Form,
         total: f64,
         top: &[f64],
@@ -546,7 +546,7 @@ impl Contributions {
 
 /// The first byte of a contributions cell: its form, so that a cell written in an earlier form
 /// is told apart rather than misread.
-const CONTRIBUTIONS_FORM: u8 = 3;
+pub(crate) const CONTRIBUTIONS_FORM: u8 = 3;
 
 /// A little-endian u32, or f64, at the start of `rest`, which moves past it.
 fn read_u32(rest: &mut &[u8]) -> Option<u32> {
@@ -1925,7 +1925,7 @@ fn cell_array(cells: impl Iterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<ArrayRe
 
 /// Partial states, one a group, each written by `write` into a buffer reused from group to
 /// group.
-fn state_array<T>(
+pub(crate) fn state_array<T>(
     groups: impl IntoIterator<Item = T>,
     mut write: impl FnMut(T, &mut Vec<u8>),
 ) -> ArrayRef {
@@ -2206,7 +2206,7 @@ fn add_contribution_rows(
 }
 
 /// A groups accumulator used for an aggregate without GROUP BY (one group).
-struct OneGroup(Box<dyn GroupsAccumulator + Sync>);
+pub(crate) struct OneGroup(Box<dyn GroupsAccumulator + Sync>);
 
 impl std::fmt::Debug for OneGroup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -2217,7 +2217,7 @@ impl std::fmt::Debug for OneGroup {
 impl OneGroup {
     /// Its one group exists before any row arrives, so that evaluating an empty input gives
     /// each aggregate's own empty value (an empty set, zero contributions), not a set for all.
-    fn new(mut groups: Box<dyn GroupsAccumulator + Sync>) -> Result<Self> {
+    pub(crate) fn new(mut groups: Box<dyn GroupsAccumulator + Sync>) -> Result<Self> {
         let none: ArrayRef = Arc::new(arrow::array::BinaryArray::from(Vec::<&[u8]>::new()));
         groups.merge_batch(&[none], &[], 1)?;
         Ok(Self(groups))

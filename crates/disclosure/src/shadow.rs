@@ -21,10 +21,13 @@ use datafusion::logical_expr::{
     cast, lit, when,
 };
 
+use niji_catalog::Strata;
+
 use crate::sets::{
     CELL_CONTRIBUTIONS, CELL_PERSONS, a_facility_udaf, ceiled_udaf, cell_field_udf, cell_udaf,
     contributions_udaf, few_udaf, person_udaf, set_udaf,
 };
+use crate::strata::{CELL_FACILITIES, StrataCells, strata_udaf};
 
 /// The person index of a person-level view (UInt32), or the set of persons behind an inner
 /// aggregate's group (Binary).
@@ -38,6 +41,11 @@ const CONTRIBUTION: &str = "__niji_contrib";
 /// A person column's set and contributions together (`niji_cell`), which a projection above
 /// its aggregation names as [`PERSON`] and [`CONTRIBUTION`] columns.
 const CELL: &str = "__niji_cell";
+/// The stratum of a row of a view with strata (see [`niji_catalog::Strata`]).
+pub const STRATUM: &str = "__niji_stratum";
+/// A cell's strata (`niji_strata`), which a projection above its aggregation names as
+/// [`PERSON`], [`FACILITY`] and [`CONTRIBUTION`] columns.
+const STRATA: &str = "__niji_strata";
 /// Whether a row passes the filters on aggregates between the outermost aggregation and the
 /// result (a HAVING), which are kept as this flag instead of filtering (see [`lift_having`]).
 const HAVING: &str = "__niji_having";
@@ -137,12 +145,23 @@ pub struct Shadow {
     pub having: Option<usize>,
     /// Magnitudes whose contributions are bounded by ceilings.
     pub ceiled: usize,
+    /// Aggregations whose cells were taken from strata.
+    pub stratified: usize,
 }
 
 /// The ceilings of the columns of approved views (see [`niji_catalog::Ceiling`]), by view
 /// column: only views whose rows are stored rows, each once, and whose persons are the stored
 /// persons the ceilings were summed by.
 pub type Ceilings = BTreeMap<Source, niji_catalog::Ceiling>;
+
+/// What the store knows of the approved views beyond their rows, which a bounded shadow uses
+/// instead of reading every row's person: the ceilings of their columns, and the strata of
+/// views whose rows are a table's stored rows, all of them, each once (by `db.table`).
+#[derive(Debug, Clone, Default)]
+pub struct Bounds {
+    pub ceilings: Ceilings,
+    pub strata: BTreeMap<String, Arc<Strata>>,
+}
 
 /// Why a plan has no shadow: its result is held, and stays in the workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,19 +182,19 @@ impl From<datafusion::error::DataFusionError> for Unsupported {
 
 /// Builds the shadow of `plan`, which was planned from the researcher's SQL over the shadow
 /// views. `visible` is the output schema the researcher's own plan has: the shadow must match
-/// it column for column. Facilities are counted up to `facility_cap`. With `bounded` (and the
-/// ceilings of the views' columns), the largest contributions of a cell are bounded from above
-/// rather than found, by its columns' ceilings where they apply and otherwise in one pass with
-/// its persons, and a group of one person hands on one of its facilities: a result whose bounds
-/// do not settle a rule is checked again on the shadow built without (see
-/// [`crate::Verdict::Recheck`]).
+/// it column for column. Facilities are counted up to `facility_cap`. With `bounded`, the
+/// largest contributions of a cell are bounded from above rather than found, by its columns'
+/// ceilings where they apply and otherwise in one pass with its persons, a cell that is a union
+/// of whole strata is taken from them, and a group of one person hands on one of its
+/// facilities: a result whose bounds do not settle a rule is checked again on the shadow built
+/// without (see [`crate::Verdict::Recheck`]).
 pub fn shadow(
     plan: LogicalPlan,
     visible: &arrow::datatypes::Schema,
     facility_cap: usize,
-    bounded: Option<&Ceilings>,
+    bounded: Option<&Bounds>,
 ) -> Result<Shadow, Unsupported> {
-    let no_ceilings = Ceilings::new();
+    let none = Bounds::default();
     let plan_fields: Vec<(String, DataType)> = plan
         .schema()
         .fields()
@@ -228,8 +247,11 @@ pub fn shadow(
         facilities_bounded: false,
         contributions: Arc::new(contributions_udaf()),
         cell: bounded.map(|_| Arc::new(cell_udaf())),
-        ceilings: bounded.unwrap_or(&no_ceilings),
+        ceilings: &bounded.unwrap_or(&none).ceilings,
         ceiled: 0,
+        strata: &bounded.unwrap_or(&none).strata,
+        stratified: 0,
+        facility_cap,
         next: 0,
         names: BTreeMap::new(),
         sums: BTreeSet::new(),
@@ -270,6 +292,7 @@ pub fn shadow(
         tables,
         having: None,
         ceiled: rewrite.ceiled,
+        stratified: rewrite.stratified,
     };
     for (i, field) in out.plan.schema().fields().iter().enumerate() {
         let name = field.name().as_str();
@@ -797,6 +820,86 @@ fn view_column(plan: &LogicalPlan, index: usize) -> Option<(&TableScan, &str)> {
     }
 }
 
+/// The view whose hidden column `name` the column `c` of `plan` is.
+fn hidden_column_of<'p>(plan: &'p LogicalPlan, c: &Column, name: &str) -> Option<&'p TableScan> {
+    let (view, column) = view_column(plan, plan.schema().index_of_column(c).ok()?)?;
+    (column == name).then_some(view)
+}
+
+/// Whether the rows reaching `plan` are those of its one view where, for each stratum (of the
+/// view's `stratified` columns), all of its rows or none pass: nodes that pass rows on
+/// unchanged, and filters on stratified columns only.
+fn whole_strata(plan: &LogicalPlan, stratified: &BTreeSet<&str>) -> bool {
+    match plan {
+        LogicalPlan::Projection(p) => whole_strata(&p.input, stratified),
+        LogicalPlan::Filter(f) => {
+            of_strata(&f.input, &f.predicate, stratified) && whole_strata(&f.input, stratified)
+        }
+        LogicalPlan::Sort(s) => s.fetch.is_none() && whole_strata(&s.input, stratified),
+        LogicalPlan::SubqueryAlias(s) => whole_strata(&s.input, stratified),
+        LogicalPlan::Repartition(r) => whole_strata(&r.input, stratified),
+        LogicalPlan::TableScan(t) => {
+            t.fetch.is_none()
+                && t.filters.iter().all(|f| {
+                    deterministic(f)
+                        && f.column_refs()
+                            .iter()
+                            .all(|c| stratified.contains(c.name.as_str()))
+                })
+        }
+        _ => false,
+    }
+}
+
+/// Whether `e` gives the same value for the same row however often it is computed, and reads
+/// nothing but the row: no volatile function, no subquery, no outer column.
+fn deterministic(e: &Expr) -> bool {
+    !e.is_volatile()
+        && !e
+            .exists(|e| {
+                Ok(matches!(
+                    e,
+                    Expr::ScalarSubquery(_)
+                        | Expr::Exists(_)
+                        | Expr::InSubquery(_)
+                        | Expr::OuterReferenceColumn(..)
+                        | Expr::Placeholder(_)
+                ))
+            })
+            .unwrap_or(true)
+}
+
+/// Whether `e`, over `plan`, is a function of stratified columns of the view alone (so one
+/// value for all rows of a stratum).
+fn of_strata(plan: &LogicalPlan, e: &Expr, stratified: &BTreeSet<&str>) -> bool {
+    deterministic(e)
+        && e.column_refs().into_iter().all(|c| {
+            plan.schema()
+                .index_of_column(c)
+                .is_ok_and(|i| column_of_strata(plan, i, stratified))
+        })
+}
+
+fn column_of_strata(plan: &LogicalPlan, index: usize, stratified: &BTreeSet<&str>) -> bool {
+    match plan {
+        LogicalPlan::Projection(p) => p
+            .expr
+            .get(index)
+            .is_some_and(|e| of_strata(&p.input, e, stratified)),
+        LogicalPlan::Filter(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Repartition(_) => passed_through(plan, index)
+            .is_some_and(|(input, i)| column_of_strata(input, i, stratified)),
+        LogicalPlan::TableScan(t) => t
+            .projected_schema
+            .fields()
+            .get(index)
+            .is_some_and(|f| stratified.contains(f.name().as_str())),
+        _ => false,
+    }
+}
+
 fn or_else(a: Option<Expr>, b: Expr) -> Expr {
     match a {
         Some(a) => a.or(b),
@@ -876,6 +979,10 @@ struct Rewrite<'a> {
     /// per person.
     ceilings: &'a Ceilings,
     ceiled: usize,
+    /// Where bounded, the strata of views, by `db.table`.
+    strata: &'a BTreeMap<String, Arc<Strata>>,
+    stratified: usize,
+    facility_cap: usize,
     next: usize,
     /// Hidden output name → the aggregates (by name) it belongs to, in its sections' order.
     names: BTreeMap<String, Vec<String>>,
@@ -924,6 +1031,8 @@ impl Rewrite<'_> {
                         self.fresh(PERSON)
                     } else if column.name.starts_with(FACILITY) {
                         self.fresh(FACILITY)
+                    } else if column.name.starts_with(STRATUM) {
+                        self.fresh(STRATUM)
                     } else {
                         column.name.clone()
                     };
@@ -1002,8 +1111,163 @@ impl Rewrite<'_> {
             .collect()
     }
 
+    /// `a` with its cells taken from the strata of the view it reads, where every cell is a
+    /// union of whole strata and its checks need nothing else: one view, read through nodes
+    /// that pass rows unchanged, filtered and grouped on stratified columns only (every row of
+    /// a stratum then falls in one cell, or none), and aggregates that are counts of every row
+    /// or magnitudes whose contributions the ceilings bound. None: `a` is rewritten as usual.
+    fn stratified_aggregate(&mut self, a: &Aggregate) -> Result<Option<LogicalPlan>, Unsupported> {
+        if self.strata.is_empty() {
+            return Ok(None);
+        }
+        let input = a.input.as_ref();
+        let schema = input.schema();
+        let hidden = hidden_columns(input);
+        let of = |prefix: &str| -> Vec<&Column> {
+            hidden
+                .iter()
+                .filter(|(c, _)| c.name.starts_with(prefix))
+                .map(|(c, _)| c)
+                .collect()
+        };
+        let (persons, facilities, strata_columns) = (of(PERSON), of(FACILITY), of(STRATUM));
+        let ([person], [stratum]) = (persons.as_slice(), strata_columns.as_slice()) else {
+            return Ok(None);
+        };
+        if facilities.len() > 1 || a.group_expr.iter().any(|g| is_pseudonym_of(input, g)) {
+            return Ok(None);
+        }
+        let Some(view) = hidden_column_of(input, stratum, STRATUM) else {
+            return Ok(None);
+        };
+        let Some(strata) = self.strata.get(&table_name(&view.table_name)).cloned() else {
+            return Ok(None);
+        };
+        let same_view = |c: &Column, name: &str| {
+            hidden_column_of(input, c, name).is_some_and(|v| std::ptr::eq(v, view))
+        };
+        if !same_view(person, PERSON) || !facilities.iter().all(|f| same_view(f, FACILITY)) {
+            return Ok(None);
+        }
+        let stratified: BTreeSet<&str> = strata.columns.iter().map(String::as_str).collect();
+        if !whole_strata(input, &stratified)
+            || !a
+                .group_expr
+                .iter()
+                .all(|g| of_strata(input, g, &stratified))
+        {
+            return Ok(None);
+        }
+        let mut values = Vec::new();
+        let mut aggregates = Vec::new();
+        for expr in &a.aggr_expr {
+            let Some(f) = aggregate_of(expr) else {
+                return Ok(None);
+            };
+            if f.params.filter.is_some() {
+                return Ok(None);
+            }
+            let name = expr.schema_name().to_string();
+            let value = f
+                .params
+                .args
+                .first()
+                .filter(|e| !matches!(e, Expr::Literal(..)))
+                .cloned();
+            match classify(f.func.name()) {
+                Role::Count if value.as_ref().is_none_or(|v| is_pseudonym_of(input, v)) => {}
+                Role::Magnitude
+                    if !f.params.distinct
+                        && value.as_ref().is_some_and(|v| {
+                            is_plain(v) && v.nullable(schema.as_ref()).is_ok_and(|n| !n)
+                        }) =>
+                {
+                    if let Some(v) = value {
+                        values.push(cast(v, DataType::Float64));
+                    }
+                    if f.func.name() == "sum" {
+                        self.sums.insert(name.clone());
+                    }
+                    aggregates.push(name);
+                }
+                _ => return Ok(None),
+            }
+        }
+        let mut cells = Vec::new();
+        if !values.is_empty() {
+            let Some(ceilings) = self.ceilings_of(input, person, &values, &aggregates) else {
+                return Ok(None);
+            };
+            for (v, largest) in values.iter().zip(ceilings) {
+                let column = widened_column(v, schema)
+                    .and_then(|c| schema.index_of_column(c).ok())
+                    .and_then(|i| view_column(input, i));
+                match column {
+                    Some((_, name)) if strata.totals.contains_key(name) => {
+                        cells.push((name.to_string(), largest));
+                    }
+                    _ => return Ok(None),
+                }
+            }
+        }
+        // The hidden columns the exact shadow has, named and ordered as it names and orders
+        // them (output review reads a result by the exact shadow): the sets in the order of
+        // their columns, then the contributions.
+        let mut hidden_out: Vec<(&'static str, String)> = Vec::new();
+        for (column, _) in &hidden {
+            if column == *person {
+                hidden_out.push((CELL_PERSONS, self.fresh(PERSON)));
+            } else if column.name.starts_with(FACILITY) {
+                hidden_out.push((CELL_FACILITIES, self.fresh(FACILITY)));
+            }
+        }
+        if !values.is_empty() {
+            let name = self.fresh(CONTRIBUTION);
+            self.ceiled += values.len();
+            self.names.insert(name.clone(), aggregates);
+            hidden_out.push((CELL_CONTRIBUTIONS, name));
+        }
+        let strata_name = hidden_out
+            .iter()
+            .find(|(field, _)| *field == CELL_PERSONS)
+            .map(|(_, name)| name.replacen(PERSON, STRATA, 1))
+            .ok_or_else(|| unsupported("a stratified aggregation without its person set"))?;
+        let udaf = Arc::new(strata_udaf(StrataCells {
+            strata,
+            facility_cap: self.facility_cap,
+            values: cells,
+        }));
+        let mut aggr = a.aggr_expr.clone();
+        aggr.push(call(&udaf, vec![Expr::Column((*stratum).clone())], None).alias(&strata_name));
+        let aggregate = LogicalPlan::Aggregate(Aggregate::try_new(
+            a.input.clone(),
+            a.group_expr.clone(),
+            aggr,
+        )?);
+        let cell = Expr::Column(Column::new_unqualified(&strata_name));
+        let exprs: Vec<Expr> =
+            aggregate
+                .schema()
+                .columns()
+                .into_iter()
+                .filter(|c| c.name != strata_name)
+                .map(Expr::Column)
+                .chain(hidden_out.into_iter().map(|(field, name)| {
+                    cell_field_udf(field).call(vec![cell.clone()]).alias(name)
+                }))
+                .collect();
+        self.stratified += 1;
+        Ok(Some(LogicalPlan::Projection(Projection::try_new(
+            exprs,
+            Arc::new(aggregate),
+        )?)))
+    }
+
     fn aggregate(&mut self, a: Aggregate) -> Result<LogicalPlan, Unsupported> {
         refuse_grouping_sets(&a)?;
+        if let Some(stratified) = self.stratified_aggregate(&a)? {
+            return Ok(stratified);
+        }
         let mut aggr = a.aggr_expr.clone();
         let hidden = hidden_columns(&a.input);
         // Grouped by the pseudonym of the only person source: each group is one person, whose
@@ -1180,6 +1444,7 @@ impl Rewrite<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::strata::STRATA_FUNCTION;
     use arrow::datatypes::{Field, Schema};
     use datafusion::datasource::MemTable;
     use datafusion::prelude::SessionContext;
@@ -1188,6 +1453,15 @@ mod tests {
     /// index and the facility mark beside never-null points and doses and nullable days,
     /// bounded (with `ceilings`) and exact.
     async fn shadows(sql: &str, ceilings: &Ceilings) -> (Shadow, Shadow) {
+        let bounds = Bounds {
+            ceilings: ceilings.clone(),
+            strata: BTreeMap::new(),
+        };
+        bounded_and_exact(sql, &bounds).await
+    }
+
+    /// The bounded and the exact shadow of `sql` over `receipts`, which have the same shape.
+    async fn bounded_and_exact(sql: &str, bounds: &Bounds) -> (Shadow, Shadow) {
         let schema = Arc::new(Schema::new(vec![
             Field::new("prefecture", DataType::Utf8, false),
             Field::new("setting", DataType::Int32, false),
@@ -1196,6 +1470,7 @@ mod tests {
             Field::new("days", DataType::Int32, true),
             Field::new(PERSON, DataType::UInt32, true),
             Field::new(FACILITY, DataType::UInt32, false),
+            Field::new(STRATUM, DataType::UInt32, false),
         ]));
         let ctx = SessionContext::new();
         let table = MemTable::try_new(schema, vec![vec![]]).expect("table");
@@ -1203,7 +1478,7 @@ mod tests {
             .expect("register");
         let plan = ctx.sql(sql).await.expect("plan").into_unoptimized_plan();
         let visible = plan.schema().as_arrow().clone();
-        let bounded = shadow(plan.clone(), &visible, 3, Some(ceilings)).expect("bounded shadow");
+        let bounded = shadow(plan.clone(), &visible, 3, Some(bounds)).expect("bounded shadow");
         let exact = shadow(plan, &visible, 3, None).expect("exact shadow");
         assert_same_shape(&bounded, &exact, sql);
         (bounded, exact)
@@ -1295,6 +1570,109 @@ mod tests {
             // Without ceilings, the same plan takes the pass over persons.
             let (uncapped, _) = shadows(sql, &Ceilings::new()).await;
             assert!(!uses(&uncapped, crate::sets::CEILED_FUNCTION), "{sql}");
+        }
+    }
+
+    /// Strata stand in for the persons, facilities and totals of cells only where every cell is
+    /// a union of whole strata (one view, filtered and grouped on its stratified columns, no
+    /// limit below the aggregation) and its aggregates are counts of every row or magnitudes
+    /// the ceilings bound; elsewhere the rows are read. Either way the shadow has the exact
+    /// one's shape.
+    #[tokio::test]
+    async fn strata_stand_in_only_where_every_cell_is_a_union_of_strata() {
+        let ceilings: Ceilings = ["points", "days"]
+            .into_iter()
+            .map(|column| {
+                let source = Source {
+                    table: "receipts".into(),
+                    column: column.into(),
+                };
+                let ceiling = niji_catalog::Ceiling {
+                    largest: vec![100.0, 50.0],
+                    zeros: false,
+                };
+                (source, ceiling)
+            })
+            .collect();
+        let strata = Strata {
+            columns: vec!["prefecture".into(), "setting".into()],
+            totals: [("points".to_string(), Vec::new())].into(),
+            ..Strata::default()
+        };
+        let bounds = Bounds {
+            ceilings,
+            strata: [("receipts".to_string(), Arc::new(strata))].into(),
+        };
+        for (sql, stratified) in [
+            (
+                "SELECT prefecture, setting, count(*) AS n, sum(points) AS s FROM receipts GROUP BY prefecture, setting",
+                true,
+            ),
+            (
+                "SELECT substr(prefecture, 1, 1) AS p, count(*) AS n FROM receipts WHERE setting = 1 GROUP BY substr(prefecture, 1, 1)",
+                true,
+            ),
+            (
+                "SELECT count(*) AS n FROM receipts WHERE prefecture <> '13'",
+                true,
+            ),
+            (
+                "SELECT prefecture, count(*) AS n FROM (SELECT * FROM receipts WHERE setting = 2) t GROUP BY prefecture ORDER BY n DESC LIMIT 3",
+                true,
+            ),
+            // A filter or a key that is not stratified splits strata.
+            (
+                "SELECT prefecture, count(*) AS n FROM receipts WHERE points > 10 GROUP BY prefecture",
+                false,
+            ),
+            (
+                "SELECT days, count(*) AS n FROM receipts GROUP BY days",
+                false,
+            ),
+            (
+                "SELECT prefecture, count(*) AS n FROM receipts GROUP BY prefecture, random() > 0.5",
+                false,
+            ),
+            // So do a limit below the aggregation and a join.
+            (
+                "SELECT prefecture, count(*) AS n FROM (SELECT * FROM receipts LIMIT 10) t GROUP BY prefecture",
+                false,
+            ),
+            (
+                "SELECT r.prefecture, count(*) AS n FROM receipts r JOIN receipts o ON r.setting = o.setting GROUP BY r.prefecture",
+                false,
+            ),
+            // Aggregates whose persons are not every row's, or a magnitude without strata
+            // totals or ceilings, or a minimum.
+            (
+                "SELECT prefecture, count(*) FILTER (WHERE setting = 1) AS n FROM receipts GROUP BY prefecture",
+                false,
+            ),
+            (
+                "SELECT prefecture, count(days) AS n FROM receipts GROUP BY prefecture",
+                false,
+            ),
+            (
+                "SELECT prefecture, sum(days) AS s FROM receipts GROUP BY prefecture",
+                false,
+            ),
+            (
+                "SELECT prefecture, sum(dose) AS s FROM receipts GROUP BY prefecture",
+                false,
+            ),
+            (
+                "SELECT prefecture, min(points) AS lo FROM receipts GROUP BY prefecture",
+                false,
+            ),
+            (
+                "SELECT prefecture, sum(DISTINCT points) AS s FROM receipts GROUP BY prefecture",
+                false,
+            ),
+        ] {
+            let (bounded, exact) = bounded_and_exact(sql, &bounds).await;
+            assert_eq!(uses(&bounded, STRATA_FUNCTION), stratified, "{sql}");
+            assert_eq!(bounded.stratified, usize::from(stratified), "{sql}");
+            assert!(!uses(&exact, STRATA_FUNCTION), "{sql}");
         }
     }
 

@@ -18,10 +18,11 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::properties::WriterProperties;
 use rayon::prelude::*;
 
-use niji_catalog::Ceiling;
+use niji_catalog::{Ceiling, Strata};
 
 use crate::ceilings::Totals;
 use crate::store::PartInfo;
+use crate::strata::{self, Distinct, Stratifier};
 use crate::{IngestError, io, write_part};
 
 /// Rows per clustered part.
@@ -31,24 +32,59 @@ const PART_ROWS: usize = 1 << 16;
 /// fiscal year.
 const NO_PERIOD: i32 = i32::MAX;
 
-/// Rewrites the parts in `dir` clustered by the fiscal year of `period` and by `person`
-/// (nulls last), and returns the new parts and the ceilings of the table's numeric columns
-/// (summed per person on the way). Ties keep their extract order, so the same extract gives
-/// the same parts.
+/// A table clustered: its new parts, the ceilings of its numeric columns (summed per person on
+/// the way) and its strata (numbered on the way; each part has a stratum column).
+pub(crate) struct Clustered {
+    pub(crate) parts: Vec<PartInfo>,
+    pub(crate) ceilings: BTreeMap<String, Ceiling>,
+    pub(crate) strata: Option<Strata>,
+}
+
+/// What a table is clustered by: its person and period columns, its facility column, and the
+/// coded columns its strata may be made of.
+pub(crate) struct Keys<'a> {
+    pub(crate) person: &'a str,
+    pub(crate) period: Option<&'a str>,
+    pub(crate) facility: Option<&'a str>,
+    pub(crate) coded: &'a [String],
+}
+
+/// Rewrites the parts in `dir` clustered by the fiscal year of the period and by person
+/// (nulls last). Ties keep their extract order, so the same extract gives the same parts.
 pub(crate) fn cluster(
     dir: &Path,
     parts: &[PartInfo],
-    person: &str,
-    period: Option<&str>,
+    keys: &Keys<'_>,
     props: &WriterProperties,
-) -> Result<(Vec<PartInfo>, BTreeMap<String, Ceiling>), IngestError> {
-    let years: Vec<BTreeSet<i32>> = parts
+) -> Result<Clustered, IngestError> {
+    let (person, period) = (keys.person, keys.period);
+    let first_pass: Vec<&str> = period
+        .into_iter()
+        .chain(keys.coded.iter().map(String::as_str))
+        .collect();
+    let (years, distinct): (Vec<BTreeSet<i32>>, Vec<Distinct>) = parts
         .par_iter()
         .map(|p| {
-            let batch = read(&dir.join(&p.file), period)?;
-            Ok(fiscal_years(&batch, period)?.into_iter().collect())
+            let batch = read(
+                &dir.join(&p.file),
+                (!first_pass.is_empty()).then_some(first_pass.as_slice()),
+            )?;
+            let mut distinct = Distinct::new(keys.coded);
+            distinct.add(&batch)?;
+            Ok((
+                fiscal_years(&batch, period)?.into_iter().collect(),
+                distinct,
+            ))
         })
-        .collect::<Result<_, IngestError>>()?;
+        .collect::<Result<Vec<_>, IngestError>>()?
+        .into_iter()
+        .unzip();
+    let strata_of = distinct
+        .into_iter()
+        .reduce(Distinct::merge)
+        .map(|d| strata::choose(d.counts()))
+        .unwrap_or_default();
+    let mut stratifier: Option<Option<Stratifier>> = None;
     let all: BTreeSet<i32> = years.iter().flatten().copied().collect();
     let out_dir = dir.join("clustered");
     fs::create_dir_all(&out_dir).map_err(io(&out_dir))?;
@@ -82,6 +118,19 @@ pub(crate) fn cluster(
         totals
             .get_or_insert_with(|| Totals::new(&schema, person, &crate::SHADOW_INDEXES))
             .add_sorted(&sorted)?;
+        if stratifier.is_none() {
+            stratifier = Some(Stratifier::new(
+                &schema,
+                strata_of.clone(),
+                person,
+                keys.facility,
+                &crate::SHADOW_INDEXES,
+            )?);
+        }
+        let sorted = match stratifier.as_mut().and_then(Option::as_mut) {
+            Some(s) => s.add(&sorted)?,
+            None => sorted,
+        };
         let first = clustered.len();
         let written: Vec<Option<PartInfo>> = (0..sorted.num_rows())
             .step_by(PART_ROWS)
@@ -115,26 +164,34 @@ pub(crate) fn cluster(
         fs::rename(out_dir.join(&p.file), &path).map_err(io(&path))?;
     }
     fs::remove_dir(&out_dir).map_err(io(&out_dir))?;
-    Ok((clustered, totals.map(Totals::finish).unwrap_or_default()))
+    Ok(Clustered {
+        parts: clustered,
+        ceilings: totals.map(Totals::finish).unwrap_or_default(),
+        strata: stratifier.flatten().map(Stratifier::finish),
+    })
 }
 
-/// A part, whole or only its `column`.
-fn read(path: &Path, column: Option<&str>) -> Result<RecordBatch, IngestError> {
+/// A part, whole or only its `columns`.
+fn read(path: &Path, columns: Option<&[&str]>) -> Result<RecordBatch, IngestError> {
     let file = File::open(path).map_err(io(path))?;
     let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
-    if let Some(column) = column {
-        let at = builder
-            .schema()
-            .index_of(column)
-            .map_err(|_| IngestError::Internal(format!("a part has no column {column}")))?;
-        let mask = ProjectionMask::roots(builder.parquet_schema(), [at]);
+    let mut schema = builder.schema().clone();
+    if let Some(columns) = columns {
+        let mut at = columns
+            .iter()
+            .map(|c| {
+                builder
+                    .schema()
+                    .index_of(c)
+                    .map_err(|_| IngestError::Internal(format!("a part has no column {c}")))
+            })
+            .collect::<Result<Vec<usize>, _>>()?;
+        at.sort_unstable();
+        at.dedup();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), at.iter().copied());
         builder = builder.with_projection(mask);
+        schema = std::sync::Arc::new(schema.project(&at)?);
     }
-    let schema = builder.schema().clone();
-    let schema = match column {
-        Some(c) => std::sync::Arc::new(schema.project(&[schema.index_of(c)?])?),
-        None => schema,
-    };
     let batches = builder
         .with_batch_size(PART_ROWS)
         .build()?

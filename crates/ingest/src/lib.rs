@@ -14,6 +14,7 @@ pub mod linkage;
 pub mod linkage_report;
 pub mod parents;
 pub mod store;
+mod strata;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -23,8 +24,9 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use arrow::datatypes::DataType;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use niji_catalog::{Catalog, FACILITY_MARK_COLUMN, Table};
+use niji_catalog::{Catalog, FACILITY_MARK_COLUMN, STRATUM_COLUMN, Table};
 use niji_pseudo::{CustodianKey, IdHasher, IdKind};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -250,12 +252,13 @@ impl Write for HashingWriter {
     }
 }
 
-/// The columns a shadow reads for persons and facilities.
-pub(crate) const SHADOW_INDEXES: [&str; 4] = [
+/// The columns a shadow reads for persons, facilities and strata.
+pub(crate) const SHADOW_INDEXES: [&str; 5] = [
     "person_idx",
     FACILITY_MARK_COLUMN,
     parents::PARENT_PERSON,
     parents::PARENT_FACILITY,
+    STRATUM_COLUMN,
 ];
 
 /// zstd(1); keyed identifiers and record keys are unique per row, so dictionaries and
@@ -716,6 +719,16 @@ fn ingest_table(
     // Person-level rows (and details, by their record's person) are clustered by fiscal year
     // and person.
     let mut ceilings = BTreeMap::new();
+    let mut strata = None;
+    let mut fields: Vec<FieldInfo> = schema
+        .fields()
+        .iter()
+        .map(|f| FieldInfo {
+            name: f.name().clone(),
+            data_type: f.data_type().to_string(),
+            nullable: f.is_nullable(),
+        })
+        .collect();
     let person = ["person_idx", parents::PARENT_PERSON]
         .into_iter()
         .find(|c| schema.column_with_name(c).is_some());
@@ -725,8 +738,27 @@ fn ingest_table(
             None => table.period_column.as_deref(),
         }
         .filter(|p| schema.column_with_name(p).is_some());
-        (parts, ceilings) =
-            cluster::cluster(&staging, &parts, person, period, &writer_properties(&plan)?)?;
+        let facility = [FACILITY_MARK_COLUMN, parents::PARENT_FACILITY]
+            .into_iter()
+            .find(|c| schema.column_with_name(c).is_some());
+        let coded = strata::coded_columns(table, &schema);
+        let keys = cluster::Keys {
+            person,
+            period,
+            facility,
+            coded: &coded,
+        };
+        let clustered = cluster::cluster(&staging, &parts, &keys, &writer_properties(&plan)?)?;
+        parts = clustered.parts;
+        ceilings = clustered.ceilings;
+        if let Some(s) = clustered.strata {
+            fields.push(FieldInfo {
+                name: STRATUM_COLUMN.to_string(),
+                data_type: DataType::UInt32.to_string(),
+                nullable: false,
+            });
+            strata = Some(store::write_strata(&staging, &s)?);
+        }
     }
     let source_sha256 = hex(&reader.digest.finalize());
     let manifest = Manifest {
@@ -734,15 +766,7 @@ fn ingest_table(
         table: table.name.clone(),
         rows: report.counts.rows_stored,
         quarantined: report.counts.quarantined_total(),
-        schema: schema
-            .fields()
-            .iter()
-            .map(|f| FieldInfo {
-                name: f.name().clone(),
-                data_type: f.data_type().to_string(),
-                nullable: f.is_nullable(),
-            })
-            .collect(),
+        schema: fields,
         content_digest: Manifest::content_digest_of(&parts),
         parts,
         source_sha256,
@@ -750,6 +774,7 @@ fn ingest_table(
         niji_version: env!("CARGO_PKG_VERSION").to_string(),
         parent_digest: parent.map(|(p, _)| p.digest.clone()),
         ceilings,
+        strata,
     };
     quarantine.save(manifest.quarantined > 0)?;
     report.parts = manifest.parts.len();

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use niji_catalog::Ceiling;
+use niji_catalog::{Ceiling, Strata};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
@@ -60,6 +60,35 @@ pub struct Manifest {
     /// Per numeric column, the largest per-person totals (tables clustered by person only).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ceilings: BTreeMap<String, Ceiling>,
+    /// The table's strata (tables clustered by person, with coded columns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strata: Option<StrataFile>,
+}
+
+/// Where a table's [`Strata`] are, and what they are of.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StrataFile {
+    pub file: String,
+    pub blake3: String,
+    pub columns: Vec<String>,
+    pub count: usize,
+}
+
+const STRATA_FILE: &str = "strata.bin";
+
+/// Writes `strata` into a table's staging directory.
+pub(crate) fn write_strata(staging: &Path, strata: &Strata) -> Result<StrataFile, IngestError> {
+    let bytes = strata.encode();
+    let path = staging.join(STRATA_FILE);
+    let mut f = File::create(&path).map_err(io(&path))?;
+    f.write_all(&bytes).map_err(io(&path))?;
+    f.sync_all().map_err(io(&path))?;
+    Ok(StrataFile {
+        file: STRATA_FILE.to_string(),
+        blake3: blake3::hash(&bytes).to_hex().to_string(),
+        columns: strata.columns.clone(),
+        count: strata.len(),
+    })
 }
 
 impl Manifest {
@@ -207,7 +236,34 @@ impl Store {
         Ok(out)
     }
 
-    /// Checks every part against its manifest digest.
+    /// The strata of a published table, checked against its manifest; None where it has none.
+    pub fn strata(&self, db: &str, table: &str) -> Result<Option<Strata>, IngestError> {
+        let Some(manifest) = self.manifest(db, table)? else {
+            return Ok(None);
+        };
+        let Some(file) = &manifest.strata else {
+            return Ok(None);
+        };
+        let path = self.table_dir(db, table).join(&file.file);
+        let bytes = fs::read(&path).map_err(io(&path))?;
+        if blake3::hash(&bytes).to_hex().as_str() != file.blake3 {
+            return Err(IngestError::Corrupt(format!(
+                "{} does not match its manifest digest",
+                path.display()
+            )));
+        }
+        let strata = Strata::decode(&bytes)
+            .map_err(|e| IngestError::Corrupt(format!("{}: {e}", path.display())))?;
+        if strata.len() != file.count || strata.columns != file.columns {
+            return Err(IngestError::Corrupt(format!(
+                "{} is not the strata its manifest describes",
+                path.display()
+            )));
+        }
+        Ok(Some(strata))
+    }
+
+    /// Checks every part (and the strata) against its manifest digest.
     pub fn verify(&self, db: &str, table: &str) -> Result<Manifest, IngestError> {
         let manifest = self
             .manifest(db, table)?
@@ -223,6 +279,7 @@ impl Store {
                 )));
             }
         }
+        self.strata(db, table)?;
         if Manifest::content_digest_of(&manifest.parts) != manifest.content_digest {
             return Err(IngestError::Corrupt(format!(
                 "{db}.{table}: content digest mismatch"

@@ -232,8 +232,10 @@ struct QueryAudit<'a> {
     check_ms: u128,
     rechecked: bool,
     /// Magnitudes whose largest contributions the store's ceilings bounded (nothing summed per
-    /// person for them).
+    /// person for them), and aggregations whose cells were taken from the store's strata
+    /// (nothing read of their rows' persons).
     ceiled: usize,
+    stratified: usize,
     total_ms: u128,
 }
 
@@ -595,6 +597,7 @@ impl Visiting {
             check_ms: 0,
             rechecked: false,
             ceiled: 0,
+            stratified: 0,
             total_ms: 0,
         };
         let mut result = self.run(req, &query_id, &mut audit).await;
@@ -744,6 +747,7 @@ impl Visiting {
             }
         };
         audit.ceiled = shadow.ceiled;
+        audit.stratified = shadow.stratified;
         let mut checking = None;
         let (shadow_schema, batches, rows, verdict) = loop {
             let (shadow_schema, batches, rows) = self.execute(env, shadow.plan.clone()).await?;
@@ -827,8 +831,8 @@ impl Visiting {
         let plan = guard::plan_shadow(env, sql)
             .await
             .map_err(|e| niji_disclosure::Unsupported(e.public_message()))?;
-        let ceilings = bounded.then_some(&env.ceilings);
-        niji_disclosure::shadow(plan, visible, self.disclosure.facility_cap(), ceilings)
+        let bounds = bounded.then_some(&env.bounds);
+        niji_disclosure::shadow(plan, visible, self.disclosure.facility_cap(), bounds)
     }
 
     /// Applies the rules to a shadow result under the project's release ledger; when `record`

@@ -130,8 +130,8 @@ pub struct ProjectEnv {
     pub built_from: StoreStamp,
     /// The ceilings of the approved views' columns, from the store's manifests: only of views
     /// whose rows are stored rows, each once, and whose persons are those the ceilings were
-    /// summed by.
-    pub ceilings: niji_disclosure::Ceilings,
+    /// summed by; and the strata of views whose rows are all of a table's stored rows.
+    pub bounds: niji_disclosure::Bounds,
 }
 
 /// Identity of a store's published state: each table manifest and registry file, with its
@@ -264,6 +264,39 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// The strata of `db.name`, where its view's rows are all of its stored rows, with the
+    /// persons and facilities ingest gathered its strata by: a person-level table its view does
+    /// not filter, or details carrying their parent's person whose parent's view does not
+    /// filter. A strata file that does not match its manifest is not used (the exact check
+    /// serves).
+    async fn strata_of(
+        &self,
+        db: &str,
+        name: &str,
+    ) -> Result<Option<Arc<niji_catalog::Strata>>, SandboxError> {
+        let table = self.table(db, name)?;
+        let unfiltered = match &table.parent {
+            Some(link) => {
+                self.carry_parent(db, name, &link.table)?
+                    && self
+                        .row_filter(db, self.table(db, &link.table)?)
+                        .await?
+                        .is_none()
+            }
+            None => table.is_person_level() && self.row_filter(db, table).await?.is_none(),
+        };
+        if !unfiltered {
+            return Ok(None);
+        }
+        match self.store.strata(db, name) {
+            Ok(strata) => Ok(strata.map(Arc::new)),
+            Err(e) => {
+                tracing::warn!(db, table = name, error = %e, "strata not used");
+                Ok(None)
+            }
+        }
+    }
+
     fn manifest(&self, db: &str, table: &str) -> Result<Option<Manifest>, SandboxError> {
         self.store
             .manifest(db, table)
@@ -380,13 +413,15 @@ impl Builder<'_> {
     }
 
     /// The view of an approved table; `shadow` adds the hidden columns disclosure control
-    /// counts with (person index, facility), which only niji's own rewrite reads.
+    /// counts with (person index, facility, and the stratum where the table's `stratified`),
+    /// which only niji's own rewrite reads.
     async fn view(
         &self,
         db: &str,
         name: &str,
         columns: &[String],
         shadow: bool,
+        stratified: bool,
     ) -> Result<ProjectView, SandboxError> {
         let table = self.table(db, name)?;
         let filter = if table.is_person_level() {
@@ -489,6 +524,9 @@ impl Builder<'_> {
                 {
                     exprs.push(col(niji_disclosure::FACILITY));
                 }
+            }
+            if stratified {
+                exprs.push(col(niji_catalog::STRATUM_COLUMN).alias(niji_disclosure::STRATUM));
             }
         }
         let plan = LogicalPlanBuilder::from(rows).project(exprs)?.build()?;
@@ -697,10 +735,13 @@ impl ProjectEnv {
             ));
         }
 
-        let mut ceilings = niji_disclosure::Ceilings::new();
+        let mut bounds = niji_disclosure::Bounds::default();
         for approved in &spec.tables {
             let (db, name) = approved.parts()?;
-            builder.add_ceilings(db, name, &approved.columns, &mut ceilings)?;
+            builder.add_ceilings(db, name, &approved.columns, &mut bounds.ceilings)?;
+            if let Some(strata) = builder.strata_of(db, name).await? {
+                bounds.strata.insert(format!("{db}.{name}"), strata);
+            }
         }
         let work_schema = Arc::new(MemorySchemaProvider::new());
         let mut views = BTreeSet::new();
@@ -713,7 +754,10 @@ impl ProjectEnv {
             let mut schemas: BTreeMap<String, Arc<MemorySchemaProvider>> = BTreeMap::new();
             for approved in &spec.tables {
                 let (db, name) = approved.parts()?;
-                let view = builder.view(db, name, &approved.columns, shadow).await?;
+                let stratified = bounds.strata.contains_key(&format!("{db}.{name}"));
+                let view = builder
+                    .view(db, name, &approved.columns, shadow, stratified)
+                    .await?;
                 let schema = schemas
                     .entry(db.to_string())
                     .or_insert_with(|| Arc::new(MemorySchemaProvider::new()));
@@ -736,7 +780,7 @@ impl ProjectEnv {
             workspace_dir,
             work_schema,
             built_from,
-            ceilings,
+            bounds,
         };
         env.load_workspace().await?;
         Ok(env)

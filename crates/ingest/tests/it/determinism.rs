@@ -467,3 +467,132 @@ fn ceilings_are_the_largest_per_person_totals_of_the_stored_rows() {
         assert_eq!(ceiling.zeros, zeros, "{column}");
     }
 }
+
+/// Each stored row's stratum stands for one combination of its table's coded columns, and
+/// the strata file holds, per stratum, exactly the persons, facilities and totals of |value|
+/// of its rows; a strata file changed after ingest is refused.
+#[test]
+fn strata_are_the_persons_facilities_and_totals_of_their_rows() {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Float64Type, UInt32Type};
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    use std::collections::{BTreeMap, BTreeSet};
+    let d = Delivery::new(1500, 44);
+    d.ingest_into("data");
+    let store = Store::new(&d.data_dir("data"));
+    for (table, person, facility, value) in [
+        ("receipts", "person_idx", "facility_mark", "points"),
+        ("diagnoses", "parent_person_idx", "parent_facility", ""),
+    ] {
+        let strata = store.strata("ndb", table).unwrap().expect("strata");
+        match table {
+            "receipts" => {
+                for coded in ["sex", "prefecture", "setting", "copay_rate"] {
+                    assert!(
+                        strata.columns.iter().any(|c| c == coded),
+                        "{coded}: {:?}",
+                        strata.columns
+                    );
+                }
+                for never in ["claim_ym", "facility_code", "days", "points"] {
+                    assert!(!strata.columns.iter().any(|c| c == never), "{never}");
+                }
+            }
+            _ => assert!(
+                strata.columns.iter().any(|c| c == "icd10"),
+                "{:?}",
+                strata.columns
+            ),
+        }
+        let mut columns = vec![niji_catalog::STRATUM_COLUMN, person, facility];
+        columns.extend(strata.columns.iter().map(String::as_str));
+        if !value.is_empty() {
+            columns.push(value);
+        }
+        let mut tuples: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
+        let mut persons: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+        let mut facilities: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+        let mut totals: BTreeMap<u32, f64> = BTreeMap::new();
+        let options = FormatOptions::default().with_null("NULL");
+        for b in store.read_columns("ndb", table, &columns).unwrap() {
+            let index = |name: &str| {
+                b.column_by_name(name)
+                    .unwrap()
+                    .as_primitive::<UInt32Type>()
+                    .clone()
+            };
+            let (stratum, who, place) = (index(columns[0]), index(person), index(facility));
+            let coded: Vec<_> = strata
+                .columns
+                .iter()
+                .map(|c| {
+                    ArrayFormatter::try_new(b.column_by_name(c).unwrap().as_ref(), &options)
+                        .unwrap()
+                })
+                .collect();
+            let values = (!value.is_empty()).then(|| {
+                arrow::compute::cast(
+                    b.column_by_name(value).unwrap(),
+                    &arrow::datatypes::DataType::Float64,
+                )
+                .unwrap()
+            });
+            for i in 0..b.num_rows() {
+                let s = stratum.value(i);
+                let tuple: Vec<String> = coded.iter().map(|f| f.value(i).to_string()).collect();
+                tuples.entry(s).or_default().insert(tuple.join("\u{1f}"));
+                if who.is_valid(i) {
+                    persons.entry(s).or_default().insert(who.value(i));
+                }
+                if place.is_valid(i) {
+                    facilities.entry(s).or_default().insert(place.value(i));
+                }
+                if let Some(v) = &values {
+                    let v = v.as_primitive::<Float64Type>();
+                    *totals.entry(s).or_default() +=
+                        if v.is_valid(i) { v.value(i).abs() } else { 0.0 };
+                }
+            }
+        }
+        assert_eq!(
+            tuples.len(),
+            strata.len(),
+            "{table}: every stratum has rows"
+        );
+        let distinct: BTreeSet<&String> = tuples.values().flatten().collect();
+        assert_eq!(
+            distinct.len(),
+            strata.len(),
+            "{table}: one combination a stratum, each its own"
+        );
+        assert!(tuples.values().all(|t| t.len() == 1), "{table}");
+        for s in 0..strata.len() as u32 {
+            let members = |b: &roaring::RoaringBitmap| b.iter().collect::<BTreeSet<u32>>();
+            assert_eq!(
+                members(&strata.persons[s as usize]),
+                persons.remove(&s).unwrap_or_default(),
+                "{table} {s}"
+            );
+            assert_eq!(
+                members(&strata.facilities[s as usize]),
+                facilities.remove(&s).unwrap_or_default(),
+                "{table} {s}"
+            );
+            if !value.is_empty() {
+                let (got, want) = (strata.totals[value][s as usize], totals[&s]);
+                assert!(
+                    (got - want).abs() <= want * 1e-9,
+                    "{table} {s}: {got} against {want}"
+                );
+            }
+        }
+    }
+    let dir = store.table_dir("ndb", "receipts");
+    let file = dir.join("strata.bin");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    assert!(store.strata("ndb", "receipts").is_err());
+    assert!(store.verify("ndb", "receipts").is_err());
+}

@@ -1050,3 +1050,126 @@ async fn ceilings_bound_magnitudes_without_changing_a_verdict() {
         "ceilings that do not clear a cell send it to the exact check: {detail}"
     );
 }
+
+/// The audit entry of the last query of `sql`.
+async fn audit_of(f: &Fixture, sql: &str) -> String {
+    f.visiting
+        .audit
+        .recent(50)
+        .await
+        .expect("audit")
+        .into_iter()
+        .find(|e| e.action == "query" && e.detail.contains(sql))
+        .expect("audited")
+        .detail
+}
+
+/// Cells grouped and filtered on coded columns come from the store's strata (`stratified` in
+/// the audit entry, no row's person read) and get the verdicts their rows give: the same cells
+/// through a filter no stratum decides (on a column that is not coded, true for every row) are
+/// counted row by row in a project of their own, and every value and every mask agrees. An
+/// aggregation strata cannot decide (a filter on a magnitude, a minimum, a join) is counted
+/// row by row; taking a small prefecture away from a released total is differencing, whether
+/// strata count it or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strata_give_the_verdicts_the_rows_give() {
+    let f = Fixture::new(None).await;
+    project_with(&f, "rowwise", &["alice"], &[]).await;
+    let pairs = [
+        (
+            "SELECT prefecture, sex, setting, count(*) AS n, sum(points) AS p, avg(days) AS d FROM ndb.receipts GROUP BY prefecture, sex, setting ORDER BY prefecture, sex, setting",
+            "SELECT prefecture, sex, setting, count(*) AS n, sum(points) AS p, avg(days) AS d FROM ndb.receipts WHERE days = days GROUP BY prefecture, sex, setting ORDER BY prefecture, sex, setting",
+        ),
+        (
+            "SELECT substr(icd10, 1, 3) AS code, count(*) AS n FROM ndb.diagnoses WHERE is_main GROUP BY substr(icd10, 1, 3) ORDER BY n DESC, code LIMIT 20",
+            "SELECT substr(icd10, 1, 3) AS code, count(*) AS n FROM ndb.diagnoses WHERE is_main AND receipt_key IS NOT NULL GROUP BY substr(icd10, 1, 3) ORDER BY n DESC, code LIMIT 20",
+        ),
+        (
+            "SELECT copay_rate, count(DISTINCT pid) AS persons FROM ndb.receipts WHERE sex = 2 AND setting = 2 GROUP BY copay_rate ORDER BY copay_rate",
+            "SELECT copay_rate, count(DISTINCT pid) AS persons FROM ndb.receipts WHERE sex = 2 AND setting = 2 AND days = days GROUP BY copay_rate ORDER BY copay_rate",
+        ),
+    ];
+    let mut masked_somewhere = false;
+    for (coded, rowwise) in pairs {
+        let by_strata = real(&f, coded).await;
+        let by_rows = f.query_as("alice", "rowwise", Mode::Real, rowwise).await;
+        assert_eq!(
+            by_strata.status, by_rows.status,
+            "{coded}: {}",
+            by_strata.message
+        );
+        assert!(
+            matches!(by_strata.status, Status::Released | Status::Suppressed),
+            "{coded}: {}",
+            by_strata.message
+        );
+        assert_eq!(
+            text_rows(&by_strata.batches),
+            text_rows(&by_rows.batches),
+            "{coded}"
+        );
+        assert_eq!(reasons(&by_strata), reasons(&by_rows), "{coded}");
+        masked_somewhere |= !by_strata.suppressed.is_empty();
+        let detail = audit_of(&f, coded).await;
+        assert!(detail.contains("\"stratified\":1"), "{detail}");
+        let detail = audit_of(&f, rowwise).await;
+        assert!(detail.contains("\"stratified\":0"), "{detail}");
+    }
+    assert!(
+        masked_somewhere,
+        "some cell of the pairs rests on too few persons"
+    );
+
+    for rowwise in [
+        "SELECT sex, count(*) AS n FROM ndb.receipts WHERE points > 100 GROUP BY sex",
+        "SELECT sex, min(points) AS lo FROM ndb.receipts GROUP BY sex",
+        "SELECT r.sex, count(*) AS n FROM ndb.receipts r JOIN ndb.diagnoses d ON d.receipt_key = r.record_key GROUP BY r.sex",
+        "SELECT sex, count(*) AS n FROM (SELECT * FROM ndb.receipts LIMIT 500) t GROUP BY sex",
+        "SELECT claim_ym, count(*) AS n FROM ndb.receipts GROUP BY claim_ym",
+    ] {
+        let o = real(&f, rowwise).await;
+        assert!(
+            matches!(o.status, Status::Released | Status::Suppressed),
+            "{rowwise}: {}",
+            o.message
+        );
+        let detail = audit_of(&f, rowwise).await;
+        assert!(detail.contains("\"stratified\":0"), "{rowwise}: {detail}");
+    }
+
+    let small = small_prefecture(&f).await;
+    let total = "SELECT count(*) AS n FROM ndb.receipts";
+    let o = f.query_as("alice", "rowwise", Mode::Real, total).await;
+    assert_eq!(o.status, Status::Released, "{}", o.message);
+    let all_but_few =
+        format!("SELECT count(*) AS n FROM ndb.receipts WHERE prefecture <> '{small}'");
+    let o = f
+        .query_as("alice", "rowwise", Mode::Real, &all_but_few)
+        .await;
+    assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+    assert_eq!(column(&o, "n"), ["NULL"]);
+    assert!(
+        o.suppressed[0].reason.contains("differs from"),
+        "{:?}",
+        o.suppressed
+    );
+    let detail = audit_of(&f, &all_but_few).await;
+    assert!(detail.contains("\"stratified\":1"), "{detail}");
+}
+
+/// A project whose views filter rows (a period narrower than the store, a cohort) has no
+/// strata: a stratum's persons would include rows the project does not see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_that_filters_rows_is_counted_row_by_row() {
+    let f = Fixture::new(None).await;
+    narrow_project(&f).await;
+    let sql = "SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex";
+    let o = f.query_as("alice", "narrow", Mode::Real, sql).await;
+    assert!(
+        matches!(o.status, Status::Released | Status::Suppressed),
+        "{}",
+        o.message
+    );
+    let detail = audit_of(&f, sql).await;
+    assert!(detail.contains("\"stratified\":0"), "{detail}");
+}

@@ -1,0 +1,158 @@
+//! A table's strata: each distinct combination of its coded columns' values (sex, prefecture,
+//! setting, a diagnosis code and its flags…) is a stratum, numbered in the order ingest meets
+//! it; each stored row carries its stratum's number ([`STRATUM_COLUMN`]), and the store keeps,
+//! per stratum, the persons and facilities of its rows and their totals of |value|.
+//!
+//! A cell grouped and filtered on coded columns only is a union of whole strata: its persons,
+//! facilities and totals are those of its strata, found without reading a row's person.
+
+use std::collections::BTreeMap;
+
+use roaring::RoaringBitmap;
+
+/// The stored stratum of a row (UInt32). Not in the catalog, so no project view shows it.
+pub const STRATUM_COLUMN: &str = "stratum_idx";
+
+/// The most strata a table has (a stratum's number fits below it): tables whose coded columns
+/// would make more keep the widest of them out of their strata.
+pub const MAX_STRATA: usize = 1 << 16;
+
+/// What the store keeps of each stratum of a table.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Strata {
+    /// The stored columns whose values make a stratum.
+    pub columns: Vec<String>,
+    /// Per stratum, the person indexes of its rows (rows of no person are in none).
+    pub persons: Vec<RoaringBitmap>,
+    /// Per stratum, the facility marks of its rows.
+    pub facilities: Vec<RoaringBitmap>,
+    /// Per numeric column, each stratum's total of |value| (a null adds nothing).
+    pub totals: BTreeMap<String, Vec<f64>>,
+}
+
+const MAGIC: &[u8; 8] = b"nijistr1";
+
+#[derive(Debug, thiserror::Error)]
+#[error("strata file: {0}")]
+pub struct StrataError(String);
+
+impl Strata {
+    pub fn len(&self) -> usize {
+        self.persons.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.persons.is_empty()
+    }
+
+    /// The file form: a magic, the columns, each stratum's two sets (roaring's portable form),
+    /// then each numeric column's totals; lengths as little-endian u32.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        let put_len =
+            |out: &mut Vec<u8>, n: usize| out.extend_from_slice(&(n as u32).to_le_bytes());
+        let put_text = |out: &mut Vec<u8>, s: &str| {
+            put_len(out, s.len());
+            out.extend_from_slice(s.as_bytes());
+        };
+        put_len(&mut out, self.columns.len());
+        for c in &self.columns {
+            put_text(&mut out, c);
+        }
+        put_len(&mut out, self.len());
+        for set in self.persons.iter().chain(&self.facilities) {
+            put_len(&mut out, set.serialized_size());
+            // Writing to a Vec cannot fail.
+            let _ = set.serialize_into(&mut out);
+        }
+        put_len(&mut out, self.totals.len());
+        for (name, totals) in &self.totals {
+            put_text(&mut out, name);
+            for t in totals {
+                out.extend_from_slice(&t.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, StrataError> {
+        let mut rest = bytes
+            .strip_prefix(MAGIC.as_slice())
+            .ok_or_else(|| StrataError("not a strata file".into()))?;
+        let short = || StrataError("cut short".into());
+        fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            let (head, tail) = rest.split_at_checked(n)?;
+            *rest = tail;
+            Some(head)
+        }
+        let len = |rest: &mut &[u8]| -> Option<usize> {
+            Some(u32::from_le_bytes(take(rest, 4)?.try_into().ok()?) as usize)
+        };
+        let text = |rest: &mut &[u8]| -> Option<String> {
+            let n = len(rest)?;
+            String::from_utf8(take(rest, n)?.to_vec()).ok()
+        };
+        let set = |rest: &mut &[u8]| -> Option<RoaringBitmap> {
+            let n = len(rest)?;
+            RoaringBitmap::deserialize_from(take(rest, n)?).ok()
+        };
+        let columns = (0..len(&mut rest).ok_or_else(short)?)
+            .map(|_| text(&mut rest))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(short)?;
+        let n = len(&mut rest).ok_or_else(short)?;
+        if n > MAX_STRATA {
+            return Err(StrataError(format!("{n} strata")));
+        }
+        let persons = (0..n)
+            .map(|_| set(&mut rest))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(short)?;
+        let facilities = (0..n)
+            .map(|_| set(&mut rest))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(short)?;
+        let mut totals = BTreeMap::new();
+        for _ in 0..len(&mut rest).ok_or_else(short)? {
+            let name = text(&mut rest).ok_or_else(short)?;
+            let values = take(&mut rest, 8 * n)
+                .ok_or_else(short)?
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default()))
+                .collect();
+            totals.insert(name, values);
+        }
+        if !rest.is_empty() {
+            return Err(StrataError("bytes after the last total".into()));
+        }
+        Ok(Self {
+            columns,
+            persons,
+            facilities,
+            totals,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strata_read_back_as_written_and_a_cut_file_is_refused() {
+        let strata = Strata {
+            columns: vec!["sex".into(), "prefecture".into()],
+            persons: vec![[1, 5, 70_000].into_iter().collect(), RoaringBitmap::new()],
+            facilities: vec![[9].into_iter().collect(), [3, 4].into_iter().collect()],
+            totals: [("points".to_string(), vec![12.5, 0.0])].into(),
+        };
+        let bytes = strata.encode();
+        assert_eq!(Strata::decode(&bytes).expect("decodes"), strata);
+        for cut in [0, 8, bytes.len() / 2, bytes.len() - 1] {
+            assert!(Strata::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Strata::decode(&longer).is_err());
+    }
+}

@@ -1,0 +1,352 @@
+//! A table's strata (see [`niji_catalog::Strata`]), numbered while the table is clustered: each
+//! row gets its stratum's number as a column, and each stratum gathers the persons, facilities
+//! and totals of |value| of its rows.
+
+use std::sync::Arc;
+
+use ahash::AHashMap as HashMap;
+use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Float64Type, Schema, UInt32Type};
+use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
+use niji_catalog::{
+    ColumnType, DisclosureRole, MAX_STRATA, STRATUM_COLUMN, Sensitivity, Strata, Table,
+};
+use roaring::RoaringBitmap;
+
+use crate::IngestError;
+
+/// The columns of `table` its strata may be made of: stored coded columns (a code system, or
+/// a flag), but for its period (a stratum a month would split every person's rows) and its
+/// facility (too many values to be worth it).
+pub(crate) fn coded_columns(table: &Table, stored: &Schema) -> Vec<String> {
+    table
+        .columns
+        .iter()
+        .filter(|c| c.code_system.is_some() || c.ty == ColumnType::Bool)
+        .filter(|c| {
+            !matches!(
+                c.class,
+                Sensitivity::DirectIdentifier | Sensitivity::Pseudonym
+            )
+        })
+        .filter(|c| c.disclosure != Some(DisclosureRole::Facility))
+        .filter(|c| Some(c.name.as_str()) != table.period_column.as_deref())
+        .filter(|c| stored.column_with_name(&c.name).is_some())
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// The coded columns a table's strata are made of: the fewest-valued first, as long as the
+/// product of their value counts (a bound on the strata they can make) stays within
+/// [`MAX_STRATA`]. `distinct` is each candidate's count of values (nulls one of them).
+pub(crate) fn choose(mut distinct: Vec<(String, usize)>) -> Vec<String> {
+    distinct.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    let mut bound = 1usize;
+    let mut chosen = Vec::new();
+    for (name, n) in distinct {
+        match bound.checked_mul(n.max(1)) {
+            Some(b) if b <= MAX_STRATA => {
+                bound = b;
+                chosen.push(name);
+            }
+            _ => break,
+        }
+    }
+    chosen
+}
+
+/// Each candidate column's count of distinct values in `batch`, up to just past
+/// [`MAX_STRATA`] (beyond it no count matters).
+pub(crate) struct Distinct {
+    columns: Vec<(String, ahash::AHashSet<Box<[u8]>>)>,
+}
+
+impl Distinct {
+    pub(crate) fn new(columns: &[String]) -> Self {
+        Self {
+            columns: columns
+                .iter()
+                .map(|c| (c.clone(), ahash::AHashSet::new()))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn add(&mut self, batch: &RecordBatch) -> Result<(), IngestError> {
+        for (name, seen) in &mut self.columns {
+            let Some(values) = batch.column_by_name(name) else {
+                continue;
+            };
+            if seen.len() > MAX_STRATA {
+                continue;
+            }
+            let converter = RowConverter::new(vec![SortField::new(values.data_type().clone())])?;
+            let rows = converter.convert_columns(std::slice::from_ref(values))?;
+            for row in rows.iter() {
+                if seen.len() > MAX_STRATA {
+                    break;
+                }
+                if !seen.contains(row.as_ref()) {
+                    seen.insert(row.as_ref().into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn merge(mut self, other: Self) -> Self {
+        for ((_, mine), (_, theirs)) in self.columns.iter_mut().zip(other.columns) {
+            mine.extend(theirs);
+        }
+        self
+    }
+
+    pub(crate) fn counts(self) -> Vec<(String, usize)> {
+        self.columns
+            .into_iter()
+            .filter(|(_, seen)| !seen.is_empty())
+            .map(|(name, seen)| (name, seen.len()))
+            .collect()
+    }
+}
+
+pub(crate) struct Stratifier {
+    columns: Vec<String>,
+    converter: RowConverter,
+    numbers: HashMap<Box<[u8]>, u32>,
+    person: String,
+    facility: Option<String>,
+    persons: Vec<RoaringBitmap>,
+    facilities: Vec<RoaringBitmap>,
+    /// Numeric columns and each stratum's total of |value|.
+    totals: Vec<(String, Vec<f64>)>,
+}
+
+impl Stratifier {
+    /// Strata of `columns` of rows of `schema`, whose persons are `person` and facilities
+    /// `facility`; totals of its numeric columns but `skip` (niji's own indexes). None: the
+    /// table has no coded column to stratify by.
+    pub(crate) fn new(
+        schema: &Schema,
+        columns: Vec<String>,
+        person: &str,
+        facility: Option<&str>,
+        skip: &[&str],
+    ) -> Result<Option<Self>, IngestError> {
+        if columns.is_empty() {
+            return Ok(None);
+        }
+        let fields = columns
+            .iter()
+            .map(|c| {
+                Ok(SortField::new(
+                    schema.field_with_name(c)?.data_type().clone(),
+                ))
+            })
+            .collect::<Result<Vec<_>, IngestError>>()?;
+        let totals = schema
+            .fields()
+            .iter()
+            .filter(|f| f.data_type().is_numeric())
+            .filter(|f| f.name() != person && !skip.contains(&f.name().as_str()))
+            .map(|f| (f.name().clone(), Vec::new()))
+            .collect();
+        Ok(Some(Self {
+            columns,
+            converter: RowConverter::new(fields)?,
+            numbers: HashMap::new(),
+            person: person.to_string(),
+            facility: facility.map(str::to_string),
+            persons: Vec::new(),
+            facilities: Vec::new(),
+            totals,
+        }))
+    }
+
+    /// `batch` with each row's stratum appended as [`STRATUM_COLUMN`], its rows added to their
+    /// strata.
+    pub(crate) fn add(&mut self, batch: &RecordBatch) -> Result<RecordBatch, IngestError> {
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| {
+                batch.column_by_name(c).cloned().ok_or_else(|| {
+                    IngestError::Internal(format!("a clustered batch has no column {c}"))
+                })
+            })
+            .collect::<Result<Vec<ArrayRef>, _>>()?;
+        let rows = self.converter.convert_columns(&columns)?;
+        let mut strata = Vec::with_capacity(batch.num_rows());
+        for row in rows.iter() {
+            let next = self.numbers.len();
+            let n = match self.numbers.get(row.as_ref()) {
+                Some(&n) => n,
+                None if next < MAX_STRATA => {
+                    self.numbers.insert(row.as_ref().into(), next as u32);
+                    self.persons.push(RoaringBitmap::new());
+                    self.facilities.push(RoaringBitmap::new());
+                    for (_, t) in &mut self.totals {
+                        t.push(0.0);
+                    }
+                    next as u32
+                }
+                None => {
+                    return Err(IngestError::Internal(format!(
+                        "{} make more than {MAX_STRATA} strata",
+                        self.columns.join(", ")
+                    )));
+                }
+            };
+            strata.push(n);
+        }
+        let indexes = |name: &str| -> Result<Option<UInt32Array>, IngestError> {
+            match batch.column_by_name(name) {
+                Some(c) if c.data_type() == &DataType::UInt32 => {
+                    Ok(Some(c.as_primitive::<UInt32Type>().clone()))
+                }
+                Some(_) => Err(IngestError::Internal(format!("{name} is not an index"))),
+                None => Ok(None),
+            }
+        };
+        let persons = indexes(&self.person)?
+            .ok_or_else(|| IngestError::Internal(format!("no person column {}", self.person)))?;
+        let facilities = match &self.facility {
+            Some(f) => indexes(f)?,
+            None => None,
+        };
+        for (row, &s) in strata.iter().enumerate() {
+            let s = s as usize;
+            if persons.is_valid(row) {
+                self.persons[s].insert(persons.value(row));
+            }
+            if let Some(f) = &facilities
+                && f.is_valid(row)
+            {
+                self.facilities[s].insert(f.value(row));
+            }
+        }
+        for (name, totals) in &mut self.totals {
+            let values = batch.column_by_name(name).ok_or_else(|| {
+                IngestError::Internal(format!("a clustered batch has no column {name}"))
+            })?;
+            let values = cast(values, &DataType::Float64)?;
+            for (v, &s) in values.as_primitive::<Float64Type>().iter().zip(&strata) {
+                if let Some(v) = v {
+                    totals[s as usize] += v.abs();
+                }
+            }
+        }
+        let mut fields = batch.schema().fields().to_vec();
+        fields.push(Arc::new(Field::new(
+            STRATUM_COLUMN,
+            DataType::UInt32,
+            false,
+        )));
+        let mut arrays = batch.columns().to_vec();
+        arrays.push(Arc::new(UInt32Array::from(strata)));
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new_with_metadata(
+                fields,
+                batch.schema().metadata().clone(),
+            )),
+            arrays,
+        )?)
+    }
+
+    pub(crate) fn finish(self) -> Strata {
+        Strata {
+            columns: self.columns,
+            persons: self.persons,
+            facilities: self.facilities,
+            totals: self.totals.into_iter().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+
+    #[test]
+    fn the_fewest_valued_columns_are_chosen_while_their_strata_stay_bounded() {
+        let chosen = choose(vec![
+            ("municipality".into(), 1_700),
+            ("sex".into(), 2),
+            ("prefecture".into(), 47),
+            ("medical_area".into(), 335),
+            ("setting".into(), 2),
+        ]);
+        assert_eq!(chosen, ["setting", "sex", "prefecture", "medical_area"]);
+        assert!(choose(vec![("code".into(), MAX_STRATA + 1)]).is_empty());
+    }
+
+    #[test]
+    fn each_row_gets_its_stratum_and_each_stratum_its_persons_facilities_and_totals() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("person_idx", DataType::UInt32, true),
+            Field::new("facility_mark", DataType::UInt32, true),
+            Field::new("sex", DataType::Utf8, true),
+            Field::new("points", DataType::Int64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(UInt32Array::from(vec![
+                    Some(1),
+                    Some(1),
+                    Some(2),
+                    None,
+                    Some(3),
+                ])),
+                Arc::new(UInt32Array::from(vec![
+                    Some(7),
+                    Some(8),
+                    Some(7),
+                    Some(9),
+                    None,
+                ])),
+                Arc::new(StringArray::from(vec![
+                    Some("1"),
+                    Some("2"),
+                    Some("1"),
+                    None,
+                    Some("1"),
+                ])),
+                Arc::new(Int64Array::from(vec![
+                    Some(5),
+                    Some(-3),
+                    None,
+                    Some(4),
+                    Some(2),
+                ])),
+            ],
+        )
+        .expect("batch");
+        let mut s = Stratifier::new(
+            &schema,
+            vec!["sex".into()],
+            "person_idx",
+            Some("facility_mark"),
+            &["facility_mark"],
+        )
+        .expect("stratifier")
+        .expect("a coded column");
+        let out = s.add(&batch).expect("added");
+        let strata: Vec<u32> = out
+            .column_by_name(STRATUM_COLUMN)
+            .expect("stratum column")
+            .as_primitive::<UInt32Type>()
+            .values()
+            .to_vec();
+        assert_eq!(strata, [0, 1, 0, 2, 0]);
+        let strata = s.finish();
+        let members = |b: &RoaringBitmap| b.iter().collect::<Vec<_>>();
+        assert_eq!(members(&strata.persons[0]), [1, 2, 3]);
+        assert_eq!(members(&strata.persons[2]), Vec::<u32>::new());
+        assert_eq!(members(&strata.facilities[0]), [7]);
+        assert_eq!(strata.totals["points"], [7.0, 3.0, 4.0]);
+        assert!(!strata.totals.contains_key("facility_mark"));
+    }
+}
