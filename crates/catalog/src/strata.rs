@@ -151,7 +151,7 @@ mod tests {
         for cut in [0, 8, bytes.len() / 2, bytes.len() - 1] {
             assert!(Strata::decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }
-        let mut longer = bytes.clone();
+        let mut longer = bytes;
         longer.push(0);
         assert!(Strata::decode(&longer).is_err());
     }
