@@ -144,8 +144,10 @@ struct StrataGroups {
     group_of: Vec<u32>,
     /// Groups so far (a group of no rows has no stratum: an aggregation without GROUP BY).
     groups: usize,
-    /// A stratum was met in two groups: cells are not unions of strata after all, and the
-    /// query fails rather than count a stratum in one of them only.
+    /// A stratum was met in two groups of this accumulator: cells are not unions of strata
+    /// after all, and the query fails rather than count a stratum in one of them only. Only a
+    /// guard: strata in groups of other partitions, or emitted already, are not compared; that
+    /// cells are unions of whole strata rests on the rewrite's proof.
     split: bool,
 }
 

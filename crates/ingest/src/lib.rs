@@ -738,9 +738,13 @@ fn ingest_table(
             None => table.period_column.as_deref(),
         }
         .filter(|p| schema.column_with_name(p).is_some());
-        let facility = [FACILITY_MARK_COLUMN, parents::PARENT_FACILITY]
-            .into_iter()
-            .find(|c| schema.column_with_name(c).is_some());
+        // The facility a project's shadow view counts: details count their record's.
+        let facility = if table.is_person_level() {
+            FACILITY_MARK_COLUMN
+        } else {
+            parents::PARENT_FACILITY
+        };
+        let facility = schema.column_with_name(facility).map(|_| facility);
         let coded = strata::coded_columns(table, &schema);
         let keys = cluster::Keys {
             person,

@@ -275,7 +275,8 @@ impl Builder<'_> {
         name: &str,
     ) -> Result<Option<Arc<niji_catalog::Strata>>, SandboxError> {
         let table = self.table(db, name)?;
-        let unfiltered = match &table.parent {
+        let own_rows_all = !table.is_person_level() || self.row_filter(db, table).await?.is_none();
+        let persons_counted = match &table.parent {
             Some(link) => {
                 self.carry_parent(db, name, &link.table)?
                     && self
@@ -283,9 +284,9 @@ impl Builder<'_> {
                         .await?
                         .is_none()
             }
-            None => table.is_person_level() && self.row_filter(db, table).await?.is_none(),
+            None => table.is_person_level(),
         };
-        if !unfiltered {
+        if !(own_rows_all && persons_counted) {
             return Ok(None);
         }
         match self.store.strata(db, name) {
