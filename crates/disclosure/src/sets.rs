@@ -303,7 +303,7 @@ pub fn decode_set(bytes: &[u8]) -> Result<RoaringBitmap> {
 
 /// The members of a set in the tagged form, without building a bitmap (None: a serialized
 /// bitmap).
-fn tagged_members(bytes: &[u8]) -> Option<impl Iterator<Item = u32> + '_> {
+pub(crate) fn tagged_members(bytes: &[u8]) -> Option<impl Iterator<Item = u32> + '_> {
     match bytes.split_first() {
         Some((&MEMBERS_TAG, members)) => Some(
             members
@@ -783,7 +783,7 @@ impl Group {
     }
 }
 
-fn selected(filter: Option<&BooleanArray>, row: usize) -> bool {
+pub(crate) fn selected(filter: Option<&BooleanArray>, row: usize) -> bool {
     filter.is_none_or(|f| f.is_valid(row) && f.value(row))
 }
 
@@ -1925,7 +1925,7 @@ fn cell_array(cells: impl Iterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<ArrayRe
 
 /// Partial states, one a group, each written by `write` into a buffer reused from group to
 /// group.
-pub(crate) fn state_array<T>(
+fn state_array<T>(
     groups: impl IntoIterator<Item = T>,
     mut write: impl FnMut(T, &mut Vec<u8>),
 ) -> ArrayRef {

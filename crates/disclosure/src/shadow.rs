@@ -247,9 +247,8 @@ pub fn shadow(
         facilities_bounded: false,
         contributions: Arc::new(contributions_udaf()),
         cell: bounded.map(|_| Arc::new(cell_udaf())),
-        ceilings: &bounded.unwrap_or(&none).ceilings,
+        bounds: bounded.unwrap_or(&none),
         ceiled: 0,
-        strata: &bounded.unwrap_or(&none).strata,
         stratified: 0,
         facility_cap,
         next: 0,
@@ -976,11 +975,9 @@ struct Rewrite<'a> {
     /// contributions (None: contributions are kept exactly, per person).
     cell: Option<Arc<AggregateUDF>>,
     /// Where bounded, the ceilings of view columns, which stand in for contributions summed
-    /// per person.
-    ceilings: &'a Ceilings,
+    /// per person, and the strata of views (empty where exact).
+    bounds: &'a Bounds,
     ceiled: usize,
-    /// Where bounded, the strata of views, by `db.table`.
-    strata: &'a BTreeMap<String, Arc<Strata>>,
     stratified: usize,
     facility_cap: usize,
     next: usize,
@@ -1083,7 +1080,7 @@ impl Rewrite<'_> {
         values: &[Expr],
         aggregates: &[String],
     ) -> Option<Vec<Vec<f64>>> {
-        if self.ceilings.is_empty() {
+        if self.bounds.ceilings.is_empty() {
             return None;
         }
         let schema = input.schema();
@@ -1105,7 +1102,7 @@ impl Rewrite<'_> {
                     table: table_name(&view.table_name),
                     column: name.to_string(),
                 };
-                let ceiling = self.ceilings.get(&source)?;
+                let ceiling = self.bounds.ceilings.get(&source)?;
                 (!ceiling.zeros || !self.sums.contains(aggregate)).then(|| ceiling.largest.clone())
             })
             .collect()
@@ -1117,7 +1114,7 @@ impl Rewrite<'_> {
     /// a stratum then falls in one cell, or none), and aggregates that are counts of every row
     /// or magnitudes whose contributions the ceilings bound. None: `a` is rewritten as usual.
     fn stratified_aggregate(&mut self, a: &Aggregate) -> Result<Option<LogicalPlan>, Unsupported> {
-        if self.strata.is_empty() {
+        if self.bounds.strata.is_empty() {
             return Ok(None);
         }
         let input = a.input.as_ref();
@@ -1140,7 +1137,12 @@ impl Rewrite<'_> {
         let Some(view) = hidden_column_of(input, stratum, STRATUM) else {
             return Ok(None);
         };
-        let Some(strata) = self.strata.get(&table_name(&view.table_name)).cloned() else {
+        let Some(strata) = self
+            .bounds
+            .strata
+            .get(&table_name(&view.table_name))
+            .cloned()
+        else {
             return Ok(None);
         };
         let same_view = |c: &Column, name: &str| {

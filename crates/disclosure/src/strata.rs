@@ -19,7 +19,7 @@ use roaring::{MultiOps, RoaringBitmap};
 
 use crate::sets::{
     CELL_CONTRIBUTIONS, CELL_PERSONS, CONTRIBUTIONS_FORM, Contributions, Form, OneGroup,
-    append_tagged, encode_set, state_array,
+    append_tagged, encode_set, selected, tagged_members,
 };
 
 pub const STRATA_FUNCTION: &str = "niji_strata";
@@ -134,6 +134,15 @@ impl StrataUdaf {
     }
 }
 
+/// The strata of a batch of stored rows: every row has one.
+fn stored_strata(values: &ArrayRef) -> Result<&arrow::array::UInt32Array> {
+    match values.as_primitive_opt::<UInt32Type>() {
+        Some(strata) if strata.null_count() == 0 => Ok(strata),
+        Some(_) => exec_err!("a stored row has no stratum"),
+        None => exec_err!("{STRATA_FUNCTION} takes a stratum"),
+    }
+}
+
 /// A stratum no row has brought yet.
 const NO_GROUP: u32 = u32::MAX;
 
@@ -188,27 +197,6 @@ impl StrataGroups {
         Ok(out)
     }
 
-    /// Adds each row's strata (one stratum, or a state's list of them) to its group.
-    fn add_each(
-        &mut self,
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        strata_of: impl Fn(usize, &mut Vec<u32>),
-    ) -> Result<()> {
-        let mut strata = Vec::new();
-        for (row, &group) in group_indices.iter().enumerate() {
-            if opt_filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
-                continue;
-            }
-            strata.clear();
-            strata_of(row, &mut strata);
-            for &s in &strata {
-                self.assign(s, group)?;
-            }
-        }
-        Ok(())
-    }
-
     fn cell(&self, strata: &[u32], out: &mut CellBuilder) {
         let all = &self.cells.strata;
         let persons: RoaringBitmap = strata.iter().map(|&s| &all.persons[s as usize]).union();
@@ -254,21 +242,13 @@ impl GroupsAccumulator for StrataGroups {
         total_num_groups: usize,
     ) -> Result<()> {
         self.groups = self.groups.max(total_num_groups);
-        let Some(strata) = values[0].as_primitive_opt::<UInt32Type>() else {
-            return exec_err!("{STRATA_FUNCTION} takes a stratum");
-        };
-        if strata.null_count() > 0 {
-            return exec_err!("a stored row has no stratum");
-        }
-        if opt_filter.is_none() {
-            // The common case: a store a row.
-            for (&s, &group) in strata.values().iter().zip(group_indices) {
+        let strata = stored_strata(&values[0])?.values();
+        for (row, (&s, &group)) in strata.iter().zip(group_indices).enumerate() {
+            if selected(opt_filter, row) {
                 self.assign(s, group)?;
             }
-            return Ok(());
         }
-        let values = strata.values();
-        self.add_each(group_indices, opt_filter, |row, out| out.push(values[row]))
+        Ok(())
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
@@ -295,11 +275,12 @@ impl GroupsAccumulator for StrataGroups {
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         let groups = self.take(emit_to)?;
-        Ok(vec![state_array(groups, |strata, bytes| {
-            strata
-                .iter()
-                .for_each(|s| bytes.extend_from_slice(&s.to_le_bytes()));
-        })])
+        let mut out = BinaryBuilder::with_capacity(groups.len(), 0);
+        let mut scratch = Vec::new();
+        for strata in groups {
+            append_tagged(&mut out, &mut scratch, strata);
+        }
+        Ok(vec![Arc::new(out.finish())])
     }
 
     fn merge_batch(
@@ -312,14 +293,15 @@ impl GroupsAccumulator for StrataGroups {
         let Some(states) = values[0].as_binary_opt::<i32>() else {
             return exec_err!("{STRATA_FUNCTION} merges its own states");
         };
-        self.add_each(group_indices, None, |row, out| {
-            out.extend(
-                states
-                    .value(row)
-                    .chunks_exact(4)
-                    .map(|c| u32::from_le_bytes(c.try_into().unwrap_or_default())),
-            );
-        })
+        for (row, &group) in group_indices.iter().enumerate() {
+            let Some(strata) = tagged_members(states.value(row)) else {
+                return exec_err!("{STRATA_FUNCTION} merges its own states");
+            };
+            for s in strata {
+                self.assign(s, group)?;
+            }
+        }
+        Ok(())
     }
 
     /// Each row a group of its own: its stratum alone.
@@ -328,18 +310,14 @@ impl GroupsAccumulator for StrataGroups {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
-        let Some(strata) = values[0].as_primitive_opt::<UInt32Type>() else {
-            return exec_err!("{STRATA_FUNCTION} takes a stratum");
-        };
-        if strata.null_count() > 0 {
-            return exec_err!("a stored row has no stratum");
+        let strata = stored_strata(&values[0])?.values();
+        let mut out = BinaryBuilder::with_capacity(strata.len(), 5 * strata.len());
+        let mut scratch = Vec::new();
+        for (row, &s) in strata.iter().enumerate() {
+            let chosen = selected(opt_filter, row).then_some(s);
+            append_tagged(&mut out, &mut scratch, chosen);
         }
-        let passes = |row: usize| opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row));
-        Ok(vec![state_array(0..strata.len(), |row, bytes| {
-            if passes(row) {
-                bytes.extend_from_slice(&strata.value(row).to_le_bytes());
-            }
-        })])
+        Ok(vec![Arc::new(out.finish())])
     }
 
     fn size(&self) -> usize {

@@ -40,13 +40,10 @@ impl Totals {
     /// Totals of the numeric columns of `schema` but `person` and `skip` (the indexes niji
     /// stores for itself), by `person`.
     pub(crate) fn new(schema: &Schema, person: &str, skip: &[&str]) -> Self {
-        let columns = schema
-            .fields()
-            .iter()
-            .filter(|f| f.data_type().is_numeric())
-            .filter(|f| f.name() != person && !skip.contains(&f.name().as_str()))
-            .map(|f| ColumnTotals {
-                name: f.name().clone(),
+        let columns = summed_columns(schema, person, skip)
+            .into_iter()
+            .map(|name| ColumnTotals {
+                name,
                 totals: Vec::new(),
                 anonymous: Vec::new(),
                 zeros: false,
@@ -147,6 +144,18 @@ impl Totals {
             })
             .collect()
     }
+}
+
+/// The numeric columns of `schema` whose values ingest sums, but `person` and `skip` (the
+/// indexes niji stores for itself).
+pub(crate) fn summed_columns(schema: &Schema, person: &str, skip: &[&str]) -> Vec<String> {
+    schema
+        .fields()
+        .iter()
+        .filter(|f| f.data_type().is_numeric())
+        .filter(|f| f.name() != person && !skip.contains(&f.name().as_str()))
+        .map(|f| f.name().clone())
+        .collect()
 }
 
 /// Where a person of a merged list is in the old list and in the new one.

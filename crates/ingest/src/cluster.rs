@@ -84,7 +84,23 @@ pub(crate) fn cluster(
         .reduce(Distinct::merge)
         .map(|d| strata::choose(d.counts()))
         .unwrap_or_default();
-    let mut stratifier: Option<Option<Stratifier>> = None;
+    let mut stratifier = match parts.first() {
+        Some(p) => {
+            let path = dir.join(&p.file);
+            let file = File::open(&path).map_err(io(&path))?;
+            let schema = ParquetRecordBatchReaderBuilder::try_new(file)?
+                .schema()
+                .clone();
+            Stratifier::new(
+                &schema,
+                strata_of,
+                person,
+                keys.facility,
+                &crate::SHADOW_INDEXES,
+            )?
+        }
+        None => None,
+    };
     let all: BTreeSet<i32> = years.iter().flatten().copied().collect();
     let out_dir = dir.join("clustered");
     fs::create_dir_all(&out_dir).map_err(io(&out_dir))?;
@@ -118,16 +134,7 @@ pub(crate) fn cluster(
         totals
             .get_or_insert_with(|| Totals::new(&schema, person, &crate::SHADOW_INDEXES))
             .add_sorted(&sorted)?;
-        if stratifier.is_none() {
-            stratifier = Some(Stratifier::new(
-                &schema,
-                strata_of.clone(),
-                person,
-                keys.facility,
-                &crate::SHADOW_INDEXES,
-            )?);
-        }
-        let sorted = match stratifier.as_mut().and_then(Option::as_mut) {
+        let sorted = match stratifier.as_mut() {
             Some(s) => s.add(&sorted)?,
             None => sorted,
         };
@@ -167,7 +174,7 @@ pub(crate) fn cluster(
     Ok(Clustered {
         parts: clustered,
         ceilings: totals.map(Totals::finish).unwrap_or_default(),
-        strata: stratifier.flatten().map(Stratifier::finish),
+        strata: stratifier.map(Stratifier::finish),
     })
 }
 

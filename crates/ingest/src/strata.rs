@@ -16,6 +16,7 @@ use niji_catalog::{
 use roaring::RoaringBitmap;
 
 use crate::IngestError;
+use crate::ceilings::summed_columns;
 
 /// The columns of `table` its strata may be made of: stored coded columns (a code system, or
 /// a flag), but for its period (a stratum a month would split every person's rows) and its
@@ -145,12 +146,9 @@ impl Stratifier {
                 ))
             })
             .collect::<Result<Vec<_>, IngestError>>()?;
-        let totals = schema
-            .fields()
-            .iter()
-            .filter(|f| f.data_type().is_numeric())
-            .filter(|f| f.name() != person && !skip.contains(&f.name().as_str()))
-            .map(|f| (f.name().clone(), Vec::new()))
+        let totals = summed_columns(schema, person, skip)
+            .into_iter()
+            .map(|name| (name, Vec::new()))
             .collect();
         Ok(Some(Self {
             columns,

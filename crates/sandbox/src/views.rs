@@ -241,12 +241,7 @@ impl Builder<'_> {
         columns: &[String],
         out: &mut niji_disclosure::Ceilings,
     ) -> Result<(), SandboxError> {
-        let table = self.table(db, name)?;
-        let applies = match &table.parent {
-            Some(link) => self.carry_parent(db, name, &link.table)?,
-            None => table.is_person_level(),
-        };
-        if !applies {
+        if !self.counts_stored_persons(db, name)? {
             return Ok(());
         }
         let Some(manifest) = self.manifest(db, name)? else {
@@ -264,6 +259,17 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// Whether the shadow view of `db.name` counts the persons ingest stored with its rows: a
+    /// person-level table's own, or details carrying their parent's (a view joining the parent
+    /// takes its persons from the parent now stored).
+    fn counts_stored_persons(&self, db: &str, name: &str) -> Result<bool, SandboxError> {
+        let table = self.table(db, name)?;
+        Ok(match &table.parent {
+            Some(link) => self.carry_parent(db, name, &link.table)?,
+            None => table.is_person_level(),
+        })
+    }
+
     /// The strata of `db.name`, where its view's rows are all of its stored rows, with the
     /// persons and facilities ingest gathered its strata by: a person-level table its view does
     /// not filter, or details carrying their parent's person whose parent's view does not
@@ -275,19 +281,22 @@ impl Builder<'_> {
         name: &str,
     ) -> Result<Option<Arc<niji_catalog::Strata>>, SandboxError> {
         let table = self.table(db, name)?;
-        let own_rows_all = !table.is_person_level() || self.row_filter(db, table).await?.is_none();
-        let persons_counted = match &table.parent {
-            Some(link) => {
-                self.carry_parent(db, name, &link.table)?
-                    && self
-                        .row_filter(db, self.table(db, &link.table)?)
-                        .await?
-                        .is_none()
-            }
-            None => table.is_person_level(),
-        };
-        if !(own_rows_all && persons_counted) {
+        if !self.counts_stored_persons(db, name)? {
             return Ok(None);
+        }
+        // The filters the view applies (see `view`): a person-level table's own, and details'
+        // parent's.
+        let mut filtered_by = Vec::new();
+        if table.is_person_level() {
+            filtered_by.push(table);
+        }
+        if let Some(link) = &table.parent {
+            filtered_by.push(self.table(db, &link.table)?);
+        }
+        for t in filtered_by {
+            if self.row_filter(db, t).await?.is_some() {
+                return Ok(None);
+            }
         }
         match self.store.strata(db, name) {
             Ok(strata) => Ok(strata.map(Arc::new)),
