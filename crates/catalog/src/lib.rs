@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 mod render;
 mod strata;
 pub use render::{display_width, render_table};
-pub use strata::{MAX_STRATA, STRATUM_COLUMN, Strata, StrataError};
+pub use strata::{MAX_STRATA, Strata, StrataError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {

@@ -1,27 +1,31 @@
 //! A table's strata: each distinct combination of its coded columns' values (sex, prefecture,
 //! setting, a diagnosis code and its flags…) is a stratum, numbered in the order ingest meets
-//! it; each stored row carries its stratum's number ([`STRATUM_COLUMN`]), and the store keeps,
-//! per stratum, the persons and facilities of its rows and their totals of |value|.
+//! it; the store keeps, per stratum, those values and the persons and facilities of its rows
+//! and their totals of |value|.
 //!
-//! A cell grouped and filtered on coded columns only is a union of whole strata: its persons,
-//! facilities and totals are those of its strata, found without reading a row's person.
+//! A cell grouped and filtered on coded columns only is a union of whole strata: which strata,
+//! its grouping and filter tell when computed on the strata's values, and its persons,
+//! facilities and totals are those of its strata, found without reading a row.
 
 use std::collections::BTreeMap;
+use std::io::Cursor;
 
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use arrow::record_batch::RecordBatch;
 use roaring::RoaringBitmap;
-
-/// The stored stratum of a row (UInt32). Not in the catalog, so no project view shows it.
-pub const STRATUM_COLUMN: &str = "stratum_idx";
 
 /// The most strata a table has (a stratum's number fits below it): tables whose coded columns
 /// would make more keep the widest of them out of their strata.
 pub const MAX_STRATA: usize = 1 << 16;
 
 /// What the store keeps of each stratum of a table.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Strata {
     /// The stored columns whose values make a stratum.
     pub columns: Vec<String>,
+    /// Row `i`: stratum `i`'s values of `columns`, typed as stored.
+    pub values: RecordBatch,
     /// Per stratum, the person indexes of its rows (rows of no person are in none).
     pub persons: Vec<RoaringBitmap>,
     /// Per stratum, the facility marks of its rows.
@@ -30,7 +34,7 @@ pub struct Strata {
     pub totals: BTreeMap<String, Vec<f64>>,
 }
 
-const MAGIC: &[u8; 8] = b"nijistr1";
+const MAGIC: &[u8; 8] = b"nijistr2";
 
 #[derive(Debug, thiserror::Error)]
 #[error("strata file: {0}")]
@@ -45,9 +49,10 @@ impl Strata {
         self.persons.is_empty()
     }
 
-    /// The file form: a magic, the columns, each stratum's two sets (roaring's portable form),
-    /// then each numeric column's totals; lengths as little-endian u32.
-    pub fn encode(&self) -> Vec<u8> {
+    /// The file form: a magic, the columns, the values (one Arrow IPC stream), each stratum's
+    /// two sets (roaring's portable form), then each numeric column's totals; lengths as
+    /// little-endian u32.
+    pub fn encode(&self) -> Result<Vec<u8>, StrataError> {
         let mut out = MAGIC.to_vec();
         let put_len =
             |out: &mut Vec<u8>, n: usize| out.extend_from_slice(&(n as u32).to_le_bytes());
@@ -59,6 +64,15 @@ impl Strata {
         for c in &self.columns {
             put_text(&mut out, c);
         }
+        let values = (|| {
+            let mut writer = StreamWriter::try_new(Vec::new(), &self.values.schema())?;
+            writer.write(&self.values)?;
+            writer.finish()?;
+            writer.into_inner()
+        })()
+        .map_err(|e| StrataError(format!("values: {e}")))?;
+        put_len(&mut out, values.len());
+        out.extend_from_slice(&values);
         put_len(&mut out, self.len());
         for set in self.persons.iter().chain(&self.facilities) {
             put_len(&mut out, set.serialized_size());
@@ -72,7 +86,7 @@ impl Strata {
                 out.extend_from_slice(&t.to_le_bytes());
             }
         }
-        out
+        Ok(out)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, StrataError> {
@@ -100,6 +114,13 @@ impl Strata {
             .map(|_| text(&mut rest))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(short)?;
+        let values = len(&mut rest)
+            .and_then(|n| take(&mut rest, n))
+            .ok_or_else(short)?;
+        let values = StreamReader::try_new(Cursor::new(values), None)
+            .ok()
+            .and_then(|mut r| r.next()?.ok())
+            .ok_or_else(|| StrataError("values unreadable".into()))?;
         let n = len(&mut rest).ok_or_else(short)?;
         if n > MAX_STRATA {
             return Err(StrataError(format!("{n} strata")));
@@ -125,8 +146,21 @@ impl Strata {
         if !rest.is_empty() {
             return Err(StrataError("bytes after the last total".into()));
         }
+        let named: Vec<&String> = values
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|f| f.name())
+            .collect();
+        if values.num_rows() != n
+            || named.len() != columns.len()
+            || named.iter().zip(&columns).any(|(a, b)| *a != b)
+        {
+            return Err(StrataError("values are not the strata's".into()));
+        }
         Ok(Self {
             columns,
+            values,
             persons,
             facilities,
             totals,
@@ -138,16 +172,36 @@ impl Strata {
 mod tests {
     use super::*;
 
+    use std::sync::Arc;
+
+    use arrow::array::{BooleanArray, StringArray};
+
     #[test]
     fn strata_read_back_as_written_and_a_cut_file_is_refused() {
+        let values = RecordBatch::try_from_iter([
+            (
+                "sex",
+                Arc::new(StringArray::from(vec![Some("1"), None])) as _,
+            ),
+            (
+                "inpatient",
+                Arc::new(BooleanArray::from(vec![true, false])) as _,
+            ),
+        ])
+        .expect("values");
         let strata = Strata {
-            columns: vec!["sex".into(), "prefecture".into()],
+            columns: vec!["sex".into(), "inpatient".into()],
+            values,
             persons: vec![[1, 5, 70_000].into_iter().collect(), RoaringBitmap::new()],
             facilities: vec![[9].into_iter().collect(), [3, 4].into_iter().collect()],
             totals: [("points".to_string(), vec![12.5, 0.0])].into(),
         };
-        let bytes = strata.encode();
+        let bytes = strata.encode().expect("encodes");
         assert_eq!(Strata::decode(&bytes).expect("decodes"), strata);
+        let mut renamed = strata.clone();
+        renamed.columns.reverse();
+        let renamed = renamed.encode().expect("encodes");
+        assert!(Strata::decode(&renamed).is_err(), "values of other columns");
         for cut in [0, 8, bytes.len() / 2, bytes.len() - 1] {
             assert!(Strata::decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }

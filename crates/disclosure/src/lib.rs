@@ -11,9 +11,7 @@ pub mod strata;
 pub use ledger::Ledger;
 pub use policy::{DisclosurePolicy, Rules};
 pub use rules::{Populations, Strictness, SuppressedCell, Verdict, check};
-pub use shadow::{
-    Bounds, Ceilings, FACILITY, PERSON, STRATUM, Shadow, Source, Unsupported, shadow,
-};
+pub use shadow::{Bounds, Ceilings, FACILITY, PERSON, Shadow, Source, Unsupported, shadow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DisclosureError {

@@ -16,6 +16,7 @@ use datafusion::common::DFSchema;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, JoinType, ScalarValue};
 use datafusion::logical_expr::expr::{AggregateFunction, Cast, TryCast};
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
     Aggregate, AggregateUDF, Expr, ExprSchemable, LogicalPlan, Operator, Projection, TableScan,
     cast, lit, when,
@@ -27,7 +28,7 @@ use crate::sets::{
     CELL_CONTRIBUTIONS, CELL_PERSONS, MAX_FEW, a_facility_udaf, ceiled_udaf, cell_field_udf,
     cell_udaf, contributions_udaf, few_udaf, person_udaf, set_udaf,
 };
-use crate::strata::{CELL_FACILITIES, StrataCells, strata_udaf};
+use crate::strata::{CELL_FACILITIES, KeyedStrata, StrataCells, strata_udf};
 
 /// The person index of a person-level view (UInt32), or the set of persons behind an inner
 /// aggregate's group (Binary).
@@ -41,8 +42,6 @@ const CONTRIBUTION: &str = "__niji_contrib";
 /// A person column's set and contributions together (`niji_cell`), which a projection above
 /// its aggregation names as [`PERSON`] and [`CONTRIBUTION`] columns.
 const CELL: &str = "__niji_cell";
-/// The stratum of a row of a view with strata (see [`niji_catalog::Strata`]).
-pub const STRATUM: &str = "__niji_stratum";
 /// A cell's strata (`niji_strata`), which a projection above its aggregation names as
 /// [`PERSON`], [`FACILITY`] and [`CONTRIBUTION`] columns.
 const STRATA: &str = "__niji_strata";
@@ -825,29 +824,53 @@ fn hidden_column_of<'p>(plan: &'p LogicalPlan, c: &Column, name: &str) -> Option
     (column == name).then_some(view)
 }
 
-/// Whether the rows reaching `plan` are those of its one view where, for each stratum (of the
-/// view's `stratified` columns), all of its rows or none pass: nodes that pass rows on
-/// unchanged, and filters on stratified columns only.
-fn whole_strata(plan: &LogicalPlan, stratified: &BTreeSet<&str>) -> bool {
+/// The filters on the rows reaching `plan` from its one view, written over the view's stored
+/// columns, and the view's scan, where for each stratum (of the view's `stratified` columns)
+/// all of its rows or none pass: nodes that pass rows on unchanged, and filters on stratified
+/// columns only. None otherwise.
+fn strata_filters<'p>(
+    plan: &'p LogicalPlan,
+    stratified: &BTreeSet<&str>,
+) -> Option<(Vec<Expr>, &'p TableScan)> {
     match plan {
-        LogicalPlan::Projection(p) => whole_strata(&p.input, stratified),
+        LogicalPlan::Projection(p) => strata_filters(&p.input, stratified),
         LogicalPlan::Filter(f) => {
-            of_strata(&f.input, &f.predicate, stratified) && whole_strata(&f.input, stratified)
+            let (mut filters, scan) = strata_filters(&f.input, stratified)?;
+            filters.push(on_strata(&f.input, &f.predicate, stratified)?);
+            Some((filters, scan))
         }
-        LogicalPlan::Sort(s) => s.fetch.is_none() && whole_strata(&s.input, stratified),
-        LogicalPlan::SubqueryAlias(s) => whole_strata(&s.input, stratified),
-        LogicalPlan::Repartition(r) => whole_strata(&r.input, stratified),
-        LogicalPlan::TableScan(t) => {
-            t.fetch.is_none()
-                && t.filters.iter().all(|f| {
-                    deterministic(f)
-                        && f.column_refs()
-                            .iter()
-                            .all(|c| stratified.contains(c.name.as_str()))
+        LogicalPlan::Sort(s) if s.fetch.is_none() => strata_filters(&s.input, stratified),
+        LogicalPlan::SubqueryAlias(s) => strata_filters(&s.input, stratified),
+        LogicalPlan::Repartition(r) => strata_filters(&r.input, stratified),
+        LogicalPlan::TableScan(t) if t.fetch.is_none() => {
+            let filters = t
+                .filters
+                .iter()
+                .map(|f| {
+                    let stored = f
+                        .column_refs()
+                        .iter()
+                        .all(|c| stratified.contains(c.name.as_str()));
+                    (deterministic(f) && stored).then(|| unqualified(f))?
                 })
+                .collect::<Option<Vec<_>>>()?;
+            Some((filters, t))
         }
-        _ => false,
+        _ => None,
     }
+}
+
+/// `e` with its columns unqualified (a scan's filter, read on stored columns by name).
+fn unqualified(e: &Expr) -> Option<Expr> {
+    e.clone()
+        .transform(|e| match e {
+            Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
+                c.name,
+            )))),
+            e => Ok(Transformed::no(e)),
+        })
+        .ok()
+        .map(|t| t.data)
 }
 
 /// Whether `e` gives the same value for the same row however often it is computed, and reads
@@ -868,34 +891,49 @@ fn deterministic(e: &Expr) -> bool {
             .unwrap_or(true)
 }
 
-/// Whether `e`, over `plan`, is a function of stratified columns of the view alone (so one
-/// value for all rows of a stratum).
-fn of_strata(plan: &LogicalPlan, e: &Expr, stratified: &BTreeSet<&str>) -> bool {
-    deterministic(e)
-        && e.column_refs().into_iter().all(|c| {
-            plan.schema()
-                .index_of_column(c)
-                .is_ok_and(|i| column_of_strata(plan, i, stratified))
+/// `e`, over `plan`, written over the stored columns of the view under it, where it is a
+/// function of the view's stratified columns alone (so one value for all rows of a stratum).
+/// None otherwise.
+fn on_strata(plan: &LogicalPlan, e: &Expr, stratified: &BTreeSet<&str>) -> Option<Expr> {
+    if !deterministic(e) {
+        return None;
+    }
+    e.clone()
+        .transform(|e| match e {
+            Expr::Column(c) => plan
+                .schema()
+                .index_of_column(&c)
+                .ok()
+                .and_then(|i| column_on_strata(plan, i, stratified))
+                .map(Transformed::yes)
+                .ok_or_else(|| {
+                    datafusion::common::DataFusionError::Plan(format!("{c} is not stratified"))
+                }),
+            e => Ok(Transformed::no(e)),
         })
+        .ok()
+        .map(|t| t.data)
 }
 
-fn column_of_strata(plan: &LogicalPlan, index: usize, stratified: &BTreeSet<&str>) -> bool {
+fn column_on_strata(plan: &LogicalPlan, index: usize, stratified: &BTreeSet<&str>) -> Option<Expr> {
     match plan {
-        LogicalPlan::Projection(p) => p
-            .expr
-            .get(index)
-            .is_some_and(|e| of_strata(&p.input, e, stratified)),
+        LogicalPlan::Projection(p) => {
+            on_strata(&p.input, unaliased(p.expr.get(index)?), stratified)
+        }
         LogicalPlan::Filter(_)
         | LogicalPlan::Sort(_)
         | LogicalPlan::SubqueryAlias(_)
-        | LogicalPlan::Repartition(_) => passed_through(plan, index)
-            .is_some_and(|(input, i)| column_of_strata(input, i, stratified)),
+        | LogicalPlan::Repartition(_) => {
+            let (input, i) = passed_through(plan, index)?;
+            column_on_strata(input, i, stratified)
+        }
         LogicalPlan::TableScan(t) => t
             .projected_schema
             .fields()
             .get(index)
-            .is_some_and(|f| stratified.contains(f.name().as_str())),
-        _ => false,
+            .filter(|f| stratified.contains(f.name().as_str()))
+            .map(|f| Expr::Column(Column::new_unqualified(f.name()))),
+        _ => None,
     }
 }
 
@@ -1028,8 +1066,6 @@ impl Rewrite<'_> {
                         self.fresh(PERSON)
                     } else if column.name.starts_with(FACILITY) {
                         self.fresh(FACILITY)
-                    } else if column.name.starts_with(STRATUM) {
-                        self.fresh(STRATUM)
                     } else {
                         column.name.clone()
                     };
@@ -1112,7 +1148,9 @@ impl Rewrite<'_> {
     /// union of whole strata and its checks need nothing else: one view, read through nodes
     /// that pass rows unchanged, filtered and grouped on stratified columns only (every row of
     /// a stratum then falls in one cell, or none), and aggregates that are counts of every row
-    /// or magnitudes whose contributions the ceilings bound. None: `a` is rewritten as usual.
+    /// or magnitudes whose contributions the ceilings bound. Which strata a cell has, its keys
+    /// and the filters tell, computed on the strata's values; the aggregation itself is the
+    /// researcher's, unchanged. None: `a` is rewritten as usual.
     fn stratified_aggregate(&mut self, a: &Aggregate) -> Result<Option<LogicalPlan>, Unsupported> {
         if self.bounds.strata.is_empty() {
             return Ok(None);
@@ -1127,14 +1165,14 @@ impl Rewrite<'_> {
                 .map(|(c, _)| c)
                 .collect()
         };
-        let (persons, facilities, strata_columns) = (of(PERSON), of(FACILITY), of(STRATUM));
-        let ([person], [stratum]) = (persons.as_slice(), strata_columns.as_slice()) else {
+        let (persons, facilities) = (of(PERSON), of(FACILITY));
+        let [person] = persons.as_slice() else {
             return Ok(None);
         };
         if facilities.len() > 1 || a.group_expr.iter().any(|g| is_pseudonym_of(input, g)) {
             return Ok(None);
         }
-        let Some(view) = hidden_column_of(input, stratum, STRATUM) else {
+        let Some(view) = hidden_column_of(input, person, PERSON) else {
             return Ok(None);
         };
         let Some(strata) = self
@@ -1148,16 +1186,22 @@ impl Rewrite<'_> {
         let same_view = |c: &Column, name: &str| {
             hidden_column_of(input, c, name).is_some_and(|v| std::ptr::eq(v, view))
         };
-        if !same_view(person, PERSON) || !facilities.iter().all(|f| same_view(f, FACILITY)) {
+        if !facilities.iter().all(|f| same_view(f, FACILITY)) {
             return Ok(None);
         }
         let stratified: BTreeSet<&str> = strata.columns.iter().map(String::as_str).collect();
-        if !whole_strata(input, &stratified)
-            || !a
-                .group_expr
-                .iter()
-                .all(|g| of_strata(input, g, &stratified))
-        {
+        let Some((filters, scan)) = strata_filters(input, &stratified) else {
+            return Ok(None);
+        };
+        let Some(keys) = a
+            .group_expr
+            .iter()
+            .map(|g| on_strata(input, g, &stratified))
+            .collect::<Option<Vec<_>>>()
+        else {
+            return Ok(None);
+        };
+        if !std::ptr::eq(scan, view) {
             return Ok(None);
         }
         let mut values = Vec::new();
@@ -1212,6 +1256,30 @@ impl Rewrite<'_> {
                 }
             }
         }
+        let aggregate = LogicalPlan::Aggregate(a.clone());
+        let outputs = aggregate.schema().columns();
+        let group_columns: Vec<Expr> = outputs
+            .iter()
+            .take(a.group_expr.len())
+            .cloned()
+            .map(Expr::Column)
+            .collect();
+        let key_types: Vec<DataType> = aggregate
+            .schema()
+            .fields()
+            .iter()
+            .take(a.group_expr.len())
+            .map(|f| f.data_type().clone())
+            .collect();
+        let Some(keyed) = KeyedStrata::compute(
+            &strata,
+            view.source.schema().as_ref(),
+            conjunction(filters),
+            keys,
+            key_types,
+        ) else {
+            return Ok(None);
+        };
         // The hidden columns the exact shadow has, named and ordered as it names and orders
         // them (output review reads a result by the exact shadow): the sets in the order of
         // their columns, then the contributions.
@@ -1234,25 +1302,32 @@ impl Rewrite<'_> {
             .find(|(field, _)| *field == CELL_PERSONS)
             .map(|(_, name)| name.replacen(PERSON, STRATA, 1))
             .ok_or_else(|| unsupported("a stratified aggregation without its person set"))?;
-        let udaf = Arc::new(strata_udaf(StrataCells {
-            strata,
-            facility_cap: self.facility_cap.clamp(1, MAX_FEW),
-            values: cells,
-        }));
-        let mut aggr = a.aggr_expr.clone();
-        aggr.push(call(&udaf, vec![Expr::Column((*stratum).clone())], None).alias(&strata_name));
-        let aggregate = LogicalPlan::Aggregate(Aggregate::try_new(
-            a.input.clone(),
-            a.group_expr.clone(),
-            aggr,
-        )?);
+        let udf = strata_udf(
+            StrataCells {
+                strata,
+                facility_cap: self.facility_cap.clamp(1, MAX_FEW),
+                values: cells,
+            },
+            keyed,
+        );
+        let keys = if group_columns.is_empty() {
+            vec![lit(true)]
+        } else {
+            group_columns
+        };
+        // The cells in a projection of their own, read by field after: each is built once.
+        let with_cells: Vec<Expr> = outputs
+            .iter()
+            .cloned()
+            .map(Expr::Column)
+            .chain([udf.call(keys).alias(&strata_name)])
+            .collect();
+        let with_cells =
+            LogicalPlan::Projection(Projection::try_new(with_cells, Arc::new(aggregate))?);
         let cell = Expr::Column(Column::new_unqualified(&strata_name));
         let exprs: Vec<Expr> =
-            aggregate
-                .schema()
-                .columns()
+            outputs
                 .into_iter()
-                .filter(|c| c.name != strata_name)
                 .map(Expr::Column)
                 .chain(hidden_out.into_iter().map(|(field, name)| {
                     cell_field_udf(field).call(vec![cell.clone()]).alias(name)
@@ -1261,7 +1336,7 @@ impl Rewrite<'_> {
         self.stratified += 1;
         Ok(Some(LogicalPlan::Projection(Projection::try_new(
             exprs,
-            Arc::new(aggregate),
+            Arc::new(with_cells),
         )?)))
     }
 
@@ -1487,7 +1562,6 @@ mod tests {
             Field::new("days", DataType::Int32, true),
             Field::new(PERSON, DataType::UInt32, true),
             Field::new(FACILITY, DataType::UInt32, false),
-            Field::new(STRATUM, DataType::UInt32, false),
         ]));
         let ctx = SessionContext::new();
         let table = MemTable::try_new(schema, vec![vec![]]).expect("table");
@@ -1611,10 +1685,23 @@ mod tests {
                 (source, ceiling)
             })
             .collect();
+        let values = arrow::record_batch::RecordBatch::try_from_iter([
+            (
+                "prefecture",
+                Arc::new(arrow::array::StringArray::from(vec!["13", "01"])) as _,
+            ),
+            (
+                "setting",
+                Arc::new(arrow::array::Int32Array::from(vec![1, 2])) as _,
+            ),
+        ])
+        .expect("values");
         let strata = Strata {
             columns: vec!["prefecture".into(), "setting".into()],
-            totals: [("points".to_string(), Vec::new())].into(),
-            ..Strata::default()
+            values,
+            persons: vec![Default::default(); 2],
+            facilities: vec![Default::default(); 2],
+            totals: [("points".to_string(), vec![0.0; 2])].into(),
         };
         let bounds = Bounds {
             ceilings,
@@ -1699,7 +1786,6 @@ mod tests {
             Field::new("prefecture", DataType::Utf8, false),
             Field::new("points", DataType::Int64, false),
             Field::new(PERSON, DataType::UInt32, true),
-            Field::new(STRATUM, DataType::UInt32, false),
         ]));
         let table = MemTable::try_new(schema, vec![vec![]]).expect("table");
         ctx.register_table("receipts", Arc::new(table))

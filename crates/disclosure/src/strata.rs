@@ -1,30 +1,42 @@
-//! `niji_strata(stratum)`: a cell's persons, facilities and totals from the strata of its rows
+//! `niji_strata(key…)`: a cell's persons, facilities and totals from the strata of its rows
 //! (see [`niji_catalog::Strata`]), where the shadow's rewrite has shown that every cell is a
-//! union of whole strata (grouped and filtered on coded columns only). A row costs one store
-//! into an array of a few thousand strata; nothing of its person is read. The sets are built
-//! once a cell is final, from the strata's own.
+//! union of whole strata (grouped and filtered on coded columns only). Which strata make a
+//! cell, its grouping keys and filter tell when computed on the strata's own values (a few
+//! thousand rows, at planning); the query itself reads nothing more than the researcher's SQL
+//! does. The sets are built once a cell is final, from the strata's own.
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray, StructArray};
-use arrow::datatypes::{DataType, Field, FieldRef, Fields, UInt32Type};
+use arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, StructArray, UInt32Array};
+use arrow::compute::{cast, filter_record_batch};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::{Result, exec_err};
-use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::execution_props::ExecutionProps;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
+    ColumnarValue, Expr, LogicalPlan, LogicalPlanBuilder, LogicalTableSource, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+use datafusion::optimizer::Analyzer;
+use datafusion::physical_expr::create_physical_expr;
 use niji_catalog::Strata;
 use roaring::{MultiOps, RoaringBitmap};
 
 use crate::sets::{
-    CELL_CONTRIBUTIONS, CELL_PERSONS, CONTRIBUTIONS_FORM, Contributions, Form, OneGroup,
-    append_tagged, encode_set, selected, tagged_members,
+    CELL_CONTRIBUTIONS, CELL_PERSONS, CONTRIBUTIONS_FORM, Contributions, Form, append_tagged,
+    encode_set,
 };
 
 pub const STRATA_FUNCTION: &str = "niji_strata";
 /// The field of a `niji_strata` result holding the cell's facilities, as `niji_few` gives them.
 pub const CELL_FACILITIES: &str = "facilities";
+/// The strata's own numbers beside their values, while their keys are computed.
+const STRATUM_NUMBER: &str = "__niji_stratum";
 
 /// What `niji_strata` makes of a cell: its persons, up to `facility_cap` of its facilities, and
 /// a contributions section for each of `values` (a stored column's totals and its ceiling).
@@ -35,44 +47,172 @@ pub struct StrataCells {
     pub values: Vec<(String, Vec<f64>)>,
 }
 
-pub fn strata_udaf(cells: StrataCells) -> AggregateUDF {
-    AggregateUDF::new_from_impl(StrataUdaf {
+/// The strata of each cell, by the cell's grouping keys in arrow's row form.
+#[derive(Debug)]
+pub struct KeyedStrata {
+    key_types: Vec<DataType>,
+    strata_of: HashMap<Box<[u8]>, Vec<u32>>,
+    /// An aggregation without GROUP BY: its one row may have no stratum at all.
+    global: bool,
+}
+
+impl KeyedStrata {
+    /// The strata of each cell of an aggregation over `strata`'s table grouped by `keys`
+    /// (none: one cell of all rows) and filtered by `predicate`, both written over the columns
+    /// of the table's scan (its stored columns by name), which has the `scanned` schema; the keys must come out
+    /// as `key_types`, the types the aggregation gives them. None: they cannot be computed
+    /// alike on the strata's values (the cells are then not taken from strata).
+    pub fn compute(
+        strata: &Strata,
+        scanned: &Schema,
+        predicate: Option<Expr>,
+        keys: Vec<Expr>,
+        key_types: Vec<DataType>,
+    ) -> Option<Self> {
+        let global = keys.is_empty();
+        let values = values_as_scanned(strata, scanned)?;
+        let (keys, stratum) = keys_of_strata(values, predicate, keys).ok()?;
+        if keys.len() != key_types.len().max(1)
+            || (!global && keys.iter().zip(&key_types).any(|(k, t)| k.data_type() != t))
+        {
+            return None;
+        }
+        let converter = RowConverter::new(
+            keys.iter()
+                .map(|k| SortField::new(k.data_type().clone()))
+                .collect(),
+        )
+        .ok()?;
+        let rows = converter.convert_columns(&keys).ok()?;
+        let mut strata_of: HashMap<Box<[u8]>, Vec<u32>> = HashMap::new();
+        for (row, &s) in rows.iter().zip(stratum.values()) {
+            strata_of.entry(row.as_ref().into()).or_default().push(s);
+        }
+        Some(Self {
+            key_types,
+            strata_of,
+            global,
+        })
+    }
+}
+
+/// The strata's values of the columns the scan has (a project's view may show only some),
+/// typed as the scan gives them (text may be read as views), and each stratum's number.
+fn values_as_scanned(strata: &Strata, scanned: &Schema) -> Option<RecordBatch> {
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (field, column) in strata
+        .values
+        .schema()
+        .fields()
+        .iter()
+        .zip(strata.values.columns())
+    {
+        let Ok(scanned) = scanned.field_with_name(field.name()) else {
+            continue;
+        };
+        let ty = scanned.data_type();
+        columns.push(cast(column, ty).ok()?);
+        fields.push(Field::new(field.name(), ty.clone(), true));
+    }
+    fields.push(Field::new(STRATUM_NUMBER, DataType::UInt32, false));
+    columns.push(Arc::new(UInt32Array::from_iter_values(
+        0..strata.len() as u32,
+    )));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).ok()
+}
+
+/// `keys` (or one constant, for an aggregation without GROUP BY) of the strata `predicate`
+/// keeps, computed as DataFusion computes them on rows (types coerced by its analyzer), and
+/// those strata's numbers.
+fn keys_of_strata(
+    values: RecordBatch,
+    predicate: Option<Expr>,
+    mut keys: Vec<Expr>,
+) -> Result<(Vec<ArrayRef>, UInt32Array)> {
+    if keys.is_empty() {
+        keys.push(datafusion::logical_expr::lit(true));
+    }
+    keys.push(datafusion::logical_expr::col(STRATUM_NUMBER));
+    let schema: SchemaRef = values.schema();
+    let mut plan =
+        LogicalPlanBuilder::scan("strata", Arc::new(LogicalTableSource::new(schema)), None)?;
+    if let Some(p) = predicate {
+        plan = plan.filter(p)?;
+    }
+    let plan = plan.project(keys)?.build()?;
+    let plan = Analyzer::new().execute_and_check(plan, &ConfigOptions::default(), |_, _| {})?;
+    let LogicalPlan::Projection(projection) = &plan else {
+        return exec_err!("the strata's keys are not a projection");
+    };
+    let props = ExecutionProps::new();
+    let planning = PhysicalPlanningContext::default();
+    let physical =
+        |e: &Expr, input: &LogicalPlan| create_physical_expr(e, input.schema(), &props, &planning);
+    let rows = match projection.input.as_ref() {
+        LogicalPlan::Filter(f) => {
+            let keep = physical(&f.predicate, &f.input)?
+                .evaluate(&values)?
+                .into_array(values.num_rows())?;
+            let Some(keep) = keep.as_boolean_opt() else {
+                return exec_err!("the strata's filter is not a condition");
+            };
+            filter_record_batch(&values, keep)?
+        }
+        LogicalPlan::TableScan(_) => values,
+        _ => return exec_err!("the strata's keys read more than the strata"),
+    };
+    let mut keys = projection
+        .expr
+        .iter()
+        .map(|e| {
+            physical(e, &projection.input)?
+                .evaluate(&rows)?
+                .into_array(rows.num_rows())
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let stratum = keys
+        .pop()
+        .map(|s| s.as_primitive::<arrow::datatypes::UInt32Type>().clone());
+    match stratum {
+        Some(s) => Ok((keys, s)),
+        None => exec_err!("the strata's numbers are lost"),
+    }
+}
+
+pub fn strata_udf(cells: StrataCells, keyed: KeyedStrata) -> ScalarUDF {
+    let signature = if keyed.global {
+        Signature::exact(vec![DataType::Boolean], Volatility::Immutable)
+    } else {
+        Signature::exact(keyed.key_types.clone(), Volatility::Immutable)
+    };
+    ScalarUDF::new_from_impl(StrataUdf {
         cells: Arc::new(cells),
-        signature: Signature::exact(vec![DataType::UInt32], Volatility::Immutable),
+        keyed: Arc::new(keyed),
+        signature,
     })
 }
 
 #[derive(Debug)]
-struct StrataUdaf {
+struct StrataUdf {
     cells: Arc<StrataCells>,
+    keyed: Arc<KeyedStrata>,
     signature: Signature,
 }
 
-/// Two are the same function where they read the same strata alike.
-impl PartialEq for StrataUdaf {
+/// Two are the same function where they make the same cells of the same strata.
+impl PartialEq for StrataUdf {
     fn eq(&self, other: &Self) -> bool {
-        let (a, b) = (&self.cells, &other.cells);
-        Arc::ptr_eq(&a.strata, &b.strata)
-            && a.facility_cap == b.facility_cap
-            && a.values.len() == b.values.len()
-            && a.values.iter().zip(&b.values).all(|((x, cx), (y, cy))| {
-                x == y
-                    && cx.len() == cy.len()
-                    && cx.iter().zip(cy).all(|(p, q)| p.to_bits() == q.to_bits())
-            })
+        Arc::ptr_eq(&self.keyed, &other.keyed) && Arc::ptr_eq(&self.cells, &other.cells)
     }
 }
 
-impl Eq for StrataUdaf {}
+impl Eq for StrataUdf {}
 
-impl Hash for StrataUdaf {
+impl Hash for StrataUdf {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        Arc::as_ptr(&self.cells.strata).hash(state);
-        self.cells.facility_cap.hash(state);
-        for (name, ceiling) in &self.cells.values {
-            name.hash(state);
-            ceiling.iter().for_each(|c| c.to_bits().hash(state));
-        }
+        Arc::as_ptr(&self.keyed).hash(state);
+        Arc::as_ptr(&self.cells).hash(state);
     }
 }
 
@@ -85,7 +225,7 @@ fn strata_fields() -> Fields {
     .into()
 }
 
-impl AggregateUDFImpl for StrataUdaf {
+impl ScalarUDFImpl for StrataUdf {
     fn name(&self) -> &str {
         STRATA_FUNCTION
     }
@@ -98,169 +238,31 @@ impl AggregateUDFImpl for StrataUdaf {
         Ok(DataType::Struct(strata_fields()))
     }
 
-    fn is_nullable(&self) -> bool {
-        false
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(vec![Arc::new(Field::new(
-            format!("{}[state]", args.name),
-            DataType::Binary,
-            false,
-        ))])
-    }
-
-    fn accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(OneGroup::new(Box::new(self.groups()))?))
-    }
-
-    fn groups_accumulator_supported(&self, _: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(self.groups()))
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let keys = ColumnarValue::values_to_arrays(&args.args)?;
+        Ok(ColumnarValue::Array(self.cells_of(&keys)?))
     }
 }
 
-impl StrataUdaf {
-    fn groups(&self) -> StrataGroups {
-        StrataGroups {
-            cells: self.cells.clone(),
-            group_of: vec![NO_GROUP; self.cells.strata.len()],
-            groups: 0,
-            split: false,
-        }
-    }
-}
-
-/// The strata of a batch of stored rows: every row has one.
-fn stored_strata(values: &ArrayRef) -> Result<&arrow::array::UInt32Array> {
-    match values.as_primitive_opt::<UInt32Type>() {
-        Some(strata) if strata.null_count() == 0 => Ok(strata),
-        Some(_) => exec_err!("a stored row has no stratum"),
-        None => exec_err!("{STRATA_FUNCTION} takes a stratum"),
-    }
-}
-
-/// A stratum no row has brought yet.
-const NO_GROUP: u32 = u32::MAX;
-
-#[derive(Debug)]
-struct StrataGroups {
-    cells: Arc<StrataCells>,
-    /// Per stratum, the group its rows are in.
-    group_of: Vec<u32>,
-    /// Groups so far (a group of no rows has no stratum: an aggregation without GROUP BY).
-    groups: usize,
-    /// A stratum was met in two groups of this accumulator: cells are not unions of strata
-    /// after all, and the query fails rather than count a stratum in one of them only. Only a
-    /// guard: strata in groups of other partitions, or emitted already, are not compared; that
-    /// cells are unions of whole strata rests on the rewrite's proof.
-    split: bool,
-}
-
-impl StrataGroups {
-    #[inline]
-    fn assign(&mut self, stratum: u32, group: usize) -> Result<()> {
-        let Some(at) = self.group_of.get_mut(stratum as usize) else {
-            return exec_err!("stratum {stratum} is not one of the table's");
-        };
-        let group = group as u32;
-        self.split |= *at != NO_GROUP && *at != group;
-        *at = group;
-        Ok(())
-    }
-
-    /// Each emitted group's strata, ascending; the groups left are renumbered from 0.
-    fn take(&mut self, emit_to: EmitTo) -> Result<Vec<Vec<u32>>> {
-        if self.split {
-            return exec_err!("a stratum fell in two cells: its cells are not unions of strata");
-        }
-        let n = match emit_to {
-            EmitTo::All => self.groups,
-            EmitTo::First(n) => n.min(self.groups),
-        };
-        self.groups -= n;
-        let mut out = vec![Vec::new(); n];
-        for (stratum, g) in self.group_of.iter_mut().enumerate() {
-            if *g == NO_GROUP {
-                continue;
+impl StrataUdf {
+    /// The cells of grouping keys `keys`, one a row.
+    fn cells_of(&self, keys: &[ArrayRef]) -> Result<ArrayRef> {
+        let converter = RowConverter::new(
+            keys.iter()
+                .map(|k| SortField::new(k.data_type().clone()))
+                .collect(),
+        )?;
+        let rows = converter.convert_columns(keys)?;
+        let mut out = CellBuilder::default();
+        for row in rows.iter() {
+            match self.keyed.strata_of.get(row.as_ref()) {
+                Some(strata) => self.cells.cell(strata, &mut out),
+                // Every row of every stratum the filter keeps is in a cell of its keys: a cell
+                // of no stratum is a cell of no row, which only an aggregation without GROUP
+                // BY has.
+                None if self.keyed.global => self.cells.cell(&[], &mut out),
+                None => return exec_err!("a cell is not a union of strata"),
             }
-            if (*g as usize) < n {
-                out[*g as usize].push(stratum as u32);
-                *g = NO_GROUP;
-            } else {
-                *g -= n as u32;
-            }
-        }
-        Ok(out)
-    }
-
-    fn cell(&self, strata: &[u32], out: &mut CellBuilder) {
-        let all = &self.cells.strata;
-        let persons: RoaringBitmap = strata.iter().map(|&s| &all.persons[s as usize]).union();
-        let mut facilities = RoaringBitmap::new();
-        for &s in strata {
-            if facilities.len() >= self.cells.facility_cap as u64 {
-                break;
-            }
-            facilities |= &all.facilities[s as usize];
-        }
-        let mut sections = vec![CONTRIBUTIONS_FORM];
-        for (column, ceiling) in &self.cells.values {
-            let total = all
-                .totals
-                .get(column)
-                .map_or(f64::NAN, |t| strata.iter().map(|&s| t[s as usize]).sum());
-            // Every person with a row contributes: a ceiled sum's column has no zero.
-            Contributions::encode_section(Form::Bounds, total, ceiling, &persons, &mut sections);
-        }
-        out.persons.append_value(encode_set(&persons));
-        append_tagged(
-            &mut out.facilities,
-            &mut out.scratch,
-            facilities.iter().take(self.cells.facility_cap),
-        );
-        out.contributions.append_value(sections);
-    }
-}
-
-struct CellBuilder {
-    persons: BinaryBuilder,
-    facilities: BinaryBuilder,
-    contributions: BinaryBuilder,
-    scratch: Vec<u8>,
-}
-
-impl GroupsAccumulator for StrataGroups {
-    fn update_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.groups = self.groups.max(total_num_groups);
-        let strata = stored_strata(&values[0])?.values();
-        for (row, (&s, &group)) in strata.iter().zip(group_indices).enumerate() {
-            if selected(opt_filter, row) {
-                self.assign(s, group)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let groups = self.take(emit_to)?;
-        let mut out = CellBuilder {
-            persons: BinaryBuilder::new(),
-            facilities: BinaryBuilder::new(),
-            contributions: BinaryBuilder::new(),
-            scratch: Vec::new(),
-        };
-        for strata in &groups {
-            self.cell(strata, &mut out);
         }
         Ok(Arc::new(StructArray::try_new(
             strata_fields(),
@@ -272,87 +274,91 @@ impl GroupsAccumulator for StrataGroups {
             None,
         )?))
     }
+}
 
-    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let groups = self.take(emit_to)?;
-        let mut out = BinaryBuilder::with_capacity(groups.len(), 0);
-        let mut scratch = Vec::new();
-        for strata in groups {
-            append_tagged(&mut out, &mut scratch, strata);
-        }
-        Ok(vec![Arc::new(out.finish())])
-    }
-
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.groups = self.groups.max(total_num_groups);
-        let Some(states) = values[0].as_binary_opt::<i32>() else {
-            return exec_err!("{STRATA_FUNCTION} merges its own states");
-        };
-        for (row, &group) in group_indices.iter().enumerate() {
-            let Some(strata) = tagged_members(states.value(row)) else {
-                return exec_err!("{STRATA_FUNCTION} merges its own states");
-            };
-            for s in strata {
-                self.assign(s, group)?;
+impl StrataCells {
+    fn cell(&self, strata: &[u32], out: &mut CellBuilder) {
+        let all = &self.strata;
+        let persons: RoaringBitmap = strata.iter().map(|&s| &all.persons[s as usize]).union();
+        let mut facilities = RoaringBitmap::new();
+        for &s in strata {
+            if facilities.len() >= self.facility_cap as u64 {
+                break;
             }
+            facilities |= &all.facilities[s as usize];
         }
-        Ok(())
-    }
-
-    /// Each row a group of its own: its stratum alone.
-    fn convert_to_state(
-        &self,
-        values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
-    ) -> Result<Vec<ArrayRef>> {
-        let strata = stored_strata(&values[0])?.values();
-        let mut out = BinaryBuilder::with_capacity(strata.len(), 5 * strata.len());
-        let mut scratch = Vec::new();
-        for (row, &s) in strata.iter().enumerate() {
-            let chosen = selected(opt_filter, row).then_some(s);
-            append_tagged(&mut out, &mut scratch, chosen);
+        let mut sections = vec![CONTRIBUTIONS_FORM];
+        for (column, ceiling) in &self.values {
+            let total = all
+                .totals
+                .get(column)
+                .map_or(f64::NAN, |t| strata.iter().map(|&s| t[s as usize]).sum());
+            // Every person with a row contributes: a ceiled sum's column has no zero.
+            Contributions::encode_section(Form::Bounds, total, ceiling, &persons, &mut sections);
         }
-        Ok(vec![Arc::new(out.finish())])
+        out.persons.append_value(encode_set(&persons));
+        append_tagged(
+            &mut out.facilities,
+            &mut out.scratch,
+            facilities.iter().take(self.facility_cap),
+        );
+        out.contributions.append_value(sections);
     }
+}
 
-    fn size(&self) -> usize {
-        self.group_of.capacity() * std::mem::size_of::<u32>()
-    }
+#[derive(Default)]
+struct CellBuilder {
+    persons: BinaryBuilder,
+    facilities: BinaryBuilder,
+    contributions: BinaryBuilder,
+    scratch: Vec<u8>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::UInt32Array;
+    use arrow::array::StringArray;
+    use datafusion::logical_expr::{col, lit, when};
 
+    /// Three strata of (sex, setting).
     fn strata() -> Arc<Strata> {
         let set = |m: &[u32]| m.iter().copied().collect::<RoaringBitmap>();
+        let text = |v: &[&str]| Arc::new(StringArray::from(v.to_vec())) as ArrayRef;
         Arc::new(Strata {
-            columns: vec!["sex".into()],
+            columns: vec!["sex".into(), "setting".into()],
+            values: RecordBatch::try_from_iter([
+                ("sex", text(&["1", "2", "1"])),
+                ("setting", text(&["in", "in", "out"])),
+            ])
+            .expect("values"),
             persons: vec![set(&[1, 2]), set(&[2, 3]), set(&[9])],
             facilities: vec![set(&[10]), set(&[11, 12]), set(&[13])],
             totals: [("points".to_string(), vec![5.0, 7.0, 100.0])].into(),
         })
     }
 
-    fn accumulator() -> StrataGroups {
-        StrataUdaf {
+    fn scanned() -> Schema {
+        Schema::new(vec![
+            Field::new("sex", DataType::Utf8View, true),
+            Field::new("setting", DataType::Utf8View, true),
+        ])
+    }
+
+    fn udf(predicate: Option<Expr>, keys: Vec<Expr>, types: Vec<DataType>) -> Option<StrataUdf> {
+        let strata = strata();
+        let keyed = KeyedStrata::compute(&strata, &scanned(), predicate, keys, types)?;
+        Some(StrataUdf {
             cells: Arc::new(StrataCells {
-                strata: strata(),
+                strata,
                 facility_cap: 3,
                 values: vec![("points".into(), vec![60.0, 40.0])],
             }),
-            signature: Signature::exact(vec![DataType::UInt32], Volatility::Immutable),
-        }
-        .groups()
+            keyed: Arc::new(keyed),
+            signature: Signature::any(1, Volatility::Immutable),
+        })
     }
 
-    fn cells(a: &ArrayRef) -> Vec<(Vec<u32>, Vec<u8>, Contributions)> {
+    fn cells(a: &ArrayRef) -> Vec<(Vec<u32>, u64, Contributions)> {
         let s = a.as_struct();
         let persons = s.column(0).as_binary::<i32>();
         let facilities = s.column(1).as_binary::<i32>();
@@ -360,72 +366,60 @@ mod tests {
         (0..s.len())
             .map(|i| {
                 let set = crate::sets::decode_set(persons.value(i)).expect("a set");
+                let places = crate::sets::decode_set(facilities.value(i)).expect("facilities");
                 let sections = Contributions::decode(contributions.value(i)).expect("sections");
-                (
-                    set.iter().collect(),
-                    facilities.value(i).to_vec(),
-                    sections[0].clone(),
-                )
+                (set.iter().collect(), places.len(), sections[0].clone())
             })
             .collect()
     }
 
-    /// Two partitions' partial states merge into cells that are unions of their strata.
+    fn keys(values: &[&str]) -> Vec<ArrayRef> {
+        vec![Arc::new(arrow::array::StringViewArray::from(
+            values.to_vec(),
+        ))]
+    }
+
+    /// A cell's persons, facilities (up to the cap) and totals are its strata's, found by
+    /// computing its keys on the strata's values (typed as the scan types them).
     #[test]
-    fn a_cell_is_the_union_of_its_strata() {
-        let mut left = accumulator();
-        let rows: ArrayRef = Arc::new(UInt32Array::from(vec![0, 0, 2]));
-        left.update_batch(&[rows], &[0, 0, 1], None, 2)
-            .expect("rows");
-        let mut right = accumulator();
-        let rows: ArrayRef = Arc::new(UInt32Array::from(vec![1]));
-        right.update_batch(&[rows], &[0], None, 1).expect("rows");
-        let mut last = accumulator();
-        for partial in [&mut left, &mut right] {
-            let state = partial.state(EmitTo::All).expect("state");
-            let groups: Vec<usize> = (0..state[0].len()).collect();
-            last.merge_batch(&state, &groups, groups.len())
-                .expect("merged");
-        }
-        let out = cells(&last.evaluate(EmitTo::All).expect("cells"));
-        assert_eq!(out.len(), 2);
-        assert_eq!(out[0].0, [1, 2, 3]);
-        assert_eq!(out[0].2.total, 12.0);
+    fn a_cell_is_the_union_of_the_strata_of_its_keys() {
+        let by_sex = udf(None, vec![col("sex")], vec![DataType::Utf8View]).expect("keyed");
+        let out = cells(&by_sex.cells_of(&keys(&["1", "2"])).expect("cells"));
+        assert_eq!(out[0].0, [1, 2, 9]);
+        assert_eq!(out[0].1, 2);
+        assert_eq!(out[0].2.total, 105.0);
         assert_eq!(out[0].2.top, [60.0, 40.0]);
         assert_eq!(out[0].2.form, Form::Bounds);
-        assert_eq!(out[1].0, [9]);
-        assert_eq!(out[1].2.total, 100.0);
-        // Facilities as niji_few gives them: tagged, up to the cap.
-        let facilities = |bytes: &[u8]| crate::sets::decode_set(bytes).expect("facilities").len();
-        assert_eq!(facilities(&out[0].1), 3);
-        assert_eq!(facilities(&out[1].1), 1);
+        assert_eq!(out[1].0, [2, 3]);
+        assert_eq!(out[1].1, 2);
+        assert_eq!(out[1].2.total, 7.0);
+        // A cell of keys no stratum has is not a union of strata: the query fails.
+        assert!(by_sex.cells_of(&keys(&["9"])).is_err());
     }
 
-    /// A stratum whose rows fall in two groups fails the query.
+    /// The filter and computed keys are evaluated on the strata as on rows.
     #[test]
-    fn a_stratum_split_between_cells_is_refused() {
-        let mut a = accumulator();
-        let rows: ArrayRef = Arc::new(UInt32Array::from(vec![0, 0]));
-        a.update_batch(&[rows], &[0, 1], None, 2).expect("rows");
-        assert!(a.evaluate(EmitTo::All).is_err());
-        let mut b = accumulator();
-        let rows: ArrayRef = Arc::new(UInt32Array::from(vec![7]));
-        assert!(b.update_batch(&[rows], &[0], None, 1).is_err());
+    fn strata_the_filter_drops_are_in_no_cell() {
+        let inpatients = Some(col("setting").eq(lit("in")));
+        let group = when(col("sex").eq(lit("1")), lit("m")).otherwise(lit("f"));
+        let f = udf(inpatients, vec![group.expect("case")], vec![DataType::Utf8]).expect("keyed");
+        let text = |v: &[&str]| vec![Arc::new(StringArray::from(v.to_vec())) as ArrayRef];
+        let out = cells(&f.cells_of(&text(&["m", "f"])).expect("cells"));
+        assert_eq!(out[0].0, [1, 2]);
+        assert_eq!(out[1].0, [2, 3]);
     }
 
-    /// Emitting the first groups renumbers the rest, as DataFusion expects.
+    /// Keys the aggregation types otherwise than the strata's computation are not keyed (no
+    /// cell is matched by values that merely print alike); an aggregation without GROUP BY is
+    /// one cell of every stratum its filter keeps, or of none.
     #[test]
-    fn emitting_the_first_groups_keeps_the_others() {
-        let mut a = accumulator();
-        let rows: ArrayRef = Arc::new(UInt32Array::from(vec![0, 1, 2]));
-        a.update_batch(&[rows], &[0, 1, 2], None, 3).expect("rows");
-        let first = cells(&a.evaluate(EmitTo::First(1)).expect("first"));
-        assert_eq!(first.len(), 1);
-        assert_eq!(first[0].0, [1, 2]);
-        let rest = cells(&a.evaluate(EmitTo::All).expect("rest"));
-        assert_eq!(
-            rest.iter().map(|c| c.0.clone()).collect::<Vec<_>>(),
-            [vec![2, 3], vec![9]]
-        );
+    fn other_types_are_refused_and_no_grouping_is_one_cell() {
+        assert!(udf(None, vec![col("sex")], vec![DataType::Utf8]).is_none());
+        assert!(udf(None, vec![col("age")], vec![DataType::Utf8View]).is_none());
+        let all = udf(None, vec![], vec![]).expect("keyed");
+        let one = vec![Arc::new(arrow::array::BooleanArray::from(vec![true])) as ArrayRef];
+        assert_eq!(cells(&all.cells_of(&one).expect("cell"))[0].0, [1, 2, 3, 9]);
+        let none = udf(Some(col("setting").eq(lit("day"))), vec![], vec![]).expect("keyed");
+        assert!(cells(&none.cells_of(&one).expect("cell"))[0].0.is_empty());
     }
 }

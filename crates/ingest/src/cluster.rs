@@ -33,7 +33,7 @@ const PART_ROWS: usize = 1 << 16;
 const NO_PERIOD: i32 = i32::MAX;
 
 /// A table clustered: its new parts, the ceilings of its numeric columns (summed per person on
-/// the way) and its strata (numbered on the way; each part has a stratum column).
+/// the way) and its strata (gathered on the way).
 pub(crate) struct Clustered {
     pub(crate) parts: Vec<PartInfo>,
     pub(crate) ceilings: BTreeMap<String, Ceiling>,
@@ -134,10 +134,9 @@ pub(crate) fn cluster(
         totals
             .get_or_insert_with(|| Totals::new(&schema, person, &crate::SHADOW_INDEXES))
             .add_sorted(&sorted)?;
-        let sorted = match stratifier.as_mut() {
-            Some(s) => s.add(&sorted)?,
-            None => sorted,
-        };
+        if let Some(s) = stratifier.as_mut() {
+            s.add(&sorted)?;
+        }
         let first = clustered.len();
         let written: Vec<Option<PartInfo>> = (0..sorted.num_rows())
             .step_by(PART_ROWS)
@@ -174,7 +173,7 @@ pub(crate) fn cluster(
     Ok(Clustered {
         parts: clustered,
         ceilings: totals.map(Totals::finish).unwrap_or_default(),
-        strata: stratifier.map(Stratifier::finish),
+        strata: stratifier.map(Stratifier::finish).transpose()?,
     })
 }
 

@@ -24,9 +24,8 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use arrow::datatypes::DataType;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use niji_catalog::{Catalog, FACILITY_MARK_COLUMN, STRATUM_COLUMN, Table};
+use niji_catalog::{Catalog, FACILITY_MARK_COLUMN, Table};
 use niji_pseudo::{CustodianKey, IdHasher, IdKind};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -252,13 +251,12 @@ impl Write for HashingWriter {
     }
 }
 
-/// The columns a shadow reads for persons, facilities and strata.
-pub(crate) const SHADOW_INDEXES: [&str; 5] = [
+/// The columns a shadow reads for persons and facilities.
+pub(crate) const SHADOW_INDEXES: [&str; 4] = [
     "person_idx",
     FACILITY_MARK_COLUMN,
     parents::PARENT_PERSON,
     parents::PARENT_FACILITY,
-    STRATUM_COLUMN,
 ];
 
 /// zstd(1); keyed identifiers and record keys are unique per row, so dictionaries and
@@ -720,7 +718,7 @@ fn ingest_table(
     // and person.
     let mut ceilings = BTreeMap::new();
     let mut strata = None;
-    let mut fields: Vec<FieldInfo> = schema
+    let fields: Vec<FieldInfo> = schema
         .fields()
         .iter()
         .map(|f| FieldInfo {
@@ -756,11 +754,6 @@ fn ingest_table(
         parts = clustered.parts;
         ceilings = clustered.ceilings;
         if let Some(s) = clustered.strata {
-            fields.push(FieldInfo {
-                name: STRATUM_COLUMN.to_string(),
-                data_type: DataType::UInt32.to_string(),
-                nullable: false,
-            });
             strata = Some(store::write_strata(&staging, &s)?);
         }
     }

@@ -78,7 +78,9 @@ const STRATA_FILE: &str = "strata.bin";
 
 /// Writes `strata` into a table's staging directory.
 pub(crate) fn write_strata(staging: &Path, strata: &Strata) -> Result<StrataFile, IngestError> {
-    let bytes = strata.encode();
+    let bytes = strata
+        .encode()
+        .map_err(|e| IngestError::Internal(e.to_string()))?;
     let path = staging.join(STRATA_FILE);
     let mut f = File::create(&path).map_err(io(&path))?;
     f.write_all(&bytes).map_err(io(&path))?;

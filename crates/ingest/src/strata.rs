@@ -1,6 +1,5 @@
 //! A table's strata (see [`niji_catalog::Strata`]), numbered while the table is clustered: each
-//! row gets its stratum's number as a column, and each stratum gathers the persons, facilities
-//! and totals of |value| of its rows.
+//! stratum gathers the persons, facilities and totals of |value| of its rows.
 
 use std::sync::Arc;
 
@@ -10,9 +9,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Schema, UInt32Type};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
-use niji_catalog::{
-    ColumnType, DisclosureRole, MAX_STRATA, STRATUM_COLUMN, Sensitivity, Strata, Table,
-};
+use niji_catalog::{ColumnType, DisclosureRole, MAX_STRATA, Sensitivity, Strata, Table};
 use roaring::RoaringBitmap;
 
 use crate::IngestError;
@@ -113,7 +110,8 @@ impl Distinct {
 }
 
 pub(crate) struct Stratifier {
-    columns: Vec<String>,
+    /// The stratified columns as stored.
+    fields: Vec<Field>,
     converter: RowConverter,
     numbers: HashMap<Box<[u8]>, u32>,
     person: String,
@@ -140,19 +138,19 @@ impl Stratifier {
         }
         let fields = columns
             .iter()
-            .map(|c| {
-                Ok(SortField::new(
-                    schema.field_with_name(c)?.data_type().clone(),
-                ))
-            })
-            .collect::<Result<Vec<_>, IngestError>>()?;
+            .map(|c| Ok(schema.field_with_name(c)?.clone()))
+            .collect::<Result<Vec<Field>, IngestError>>()?;
+        let sort_fields = fields
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect();
         let totals = summed_columns(schema, person, skip)
             .into_iter()
             .map(|name| (name, Vec::new()))
             .collect();
         Ok(Some(Self {
-            columns,
-            converter: RowConverter::new(fields)?,
+            fields,
+            converter: RowConverter::new(sort_fields)?,
             numbers: HashMap::new(),
             person: person.to_string(),
             facility: facility.map(str::to_string),
@@ -162,15 +160,14 @@ impl Stratifier {
         }))
     }
 
-    /// `batch` with each row's stratum appended as [`STRATUM_COLUMN`], its rows added to their
-    /// strata.
-    pub(crate) fn add(&mut self, batch: &RecordBatch) -> Result<RecordBatch, IngestError> {
+    /// Adds the rows of `batch` to their strata.
+    pub(crate) fn add(&mut self, batch: &RecordBatch) -> Result<(), IngestError> {
         let columns = self
-            .columns
+            .fields
             .iter()
-            .map(|c| {
-                batch.column_by_name(c).cloned().ok_or_else(|| {
-                    IngestError::Internal(format!("a clustered batch has no column {c}"))
+            .map(|f| {
+                batch.column_by_name(f.name()).cloned().ok_or_else(|| {
+                    IngestError::Internal(format!("a clustered batch has no column {}", f.name()))
                 })
             })
             .collect::<Result<Vec<ArrayRef>, _>>()?;
@@ -192,7 +189,7 @@ impl Stratifier {
                 None => {
                     return Err(IngestError::Internal(format!(
                         "{} make more than {MAX_STRATA} strata",
-                        self.columns.join(", ")
+                        self.columns().join(", ")
                     )));
                 }
             };
@@ -235,30 +232,34 @@ impl Stratifier {
                 }
             }
         }
-        let mut fields = batch.schema().fields().to_vec();
-        fields.push(Arc::new(Field::new(
-            STRATUM_COLUMN,
-            DataType::UInt32,
-            false,
-        )));
-        let mut arrays = batch.columns().to_vec();
-        arrays.push(Arc::new(UInt32Array::from(strata)));
-        Ok(RecordBatch::try_new(
-            Arc::new(Schema::new_with_metadata(
-                fields,
-                batch.schema().metadata().clone(),
-            )),
-            arrays,
-        )?)
+        Ok(())
     }
 
-    pub(crate) fn finish(self) -> Strata {
-        Strata {
-            columns: self.columns,
+    fn columns(&self) -> Vec<String> {
+        self.fields.iter().map(|f| f.name().clone()).collect()
+    }
+
+    pub(crate) fn finish(self) -> Result<Strata, IngestError> {
+        let mut numbered: Vec<(&u32, &Box<[u8]>)> =
+            self.numbers.iter().map(|(row, n)| (n, row)).collect();
+        numbered.sort_unstable();
+        let parser = self.converter.parser();
+        let values = self
+            .converter
+            .convert_rows(numbered.iter().map(|(_, row)| parser.parse(row)))?;
+        let schema = Schema::new(
+            self.fields
+                .iter()
+                .map(|f| f.clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        );
+        Ok(Strata {
+            columns: self.columns(),
+            values: RecordBatch::try_new(Arc::new(schema), values)?,
             persons: self.persons,
             facilities: self.facilities,
             totals: self.totals.into_iter().collect(),
-        }
+        })
     }
 }
 
@@ -331,15 +332,14 @@ mod tests {
         )
         .expect("stratifier")
         .expect("a coded column");
-        let out = s.add(&batch).expect("added");
-        let strata: Vec<u32> = out
-            .column_by_name(STRATUM_COLUMN)
-            .expect("stratum column")
-            .as_primitive::<UInt32Type>()
-            .values()
-            .to_vec();
-        assert_eq!(strata, [0, 1, 0, 2, 0]);
-        let strata = s.finish();
+        s.add(&batch).expect("added");
+        let strata = s.finish().expect("strata");
+        let sexes = strata.values.column(0).as_string::<i32>();
+        assert_eq!(
+            sexes.iter().collect::<Vec<_>>(),
+            [Some("1"), Some("2"), None],
+            "numbered as met"
+        );
         let members = |b: &RoaringBitmap| b.iter().collect::<Vec<_>>();
         assert_eq!(members(&strata.persons[0]), [1, 2, 3]);
         assert_eq!(members(&strata.persons[2]), Vec::<u32>::new());

@@ -423,15 +423,13 @@ impl Builder<'_> {
     }
 
     /// The view of an approved table; `shadow` adds the hidden columns disclosure control
-    /// counts with (person index, facility, and the stratum where the table's `stratified`),
-    /// which only niji's own rewrite reads.
+    /// counts with (person index and facility), which only niji's own rewrite reads.
     async fn view(
         &self,
         db: &str,
         name: &str,
         columns: &[String],
         shadow: bool,
-        stratified: bool,
     ) -> Result<ProjectView, SandboxError> {
         let table = self.table(db, name)?;
         let filter = if table.is_person_level() {
@@ -534,9 +532,6 @@ impl Builder<'_> {
                 {
                     exprs.push(col(niji_disclosure::FACILITY));
                 }
-            }
-            if stratified {
-                exprs.push(col(niji_catalog::STRATUM_COLUMN).alias(niji_disclosure::STRATUM));
             }
         }
         let plan = LogicalPlanBuilder::from(rows).project(exprs)?.build()?;
@@ -764,10 +759,7 @@ impl ProjectEnv {
             let mut schemas: BTreeMap<String, Arc<MemorySchemaProvider>> = BTreeMap::new();
             for approved in &spec.tables {
                 let (db, name) = approved.parts()?;
-                let stratified = bounds.strata.contains_key(&format!("{db}.{name}"));
-                let view = builder
-                    .view(db, name, &approved.columns, shadow, stratified)
-                    .await?;
+                let view = builder.view(db, name, &approved.columns, shadow).await?;
                 let schema = schemas
                     .entry(db.to_string())
                     .or_insert_with(|| Arc::new(MemorySchemaProvider::new()));

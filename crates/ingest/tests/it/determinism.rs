@@ -468,9 +468,9 @@ fn ceilings_are_the_largest_per_person_totals_of_the_stored_rows() {
     }
 }
 
-/// Each stored row's stratum stands for one combination of its table's coded columns, and
-/// the strata file holds, per stratum, exactly the persons, facilities and totals of |value|
-/// of its rows; a strata file changed after ingest is refused.
+/// Each stratum stands for one combination of its table's coded columns, and the strata file
+/// holds, per stratum, its values and exactly the persons, facilities and totals of |value| of
+/// its rows; a strata file changed after ingest is refused.
 #[test]
 fn strata_are_the_persons_facilities_and_totals_of_their_rows() {
     use arrow::array::AsArray;
@@ -504,24 +504,8 @@ fn strata_are_the_persons_facilities_and_totals_of_their_rows() {
                 strata.columns
             ),
         }
-        let mut columns = vec![niji_catalog::STRATUM_COLUMN, person, facility];
-        columns.extend(strata.columns.iter().map(String::as_str));
-        if !value.is_empty() {
-            columns.push(value);
-        }
-        let mut tuples: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
-        let mut persons: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
-        let mut facilities: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
-        let mut totals: BTreeMap<u32, f64> = BTreeMap::new();
         let options = FormatOptions::default().with_null("NULL");
-        for b in store.read_columns("ndb", table, &columns).unwrap() {
-            let index = |name: &str| {
-                b.column_by_name(name)
-                    .unwrap()
-                    .as_primitive::<UInt32Type>()
-                    .clone()
-            };
-            let (stratum, who, place) = (index(columns[0]), index(person), index(facility));
+        let tuples = |b: &arrow::record_batch::RecordBatch| -> Vec<String> {
             let coded: Vec<_> = strata
                 .columns
                 .iter()
@@ -530,6 +514,37 @@ fn strata_are_the_persons_facilities_and_totals_of_their_rows() {
                         .unwrap()
                 })
                 .collect();
+            (0..b.num_rows())
+                .map(|i| {
+                    let tuple: Vec<String> = coded.iter().map(|f| f.value(i).to_string()).collect();
+                    tuple.join("\u{1f}")
+                })
+                .collect()
+        };
+        let stratum_of: BTreeMap<String, u32> =
+            tuples(&strata.values).into_iter().zip(0..).collect();
+        assert_eq!(
+            stratum_of.len(),
+            strata.len(),
+            "{table}: one combination a stratum, each its own"
+        );
+        let mut columns = vec![person, facility];
+        columns.extend(strata.columns.iter().map(String::as_str));
+        if !value.is_empty() {
+            columns.push(value);
+        }
+        let mut seen: BTreeSet<u32> = BTreeSet::new();
+        let mut persons: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+        let mut facilities: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+        let mut totals: BTreeMap<u32, f64> = BTreeMap::new();
+        for b in store.read_columns("ndb", table, &columns).unwrap() {
+            let index = |name: &str| {
+                b.column_by_name(name)
+                    .unwrap()
+                    .as_primitive::<UInt32Type>()
+                    .clone()
+            };
+            let (who, place) = (index(person), index(facility));
             let values = (!value.is_empty()).then(|| {
                 arrow::compute::cast(
                     b.column_by_name(value).unwrap(),
@@ -537,10 +552,11 @@ fn strata_are_the_persons_facilities_and_totals_of_their_rows() {
                 )
                 .unwrap()
             });
-            for i in 0..b.num_rows() {
-                let s = stratum.value(i);
-                let tuple: Vec<String> = coded.iter().map(|f| f.value(i).to_string()).collect();
-                tuples.entry(s).or_default().insert(tuple.join("\u{1f}"));
+            for (i, tuple) in tuples(&b).iter().enumerate() {
+                let s = *stratum_of
+                    .get(tuple)
+                    .unwrap_or_else(|| panic!("{table}: {tuple} is in no stratum"));
+                seen.insert(s);
                 if who.is_valid(i) {
                     persons.entry(s).or_default().insert(who.value(i));
                 }
@@ -554,18 +570,7 @@ fn strata_are_the_persons_facilities_and_totals_of_their_rows() {
                 }
             }
         }
-        assert_eq!(
-            tuples.len(),
-            strata.len(),
-            "{table}: every stratum has rows"
-        );
-        let distinct: BTreeSet<&String> = tuples.values().flatten().collect();
-        assert_eq!(
-            distinct.len(),
-            strata.len(),
-            "{table}: one combination a stratum, each its own"
-        );
-        assert!(tuples.values().all(|t| t.len() == 1), "{table}");
+        assert_eq!(seen.len(), strata.len(), "{table}: every stratum has rows");
         for s in 0..strata.len() as u32 {
             let members = |b: &roaring::RoaringBitmap| b.iter().collect::<BTreeSet<u32>>();
             assert_eq!(

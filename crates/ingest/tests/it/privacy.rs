@@ -74,25 +74,21 @@ fn no_direct_identifier_or_key_reaches_the_store() {
                 .parent
                 .as_ref()
                 .and_then(|l| db.tables.iter().find(|p| p.name == l.table));
+            // Strata hold values of coded columns: each one described and stored itself.
+            for name in manifest.strata.iter().flat_map(|s| &s.columns) {
+                let c = t.column(name).unwrap_or_else(|| {
+                    panic!(
+                        "{}.{} is stratified by {name}, not described",
+                        db.name, t.name
+                    )
+                });
+                assert_ne!(c.class, Sensitivity::DirectIdentifier, "{name} stratifies");
+                assert!(
+                    manifest.schema.iter().any(|f| &f.name == name),
+                    "{name} is stored"
+                );
+            }
             for f in &manifest.schema {
-                // A row's stratum numbers the values of its coded columns: each one described
-                // and stored itself.
-                if f.name == niji_catalog::STRATUM_COLUMN {
-                    let strata = manifest
-                        .strata
-                        .as_ref()
-                        .expect("strata beside their column");
-                    for name in &strata.columns {
-                        let c = t.column(name).unwrap_or_else(|| {
-                            panic!(
-                                "{}.{} is stratified by {name}, not described",
-                                db.name, t.name
-                            )
-                        });
-                        assert_ne!(c.class, Sensitivity::DirectIdentifier, "{name} stratifies");
-                    }
-                    continue;
-                }
                 let c = match (f.name.as_str(), parent) {
                     (PARENT_PERSON, Some(p)) => p.column("person_idx"),
                     (PARENT_FACILITY, Some(p)) => p.column_for(DisclosureRole::Facility),
