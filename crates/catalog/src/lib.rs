@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 mod render;
 mod strata;
 pub use render::{display_width, render_table};
-pub use strata::{MAX_STRATA, Strata, StrataError};
+pub use strata::{MAX_STRATA, NO_FACILITY, Strata, StrataError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {

@@ -32,7 +32,13 @@ pub struct Strata {
     pub facilities: Vec<RoaringBitmap>,
     /// Per numeric column, each stratum's total of |value| (a null adds nothing).
     pub totals: BTreeMap<String, Vec<f64>>,
+    /// Per person index, a facility of the person's rows ([`NO_FACILITY`]: none), for groups
+    /// of one person that read all of the person's rows.
+    pub a_facility: Vec<u32>,
 }
+
+/// A person without a row of a facility in the table, or beyond its persons.
+pub const NO_FACILITY: u32 = u32::MAX;
 
 const MAGIC: &[u8; 8] = b"nijistr2";
 
@@ -50,8 +56,8 @@ impl Strata {
     }
 
     /// The file form: a magic, the columns, the values (one Arrow IPC stream), each stratum's
-    /// two sets (roaring's portable form), then each numeric column's totals; lengths as
-    /// little-endian u32.
+    /// two sets (roaring's portable form), each numeric column's totals, then each person's
+    /// facility; lengths as little-endian u32.
     pub fn encode(&self) -> Result<Vec<u8>, StrataError> {
         let mut out = MAGIC.to_vec();
         let put_len =
@@ -85,6 +91,10 @@ impl Strata {
             for t in totals {
                 out.extend_from_slice(&t.to_le_bytes());
             }
+        }
+        put_len(&mut out, self.a_facility.len());
+        for f in &self.a_facility {
+            out.extend_from_slice(&f.to_le_bytes());
         }
         Ok(out)
     }
@@ -143,8 +153,17 @@ impl Strata {
                 .collect();
             totals.insert(name, values);
         }
+        let persons_len = len(&mut rest).ok_or_else(short)?;
+        let a_facility = take(
+            &mut rest,
+            4usize.checked_mul(persons_len).ok_or_else(short)?,
+        )
+        .ok_or_else(short)?
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()))
+        .collect();
         if !rest.is_empty() {
-            return Err(StrataError("bytes after the last total".into()));
+            return Err(StrataError("bytes after the persons' facilities".into()));
         }
         let named: Vec<&String> = values
             .schema_ref()
@@ -164,6 +183,7 @@ impl Strata {
             persons,
             facilities,
             totals,
+            a_facility,
         })
     }
 }
@@ -195,6 +215,7 @@ mod tests {
             persons: vec![[1, 5, 70_000].into_iter().collect(), RoaringBitmap::new()],
             facilities: vec![[9].into_iter().collect(), [3, 4].into_iter().collect()],
             totals: [("points".to_string(), vec![12.5, 0.0])].into(),
+            a_facility: vec![NO_FACILITY, 9, NO_FACILITY, NO_FACILITY, NO_FACILITY, 3],
         };
         let bytes = strata.encode().expect("encodes");
         assert_eq!(Strata::decode(&bytes).expect("decodes"), strata);

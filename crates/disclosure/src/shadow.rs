@@ -28,7 +28,7 @@ use crate::sets::{
     CELL_CONTRIBUTIONS, CELL_PERSONS, MAX_FEW, a_facility_udaf, ceiled_udaf, cell_field_udf,
     cell_udaf, contributions_udaf, few_udaf, person_udaf, set_udaf,
 };
-use crate::strata::{CELL_FACILITIES, KeyedStrata, StrataCells, strata_udf};
+use crate::strata::{CELL_FACILITIES, KeyedStrata, StrataCells, facility_of_udf, strata_udf};
 
 /// The person index of a person-level view (UInt32), or the set of persons behind an inner
 /// aggregate's group (Binary).
@@ -1144,6 +1144,27 @@ impl Rewrite<'_> {
             .collect()
     }
 
+    /// The strata of the view of `facility` where a group of one `person` reading it reads
+    /// all of the person's rows (the view's rows are all of the table's, and nothing between
+    /// filters them), so that a facility of the person's stored rows is one of the group's.
+    fn facilities_of_persons(
+        &self,
+        input: &LogicalPlan,
+        person: &Column,
+        facility: &Column,
+    ) -> Option<Arc<Strata>> {
+        let view = hidden_column_of(input, facility, FACILITY)?;
+        let strata = self.bounds.strata.get(&table_name(&view.table_name))?;
+        let (filters, scan) = strata_filters(input, &BTreeSet::new())?;
+        let same_view =
+            hidden_column_of(input, person, PERSON).is_some_and(|v| std::ptr::eq(v, view));
+        (same_view
+            && filters.is_empty()
+            && std::ptr::eq(scan, view)
+            && !strata.a_facility.is_empty())
+        .then(|| strata.clone())
+    }
+
     /// `a` with its cells taken from the strata of the view it reads, where every cell is a
     /// union of whole strata and its checks need nothing else: one view, read through nodes
     /// that pass rows unchanged, filtered and grouped on stratified columns only (every row of
@@ -1364,6 +1385,9 @@ impl Rewrite<'_> {
         let mut persons = Vec::new();
         // Where each person column's set is in `aggr`, and its name.
         let mut sets: Vec<(Column, usize, String)> = Vec::new();
+        // Columns computed from the aggregation's own (each before the aggregate it precedes
+        // in `aggr`): a person's facility, looked up.
+        let mut looked_up: Vec<(usize, Expr)> = Vec::new();
         for (column, ty) in hidden {
             if per_person.as_ref() == Some(&column) {
                 persons.push((column.clone(), ty));
@@ -1374,22 +1398,32 @@ impl Rewrite<'_> {
             let indexes = ty == DataType::UInt32;
             let (prefix, udaf) = if column.name.starts_with(PERSON) {
                 persons.push((column.clone(), ty));
-                (PERSON, &self.set)
+                (PERSON, self.set.clone())
             } else if column.name.starts_with(FACILITY) {
                 // A group of one person is never a released cell (its person shows, and
                 // the result is held), only part of an outer one.
-                match (&self.a_facility, &per_person, &ty) {
-                    (Some(one), Some(_), DataType::UInt32) => {
+                let one = match (&per_person, &ty) {
+                    (Some(_), DataType::UInt32) => self.a_facility.clone(),
+                    _ => None,
+                };
+                match (one, &per_person) {
+                    (Some(one), Some(person)) => {
                         self.facilities_bounded = true;
+                        if let Some(strata) = self.facilities_of_persons(&a.input, person, &column)
+                        {
+                            let person = Expr::Column(Column::new_unqualified(&person.name));
+                            let facility = facility_of_udf(strata).call(vec![person]);
+                            looked_up.push((aggr.len(), facility.alias(self.fresh(FACILITY))));
+                            continue;
+                        }
                         (FACILITY, one)
                     }
-                    _ => (FACILITY, &self.facilities),
+                    _ => (FACILITY, self.facilities.clone()),
                 }
             } else {
                 // An inner aggregate's per-aggregate columns end here.
                 continue;
             };
-            let udaf = udaf.clone();
             let name = self.fresh(prefix);
             if prefix == PERSON && indexes {
                 sets.push((column.clone(), aggr.len(), name.clone()));
@@ -1508,7 +1542,22 @@ impl Rewrite<'_> {
             aggr.push(call(&self.contributions, args, filter).alias(name.clone()));
             tail.push((name.clone(), Expr::Column(Column::new_unqualified(&name))));
         }
-        let aggregate = LogicalPlan::Aggregate(Aggregate::try_new(a.input, a.group_expr, aggr)?);
+        let groups = a.group_expr.len();
+        let aggregates = aggr.len();
+        let mut aggregate =
+            LogicalPlan::Aggregate(Aggregate::try_new(a.input, a.group_expr, aggr)?);
+        if !looked_up.is_empty() {
+            let mut columns = aggregate.schema().columns().into_iter().map(Expr::Column);
+            let mut exprs: Vec<Expr> = columns.by_ref().take(groups).collect();
+            let mut looked_up = looked_up.into_iter().peekable();
+            for at in 0..=aggregates {
+                while let Some((_, e)) = looked_up.next_if(|(before, _)| *before == at) {
+                    exprs.push(e);
+                }
+                exprs.extend(columns.next());
+            }
+            aggregate = LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(aggregate))?);
+        }
         if cells.is_empty() {
             return Ok(aggregate);
         }
@@ -1702,6 +1751,7 @@ mod tests {
             persons: vec![Default::default(); 2],
             facilities: vec![Default::default(); 2],
             totals: [("points".to_string(), vec![0.0; 2])].into(),
+            a_facility: vec![3, 4],
         };
         let bounds = Bounds {
             ceilings,
@@ -1773,6 +1823,67 @@ mod tests {
             assert_eq!(uses(&bounded, STRATA_FUNCTION), stratified, "{sql}");
             assert_eq!(bounded.stratified, usize::from(stratified), "{sql}");
             assert!(!uses(&exact, STRATA_FUNCTION), "{sql}");
+        }
+    }
+
+    /// Groups of one person reading all of the person's rows take the person's facility from
+    /// the strata (no row's facility read); a filter between them and the view, or a table
+    /// without strata, leaves them reading it. Either way the shadow has the exact one's shape.
+    #[tokio::test]
+    async fn a_person_s_facility_is_looked_up_where_the_group_reads_all_of_the_person_s_rows() {
+        let ctx = SessionContext::new();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("prefecture", DataType::Utf8, false),
+            Field::new(niji_catalog::PSEUDONYM_COLUMN, DataType::UInt64, true),
+            Field::new(PERSON, DataType::UInt32, true),
+            Field::new(FACILITY, DataType::UInt32, true),
+        ]));
+        let table = MemTable::try_new(schema, vec![vec![]]).expect("table");
+        ctx.register_table("receipts", Arc::new(table))
+            .expect("register");
+        let values = arrow::record_batch::RecordBatch::try_from_iter([(
+            "prefecture",
+            Arc::new(arrow::array::StringArray::from(vec!["13"])) as _,
+        )])
+        .expect("values");
+        let strata = Strata {
+            columns: vec!["prefecture".into()],
+            values,
+            persons: vec![Default::default()],
+            facilities: vec![Default::default()],
+            totals: BTreeMap::new(),
+            a_facility: vec![3],
+        };
+        let with_strata = Bounds {
+            ceilings: Ceilings::new(),
+            strata: [("receipts".to_string(), Arc::new(strata))].into(),
+        };
+        let per_person = "SELECT n, count(*) AS persons FROM (SELECT pid, count(*) AS n FROM receipts GROUP BY pid) t GROUP BY n";
+        for (sql, bounds, looked_up) in [
+            (per_person, &with_strata, true),
+            (
+                "SELECT n, count(*) AS persons FROM (SELECT pid, count(*) AS n FROM receipts WHERE prefecture = '13' GROUP BY pid) t GROUP BY n",
+                &with_strata,
+                false,
+            ),
+            (per_person, &Bounds::default(), false),
+        ] {
+            let plan = ctx.sql(sql).await.expect("plan").into_unoptimized_plan();
+            let visible = plan.schema().as_arrow().clone();
+            let bounded = shadow(plan.clone(), &visible, 3, Some(bounds)).expect("bounded");
+            let exact = shadow(plan, &visible, 3, None).expect("exact");
+            assert_same_shape(&bounded, &exact, sql);
+            assert!(bounded.facilities_bounded, "{sql}");
+            assert_eq!(
+                uses(&bounded, crate::strata::FACILITY_OF_FUNCTION),
+                looked_up,
+                "{sql}"
+            );
+            assert_eq!(
+                uses(&bounded, crate::sets::A_FACILITY_FUNCTION),
+                !looked_up,
+                "{sql}"
+            );
         }
     }
 

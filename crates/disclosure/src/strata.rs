@@ -24,7 +24,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::Analyzer;
 use datafusion::physical_expr::create_physical_expr;
-use niji_catalog::Strata;
+use niji_catalog::{NO_FACILITY, Strata};
 use roaring::{MultiOps, RoaringBitmap};
 
 use crate::sets::{
@@ -276,6 +276,77 @@ impl StrataUdf {
     }
 }
 
+pub const FACILITY_OF_FUNCTION: &str = "niji_facility_of";
+
+/// `niji_facility_of(person)`: a facility of the person's stored rows
+/// ([`Strata::a_facility`]), for groups of one person that read all of the person's rows: what
+/// `niji_a_facility` would find in them, without reading a row's facility.
+pub fn facility_of_udf(strata: Arc<Strata>) -> ScalarUDF {
+    ScalarUDF::new_from_impl(FacilityOf {
+        strata,
+        signature: Signature::exact(vec![DataType::UInt32], Volatility::Immutable),
+    })
+}
+
+#[derive(Debug)]
+struct FacilityOf {
+    strata: Arc<Strata>,
+    signature: Signature,
+}
+
+impl PartialEq for FacilityOf {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.strata, &other.strata)
+    }
+}
+
+impl Eq for FacilityOf {}
+
+impl Hash for FacilityOf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.strata).hash(state);
+    }
+}
+
+impl ScalarUDFImpl for FacilityOf {
+    fn name(&self) -> &str {
+        FACILITY_OF_FUNCTION
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::UInt32)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let persons = ColumnarValue::values_to_arrays(&args.args)?;
+        let Some(persons) = persons
+            .first()
+            .and_then(|p| p.as_primitive_opt::<arrow::datatypes::UInt32Type>())
+        else {
+            return exec_err!("{FACILITY_OF_FUNCTION} takes a person index");
+        };
+        Ok(ColumnarValue::Array(Arc::new(facilities_of(
+            &self.strata.a_facility,
+            persons,
+        ))))
+    }
+}
+
+/// Each person's facility in `a_facility` (null: no person, or none).
+fn facilities_of(a_facility: &[u32], persons: &UInt32Array) -> UInt32Array {
+    persons
+        .iter()
+        .map(|p| {
+            let f = *a_facility.get(p? as usize)?;
+            (f != NO_FACILITY).then_some(f)
+        })
+        .collect()
+}
+
 impl StrataCells {
     fn cell(&self, strata: &[u32], out: &mut CellBuilder) {
         let all = &self.strata;
@@ -334,6 +405,7 @@ mod tests {
             persons: vec![set(&[1, 2]), set(&[2, 3]), set(&[9])],
             facilities: vec![set(&[10]), set(&[11, 12]), set(&[13])],
             totals: [("points".to_string(), vec![5.0, 7.0, 100.0])].into(),
+            a_facility: Vec::new(),
         })
     }
 
@@ -407,6 +479,18 @@ mod tests {
         let out = cells(&f.cells_of(&text(&["m", "f"])).expect("cells"));
         assert_eq!(out[0].0, [1, 2]);
         assert_eq!(out[1].0, [2, 3]);
+    }
+
+    /// A person's facility, null for no person, a person without one, or one beyond the
+    /// table's persons.
+    #[test]
+    fn a_person_s_facility_is_looked_up() {
+        let persons = UInt32Array::from(vec![Some(0), None, Some(1), Some(2), Some(9)]);
+        let got = facilities_of(&[7, NO_FACILITY, 3], &persons);
+        assert_eq!(
+            got.iter().collect::<Vec<_>>(),
+            [Some(7), None, None, Some(3), None]
+        );
     }
 
     /// Keys the aggregation types otherwise than the strata's computation are not keyed (no

@@ -9,7 +9,9 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Schema, UInt32Type};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
-use niji_catalog::{ColumnType, DisclosureRole, MAX_STRATA, Sensitivity, Strata, Table};
+use niji_catalog::{
+    ColumnType, DisclosureRole, MAX_STRATA, NO_FACILITY, Sensitivity, Strata, Table,
+};
 use roaring::RoaringBitmap;
 
 use crate::IngestError;
@@ -120,6 +122,8 @@ pub(crate) struct Stratifier {
     facilities: Vec<RoaringBitmap>,
     /// Numeric columns and each stratum's total of |value|.
     totals: Vec<(String, Vec<f64>)>,
+    /// Per person index, the facility of the person's first row with one.
+    a_facility: Vec<u32>,
 }
 
 impl Stratifier {
@@ -157,6 +161,7 @@ impl Stratifier {
             persons: Vec::new(),
             facilities: Vec::new(),
             totals,
+            a_facility: Vec::new(),
         }))
     }
 
@@ -219,6 +224,15 @@ impl Stratifier {
                 && f.is_valid(row)
             {
                 self.facilities[s].insert(f.value(row));
+                if persons.is_valid(row) {
+                    let person = persons.value(row) as usize;
+                    if person >= self.a_facility.len() {
+                        self.a_facility.resize(person + 1, NO_FACILITY);
+                    }
+                    if self.a_facility[person] == NO_FACILITY {
+                        self.a_facility[person] = f.value(row);
+                    }
+                }
             }
         }
         for (name, totals) in &mut self.totals {
@@ -259,6 +273,7 @@ impl Stratifier {
             persons: self.persons,
             facilities: self.facilities,
             totals: self.totals.into_iter().collect(),
+            a_facility: self.a_facility,
         })
     }
 }
@@ -346,5 +361,7 @@ mod tests {
         assert_eq!(members(&strata.facilities[0]), [7]);
         assert_eq!(strata.totals["points"], [7.0, 3.0, 4.0]);
         assert!(!strata.totals.contains_key("facility_mark"));
+        // Person 1's first facility; person 3's row has none.
+        assert_eq!(strata.a_facility, [NO_FACILITY, 7, 7]);
     }
 }

@@ -537,6 +537,7 @@ fn strata_are_the_persons_facilities_and_totals_of_their_rows() {
         let mut persons: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
         let mut facilities: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
         let mut totals: BTreeMap<u32, f64> = BTreeMap::new();
+        let mut places_of: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
         for b in store.read_columns("ndb", table, &columns).unwrap() {
             let index = |name: &str| {
                 b.column_by_name(name)
@@ -562,6 +563,12 @@ fn strata_are_the_persons_facilities_and_totals_of_their_rows() {
                 }
                 if place.is_valid(i) {
                     facilities.entry(s).or_default().insert(place.value(i));
+                    if who.is_valid(i) {
+                        places_of
+                            .entry(who.value(i))
+                            .or_default()
+                            .insert(place.value(i));
+                    }
                 }
                 if let Some(v) = &values {
                     let v = v.as_primitive::<Float64Type>();
@@ -571,6 +578,14 @@ fn strata_are_the_persons_facilities_and_totals_of_their_rows() {
             }
         }
         assert_eq!(seen.len(), strata.len(), "{table}: every stratum has rows");
+        // Each person's facility is one of the person's rows'.
+        for (p, &f) in strata.a_facility.iter().enumerate() {
+            match places_of.remove(&(p as u32)) {
+                Some(places) => assert!(places.contains(&f), "{table}: person {p}"),
+                None => assert_eq!(f, niji_catalog::NO_FACILITY, "{table}: person {p}"),
+            }
+        }
+        assert!(places_of.is_empty(), "{table}: every person has a facility");
         for s in 0..strata.len() as u32 {
             let members = |b: &roaring::RoaringBitmap| b.iter().collect::<BTreeSet<u32>>();
             assert_eq!(
