@@ -219,7 +219,7 @@ mod tests {
         };
         let bytes = strata.encode().expect("encodes");
         assert_eq!(Strata::decode(&bytes).expect("decodes"), strata);
-        let mut renamed = strata.clone();
+        let mut renamed = strata;
         renamed.columns.reverse();
         let renamed = renamed.encode().expect("encodes");
         assert!(Strata::decode(&renamed).is_err(), "values of other columns");

@@ -19,7 +19,7 @@ use datafusion::logical_expr::expr::{AggregateFunction, Cast, TryCast};
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
     Aggregate, AggregateUDF, Expr, ExprSchemable, LogicalPlan, Operator, Projection, TableScan,
-    cast, lit, when,
+    Volatility, cast, lit, when,
 };
 
 use niji_catalog::Strata;
@@ -873,20 +873,28 @@ fn unqualified(e: &Expr) -> Option<Expr> {
         .map(|t| t.data)
 }
 
-/// Whether `e` gives the same value for the same row however often it is computed, and reads
-/// nothing but the row: no volatile function, no subquery, no outer column.
+/// Whether `e` gives the same value for the same row however often and whenever it is
+/// computed, and reads nothing but the row: only immutable functions, no subquery, no outer
+/// column.
 fn deterministic(e: &Expr) -> bool {
     !e.is_volatile()
         && !e
             .exists(|e| {
-                Ok(matches!(
-                    e,
-                    Expr::ScalarSubquery(_)
-                        | Expr::Exists(_)
-                        | Expr::InSubquery(_)
-                        | Expr::OuterReferenceColumn(..)
-                        | Expr::Placeholder(_)
-                ))
+                Ok(match e {
+                    // Computed on the strata at planning, on the rows when run: `now()` is
+                    // the same within a query, not between the two.
+                    Expr::ScalarFunction(f) => {
+                        f.func.signature().volatility != Volatility::Immutable
+                    }
+                    e => matches!(
+                        e,
+                        Expr::ScalarSubquery(_)
+                            | Expr::Exists(_)
+                            | Expr::InSubquery(_)
+                            | Expr::OuterReferenceColumn(..)
+                            | Expr::Placeholder(_)
+                    ),
+                })
             })
             .unwrap_or(true)
 }
@@ -1145,16 +1153,22 @@ impl Rewrite<'_> {
     }
 
     /// The strata of the view of `facility` where a group of one `person` reading it reads
-    /// all of the person's rows (the view's rows are all of the table's, and nothing between
-    /// filters them), so that a facility of the person's stored rows is one of the group's.
+    /// all of the person's rows (grouped by the pseudonym alone, the view's rows all of the
+    /// table's, and nothing between filtering them), so that a facility of the person's stored
+    /// rows is one of the group's.
     fn facilities_of_persons(
         &self,
         input: &LogicalPlan,
+        group_keys: usize,
         person: &Column,
         facility: &Column,
     ) -> Option<Arc<Strata>> {
         let view = hidden_column_of(input, facility, FACILITY)?;
         let strata = self.bounds.strata.get(&table_name(&view.table_name))?;
+        // Another key beside the pseudonym leaves a group some of the person's rows only.
+        if group_keys != 1 {
+            return None;
+        }
         let (filters, scan) = strata_filters(input, &BTreeSet::new())?;
         let same_view =
             hidden_column_of(input, person, PERSON).is_some_and(|v| std::ptr::eq(v, view));
@@ -1409,8 +1423,12 @@ impl Rewrite<'_> {
                 match (one, &per_person) {
                     (Some(one), Some(person)) => {
                         self.facilities_bounded = true;
-                        if let Some(strata) = self.facilities_of_persons(&a.input, person, &column)
-                        {
+                        if let Some(strata) = self.facilities_of_persons(
+                            &a.input,
+                            a.group_expr.len(),
+                            person,
+                            &column,
+                        ) {
                             let person = Expr::Column(Column::new_unqualified(&person.name));
                             let facility = facility_of_udf(strata).call(vec![person]);
                             looked_up.push((aggr.len(), facility.alias(self.fresh(FACILITY))));
@@ -1787,6 +1805,10 @@ mod tests {
                 "SELECT prefecture, count(*) AS n FROM receipts GROUP BY prefecture, random() > 0.5",
                 false,
             ),
+            (
+                "SELECT prefecture, count(*) AS n FROM receipts WHERE now() > to_timestamp('2020-01-01') GROUP BY prefecture",
+                false,
+            ),
             // So do a limit below the aggregation and a join.
             (
                 "SELECT prefecture, count(*) AS n FROM (SELECT * FROM receipts LIMIT 10) t GROUP BY prefecture",
@@ -1867,6 +1889,11 @@ mod tests {
                 false,
             ),
             (per_person, &Bounds::default(), false),
+            (
+                "SELECT prefecture, count(*) AS persons FROM (SELECT pid, prefecture, count(*) AS n FROM receipts GROUP BY pid, prefecture) t GROUP BY prefecture",
+                &with_strata,
+                false,
+            ),
         ] {
             let plan = ctx.sql(sql).await.expect("plan").into_unoptimized_plan();
             let visible = plan.schema().as_arrow().clone();

@@ -51,6 +51,7 @@ pub struct StrataCells {
 #[derive(Debug)]
 pub struct KeyedStrata {
     key_types: Vec<DataType>,
+    converter: RowConverter,
     strata_of: HashMap<Box<[u8]>, Vec<u32>>,
     /// An aggregation without GROUP BY: its one row may have no stratum at all.
     global: bool,
@@ -90,6 +91,7 @@ impl KeyedStrata {
         }
         Some(Self {
             key_types,
+            converter,
             strata_of,
             global,
         })
@@ -247,12 +249,7 @@ impl ScalarUDFImpl for StrataUdf {
 impl StrataUdf {
     /// The cells of grouping keys `keys`, one a row.
     fn cells_of(&self, keys: &[ArrayRef]) -> Result<ArrayRef> {
-        let converter = RowConverter::new(
-            keys.iter()
-                .map(|k| SortField::new(k.data_type().clone()))
-                .collect(),
-        )?;
-        let rows = converter.convert_columns(keys)?;
+        let rows = self.keyed.converter.convert_columns(keys)?;
         let mut out = CellBuilder::default();
         for row in rows.iter() {
             match self.keyed.strata_of.get(row.as_ref()) {

@@ -93,7 +93,7 @@ pub(crate) fn cluster(
                 .clone();
             Stratifier::new(
                 &schema,
-                strata_of,
+                &strata_of,
                 person,
                 keys.facility,
                 &crate::SHADOW_INDEXES,

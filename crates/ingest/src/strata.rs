@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Field, Float64Type, Schema, UInt32Type};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 use niji_catalog::{
-    ColumnType, DisclosureRole, MAX_STRATA, NO_FACILITY, Sensitivity, Strata, Table,
+    ColumnType, DisclosureRole, MAX_STRATA, NO_FACILITY, Role, Sensitivity, Strata, Table,
 };
 use roaring::RoaringBitmap;
 
@@ -32,6 +32,9 @@ pub(crate) fn coded_columns(table: &Table, stored: &Schema) -> Vec<String> {
             )
         })
         .filter(|c| c.disclosure != Some(DisclosureRole::Facility))
+        // Keys reach a view as project keys, not as stored: their values would not match.
+        .filter(|c| c.role != Some(Role::RecordKey))
+        .filter(|c| table.parent.as_ref().is_none_or(|l| l.key != c.name))
         .filter(|c| Some(c.name.as_str()) != table.period_column.as_deref())
         .filter(|c| stored.column_with_name(&c.name).is_some())
         .map(|c| c.name.clone())
@@ -132,7 +135,7 @@ impl Stratifier {
     /// table has no coded column to stratify by.
     pub(crate) fn new(
         schema: &Schema,
-        columns: Vec<String>,
+        columns: &[String],
         person: &str,
         facility: Option<&str>,
         skip: &[&str],
@@ -297,7 +300,7 @@ mod tests {
     }
 
     #[test]
-    fn each_row_gets_its_stratum_and_each_stratum_its_persons_facilities_and_totals() {
+    fn each_stratum_gets_its_values_persons_facilities_and_totals() {
         let schema = Arc::new(Schema::new(vec![
             Field::new("person_idx", DataType::UInt32, true),
             Field::new("facility_mark", DataType::UInt32, true),
@@ -340,7 +343,7 @@ mod tests {
         .expect("batch");
         let mut s = Stratifier::new(
             &schema,
-            vec!["sex".into()],
+            &["sex".into()],
             "person_idx",
             Some("facility_mark"),
             &["facility_mark"],
