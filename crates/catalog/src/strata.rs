@@ -22,9 +22,8 @@ pub const MAX_STRATA: usize = 1 << 16;
 /// What the store keeps of each stratum of a table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Strata {
-    /// The stored columns whose values make a stratum.
-    pub columns: Vec<String>,
-    /// Row `i`: stratum `i`'s values of `columns`, typed as stored.
+    /// Row `i`: stratum `i`'s values of the stored columns that make a stratum, typed and
+    /// named as stored.
     pub values: RecordBatch,
     /// Per stratum, the person indexes of its rows (rows of no person are in none).
     pub persons: Vec<RoaringBitmap>,
@@ -55,7 +54,13 @@ impl Strata {
         self.persons.is_empty()
     }
 
-    /// The file form: a magic, the columns, the values (one Arrow IPC stream), each stratum's
+    /// The stored columns whose values make a stratum.
+    pub fn columns(&self) -> Vec<String> {
+        let schema = self.values.schema();
+        schema.fields().iter().map(|f| f.name().clone()).collect()
+    }
+
+    /// The file form: a magic, the values (one Arrow IPC stream, their columns named), each stratum's
     /// two sets (roaring's portable form), each numeric column's totals, then each person's
     /// facility; lengths as little-endian u32.
     pub fn encode(&self) -> Result<Vec<u8>, StrataError> {
@@ -66,10 +71,6 @@ impl Strata {
             put_len(out, s.len());
             out.extend_from_slice(s.as_bytes());
         };
-        put_len(&mut out, self.columns.len());
-        for c in &self.columns {
-            put_text(&mut out, c);
-        }
         let values = (|| {
             let mut writer = StreamWriter::try_new(Vec::new(), &self.values.schema())?;
             writer.write(&self.values)?;
@@ -120,10 +121,6 @@ impl Strata {
             let n = len(rest)?;
             RoaringBitmap::deserialize_from(take(rest, n)?).ok()
         };
-        let columns = (0..len(&mut rest).ok_or_else(short)?)
-            .map(|_| text(&mut rest))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(short)?;
         let values = len(&mut rest)
             .and_then(|n| take(&mut rest, n))
             .ok_or_else(short)?;
@@ -165,20 +162,10 @@ impl Strata {
         if !rest.is_empty() {
             return Err(StrataError("bytes after the persons' facilities".into()));
         }
-        let named: Vec<&String> = values
-            .schema_ref()
-            .fields()
-            .iter()
-            .map(|f| f.name())
-            .collect();
-        if values.num_rows() != n
-            || named.len() != columns.len()
-            || named.iter().zip(&columns).any(|(a, b)| *a != b)
-        {
+        if values.num_rows() != n {
             return Err(StrataError("values are not the strata's".into()));
         }
         Ok(Self {
-            columns,
             values,
             persons,
             facilities,
@@ -210,7 +197,6 @@ mod tests {
         ])
         .expect("values");
         let strata = Strata {
-            columns: vec!["sex".into(), "inpatient".into()],
             values,
             persons: vec![[1, 5, 70_000].into_iter().collect(), RoaringBitmap::new()],
             facilities: vec![[9].into_iter().collect(), [3, 4].into_iter().collect()],
@@ -219,10 +205,11 @@ mod tests {
         };
         let bytes = strata.encode().expect("encodes");
         assert_eq!(Strata::decode(&bytes).expect("decodes"), strata);
-        let mut renamed = strata;
-        renamed.columns.reverse();
-        let renamed = renamed.encode().expect("encodes");
-        assert!(Strata::decode(&renamed).is_err(), "values of other columns");
+        assert_eq!(strata.columns(), ["sex", "inpatient"]);
+        let mut fewer = strata;
+        fewer.values = fewer.values.slice(0, 1);
+        let fewer = fewer.encode().expect("encodes");
+        assert!(Strata::decode(&fewer).is_err(), "values of fewer strata");
         for cut in [0, 8, bytes.len() / 2, bytes.len() - 1] {
             assert!(Strata::decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }

@@ -1224,7 +1224,8 @@ impl Rewrite<'_> {
         if !facilities.iter().all(|f| same_view(f, FACILITY)) {
             return Ok(None);
         }
-        let stratified: BTreeSet<&str> = strata.columns.iter().map(String::as_str).collect();
+        let columns = strata.columns();
+        let stratified: BTreeSet<&str> = columns.iter().map(String::as_str).collect();
         let Some((filters, scan)) = strata_filters(input, &stratified) else {
             return Ok(None);
         };
@@ -1311,7 +1312,7 @@ impl Rewrite<'_> {
             view.source.schema().as_ref(),
             conjunction(filters),
             keys,
-            key_types,
+            &key_types,
         ) else {
             return Ok(None);
         };
@@ -1764,7 +1765,6 @@ mod tests {
         ])
         .expect("values");
         let strata = Strata {
-            columns: vec!["prefecture".into(), "setting".into()],
             values,
             persons: vec![Default::default(); 2],
             facilities: vec![Default::default(); 2],
@@ -1869,7 +1869,6 @@ mod tests {
         )])
         .expect("values");
         let strata = Strata {
-            columns: vec!["prefecture".into()],
             values,
             persons: vec![Default::default()],
             facilities: vec![Default::default()],

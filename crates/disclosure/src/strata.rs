@@ -50,7 +50,8 @@ pub struct StrataCells {
 /// The strata of each cell, by the cell's grouping keys in arrow's row form.
 #[derive(Debug)]
 pub struct KeyedStrata {
-    key_types: Vec<DataType>,
+    /// What `niji_strata` takes: the keys' types, or one flag without GROUP BY.
+    arg_types: Vec<DataType>,
     converter: RowConverter,
     strata_of: HashMap<Box<[u8]>, Vec<u32>>,
     /// An aggregation without GROUP BY: its one row may have no stratum at all.
@@ -60,37 +61,35 @@ pub struct KeyedStrata {
 impl KeyedStrata {
     /// The strata of each cell of an aggregation over `strata`'s table grouped by `keys`
     /// (none: one cell of all rows) and filtered by `predicate`, both written over the columns
-    /// of the table's scan (its stored columns by name), which has the `scanned` schema; the keys must come out
-    /// as `key_types`, the types the aggregation gives them. None: they cannot be computed
-    /// alike on the strata's values (the cells are then not taken from strata).
+    /// of the table's scan (its stored columns by name), which has the `scanned` schema; the
+    /// keys must come out as `key_types`, the types the aggregation gives them. None: they
+    /// cannot be computed alike on the strata's values (the cells are then not taken from
+    /// strata).
     pub fn compute(
         strata: &Strata,
         scanned: &Schema,
         predicate: Option<Expr>,
         keys: Vec<Expr>,
-        key_types: Vec<DataType>,
+        key_types: &[DataType],
     ) -> Option<Self> {
         let global = keys.is_empty();
         let values = values_as_scanned(strata, scanned)?;
         let (keys, stratum) = keys_of_strata(values, predicate, keys).ok()?;
         if keys.len() != key_types.len().max(1)
-            || (!global && keys.iter().zip(&key_types).any(|(k, t)| k.data_type() != t))
+            || (!global && keys.iter().zip(key_types).any(|(k, t)| k.data_type() != t))
         {
             return None;
         }
-        let converter = RowConverter::new(
-            keys.iter()
-                .map(|k| SortField::new(k.data_type().clone()))
-                .collect(),
-        )
-        .ok()?;
+        let arg_types: Vec<DataType> = keys.iter().map(|k| k.data_type().clone()).collect();
+        let converter =
+            RowConverter::new(arg_types.iter().cloned().map(SortField::new).collect()).ok()?;
         let rows = converter.convert_columns(&keys).ok()?;
         let mut strata_of: HashMap<Box<[u8]>, Vec<u32>> = HashMap::new();
         for (row, &s) in rows.iter().zip(stratum.values()) {
             strata_of.entry(row.as_ref().into()).or_default().push(s);
         }
         Some(Self {
-            key_types,
+            arg_types,
             converter,
             strata_of,
             global,
@@ -183,11 +182,7 @@ fn keys_of_strata(
 }
 
 pub fn strata_udf(cells: StrataCells, keyed: KeyedStrata) -> ScalarUDF {
-    let signature = if keyed.global {
-        Signature::exact(vec![DataType::Boolean], Volatility::Immutable)
-    } else {
-        Signature::exact(keyed.key_types.clone(), Volatility::Immutable)
-    };
+    let signature = Signature::exact(keyed.arg_types.clone(), Volatility::Immutable);
     ScalarUDF::new_from_impl(StrataUdf {
         cells: Arc::new(cells),
         keyed: Arc::new(keyed),
@@ -393,7 +388,6 @@ mod tests {
         let set = |m: &[u32]| m.iter().copied().collect::<RoaringBitmap>();
         let text = |v: &[&str]| Arc::new(StringArray::from(v.to_vec())) as ArrayRef;
         Arc::new(Strata {
-            columns: vec!["sex".into(), "setting".into()],
             values: RecordBatch::try_from_iter([
                 ("sex", text(&["1", "2", "1"])),
                 ("setting", text(&["in", "in", "out"])),
@@ -413,7 +407,7 @@ mod tests {
         ])
     }
 
-    fn udf(predicate: Option<Expr>, keys: Vec<Expr>, types: Vec<DataType>) -> Option<StrataUdf> {
+    fn udf(predicate: Option<Expr>, keys: Vec<Expr>, types: &[DataType]) -> Option<StrataUdf> {
         let strata = strata();
         let keyed = KeyedStrata::compute(&strata, &scanned(), predicate, keys, types)?;
         Some(StrataUdf {
@@ -452,7 +446,7 @@ mod tests {
     /// computing its keys on the strata's values (typed as the scan types them).
     #[test]
     fn a_cell_is_the_union_of_the_strata_of_its_keys() {
-        let by_sex = udf(None, vec![col("sex")], vec![DataType::Utf8View]).expect("keyed");
+        let by_sex = udf(None, vec![col("sex")], &[DataType::Utf8View]).expect("keyed");
         let out = cells(&by_sex.cells_of(&keys(&["1", "2"])).expect("cells"));
         assert_eq!(out[0].0, [1, 2, 9]);
         assert_eq!(out[0].1, 2);
@@ -471,7 +465,7 @@ mod tests {
     fn strata_the_filter_drops_are_in_no_cell() {
         let inpatients = Some(col("setting").eq(lit("in")));
         let group = when(col("sex").eq(lit("1")), lit("m")).otherwise(lit("f"));
-        let f = udf(inpatients, vec![group.expect("case")], vec![DataType::Utf8]).expect("keyed");
+        let f = udf(inpatients, vec![group.expect("case")], &[DataType::Utf8]).expect("keyed");
         let text = |v: &[&str]| vec![Arc::new(StringArray::from(v.to_vec())) as ArrayRef];
         let out = cells(&f.cells_of(&text(&["m", "f"])).expect("cells"));
         assert_eq!(out[0].0, [1, 2]);
@@ -495,12 +489,12 @@ mod tests {
     /// one cell of every stratum its filter keeps, or of none.
     #[test]
     fn other_types_are_refused_and_no_grouping_is_one_cell() {
-        assert!(udf(None, vec![col("sex")], vec![DataType::Utf8]).is_none());
-        assert!(udf(None, vec![col("age")], vec![DataType::Utf8View]).is_none());
-        let all = udf(None, vec![], vec![]).expect("keyed");
+        assert!(udf(None, vec![col("sex")], &[DataType::Utf8]).is_none());
+        assert!(udf(None, vec![col("age")], &[DataType::Utf8View]).is_none());
+        let all = udf(None, vec![], &[]).expect("keyed");
         let one = vec![Arc::new(arrow::array::BooleanArray::from(vec![true])) as ArrayRef];
         assert_eq!(cells(&all.cells_of(&one).expect("cell"))[0].0, [1, 2, 3, 9]);
-        let none = udf(Some(col("setting").eq(lit("day"))), vec![], vec![]).expect("keyed");
+        let none = udf(Some(col("setting").eq(lit("day"))), vec![], &[]).expect("keyed");
         assert!(cells(&none.cells_of(&one).expect("cell"))[0].0.is_empty());
     }
 }

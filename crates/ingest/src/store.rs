@@ -88,7 +88,7 @@ pub(crate) fn write_strata(staging: &Path, strata: &Strata) -> Result<StrataFile
     Ok(StrataFile {
         file: STRATA_FILE.to_string(),
         blake3: blake3::hash(&bytes).to_hex().to_string(),
-        columns: strata.columns.clone(),
+        columns: strata.columns(),
         count: strata.len(),
     })
 }
@@ -256,7 +256,7 @@ impl Store {
         }
         let strata = Strata::decode(&bytes)
             .map_err(|e| IngestError::Corrupt(format!("{}: {e}", path.display())))?;
-        if strata.len() != file.count || strata.columns != file.columns {
+        if strata.len() != file.count || strata.columns() != file.columns {
             return Err(IngestError::Corrupt(format!(
                 "{} is not the strata its manifest describes",
                 path.display()

@@ -220,21 +220,24 @@ impl Stratifier {
         };
         for (row, &s) in strata.iter().enumerate() {
             let s = s as usize;
-            if persons.is_valid(row) {
-                self.persons[s].insert(persons.value(row));
+            let person = persons.is_valid(row).then(|| persons.value(row));
+            if let Some(p) = person {
+                self.persons[s].insert(p);
             }
-            if let Some(f) = &facilities
-                && f.is_valid(row)
-            {
-                self.facilities[s].insert(f.value(row));
-                if persons.is_valid(row) {
-                    let person = persons.value(row) as usize;
-                    if person >= self.a_facility.len() {
-                        self.a_facility.resize(person + 1, NO_FACILITY);
-                    }
-                    if self.a_facility[person] == NO_FACILITY {
-                        self.a_facility[person] = f.value(row);
-                    }
+            let Some(f) = facilities
+                .as_ref()
+                .filter(|f| f.is_valid(row))
+                .map(|f| f.value(row))
+            else {
+                continue;
+            };
+            self.facilities[s].insert(f);
+            if let Some(p) = person.map(|p| p as usize) {
+                if p >= self.a_facility.len() {
+                    self.a_facility.resize(p + 1, NO_FACILITY);
+                }
+                if self.a_facility[p] == NO_FACILITY {
+                    self.a_facility[p] = f;
                 }
             }
         }
@@ -271,7 +274,6 @@ impl Stratifier {
                 .collect::<Vec<_>>(),
         );
         Ok(Strata {
-            columns: self.columns(),
             values: RecordBatch::try_new(Arc::new(schema), values)?,
             persons: self.persons,
             facilities: self.facilities,
