@@ -34,6 +34,10 @@ pub enum CatalogError {
 /// The project pseudonym column every person-level view gets (never stored).
 pub const PSEUDONYM_COLUMN: &str = "pid";
 
+/// The function a view computes [`PSEUDONYM_COLUMN`] with, from the stored person index. It is
+/// never on a researcher's allowlist, so in a plan it is a view's or disclosure control's own.
+pub const PSEUDONYM_FUNCTION: &str = "niji_pseudonym";
+
 /// The stored mark of a row's facility (UInt32, from [`facility_mark`]), beside the code in a
 /// table with a facility column. Not in the catalog, so no project view shows it: disclosure
 /// control counts the facilities behind a cell on it without reading codes as text.

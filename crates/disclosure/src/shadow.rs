@@ -154,12 +154,18 @@ pub struct Shadow {
 pub type Ceilings = BTreeMap<Source, niji_catalog::Ceiling>;
 
 /// What the store knows of the approved views beyond their rows, which a bounded shadow uses
-/// instead of reading every row's person: the ceilings of their columns, and the strata of
-/// views whose rows are a table's stored rows, all of them, each once (by `db.table`).
+/// instead of reading every row's person: the ceilings of their columns, the strata of views
+/// whose rows are a table's stored rows, all of them, each once, and the pseudonym function of
+/// person-level views (each by `db.table`).
 #[derive(Debug, Clone, Default)]
 pub struct Bounds {
     pub ceilings: Ceilings,
     pub strata: BTreeMap<String, Arc<Strata>>,
+    /// Person index → the view's pseudonym, failing on a person it has none for. Pseudonyms
+    /// and persons are one to one, so an aggregation grouped by a view's pseudonym groups by
+    /// its person instead (a narrower key, and no pseudonym computed a row) and maps each
+    /// group's person to its pseudonym after: the same groups, with each one's person at hand.
+    pub pseudonyms: BTreeMap<String, datafusion::logical_expr::ScalarUDF>,
 }
 
 /// Why a plan has no shadow: its result is held, and stays in the workspace.
@@ -737,6 +743,12 @@ fn is_view_pseudonym(plan: &LogicalPlan, index: usize) -> bool {
             .group_expr
             .get(index)
             .is_some_and(|g| is_pseudonym_of(&a.input, g)),
+        // The pseudonym of the person a regrouped aggregation grouped by (no researcher's plan
+        // can call the function: see [`Bounds::pseudonyms`]).
+        Some((LogicalPlan::Projection(p), index)) => p.expr.get(index).is_some_and(|e| {
+            matches!(unaliased(e), Expr::ScalarFunction(f)
+                if f.func.name() == niji_catalog::PSEUDONYM_FUNCTION)
+        }),
         _ => false,
     }
 }
@@ -1152,6 +1164,28 @@ impl Rewrite<'_> {
             .collect()
     }
 
+    /// Where `a` is grouped by the pseudonym of `person`'s view, read from the same rows as
+    /// `person`: which group key it is, and the view's pseudonym function (see
+    /// [`Bounds::pseudonyms`]).
+    fn pseudonym_key(
+        &self,
+        a: &Aggregate,
+        person: &Column,
+    ) -> Option<(usize, datafusion::logical_expr::ScalarUDF)> {
+        let input = a.input.as_ref();
+        let view = hidden_column_of(input, person, PERSON)?;
+        let key = a.group_expr.iter().position(|g| {
+            let Expr::Column(c) = g else { return false };
+            let index = input.schema().index_of_column(c).ok();
+            let origin = index.and_then(|i| origin(input, i));
+            matches!(origin, Some((LogicalPlan::TableScan(t), i))
+                if std::ptr::eq(t, view)
+                    && t.projected_schema.field(i).name() == niji_catalog::PSEUDONYM_COLUMN)
+        })?;
+        let udf = self.bounds.pseudonyms.get(&table_name(&view.table_name))?;
+        Some((key, udf.clone()))
+    }
+
     /// The strata of the view of `facility` where a group of one `person` reading it reads
     /// all of the person's rows (grouped by the pseudonym alone, the view's rows all of the
     /// table's, and nothing between filtering them), so that a facility of the person's stored
@@ -1397,17 +1431,29 @@ impl Rewrite<'_> {
                 .then(|| person.clone()),
             _ => None,
         };
+        // Grouped by the person in place of the pseudonym, which is mapped from it after.
+        let regrouped = per_person
+            .as_ref()
+            .and_then(|person| self.pseudonym_key(&a, person));
+        let mut group_expr = a.group_expr.clone();
+        if let (Some((key, _)), Some(person)) = (&regrouped, &per_person) {
+            group_expr[*key] = Expr::Column(person.clone());
+        }
         let mut persons = Vec::new();
         // Where each person column's set is in `aggr`, and its name.
         let mut sets: Vec<(Column, usize, String)> = Vec::new();
         // Columns computed from the aggregation's own (each before the aggregate it precedes
-        // in `aggr`): a person's facility, looked up.
+        // in `aggr`): a regrouped aggregation's person, a person's facility, looked up.
         let mut looked_up: Vec<(usize, Expr)> = Vec::new();
         for (column, ty) in hidden {
             if per_person.as_ref() == Some(&column) {
                 persons.push((column.clone(), ty));
                 let name = column.name.clone();
-                aggr.push(call(&self.person, vec![Expr::Column(column)], None).alias(name));
+                if regrouped.is_some() {
+                    looked_up.push((aggr.len(), Expr::Column(column).alias(name)));
+                } else {
+                    aggr.push(call(&self.person, vec![Expr::Column(column)], None).alias(name));
+                }
                 continue;
             }
             let indexes = ty == DataType::UInt32;
@@ -1563,11 +1609,18 @@ impl Rewrite<'_> {
         }
         let groups = a.group_expr.len();
         let aggregates = aggr.len();
-        let mut aggregate =
-            LogicalPlan::Aggregate(Aggregate::try_new(a.input, a.group_expr, aggr)?);
+        let mut aggregate = LogicalPlan::Aggregate(Aggregate::try_new(a.input, group_expr, aggr)?);
         if !looked_up.is_empty() {
             let mut columns = aggregate.schema().columns().into_iter().map(Expr::Column);
             let mut exprs: Vec<Expr> = columns.by_ref().take(groups).collect();
+            if let Some((key, pseudonym)) = regrouped
+                && let Expr::Column(researchers_key) = &a.group_expr[key]
+            {
+                let qualifier = researchers_key.relation.clone();
+                exprs[key] = pseudonym
+                    .call(vec![exprs[key].clone()])
+                    .alias_qualified(qualifier, &researchers_key.name);
+            }
             let mut looked_up = looked_up.into_iter().peekable();
             for at in 0..=aggregates {
                 while let Some((_, e)) = looked_up.next_if(|(before, _)| *before == at) {
@@ -1615,7 +1668,7 @@ mod tests {
     async fn shadows(sql: &str, ceilings: &Ceilings) -> (Shadow, Shadow) {
         let bounds = Bounds {
             ceilings: ceilings.clone(),
-            strata: BTreeMap::new(),
+            ..Bounds::default()
         };
         bounded_and_exact(sql, &bounds).await
     }
@@ -1774,6 +1827,7 @@ mod tests {
         let bounds = Bounds {
             ceilings,
             strata: [("receipts".to_string(), Arc::new(strata))].into(),
+            ..Bounds::default()
         };
         for (sql, stratified) in [
             (
@@ -1876,8 +1930,9 @@ mod tests {
             a_facility: vec![3],
         };
         let with_strata = Bounds {
-            ceilings: Ceilings::new(),
             strata: [("receipts".to_string(), Arc::new(strata))].into(),
+            pseudonyms: [("receipts".to_string(), test_pseudonyms())].into(),
+            ..Bounds::default()
         };
         let per_person = "SELECT n, count(*) AS persons FROM (SELECT pid, count(*) AS n FROM receipts GROUP BY pid) t GROUP BY n";
         for (sql, bounds, looked_up) in [
@@ -1910,6 +1965,125 @@ mod tests {
                 !looked_up,
                 "{sql}"
             );
+        }
+    }
+
+    /// A stand-in for a project's pseudonyms, one to one with persons: `7919 × person + 1`.
+    fn test_pseudonyms() -> datafusion::logical_expr::ScalarUDF {
+        use arrow::array::{Array, UInt32Array, UInt64Array};
+        use datafusion::logical_expr::{ColumnarValue, create_udf};
+        create_udf(
+            niji_catalog::PSEUDONYM_FUNCTION,
+            vec![DataType::UInt32],
+            DataType::UInt64,
+            Volatility::Immutable,
+            Arc::new(|args: &[ColumnarValue]| {
+                let persons = ColumnarValue::values_to_arrays(args)?;
+                let persons = persons[0].as_any().downcast_ref::<UInt32Array>().cloned();
+                let persons = persons.expect("person indexes");
+                let pseudonyms: UInt64Array = persons
+                    .iter()
+                    .map(|p| p.map(|p| 7919 * u64::from(p) + 1))
+                    .collect();
+                Ok(ColumnarValue::Array(Arc::new(pseudonyms)))
+            }),
+        )
+    }
+
+    /// An aggregation grouped by the pseudonym groups by the person where the view's pseudonyms
+    /// are known, and maps each group's person to its pseudonym after: run on rows, it has the
+    /// exact shadow's groups, values and person sets, the pseudonyms it shows included (one
+    /// group for the rows without a person, as the pseudonym's nulls make), and outer
+    /// aggregations still see the pseudonym in what it maps.
+    #[tokio::test]
+    async fn grouped_by_the_person_a_shadow_has_the_groups_of_the_pseudonym() {
+        use arrow::array::{StringArray, UInt32Array, UInt64Array};
+        let persons: Vec<Option<u32>> = [0, 0, 1, 2, 2, 2, 3, 4, 4, 5]
+            .into_iter()
+            .map(Some)
+            .chain([None, None])
+            .collect();
+        let prefectures: Vec<&str> = (0..persons.len())
+            .map(|i| if i % 3 == 0 { "13" } else { "27" })
+            .collect();
+        let pseudonyms: UInt64Array = persons
+            .iter()
+            .map(|p| p.map(|p| 7919 * u64::from(p) + 1))
+            .collect();
+        let facilities: UInt32Array = (0..persons.len() as u32).map(|i| Some(i % 4)).collect();
+        let rows = arrow::record_batch::RecordBatch::try_from_iter([
+            ("prefecture", Arc::new(StringArray::from(prefectures)) as _),
+            (niji_catalog::PSEUDONYM_COLUMN, Arc::new(pseudonyms) as _),
+            (PERSON, Arc::new(UInt32Array::from(persons)) as _),
+            (FACILITY, Arc::new(facilities) as _),
+        ])
+        .expect("rows");
+        let ctx = SessionContext::new();
+        let table = MemTable::try_new(rows.schema(), vec![vec![rows]]).expect("table");
+        ctx.register_table("receipts", Arc::new(table))
+            .expect("register");
+        let bounds = Bounds {
+            pseudonyms: [("receipts".to_string(), test_pseudonyms())].into(),
+            ..Bounds::default()
+        };
+        // Whether every aggregation grouped by the pseudonym is regrouped: one over another's
+        // groups reads persons that are not a view's and keeps them as values.
+        for (sql, every_one) in [
+            (
+                "SELECT n, count(*) AS persons FROM (SELECT pid, count(*) AS n FROM receipts GROUP BY pid) t GROUP BY n ORDER BY n",
+                true,
+            ),
+            (
+                "SELECT pid, count(*) AS n FROM receipts GROUP BY pid ORDER BY pid",
+                true,
+            ),
+            (
+                "SELECT prefecture, count(*) AS persons FROM (SELECT pid, prefecture, count(*) AS n FROM receipts GROUP BY pid, prefecture) t GROUP BY prefecture ORDER BY prefecture",
+                true,
+            ),
+            (
+                "SELECT count(DISTINCT pid) AS persons, sum(n) AS receipts FROM (SELECT pid, count(*) AS n FROM receipts GROUP BY pid) t",
+                true,
+            ),
+            (
+                "SELECT m, count(*) AS persons FROM (SELECT pid, max(n) AS m FROM (SELECT pid, prefecture, count(*) AS n FROM receipts GROUP BY pid, prefecture) u GROUP BY pid) t GROUP BY m ORDER BY m",
+                false,
+            ),
+        ] {
+            let plan = ctx.sql(sql).await.expect("plan").into_unoptimized_plan();
+            let visible = plan.schema().as_arrow().clone();
+            let bounded = shadow(plan.clone(), &visible, 3, Some(&bounds)).expect("bounded");
+            let exact = shadow(plan, &visible, 3, None).expect("exact");
+            // (An outermost group of one person hands on one facility, not a set: its shape
+            // is the exact shadow's but for that.)
+            assert_eq!(bounded.person_sets, exact.person_sets, "{sql}");
+            assert!(uses(&bounded, niji_catalog::PSEUDONYM_FUNCTION), "{sql}");
+            assert_eq!(
+                uses(&bounded, crate::sets::PERSON_FUNCTION),
+                !every_one,
+                "{sql}"
+            );
+            assert!(uses(&exact, crate::sets::PERSON_FUNCTION), "{sql}");
+            let run = |s: &Shadow| {
+                let df = ctx.execute_logical_plan(s.plan.clone());
+                async move {
+                    let batches = df.await.expect("shadow plan").collect().await;
+                    let batches = batches.expect("shadow result");
+                    let schema = batches[0].schema();
+                    arrow::compute::concat_batches(&schema, &batches).expect("one batch")
+                }
+            };
+            let (regrouped, grouped) = (run(&bounded).await, run(&exact).await);
+            let compared: Vec<usize> = (0..visible.fields().len())
+                .chain(exact.person_sets.iter().copied())
+                .collect();
+            for i in compared {
+                assert_eq!(
+                    regrouped.column(i),
+                    grouped.column(i),
+                    "column {i} of {sql}"
+                );
+            }
         }
     }
 

@@ -17,20 +17,35 @@ use siphasher::sip::SipHasher13;
 
 /// `person_idx` (UInt32) → project pseudonym (UInt64): one array lookup per row in the
 /// dictionary built for the project and linkage group. A person outside the dictionary gets
-/// null rather than a guessed value.
+/// null rather than a guessed value, or, `strict`, fails the query.
 #[derive(Debug)]
 pub struct PseudonymUdf {
     /// `project/group`: identity for plan equality (the dictionary is derived from it).
     label: String,
     dictionary: Arc<ProjectPseudonyms>,
+    strict: bool,
     signature: Signature,
 }
 
 impl PseudonymUdf {
+    /// The views' function: rows of persons the dictionary lacks show no pseudonym.
     pub fn new_udf(label: String, dictionary: Arc<ProjectPseudonyms>) -> ScalarUDF {
+        Self::with(label, dictionary, false)
+    }
+
+    /// Disclosure control's, which maps the person of each group of an aggregation regrouped
+    /// from the pseudonym to the person (see [`niji_disclosure::Bounds::pseudonyms`]): persons
+    /// the dictionary lacks would share one null pseudonym, one group, where the regrouped
+    /// aggregation has a group each, so they fail the query instead.
+    pub fn strict_udf(label: String, dictionary: Arc<ProjectPseudonyms>) -> ScalarUDF {
+        Self::with(format!("{label}/strict"), dictionary, true)
+    }
+
+    fn with(label: String, dictionary: Arc<ProjectPseudonyms>, strict: bool) -> ScalarUDF {
         ScalarUDF::from(Self {
             label,
             dictionary,
+            strict,
             signature: Signature::exact(vec![DataType::UInt32], Volatility::Immutable),
         })
     }
@@ -75,7 +90,7 @@ fn person_index(args: ScalarFunctionArgs) -> Result<UInt32Array> {
 
 impl ScalarUDFImpl for PseudonymUdf {
     fn name(&self) -> &str {
-        "niji_pseudonym"
+        niji_catalog::PSEUDONYM_FUNCTION
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -88,9 +103,13 @@ impl ScalarUDFImpl for PseudonymUdf {
         let known = self.dictionary.len();
         // Every index of the registry snapshot is in the dictionary: one lookup per value,
         // nulls carried over as they are. Otherwise (a store newer than the snapshot) the
-        // unknown persons become null.
+        // unknown persons become null, or fail a strict lookup.
         let out: UInt64Array = if idx.values().iter().all(|&i| (i as usize) < known) {
             arrow::compute::unary(&idx, |i| self.dictionary.get(i).unwrap_or_default())
+        } else if self.strict {
+            return exec_err!(
+                "the store has persons the project's catalog was built without; run the query again"
+            );
         } else {
             idx.iter()
                 .map(|i| i.and_then(|i| self.dictionary.get(i)))
@@ -228,6 +247,48 @@ mod tests {
         };
         assert!(has(0) && has(63) && has(64) && has(1000));
         assert!(!has(1) && !has(65) && !has(999) && !has(5000));
+    }
+
+    /// A person the dictionary lacks (a store newer than the catalog): no pseudonym in a view,
+    /// a failed query where disclosure control regrouped by the person.
+    #[tokio::test]
+    async fn a_person_outside_the_dictionary_has_no_pseudonym_or_fails_a_strict_lookup() {
+        let key = niji_pseudo::CustodianKey::from_bytes([1; 32]);
+        let dictionary = Arc::new(
+            ProjectPseudonyms::build(&key, "p", "g", &[[0; 32], [1; 32]]).expect("dictionary"),
+        );
+        let lookup = |udf: ScalarUDF, sql: &'static str| async move {
+            let ctx = datafusion::prelude::SessionContext::new();
+            ctx.register_udf(udf);
+            ctx.sql(sql).await?.collect().await
+        };
+        let known =
+            "SELECT niji_pseudonym(arrow_cast(i, 'UInt32')) AS p FROM (VALUES (1), (NULL)) t(i)";
+        let unknown =
+            "SELECT niji_pseudonym(arrow_cast(i, 'UInt32')) AS p FROM (VALUES (1), (2)) t(i)";
+        let pseudonyms = |batches: Vec<arrow::array::RecordBatch>| -> Vec<Option<u64>> {
+            let column = batches[0]
+                .column(0)
+                .as_any()
+                .downcast_ref::<UInt64Array>()
+                .cloned();
+            column.expect("UInt64").iter().collect()
+        };
+        let one = dictionary.get(1);
+        let lenient = PseudonymUdf::new_udf("p".into(), dictionary.clone());
+        let strict = PseudonymUdf::strict_udf("p".into(), dictionary);
+        let both = [lenient.clone(), strict.clone()];
+        for udf in both {
+            let rows = lookup(udf, known).await.expect("known persons");
+            assert_eq!(pseudonyms(rows), vec![one, None]);
+        }
+        let rows = lookup(lenient, unknown).await.expect("lenient lookup");
+        assert_eq!(pseudonyms(rows), vec![one, None]);
+        let refused = lookup(strict, unknown).await.expect_err("strict lookup");
+        assert!(
+            refused.to_string().contains("run the query again"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -130,7 +130,8 @@ pub struct ProjectEnv {
     pub built_from: StoreStamp,
     /// The ceilings of the approved views' columns, from the store's manifests: only of views
     /// whose rows are stored rows, each once, and whose persons are those the ceilings were
-    /// summed by; and the strata of views whose rows are all of a table's stored rows.
+    /// summed by; the strata of views whose rows are all of a table's stored rows; and the
+    /// pseudonyms of person-level views.
     pub bounds: niji_disclosure::Bounds,
 }
 
@@ -705,6 +706,7 @@ impl ProjectEnv {
         let ids = registry.ids();
         let label = format!("{}/{}", spec.id, mode.as_str());
         let mut pseudonyms = BTreeMap::new();
+        let mut strict_pseudonyms = BTreeMap::new();
         for db in spec.databases() {
             let group = spec.linkage_group(db);
             if pseudonyms.contains_key(&group) {
@@ -712,10 +714,13 @@ impl ProjectEnv {
             }
             let dictionary = ProjectPseudonyms::build(key, &spec.id, &group, ids)
                 .map_err(|e| SandboxError::Unavailable(e.to_string()))?;
-            pseudonyms.insert(
+            let dictionary = Arc::new(dictionary);
+            let udf_label = format!("{label}/{group}");
+            strict_pseudonyms.insert(
                 group.clone(),
-                PseudonymUdf::new_udf(format!("{label}/{group}"), Arc::new(dictionary)),
+                PseudonymUdf::strict_udf(udf_label.clone(), dictionary.clone()),
             );
+            pseudonyms.insert(group, PseudonymUdf::new_udf(udf_label, dictionary));
         }
         let record_key_bytes =
             key.derive_labelled(format!("niji/project-record-key/v1\u{1f}{}", spec.id).as_bytes());
@@ -746,6 +751,13 @@ impl ProjectEnv {
             builder.add_ceilings(db, name, &approved.columns, &mut bounds.ceilings)?;
             if let Some(strata) = builder.strata_of(db, name).await? {
                 bounds.strata.insert(format!("{db}.{name}"), strata);
+            }
+            if builder.table(db, name)?.is_person_level()
+                && let Some(udf) = strict_pseudonyms.get(&spec.linkage_group(db))
+            {
+                bounds
+                    .pseudonyms
+                    .insert(format!("{db}.{name}"), udf.clone());
             }
         }
         let work_schema = Arc::new(MemorySchemaProvider::new());
