@@ -12,8 +12,10 @@ pub struct Ledger {
     sets: Vec<Kept>,
 }
 
+/// A set with its description (see [`Described`]), owned: a kept set, or a released one on its
+/// way to the ledger, described once.
 #[derive(Debug, Clone)]
-struct Kept {
+pub struct Kept {
     len: u64,
     print: u64,
     profile: Profile,
@@ -104,16 +106,38 @@ impl<'a> Described<'a> {
     pub fn is_empty(&self) -> bool {
         self.key.0 == 0
     }
+
+    pub fn to_kept(&self) -> Kept {
+        let (len, print) = self.key;
+        Kept {
+            len,
+            print,
+            profile: self.profile,
+            set: self.set.clone(),
+        }
+    }
 }
 
 impl Kept {
-    fn new(set: RoaringBitmap) -> Self {
+    pub fn new(set: RoaringBitmap) -> Self {
         let ((len, print), profile) = describe(&set);
         Self {
             len,
             print,
             profile,
             set,
+        }
+    }
+
+    pub fn set(&self) -> &RoaringBitmap {
+        &self.set
+    }
+
+    pub fn described(&self) -> Described<'_> {
+        Described {
+            set: &self.set,
+            key: self.key(),
+            profile: self.profile,
         }
     }
 
@@ -176,16 +200,7 @@ impl Ledger {
             return false;
         }
         let at = self.sets.partition_point(|s| s.key() < set.key);
-        let (len, print) = set.key;
-        self.sets.insert(
-            at,
-            Kept {
-                len,
-                print,
-                profile: set.profile,
-                set: set.set.clone(),
-            },
-        );
+        self.sets.insert(at, set.to_kept());
         true
     }
 

@@ -11,7 +11,7 @@ use roaring::RoaringBitmap;
 use serde::Serialize;
 
 use crate::DisclosureError;
-use crate::ledger::{Described, Ledger};
+use crate::ledger::{Described, Kept, Ledger};
 use crate::policy::{DisclosurePolicy, Rules};
 use crate::sets::{Contributions, Form, decode_set};
 use crate::shadow::{ColumnLineage, Role, Shadow, Source, is_hidden};
@@ -31,8 +31,9 @@ pub enum Verdict {
         batch: RecordBatch,
         suppressed: Vec<SuppressedCell>,
         /// Person sets of the released cells and, per source of persons (a person source's
-        /// groups, an aggregate's own persons), their union, for later differencing.
-        released_sets: Vec<RoaringBitmap>,
+        /// groups, an aggregate's own persons), their union, for later differencing (each
+        /// described as the ledger keeps it, once).
+        released_sets: Vec<Kept>,
         /// Where counts are rounded: each count column's total, recomputed from its released
         /// rounded cells (an exact total would give back what rounding hid).
         totals: Vec<(String, i64)>,
@@ -421,6 +422,10 @@ pub fn check(
         )
     };
     let mut this_result = Ledger::default();
+    let groups = shadow.person_sets.len();
+    // The sets described on the way, by (source, row) as `shown_sets` gives them: a released
+    // one joins the ledger described as it is here.
+    let mut described: HashMap<(usize, usize), Described<'_>> = HashMap::new();
     for row in 0..rows {
         if !shows(row, &masked[row]) {
             continue;
@@ -432,15 +437,16 @@ pub fn check(
                 && (ledger.differs_by_fewer(set, threshold)
                     || this_result.differs_by_fewer(set, threshold))
         };
-        let groups: Vec<Described<'_>> = group_sets[row].iter().map(Described::new).collect();
-        if groups.iter().any(|set| near(set, &this_result)) {
+        let row_groups: Vec<Described<'_>> = group_sets[row].iter().map(Described::new).collect();
+        if row_groups.iter().any(|set| near(set, &this_result)) {
             mask_row(&mut masked[row], &near_reason(threshold));
             continue;
         }
-        for set in &groups {
+        for (k, set) in row_groups.iter().enumerate() {
             this_result.add(set);
+            described.insert((k, row), *set);
         }
-        for (set, r) in aggregate_sets[row].iter().zip(&resting) {
+        for (i, (set, r)) in aggregate_sets[row].iter().zip(&resting).enumerate() {
             if !r.differenced || r.showing.iter().all(|c| masked[row].contains_key(c)) {
                 continue;
             }
@@ -458,13 +464,13 @@ pub fn check(
                 }
             } else {
                 this_result.add(&set);
+                described.insert((groups + i, row), set);
             }
         }
     }
 
     // Per source of persons (each person source's groups, then each differenced aggregate),
     // the sets of the rows whose cells show it.
-    let groups = shadow.person_sets.len();
     let shown_sets = |masked: &[BTreeMap<usize, String>]| {
         let mut by_source: Vec<Vec<(usize, &RoaringBitmap)>> =
             vec![Vec::new(); groups + resting.len()];
@@ -488,23 +494,31 @@ pub fn check(
     // Summing a column of the table gives its total: where that total differs from an
     // earlier release by too few persons, the column's smallest cell goes too, until none
     // does (each round masks a cell, so that its row leaves the source, and this ends). A
-    // table of group keys alone has no column to sum.
+    // table of group keys alone has no column to sum. The last round's totals, per source,
+    // are those released.
+    let mut totals: Vec<Option<Kept>> = Vec::new();
     loop {
         complementary(&mut masked, &aggregate_columns, &group_sets, &key_texts);
         if aggregate_columns.is_empty() {
             break;
         }
-        let near_total = shown_sets(&masked)
-            .into_iter()
-            .enumerate()
-            .filter(|(_, cells)| cells.len() > 1)
-            .find(|(_, cells)| {
-                ledger.differs_by_fewer(&Described::new(&union(cells)), rules.min_persons)
-            })
-            .and_then(|(source, cells)| {
-                let smallest = cells.iter().min_by_key(|(_, set)| set.len())?.0;
-                Some((source, smallest))
-            });
+        totals.clear();
+        let mut near_total = None;
+        for (source, cells) in shown_sets(&masked).into_iter().enumerate() {
+            if cells.len() < 2 {
+                totals.push(None);
+                continue;
+            }
+            let total = Kept::new(union(&cells));
+            if ledger.differs_by_fewer(&total.described(), rules.min_persons) {
+                near_total = cells
+                    .iter()
+                    .min_by_key(|(_, set)| set.len())
+                    .map(|(row, _)| (source, *row));
+                break;
+            }
+            totals.push(Some(total));
+        }
         let Some((source, row)) = near_total else {
             break;
         };
@@ -524,12 +538,17 @@ pub fn check(
     // Every set behind a cell that shows is released and joins the ledger, and so does each
     // source's total over the rows.
     let mut released_sets = Vec::new();
-    for mut cells in shown_sets(&masked) {
+    for (source, mut cells) in shown_sets(&masked).into_iter().enumerate() {
         cells.retain(|(_, set)| !set.is_empty());
         if cells.len() > 1 {
-            released_sets.push(union(&cells));
+            let total = totals.get_mut(source).and_then(Option::take);
+            released_sets.push(total.unwrap_or_else(|| Kept::new(union(&cells))));
         }
-        released_sets.extend(cells.into_iter().map(|(_, set)| set.clone()));
+        released_sets.extend(cells.into_iter().map(|(row, set)| {
+            described
+                .get(&(source, row))
+                .map_or_else(|| Kept::new(set.clone()), Described::to_kept)
+        }));
     }
 
     // Rows left out by a HAVING go; the others keep their order, numbered anew.

@@ -883,10 +883,10 @@ impl Visiting {
         {
             // Sets released before are not recorded again. The new ones join the ledger now:
             // should recording fail, the result does not leave, and the ledger is only stricter.
-            released_sets.retain(|set| ledger.add(&niji_disclosure::ledger::Described::new(set)));
+            released_sets.retain(|kept| ledger.add(&kept.described()));
             let encoded: Vec<Vec<u8>> = released_sets
                 .iter()
-                .map(niji_disclosure::sets::encode_set)
+                .map(|kept| niji_disclosure::sets::encode_set(kept.set()))
                 .collect();
             if let Some(last) = self
                 .db
