@@ -37,7 +37,7 @@ impl PseudonymUdf {
     /// from the pseudonym to the person (see [`niji_disclosure::Bounds::pseudonyms`]): persons
     /// the dictionary lacks would share one null pseudonym, one group, where the regrouped
     /// aggregation has a group each, so they fail the query instead.
-    pub fn strict_udf(label: String, dictionary: Arc<ProjectPseudonyms>) -> ScalarUDF {
+    pub fn strict_udf(label: &str, dictionary: Arc<ProjectPseudonyms>) -> ScalarUDF {
         Self::with(format!("{label}/strict"), dictionary, true)
     }
 
@@ -276,7 +276,7 @@ mod tests {
         };
         let one = dictionary.get(1);
         let lenient = PseudonymUdf::new_udf("p".into(), dictionary.clone());
-        let strict = PseudonymUdf::strict_udf("p".into(), dictionary);
+        let strict = PseudonymUdf::strict_udf("p", dictionary);
         let both = [lenient.clone(), strict.clone()];
         for udf in both {
             let rows = lookup(udf, known).await.expect("known persons");

@@ -718,7 +718,7 @@ impl ProjectEnv {
             let udf_label = format!("{label}/{group}");
             strict_pseudonyms.insert(
                 group.clone(),
-                PseudonymUdf::strict_udf(udf_label.clone(), dictionary.clone()),
+                PseudonymUdf::strict_udf(&udf_label, dictionary.clone()),
             );
             pseudonyms.insert(group, PseudonymUdf::new_udf(udf_label, dictionary));
         }
