@@ -1165,25 +1165,25 @@ impl Rewrite<'_> {
     }
 
     /// Where `a` is grouped by the pseudonym of `person`'s view, read from the same rows as
-    /// `person`: which group key it is, and the view's pseudonym function (see
-    /// [`Bounds::pseudonyms`]).
+    /// `person`: which group key it is, that key's column, and the view's pseudonym function
+    /// (see [`Bounds::pseudonyms`]).
     fn pseudonym_key(
         &self,
         a: &Aggregate,
         person: &Column,
-    ) -> Option<(usize, datafusion::logical_expr::ScalarUDF)> {
+    ) -> Option<(usize, Column, datafusion::logical_expr::ScalarUDF)> {
         let input = a.input.as_ref();
         let view = hidden_column_of(input, person, PERSON)?;
-        let key = a.group_expr.iter().position(|g| {
-            let Expr::Column(c) = g else { return false };
-            let index = input.schema().index_of_column(c).ok();
-            let origin = index.and_then(|i| origin(input, i));
-            matches!(origin, Some((LogicalPlan::TableScan(t), i))
+        let (key, column) = a.group_expr.iter().enumerate().find_map(|(key, g)| {
+            let Expr::Column(c) = g else { return None };
+            let index = input.schema().index_of_column(c).ok()?;
+            matches!(origin(input, index), Some((LogicalPlan::TableScan(t), i))
                 if std::ptr::eq(t, view)
                     && t.projected_schema.field(i).name() == niji_catalog::PSEUDONYM_COLUMN)
+            .then(|| (key, c.clone()))
         })?;
         let udf = self.bounds.pseudonyms.get(&table_name(&view.table_name))?;
-        Some((key, udf.clone()))
+        Some((key, column, udf.clone()))
     }
 
     /// The strata of the view of `facility` where a group of one `person` reading it reads
@@ -1436,7 +1436,7 @@ impl Rewrite<'_> {
             .as_ref()
             .and_then(|person| self.pseudonym_key(&a, person));
         let mut group_expr = a.group_expr.clone();
-        if let (Some((key, _)), Some(person)) = (&regrouped, &per_person) {
+        if let (Some((key, _, _)), Some(person)) = (&regrouped, &per_person) {
             group_expr[*key] = Expr::Column(person.clone());
         }
         let mut persons = Vec::new();
@@ -1613,13 +1613,10 @@ impl Rewrite<'_> {
         if !looked_up.is_empty() {
             let mut columns = aggregate.schema().columns().into_iter().map(Expr::Column);
             let mut exprs: Vec<Expr> = columns.by_ref().take(groups).collect();
-            if let Some((key, pseudonym)) = regrouped
-                && let Expr::Column(researchers_key) = &a.group_expr[key]
-            {
-                let qualifier = researchers_key.relation.clone();
+            if let Some((key, researchers_key, pseudonym)) = regrouped {
                 exprs[key] = pseudonym
                     .call(vec![exprs[key].clone()])
-                    .alias_qualified(qualifier, &researchers_key.name);
+                    .alias_qualified(researchers_key.relation, researchers_key.name);
             }
             let mut looked_up = looked_up.into_iter().peekable();
             for at in 0..=aggregates {
@@ -1968,7 +1965,12 @@ mod tests {
         }
     }
 
-    /// A stand-in for a project's pseudonyms, one to one with persons: `7919 × person + 1`.
+    /// A stand-in for a project's pseudonym of a person, one to one with persons.
+    fn test_pseudonym(person: u32) -> u64 {
+        7919 * u64::from(person) + 1
+    }
+
+    /// [`test_pseudonym`] as the view's pseudonym function.
     fn test_pseudonyms() -> datafusion::logical_expr::ScalarUDF {
         use arrow::array::{Array, UInt32Array, UInt64Array};
         use datafusion::logical_expr::{ColumnarValue, create_udf};
@@ -1981,10 +1983,8 @@ mod tests {
                 let persons = ColumnarValue::values_to_arrays(args)?;
                 let persons = persons[0].as_any().downcast_ref::<UInt32Array>().cloned();
                 let persons = persons.expect("person indexes");
-                let pseudonyms: UInt64Array = persons
-                    .iter()
-                    .map(|p| p.map(|p| 7919 * u64::from(p) + 1))
-                    .collect();
+                let pseudonyms: UInt64Array =
+                    persons.iter().map(|p| p.map(test_pseudonym)).collect();
                 Ok(ColumnarValue::Array(Arc::new(pseudonyms)))
             }),
         )
@@ -2006,10 +2006,7 @@ mod tests {
         let prefectures: Vec<&str> = (0..persons.len())
             .map(|i| if i % 3 == 0 { "13" } else { "27" })
             .collect();
-        let pseudonyms: UInt64Array = persons
-            .iter()
-            .map(|p| p.map(|p| 7919 * u64::from(p) + 1))
-            .collect();
+        let pseudonyms: UInt64Array = persons.iter().map(|p| p.map(test_pseudonym)).collect();
         let facilities: UInt32Array = (0..persons.len() as u32).map(|i| Some(i % 4)).collect();
         let rows = arrow::record_batch::RecordBatch::try_from_iter([
             ("prefecture", Arc::new(StringArray::from(prefectures)) as _),
