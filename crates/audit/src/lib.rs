@@ -184,9 +184,12 @@ fn entry_hash(
 
 /// UTC now as RFC 3339 with milliseconds: the platform's one timestamp form.
 pub fn now_rfc3339() -> String {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    rfc3339(SystemTime::now())
+}
+
+/// `at` in the platform's timestamp form (which sorts as text in time order).
+pub fn rfc3339(at: SystemTime) -> String {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs() as i64;
     let day = CivilDate::from_days_since_epoch(secs.div_euclid(86_400) as i32);
     let rem = secs.rem_euclid(86_400);
@@ -318,6 +321,38 @@ impl AuditLog {
     pub async fn recent(&self, limit: i64) -> Result<Vec<Entry>, AuditError> {
         Ok(sqlx::query_as("SELECT seq, at, actor, action, detail, prev_hash, hash, mac FROM audit_log ORDER BY seq DESC LIMIT $1")
             .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// How many `action` entries of `actor` the log holds from `since` (a timestamp in the
+    /// platform's form) on.
+    pub async fn count_since(
+        &self,
+        actor: &str,
+        action: &str,
+        since: &str,
+    ) -> Result<i64, AuditError> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM audit_log WHERE actor = $1 AND action = $2 AND at >= $3",
+        )
+        .bind(actor)
+        .bind(action)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
+    /// The entries about one query (those whose detail names it as `query_id`), oldest first.
+    pub async fn of_query(&self, query_id: &str) -> Result<Vec<Entry>, AuditError> {
+        // Query ids are hex: anything else names no query (and could be a LIKE wildcard).
+        if query_id.is_empty() || !query_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(Vec::new());
+        }
+        let pattern = format!("%\"query_id\":\"{query_id}\"%");
+        Ok(sqlx::query_as("SELECT seq, at, actor, action, detail, prev_hash, hash, mac FROM audit_log WHERE detail LIKE $1 ORDER BY seq")
+            .bind(pattern)
             .fetch_all(&self.pool)
             .await?)
     }

@@ -143,10 +143,13 @@ pub enum AuditCommand {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// The most recent entries, newest first.
+    /// The most recent entries, newest first; or, with --query, every entry about one query
+    /// (a failure's cause, which researchers are never shown, is found here by its query id).
     Show {
         #[arg(long, default_value_t = 20)]
         limit: i64,
+        #[arg(long)]
+        query: Option<String>,
     },
 }
 
@@ -511,8 +514,12 @@ pub fn audit(ctx: &Context, c: &AuditCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        AuditCommand::Show { limit } => {
-            for e in rt.block_on(log.recent(*limit))? {
+        AuditCommand::Show { limit, query } => {
+            let entries = match query {
+                Some(id) => rt.block_on(log.of_query(id))?,
+                None => rt.block_on(log.recent(*limit))?,
+            };
+            for e in entries {
                 println!(
                     "{:>6}  {}  {:<24} {:<12} {}",
                     e.seq, e.at, e.actor, e.action, e.detail

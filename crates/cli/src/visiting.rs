@@ -387,7 +387,8 @@ pub fn demo(ctx: &Context, env: &EnvArgs) -> anyhow::Result<()> {
                 })
                 .await;
             println!("{}", o.to_table());
-            if o.status == Status::Suppressed {
+            // Withheld rows are not reviewed (no checker may waive them); masked cells are.
+            if o.status == Status::Suppressed && !o.suppressed.is_empty() {
                 masked = Some(o.query_id);
             }
         }

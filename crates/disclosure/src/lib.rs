@@ -7,6 +7,7 @@ pub mod rules;
 pub mod sets;
 pub mod shadow;
 pub mod strata;
+pub mod total;
 
 pub use ledger::Ledger;
 pub use policy::{DisclosurePolicy, Rules};

@@ -37,6 +37,10 @@ pub enum Verdict {
         /// Where counts are rounded: each count column's total, recomputed from its released
         /// rounded cells (an exact total would give back what rounding hid).
         totals: Vec<(String, i64)>,
+        /// Whether rows of groups resting on too few persons are left out of this result: by
+        /// its shape (group keys over persons), never by whether it had any, which would tell
+        /// that a small group exists.
+        small_groups_withheld: bool,
     },
     /// Nothing leaves; the reason says why.
     Hold(String),
@@ -128,6 +132,46 @@ fn never_leaves(l: &ColumnLineage, catalog: &Catalog) -> Option<String> {
     None
 }
 
+/// Why a result of this shape never leaves, whatever its rows: decided before it runs, so
+/// that a held query answers held whether or not it would have failed on the way.
+pub fn held_for_shape(shadow: &Shadow, catalog: &Catalog) -> Option<String> {
+    if let Some(reason) = shadow.lineage.iter().find_map(|l| never_leaves(l, catalog)) {
+        return Some(reason);
+    }
+    if shadow.raw_persons {
+        return Some(
+            "the result has a row per record or person: row-level results stay in the workspace"
+                .into(),
+        );
+    }
+    // A workspace table, not in the catalog, may be about anyone.
+    let about_persons =
+        |t: &String| table_of(catalog, t).is_none_or(niji_catalog::Table::is_about_persons);
+    if shadow.person_sets.is_empty() && shadow.tables.iter().any(about_persons) {
+        return Some("the persons behind these cells cannot be counted (aggregate a person-level table, or join details to their records)".into());
+    }
+    // An aggregate the result does not show, resting on persons of its own (in HAVING, or
+    // ORDER BY), chose which rows appear or in what order: that choice can tell of a few
+    // persons through a row's keys, or through its absence, where no cell shows to be checked.
+    let shown = |aggregate: &String| {
+        shadow
+            .lineage
+            .iter()
+            .any(|l| l.role() != Role::GroupKey && l.aggregates.contains(aggregate))
+    };
+    let unshown_own_persons = shadow
+        .cell_sets
+        .iter()
+        .any(|(aggregate, columns)| !columns.is_empty() && !shown(aggregate))
+        || shadow.contributions.iter().any(|(aggregate, sections)| {
+            shadow.sums.contains(aggregate) && !sections.is_empty() && !shown(aggregate)
+        });
+    if unshown_own_persons {
+        return Some("its rows are chosen or ordered by an aggregate it does not show (HAVING, ORDER BY) that rests on persons of its own: show that aggregate, or choose rows with WHERE".into());
+    }
+    None
+}
+
 fn sets_at(
     batch: &RecordBatch,
     columns: &[usize],
@@ -177,24 +221,8 @@ pub fn check(
     strictness: Strictness,
 ) -> Result<Verdict, DisclosureError> {
     let judged = strictness == Strictness::Automatic;
-    for l in &shadow.lineage {
-        if let Some(reason) = never_leaves(l, catalog) {
-            return Ok(Verdict::Hold(reason));
-        }
-    }
-    if shadow.raw_persons {
-        return Ok(Verdict::Hold(
-            "the result has a row per record or person: row-level results stay in the workspace"
-                .into(),
-        ));
-    }
-    // A workspace table, not in the catalog, may be about anyone.
-    let about_persons =
-        |t: &String| table_of(catalog, t).is_none_or(niji_catalog::Table::is_about_persons);
-    if shadow.person_sets.is_empty() && shadow.tables.iter().any(about_persons) {
-        return Ok(Verdict::Hold(
-            "the persons behind these cells cannot be counted (aggregate a person-level table, or join details to their records)".into(),
-        ));
+    if let Some(reason) = held_for_shape(shadow, catalog) {
+        return Ok(Verdict::Hold(reason));
     }
     let databases: BTreeSet<&str> = shadow.tables.iter().map(|t| split_table(t).0).collect();
     let rules = policy.for_databases(databases.iter().copied());
@@ -277,17 +305,6 @@ pub fn check(
                 .collect(),
         })
         .collect();
-    // An aggregate the result does not show, resting on persons of its own (in HAVING, or
-    // ORDER BY), chose which rows appear or in what order: that choice can tell of a few
-    // persons through a row's keys, or through its absence, where no cell shows to be checked.
-    if resting
-        .iter()
-        .any(|r| r.showing.is_empty() && r.differenced)
-    {
-        return Ok(Verdict::Hold(
-            "its rows are chosen or ordered by an aggregate it does not show (HAVING, ORDER BY) that rests on persons of its own: show that aggregate, or choose rows with WHERE".into(),
-        ));
-    }
     let contribution_columns: BTreeSet<usize> = resting
         .iter()
         .filter_map(|r| match r.behind {
@@ -298,15 +315,18 @@ pub fn check(
     // Per row, the set behind each of `resting`, and the fewest persons its cells may rest on.
     let mut aggregate_sets: Vec<Vec<RoaringBitmap>> = Vec::with_capacity(rows);
     let mut row_min_persons: Vec<u64> = Vec::with_capacity(rows);
+    let mut withheld: Vec<bool> = Vec::with_capacity(rows);
     let zero = zero_cells(&batch, &aggregate_columns)?;
     for (row, cell_masks) in masked.iter_mut().enumerate() {
         let persons = sets_at(&batch, &shadow.person_sets, row)?;
         let n = smallest(&persons);
         let mut min_persons = rules.min_persons;
+        let mut no_counts = false;
         for &k in &municipality_keys {
             let code = &key_texts[row][key_at(k)];
             match populations.0.get(code) {
                 Some(&p) if p < rules.municipality_no_counts_below => {
+                    no_counts = true;
                     mask_row(
                         cell_masks,
                         &format!(
@@ -322,11 +342,26 @@ pub fn check(
                 // Fail closed: a code whose population niji does not know (none ingested, or
                 // a key computed from the code) could be the smallest municipality.
                 None if code != "NULL" => {
+                    no_counts = true;
                     mask_row(cell_masks, "municipality of unknown population");
                 }
                 None => {}
             }
         }
+        // A row whose group rests on too few persons is withheld whole: its keys alone would
+        // tell that somebody has them (a rare disease at a severity, in a municipality), and a
+        // row masked in place shows them. Records without ID5 are in no person set, so a group
+        // of them alone rests on nobody and goes too. Reference domains (prefectures) are no
+        // exception: rows of empty groups never appear, so a masked row's presence would tell.
+        let withhold =
+            !keys.is_empty() && !shadow.person_sets.is_empty() && (no_counts || n < min_persons);
+        if withhold {
+            mask_row(
+                cell_masks,
+                &format!("withheld: its group rests on fewer than {min_persons} persons"),
+            );
+        }
+        withheld.push(withhold);
         let contributions: BTreeMap<usize, Vec<Contributions>> = contribution_columns
             .iter()
             .map(|&c| Ok((c, contributions_at(&batch, c, row)?)))
@@ -405,7 +440,8 @@ pub fn check(
         }
         None => vec![true; rows],
     };
-    let kept = |row: usize, m: &BTreeMap<usize, String>| passes[row] || !m.is_empty();
+    let kept =
+        |row: usize, m: &BTreeMap<usize, String>| !withheld[row] && (passes[row] || !m.is_empty());
     // A row shows something unless it is left out, or every aggregate of it is masked (a row
     // of group keys only shows that its group exists).
     let shows = |row: usize, m: &BTreeMap<usize, String>| {
@@ -551,7 +587,8 @@ pub fn check(
         }));
     }
 
-    // Rows left out by a HAVING go; the others keep their order, numbered anew.
+    // Rows withheld, and rows left out by a HAVING, go; the others keep their order, numbered
+    // anew.
     let keep: Vec<bool> = (0..rows).map(|row| kept(row, &masked[row])).collect();
     let position: Vec<usize> = keep
         .iter()
@@ -567,7 +604,7 @@ pub fn check(
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(visible);
     for c in 0..visible {
         let mut mask = vec![false; rows];
-        for row in 0..rows {
+        for row in (0..rows).filter(|&row| keep.value(row)) {
             if let Some(reason) = masked[row].get(&c) {
                 mask[row] = true;
                 suppressed.push(SuppressedCell {
@@ -607,6 +644,7 @@ pub fn check(
         suppressed,
         released_sets,
         totals,
+        small_groups_withheld: !keys.is_empty() && !shadow.person_sets.is_empty(),
     })
 }
 

@@ -22,7 +22,6 @@ use datafusion::logical_expr::{
     ColumnarValue, Expr, LogicalPlan, LogicalPlanBuilder, LogicalTableSource, ScalarFunctionArgs,
     ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-use datafusion::optimizer::Analyzer;
 use datafusion::physical_expr::create_physical_expr;
 use niji_catalog::{NO_FACILITY, Strata};
 use roaring::{MultiOps, RoaringBitmap};
@@ -142,7 +141,8 @@ fn keys_of_strata(
         plan = plan.filter(p)?;
     }
     let plan = plan.project(keys)?.build()?;
-    let plan = Analyzer::new().execute_and_check(plan, &ConfigOptions::default(), |_, _| {})?;
+    let plan =
+        crate::total::analyzer().execute_and_check(plan, &ConfigOptions::default(), |_, _| {})?;
     let LogicalPlan::Projection(projection) = &plan else {
         return exec_err!("the strata's keys are not a projection");
     };

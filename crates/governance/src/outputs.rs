@@ -81,6 +81,9 @@ pub struct Output {
     pub outcome: OutputOutcome,
     /// JSON: why it was held, or its masked cells and their reasons.
     pub findings: serde_json::Value,
+    /// Rows of the held result: for output checkers, who see them; never in what a member of
+    /// the project is shown (a held result's size is not checked, and could disclose).
+    #[serde(skip_serializing)]
     pub rows: i64,
     pub review: Review,
     pub justification: Option<String>,

@@ -33,6 +33,7 @@ use niji_governance::{
 use niji_pseudo::{CivilDate, CustodianKey};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Semaphore};
+use tracing::Instrument;
 
 pub use engine::{Engine, LocalEngine, StopFlag};
 pub use guard::SqlPolicy;
@@ -70,6 +71,10 @@ pub enum SandboxError {
     Synthetic(String),
     #[error(transparent)]
     Disclosure(#[from] niji_disclosure::DisclosureError),
+    /// A real-data query failed while it ran. What failed could tell about the data, so the
+    /// cause is kept for custodians (the audit log, by query id) and never shown or logged.
+    #[error("the query failed while it ran on real data")]
+    RunFailed(#[source] Box<SandboxError>),
 }
 
 impl SandboxError {
@@ -83,10 +88,56 @@ impl SandboxError {
         }
     }
 
+    /// What kind of failure this is, for logs that may not carry its text.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SandboxError::Refused(_) => "refused",
+            SandboxError::Denied(_) => "denied",
+            SandboxError::Busy(_) => "busy",
+            SandboxError::Cancelled(_) => "cancelled",
+            SandboxError::Limit(_) => "limit",
+            SandboxError::Unavailable(_) => "unavailable",
+            SandboxError::Config(_) => "configuration",
+            SandboxError::Engine(_) => "engine",
+            SandboxError::Governance(_) => "governance",
+            SandboxError::Audit(_) => "audit",
+            SandboxError::Io(_) => "file",
+            SandboxError::Parquet(_) => "parquet",
+            SandboxError::Synthetic(_) => "synthetic store",
+            SandboxError::Disclosure(_) => "disclosure",
+            SandboxError::RunFailed(_) => "run failed",
+        }
+    }
+
+    /// Whether this error comes from running on data (a refusal, a denial or a busy server
+    /// is decided before any data is read).
+    fn arose_from_data(&self) -> bool {
+        !matches!(
+            self,
+            SandboxError::Refused(_) | SandboxError::Denied(_) | SandboxError::Busy(_)
+        )
+    }
+
+    /// The error and its sources, one after another: for custodians only.
+    pub fn full_text(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        text
+    }
+
     /// What the caller is told: the reason for refusals and limits, never file paths, keys
-    /// or engine internals (those go to the server's log under the query id).
+    /// or engine internals (those go to the server's log under the query id), and nothing of
+    /// why a real-data query failed.
     pub fn public_message(&self) -> String {
         match self {
+            SandboxError::RunFailed(_) => {
+                "the query could not be completed on real data; why is not shown, as it could tell about the data (develop the query on dummy data, or ask the custodian, quoting the query id)".into()
+            }
             SandboxError::Refused(m) => m.clone(),
             SandboxError::Denied(_)
             | SandboxError::Busy(_)
@@ -151,7 +202,20 @@ pub struct Limits {
     pub max_result_rows: usize,
     #[serde(default)]
     pub target_partitions: usize,
+    /// Real-data queries of one user that may fail within an hour before their real-data
+    /// queries are paused and a custodian alerted (0: never paused).
+    #[serde(default = "default_real_failures_per_hour")]
+    pub real_failures_per_hour: u32,
 }
+
+fn default_real_failures_per_hour() -> u32 {
+    10
+}
+
+/// Audit actions of real-data failures: one the researcher was told of, and one hidden behind
+/// a held outcome (its query was held for its shape, whether or not it ran to the end).
+const FAILED: &str = "query.failed";
+const FAILED_BEHIND_HELD: &str = "query.failed_held";
 
 /// Reads a settings file; any problem is a configuration error naming the file.
 pub(crate) fn load_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SandboxError> {
@@ -576,7 +640,10 @@ impl Visiting {
     pub async fn query(&self, req: &QueryRequest) -> QueryOutcome {
         let query_id = outcome::new_query_id();
         let span = tracing::info_span!("query", %query_id, project = %req.project, user = %req.user, mode = req.mode.as_str(), via = req.via);
-        let _entered = span.enter();
+        self.query_with_id(req, query_id).instrument(span).await
+    }
+
+    async fn query_with_id(&self, req: &QueryRequest, query_id: String) -> QueryOutcome {
         let started = Instant::now();
         let mut audit = QueryAudit {
             query_id: &query_id,
@@ -602,9 +669,14 @@ impl Visiting {
         };
         let mut result = self.run(req, &query_id, &mut audit).await;
         match &result {
+            // Only the kind: the text could carry a stored value.
+            Err(SandboxError::RunFailed(cause)) => tracing::warn!(
+                cause = cause.kind(),
+                "query failed on real data (the cause is in the audit log)"
+            ),
             Err(e) if e.status() == Status::Refused => tracing::info!(reason = %e, "query refused"),
             Err(e) => tracing::warn!(error = %e, "query failed"),
-            Ok(o) => tracing::info!(rows = o.row_count, status = ?o.status, "query done"),
+            Ok(o) => tracing::info!(rows = ?o.row_count, status = ?o.status, "query done"),
         }
         let (status, message) = match &result {
             Ok(o) => (o.status, o.message.clone()),
@@ -616,6 +688,11 @@ impl Visiting {
         if let Err(e) = self.audit.append(&req.user, "query", &audit).await {
             tracing::error!(error = %e, "audit append failed; withholding the result");
             result = Err(SandboxError::Audit(e));
+        }
+        if let Err(SandboxError::RunFailed(cause)) = &result
+            && let Err(e) = self.record_failure(req, &query_id, cause, true).await
+        {
+            tracing::error!(error = %e, "recording a failure failed");
         }
         match result {
             Ok(mut o) => {
@@ -662,6 +739,9 @@ impl Visiting {
         audit: &mut QueryAudit<'_>,
     ) -> Result<QueryOutcome, SandboxError> {
         let spec = self.authorize(&req.user, &req.project, req.mode).await?;
+        if req.mode == Mode::Real {
+            self.refuse_if_paused(&req.user).await?;
+        }
         let _permits = self.acquire(&req.project).await?;
         let env = self.env(&spec, req.mode).await?;
         let planning = Instant::now();
@@ -670,15 +750,37 @@ impl Visiting {
         audit.plan_digest = checked.plan_digest.clone();
         audit.tables = checked.tables.clone();
         let executing = Instant::now();
-        let outcome = match checked.intent {
+        let outcome = self
+            .carry_out(&env, req, query_id, checked.intent, audit)
+            .await;
+        audit.exec_ms = ms(executing.elapsed());
+        match outcome {
+            // Whatever failed on real data reads the same: the cause could tell about it.
+            Err(e) if req.mode == Mode::Real && e.arose_from_data() => {
+                Err(SandboxError::RunFailed(Box::new(e)))
+            }
+            other => other,
+        }
+    }
+
+    /// Carries out a checked statement.
+    async fn carry_out(
+        &self,
+        env: &ProjectEnv,
+        req: &QueryRequest,
+        query_id: &str,
+        intent: guard::Intent,
+        audit: &mut QueryAudit<'_>,
+    ) -> Result<QueryOutcome, SandboxError> {
+        Ok(match intent {
             guard::Intent::Query(plan) => match req.mode {
                 Mode::Dummy => {
-                    let (schema, batches, rows) = self.execute(&env, plan).await?;
+                    let (schema, batches, rows) = self.execute(env, plan).await?;
                     audit.rows = rows;
                     audit.result_digest = outcome::digest(&schema, &batches)?;
                     QueryOutcome::rows(schema, batches, rows)
                 }
-                Mode::Real => self.disclose(&env, req, query_id, plan, audit).await?,
+                Mode::Real => self.disclose(env, req, query_id, plan, audit).await?,
             },
             guard::Intent::CreateWork {
                 name,
@@ -692,13 +794,21 @@ impl Visiting {
                         "work.{name} exists; use CREATE OR REPLACE TABLE"
                     )));
                 }
-                let (schema, batches, rows) = self.execute(&env, plan).await?;
+                let (schema, batches, rows) = self.execute(env, plan).await?;
                 audit.rows = rows;
                 audit.result_digest = outcome::digest(&schema, &batches)?;
                 env.save_work(&name, &schema, &batches).await?;
-                QueryOutcome::message(format!(
-                    "created work.{name} ({rows} rows); it stays in the project workspace"
-                ))
+                QueryOutcome::message(match req.mode {
+                    Mode::Dummy => format!(
+                        "created work.{name} ({rows} rows); it stays in the project workspace"
+                    ),
+                    // How many real rows it has is not told: it is not checked.
+                    Mode::Real => {
+                        format!(
+                            "created work.{name} from real data; it stays in the project workspace"
+                        )
+                    }
+                })
             }
             guard::Intent::DropWork { name, if_exists } => {
                 self.require_workspace(req).await?;
@@ -708,9 +818,61 @@ impl Visiting {
                 }
                 QueryOutcome::message(format!("dropped work.{name}"))
             }
-        };
-        audit.exec_ms = ms(executing.elapsed());
-        Ok(outcome)
+        })
+    }
+
+    /// Real-data failures of `user` the researcher was told of within the last hour.
+    async fn recent_failures(&self, user: &str) -> Result<i64, SandboxError> {
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        Ok(self
+            .audit
+            .count_since(user, FAILED, &niji_audit::rfc3339(hour_ago))
+            .await?)
+    }
+
+    /// Each failure a researcher sees tells a bit about the data, whatever it says: past
+    /// `real_failures_per_hour` of them, their real-data queries wait for the hour to pass
+    /// (a custodian was alerted when the limit was reached).
+    async fn refuse_if_paused(&self, user: &str) -> Result<(), SandboxError> {
+        let limit = i64::from(self.limits.real_failures_per_hour);
+        if limit > 0 && self.recent_failures(user).await? >= limit {
+            return Err(SandboxError::Refused(
+                "your real-data queries are paused: too many of them failed within the last hour, and a custodian has been alerted; dummy data stays open".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Keeps why a real-data query failed where only custodians read it (the audit log, under
+    /// the query id). A failure the researcher was `told` of counts towards pausing their
+    /// real-data queries; the one that reaches the limit raises an alert.
+    async fn record_failure(
+        &self,
+        req: &QueryRequest,
+        query_id: &str,
+        cause: &SandboxError,
+        told: bool,
+    ) -> Result<(), SandboxError> {
+        let action = if told { FAILED } else { FAILED_BEHIND_HELD };
+        let detail = serde_json::json!({
+            "query_id": query_id,
+            "project": req.project,
+            "kind": cause.kind(),
+            "cause": cause.full_text(),
+        });
+        self.audit.append(&req.user, action, &detail).await?;
+        let limit = self.limits.real_failures_per_hour;
+        if told && limit > 0 && self.recent_failures(&req.user).await? == i64::from(limit) {
+            tracing::warn!("real-data queries paused after repeated failures; custodian alerted");
+            let alert = serde_json::json!({
+                "rule": "real_failures_per_hour",
+                "user": req.user,
+                "limit": limit,
+                "query_id": query_id,
+            });
+            self.audit.append("niji", "alert", &alert).await?;
+        }
+        Ok(())
     }
 
     /// Runs a real-data query with disclosure control: the plan's shadow computes, in the same
@@ -724,7 +886,7 @@ impl Visiting {
         plan: datafusion::logical_expr::LogicalPlan,
         audit: &mut QueryAudit<'_>,
     ) -> Result<QueryOutcome, SandboxError> {
-        let visible = Arc::new(plan.schema().as_arrow().clone());
+        let visible = outcome::nullable(plan.schema().as_arrow());
         let shadow = if !self
             .release_checks
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -735,14 +897,18 @@ impl Visiting {
         } else {
             self.shadow_of(env, &req.sql, &visible, true).await
         };
+        // A shape that may not leave is held before it runs, whatever its rows.
+        let shadow = shadow.and_then(|shadow| {
+            match niji_disclosure::rules::held_for_shape(&shadow, &self.catalog) {
+                Some(why) => Err(niji_disclosure::Unsupported(why)),
+                None => Ok(shadow),
+            }
+        });
         let mut shadow = match shadow {
             Ok(shadow) => shadow,
             Err(niji_disclosure::Unsupported(why)) => {
-                let (schema, batches, rows) = self.execute(env, plan).await?;
-                audit.rows = rows;
-                audit.result_digest = outcome::digest(&schema, &batches)?;
                 return self
-                    .hold(req, query_id, &schema, &batches, rows, &why)
+                    .hold_as_shaped(env, req, query_id, plan, &why, audit)
                     .await;
             }
         };
@@ -780,7 +946,7 @@ impl Visiting {
         audit.result_digest = outcome::digest(&visible, &result)?;
         let outcome = match verdict {
             Verdict::Hold(why) => {
-                self.hold(req, query_id, &visible, &result, rows, &why)
+                self.hold(req, query_id, &visible, Some(&result), &why)
                     .await?
             }
             // The exact shadow settles every rule.
@@ -794,6 +960,7 @@ impl Visiting {
                 batch,
                 suppressed,
                 totals,
+                small_groups_withheld,
                 ..
             } => {
                 if !suppressed.is_empty() {
@@ -804,17 +971,43 @@ impl Visiting {
                         query_id,
                         OutputOutcome::Suppressed,
                         &shadow_schema,
-                        &batches,
+                        Some(&batches),
                         findings,
                     )
                     .await?;
                 }
                 audit.suppressed = suppressed.len();
-                QueryOutcome::released(batch, suppressed).with_totals(totals)
+                QueryOutcome::released(batch, suppressed, small_groups_withheld).with_totals(totals)
             }
         };
         audit.check_ms = ms(checking.elapsed());
         Ok(outcome)
+    }
+
+    /// Holds a query held for its shape, whether or not it runs to the end: its outcome must not
+    /// tell whether it failed on the way (the failure is kept for custodians, and does not
+    /// count towards the researcher's pause, since they were not told of it).
+    async fn hold_as_shaped(
+        &self,
+        env: &ProjectEnv,
+        req: &QueryRequest,
+        query_id: &str,
+        plan: datafusion::logical_expr::LogicalPlan,
+        why: &str,
+        audit: &mut QueryAudit<'_>,
+    ) -> Result<QueryOutcome, SandboxError> {
+        let visible = outcome::nullable(plan.schema().as_arrow());
+        match self.execute(env, plan).await {
+            Ok((schema, batches, rows)) => {
+                audit.rows = rows;
+                audit.result_digest = outcome::digest(&schema, &batches)?;
+                self.hold(req, query_id, &schema, Some(&batches), why).await
+            }
+            Err(e) => {
+                self.record_failure(req, query_id, &e, false).await?;
+                self.hold(req, query_id, &visible, None, why).await
+            }
+        }
     }
 
     /// The shadow of `sql` (whose checked plan has the `visible` schema) in `env`, or why it

@@ -57,10 +57,16 @@ pub struct QueryOutcome {
     pub schema: Option<SchemaRef>,
     /// Only for `Ok`: the rows themselves.
     pub batches: Vec<RecordBatch>,
-    pub row_count: usize,
+    /// Rows shown: none for an outcome that shows none (held, refused, failed), which never
+    /// tells how many rows it would have had.
+    pub row_count: Option<usize>,
     pub message: String,
     /// Cells masked by disclosure control (null in the rows), with the reason.
     pub suppressed: Vec<SuppressedCell>,
+    /// Whether this result leaves out rows of groups resting on too few persons. Set by its
+    /// shape (group keys over persons), not by whether it had any: that, like how many, would
+    /// itself disclose that a small group exists.
+    pub small_groups_withheld: bool,
     /// Where counts are rounded: each count column's total over its released rounded cells.
     pub totals: Vec<(String, i64)>,
 }
@@ -103,9 +109,10 @@ impl QueryOutcome {
             status: Status::Ok,
             schema: Some(schema),
             batches,
-            row_count: rows,
+            row_count: Some(rows),
             message: format!("{rows} rows (dummy data)"),
             suppressed: Vec::new(),
+            small_groups_withheld: false,
             totals: Vec::new(),
         }
     }
@@ -120,44 +127,57 @@ impl QueryOutcome {
         }
     }
 
-    /// A real-data result kept inside: `why` says what stopped it.
-    pub fn held(schema: SchemaRef, rows: usize, why: &str) -> Self {
+    /// A real-data result kept inside: `why` says what stopped it (never how many rows).
+    pub fn held(schema: SchemaRef, why: &str) -> Self {
         Self {
             query_id: String::new(),
             status: Status::Held,
             schema: Some(schema),
             batches: Vec::new(),
-            row_count: rows,
+            row_count: None,
             message: format!(
                 "held in the project workspace: {why}; output checkers cannot waive this, so change the query so that it can be checked"
             ),
             suppressed: Vec::new(),
+            small_groups_withheld: false,
             totals: Vec::new(),
         }
     }
 
-    /// A real-data result that passed disclosure control, some cells perhaps masked.
-    pub fn released(batch: RecordBatch, suppressed: Vec<SuppressedCell>) -> Self {
+    /// A real-data result that passed disclosure control, some cells perhaps masked and some
+    /// rows perhaps withheld.
+    pub fn released(
+        batch: RecordBatch,
+        suppressed: Vec<SuppressedCell>,
+        small_groups_withheld: bool,
+    ) -> Self {
         let rows = batch.num_rows();
-        let (status, message) = if suppressed.is_empty() {
-            (Status::Released, format!("{rows} rows released"))
+        let mut message = format!("{rows} rows released");
+        if !suppressed.is_empty() {
+            message.push_str(&format!(
+                "; {} cells suppressed (null), reasons in `suppressed`",
+                suppressed.len()
+            ));
+        }
+        if small_groups_withheld {
+            message.push_str(
+                "; rows of groups resting on too few persons are never shown (whether there were any is not told)",
+            );
+        }
+        let status = if suppressed.is_empty() {
+            Status::Released
         } else {
-            (
-                Status::Suppressed,
-                format!(
-                    "{rows} rows released; {} cells suppressed (null), reasons in `suppressed`",
-                    suppressed.len()
-                ),
-            )
+            Status::Suppressed
         };
         Self {
             query_id: String::new(),
             status,
             schema: Some(batch.schema()),
             batches: vec![batch],
-            row_count: rows,
+            row_count: Some(rows),
             message,
             suppressed,
+            small_groups_withheld,
             totals: Vec::new(),
         }
     }
@@ -174,9 +194,10 @@ impl QueryOutcome {
             status: Status::Ok,
             schema: None,
             batches: Vec::new(),
-            row_count: 0,
+            row_count: None,
             message,
             suppressed: Vec::new(),
+            small_groups_withheld: false,
             totals: Vec::new(),
         }
     }
@@ -187,16 +208,18 @@ impl QueryOutcome {
             status,
             schema: None,
             batches: Vec::new(),
-            row_count: 0,
+            row_count: None,
             message,
             suppressed: Vec::new(),
+            small_groups_withheld: false,
             totals: Vec::new(),
         }
     }
 
     /// One JSON object: `status`, `query_id`, `columns`, `rows` (arrays in column order),
-    /// `row_count`, `message`, `suppressed` (row, column, reason of each masked cell), `totals`
-    /// (column → total of its rounded cells, where counts are rounded).
+    /// `row_count` (only where rows are shown), `message`, `suppressed` (row, column, reason of
+    /// each masked cell), `small_groups_withheld`, `totals` (column → total of its rounded cells, where
+    /// counts are rounded).
     pub fn to_json(&self) -> serde_json::Value {
         let mut json = self.summary_json();
         json["rows"] = serde_json::Value::Array(self.json_rows());
@@ -205,19 +228,23 @@ impl QueryOutcome {
 
     /// [`Self::to_json`] without `rows`: what a Flight SQL client gets beside the stream.
     pub fn summary_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "status": self.status,
             "query_id": self.query_id,
             "columns": self.columns(),
-            "row_count": self.row_count,
             "message": self.message,
             "suppressed": self.suppressed,
+            "small_groups_withheld": self.small_groups_withheld,
             "totals": self
                 .totals
                 .iter()
                 .map(|(column, total)| (column.clone(), serde_json::Value::from(*total)))
                 .collect::<serde_json::Map<String, serde_json::Value>>(),
-        })
+        });
+        if let Some(rows) = self.row_count {
+            json["row_count"] = rows.into();
+        }
+        json
     }
 
     /// The rows as arrays in column order.
@@ -325,6 +352,17 @@ pub fn read_parquet(path: &Path) -> Result<(SchemaRef, Vec<RecordBatch>), Sandbo
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| SandboxError::Engine(e.into()))?;
     Ok((schema, batches))
+}
+
+/// `schema` with every column nullable: the checked plan's schema as the executed plan has it,
+/// where expressions made total give NULL (`niji_disclosure::total`).
+pub fn nullable(schema: &Schema) -> SchemaRef {
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// The researcher's columns of a shadow result (its first columns), under their own schema.

@@ -87,19 +87,23 @@ impl Visiting {
 
     /// Keeps a real-data result that did not leave whole: its rows (with the shadow columns
     /// when masked, for a later check) in the project's directory, its SQL, author and
-    /// findings in the platform database.
+    /// findings in the platform database. A held query that failed while it ran has no rows
+    /// (`None`): its record is kept all the same, so that its author sees what they would
+    /// have seen had it not failed.
     pub(crate) async fn keep_output(
         &self,
         req: &QueryRequest,
         query_id: &str,
         kind: OutputOutcome,
         schema: &SchemaRef,
-        batches: &[RecordBatch],
+        batches: Option<&[RecordBatch]>,
         findings: serde_json::Value,
     ) -> Result<(), SandboxError> {
-        let rows = batches.iter().map(RecordBatch::num_rows).sum();
-        let dir = self.output_dir(&req.project, "held");
-        outcome::write_parquet(&dir, query_id, schema, batches)?;
+        let rows = batches.map_or(0, |b| b.iter().map(RecordBatch::num_rows).sum());
+        if let Some(batches) = batches {
+            let dir = self.output_dir(&req.project, "held");
+            outcome::write_parquet(&dir, query_id, schema, batches)?;
+        }
         self.db
             .add_output(&NewOutput {
                 id: query_id,
@@ -114,14 +118,13 @@ impl Visiting {
         Ok(())
     }
 
-    /// Holds a whole result (中間生成物) and says why.
+    /// Holds a whole result (中間生成物) and says why, never how many rows it has.
     pub(crate) async fn hold(
         &self,
         req: &QueryRequest,
         query_id: &str,
         schema: &SchemaRef,
-        batches: &[RecordBatch],
-        rows: usize,
+        batches: Option<&[RecordBatch]>,
         why: &str,
     ) -> Result<QueryOutcome, SandboxError> {
         let findings = serde_json::json!({ "held": why });
@@ -134,7 +137,7 @@ impl Visiting {
             findings,
         )
         .await?;
-        Ok(QueryOutcome::held(schema.clone(), rows, why))
+        Ok(QueryOutcome::held(schema.clone(), why))
     }
 
     /// Why `user` may not check `output` of `project` (None: they may). Checkers are
@@ -228,8 +231,10 @@ impl Visiting {
         // A closed project's files are gone: its outputs keep only their record.
         let live = project.is_live(&today());
         let (mut result, mut preview) = (None, None);
-        if live && checker {
-            let (schema, batches) = outcome::read_parquet(&self.held_file(&output))?;
+        // A held query that failed while it ran kept no rows (its cause is in the audit log).
+        let held_file = self.held_file(&output);
+        if live && checker && held_file.exists() {
+            let (schema, batches) = outcome::read_parquet(&held_file)?;
             let visible = visible_schema(&schema);
             let rows = batches.iter().map(RecordBatch::num_rows).sum();
             // Held rows seen by a person are a disclosure of their own: logged like a query.
@@ -283,7 +288,7 @@ impl Visiting {
             .transpose()
             .map_err(|e| SandboxError::Unavailable(format!("stored release unreadable: {e}")))?
             .unwrap_or_default();
-        let mut o = QueryOutcome::released(batch, still_masked);
+        let mut o = QueryOutcome::released(batch, still_masked, false);
         o.query_id = output.id.clone();
         Ok(o)
     }

@@ -765,6 +765,8 @@ impl ProjectEnv {
         let ctx = SessionContext::new_with_config(session_config(limits));
         let shadow_ctx = SessionContext::new_with_config(session_config(limits));
         for (context, shadow) in [(&ctx, false), (&shadow_ctx, true)] {
+            // No expression of a researcher's may fail on a value: an error would be an oracle.
+            niji_disclosure::total::install(context);
             let root = context
                 .catalog(CATALOG)
                 .ok_or_else(|| SandboxError::Unavailable("project catalog".into()))?;

@@ -217,7 +217,7 @@ impl FlightSqlService for NijiFlightSql {
             statement_handle: handle.into_bytes().into(),
         };
         let info = flight_info(&schema, &ticket.as_any(), request.into_inner())?
-            .with_total_records(outcome.row_count as i64)
+            .with_total_records(outcome.row_count.map_or(-1, |n| n as i64))
             .with_app_metadata(metadata);
         Ok(Response::new(info))
     }

@@ -353,3 +353,65 @@ fn niji_flags_every_cell_acro_flags() {
         }
     }
 }
+
+/// From the CLI, as a researcher: a held result's JSON has no size, a failing real-data query
+/// says nothing of why, and the custodian finds the cause by the query id.
+#[test]
+fn real_query_outcomes_tell_no_size_and_no_cause_on_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    succeed(dir.path(), &["demo", "--persons", "2000"]);
+    let tokens = std::fs::read_to_string(dir.path().join("niji-keys/demo-tokens.txt")).unwrap();
+    let token = tokens
+        .lines()
+        .find_map(|l| l.strip_prefix("alice="))
+        .expect("alice's token")
+        .to_string();
+    // Limits under which a grouped real-data query fails: more rows than it may have.
+    let limits = dir.path().join("limits.toml");
+    std::fs::write(
+        &limits,
+        "memory_per_query_mb = 512\ntimeout_seconds = 60\nconcurrent_per_project = 2\nconcurrent_overall = 4\nqueue_wait_ms = 5000\nmax_result_rows = 5\n",
+    )
+    .unwrap();
+    let query = |sql: &str| -> (Output, serde_json::Value) {
+        let out = niji(
+            dir.path(),
+            &[
+                "--limits",
+                limits.to_str().unwrap(),
+                "query",
+                "--project",
+                "copay-2022",
+                "--user",
+                "alice",
+                "--token",
+                &token,
+                "--real",
+                "--format",
+                "json",
+                "--sql",
+                sql,
+            ],
+        );
+        let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
+        (out, json)
+    };
+    let (_, held) = query("SELECT pid, days FROM ndb.receipts WHERE prefecture = '13'");
+    assert_eq!(held["status"], "held", "{held}");
+    assert!(held.get("row_count").is_none(), "{held}");
+    let (out, failed) = query("SELECT claim_ym, count(*) AS n FROM ndb.receipts GROUP BY 1");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(failed["status"], "error", "{failed}");
+    let message = failed["message"].as_str().unwrap();
+    assert!(
+        message.contains("could not be completed on real data") && !message.contains("rows"),
+        "{message}"
+    );
+    let id = failed["query_id"].as_str().unwrap();
+    let audit = succeed(dir.path(), &["audit", "show", "--query", id]);
+    let audit = text(&audit);
+    assert!(
+        audit.contains("query.failed") && audit.contains("more than 5 rows"),
+        "{audit}"
+    );
+}

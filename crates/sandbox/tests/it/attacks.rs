@@ -10,7 +10,7 @@ const HEALTHY: &str = "SELECT count(*) AS n FROM ndb.receipts";
 async fn assert_healthy(f: &Fixture) {
     let o = f.query(Mode::Dummy, HEALTHY).await;
     assert_eq!(o.status, Status::Ok, "{}", o.message);
-    assert!(o.row_count == 1);
+    assert!(o.row_count == Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,4 +6,5 @@ mod disclosure;
 mod fixture;
 mod outputs;
 mod projects;
+mod side_channels;
 mod slt;

@@ -115,7 +115,7 @@ async fn real_rows_are_held_and_the_workspace_stays_inside() {
     assert_eq!(o.status, Status::Held, "{}", o.message);
     assert!(o.message.contains("row-level"), "{}", o.message);
     assert!(o.batches.is_empty(), "no real rows leave");
-    assert!(o.row_count > 10);
+    assert!(o.row_count.is_none(), "a held result's size is not told");
     let held = f
         .data_dir()
         .join("projects")
@@ -232,7 +232,10 @@ async fn every_query_is_audited_without_secrets() {
     assert_eq!(detail["tables"][0], "ndb.receipts");
     assert_eq!(detail["plan_digest"].as_str().map(str::len), Some(64));
     assert_eq!(detail["result_digest"].as_str().map(str::len), Some(64));
-    assert_eq!(detail["rows"], ok.row_count);
+    assert_eq!(
+        Some(detail["rows"].as_u64().expect("rows") as usize),
+        ok.row_count
+    );
     assert!(
         detail["sql"]
             .as_str()

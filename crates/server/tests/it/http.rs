@@ -92,6 +92,21 @@ async fn http_api_signs_in_queries_refuses_and_holds() {
         assert_eq!(status, 200);
         assert_eq!(body["status"], "held");
         assert_eq!(body["rows"], json!([]));
+        assert!(body.get("row_count").is_none(), "{body}");
+        // Rows of groups on too few persons are withheld, and the outcome says so.
+        let (status, body) = query(
+            "real",
+            "SELECT prefecture, count(*) AS n FROM ndb.receipts GROUP BY prefecture",
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["small_groups_withheld"], true, "{body}");
+        // A value that fails a cast gives NULL on real data: no error, no value in the text.
+        let (status, body) = query(
+            "real",
+            "SELECT count(*) AS n FROM ndb.receipts WHERE CAST(claim_ym AS SMALLINT) > 0",
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_ne!(body["status"], "error", "{body}");
         let (status, body) = query("dummy", "COPY (SELECT 1) TO '/tmp/x.csv'");
         assert_eq!(status, 422);
         assert_eq!(body["status"], "refused");
@@ -149,6 +164,10 @@ async fn http_output_checking_shows_rows_to_checkers_only_and_refuses_the_author
         );
         assert_eq!(status, 200, "{held}");
         assert_eq!(held["status"], "held");
+        assert!(
+            held.get("row_count").is_none(),
+            "a held result's size is not told: {held}"
+        );
         let id = held["query_id"].as_str().expect("id").to_string();
         let path = format!("/api/v1/outputs/{id}");
 
@@ -170,13 +189,13 @@ async fn http_output_checking_shows_rows_to_checkers_only_and_refuses_the_author
         assert_eq!(status, 404);
         let (status, list) = s.request("GET", "/api/v1/outputs", Some(&bob), None);
         assert_eq!(status, 200);
-        assert!(
-            list["outputs"]
-                .as_array()
-                .expect("list")
-                .iter()
-                .any(|o| o["id"] == id.as_str())
-        );
+        let listed = list["outputs"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|o| o["id"] == id.as_str())
+            .expect("listed");
+        assert!(listed.get("rows").is_none(), "{listed}");
 
         // Row-level results cannot be asked out; nobody but a checker votes.
         let (status, body) = s.request(
