@@ -274,10 +274,15 @@ impl QueryOutcome {
             .collect()
     }
 
-    /// The rows as a text table (or the message when there are none).
+    /// The rows as a text table (or the message, and the query id to quote, when there are
+    /// none).
     pub fn to_table(&self) -> String {
         if self.batches.is_empty() {
-            return format!("{}: {}", self.status.as_str(), self.message);
+            let mut text = format!("{}: {}", self.status.as_str(), self.message);
+            if !self.query_id.is_empty() {
+                text.push_str(&format!(" (query {})", self.query_id));
+            }
+            return text;
         }
         let mut out = match arrow::util::pretty::pretty_format_batches(&self.batches) {
             Ok(t) => format!("{t}\n{}", self.message),
