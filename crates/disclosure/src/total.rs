@@ -9,6 +9,7 @@
 //! - `a / b` and `a % b` divide by `NULLIF(b, 0)`;
 //! - `-a` of an integer becomes `0 - a` (wrapping, as `+`, `-` and `*` already are);
 //! - `~`, `~*`, `!~`, `!~*` become the total `regexp_like`;
+//! - `lpad` and `rpad` beyond [`MAX_PADDED_LENGTH`] give NULL;
 //! - every scalar function call but niji's own is wrapped in [`TotalUdf`]: a batch that fails
 //!   is evaluated again row by row, and a row that fails gives NULL.
 //!
@@ -94,9 +95,10 @@ fn total_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         Expr::ScalarFunction(f)
             if !is_total(&f.func) && !f.func.name().starts_with(OWN_FUNCTIONS) =>
         {
+            let args = capped_padding(f.func.name(), f.args, schema);
             Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
                 Arc::new(total_udf(&f.func)),
-                f.args,
+                args,
             )))
         }
         Expr::BinaryExpr(BinaryExpr { left, op, right })
@@ -141,6 +143,37 @@ fn total_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         },
         other => Transformed::no(other),
     })
+}
+
+/// The longest `lpad` / `rpad` result: a longer one gives NULL. Padding to a length read from
+/// the data would otherwise allocate gigabytes for some rows only, and whether the server
+/// survives that would tell about them.
+pub const MAX_PADDED_LENGTH: i64 = 10_000;
+
+/// `lpad(s, n, …)` and `rpad(s, n, …)` with `n` beyond [`MAX_PADDED_LENGTH`] made NULL.
+fn capped_padding(name: &str, mut args: Vec<Expr>, schema: &DFSchema) -> Vec<Expr> {
+    if !matches!(name, "lpad" | "rpad") || args.len() < 2 {
+        return args;
+    }
+    let length = args[1].clone();
+    let Ok(ty) = length.get_type(schema) else {
+        return args;
+    };
+    let (Ok(cap), Ok(null)) = (
+        ScalarValue::Int64(Some(MAX_PADDED_LENGTH)).cast_to(&ty),
+        ScalarValue::try_from(&ty),
+    ) else {
+        return args;
+    };
+    if let Ok(capped) = datafusion::logical_expr::when(
+        length.clone().gt(Expr::Literal(cap, None)),
+        Expr::Literal(null, None),
+    )
+    .otherwise(length)
+    {
+        args[1] = capped;
+    }
+    args
 }
 
 /// For a regular-expression operator: whether it ignores case, and whether it is negated.
@@ -433,6 +466,12 @@ mod tests {
                 "NULL",
                 " 12",
                 true,
+            ),
+            (
+                "rpad(s, CASE WHEN i = 0 THEN 20000 ELSE 3 END, '*')",
+                "NULL",
+                "12*",
+                false,
             ),
         ] {
             let failed = values(&plain, expr).await;
