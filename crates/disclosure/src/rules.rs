@@ -316,7 +316,6 @@ pub fn check(
     let mut aggregate_sets: Vec<Vec<RoaringBitmap>> = Vec::with_capacity(rows);
     let mut row_min_persons: Vec<u64> = Vec::with_capacity(rows);
     let mut withheld: Vec<bool> = Vec::with_capacity(rows);
-    let zero = zero_cells(&batch, &aggregate_columns)?;
     for (row, cell_masks) in masked.iter_mut().enumerate() {
         let persons = sets_at(&batch, &shadow.person_sets, row)?;
         let n = smallest(&persons);
@@ -388,9 +387,9 @@ pub fn check(
             })
             .collect::<Result<_, DisclosureError>>()?;
         let fewest = behind.iter().map(RoaringBitmap::len).fold(n, u64::min);
-        // A cell of 0 may be shown; any other cell resting on no identified person (records
-        // without ID5) or on too few is not.
-        if fewest < min_persons && !zero[row] {
+        // A cell resting on too few identified persons is masked, a cell of 0 too: were 0
+        // shown where 1 to 9 are masked, a masked cell would tell that somebody is there.
+        if fewest < min_persons {
             mask_row(cell_masks, &format!("fewer than {min_persons} persons"));
         }
         row_min_persons.push(min_persons);
@@ -534,7 +533,13 @@ pub fn check(
     // are those released.
     let mut totals: Vec<Option<Kept>> = Vec::new();
     loop {
-        complementary(&mut masked, &aggregate_columns, &group_sets, &key_texts);
+        complementary(
+            &mut masked,
+            &aggregate_columns,
+            &group_sets,
+            &key_texts,
+            &withheld,
+        );
         if aggregate_columns.is_empty() {
             break;
         }
@@ -648,22 +653,6 @@ pub fn check(
     })
 }
 
-/// Per row, whether every aggregate of it is 0 (or null). A value that is not a number (a
-/// text, a flag) is never 0.
-fn zero_cells(batch: &RecordBatch, columns: &[usize]) -> Result<Vec<bool>, DisclosureError> {
-    let mut zero = vec![true; batch.num_rows()];
-    for &c in columns {
-        let a = batch.column(c);
-        let numeric = a.data_type().is_numeric();
-        let values = arrow::compute::cast(a, &DataType::Float64)?;
-        let values = values.as_primitive::<arrow::datatypes::Float64Type>();
-        for (row, z) in zero.iter_mut().enumerate() {
-            *z &= a.is_null(row) || (numeric && values.is_valid(row) && values.value(row) == 0.0);
-        }
-    }
-    Ok(zero)
-}
-
 /// The sections of a contributions cell (none when it is null).
 fn contributions_at(
     batch: &RecordBatch,
@@ -746,12 +735,15 @@ fn magnitude_problem(
 /// Where a line of the table (cells that differ in one group key only) has exactly one masked
 /// cell of a column, the line's total (published or derived from other releases) would give
 /// it back: mask that column of the smallest other cell of the line too, until no line has a
-/// lone masked cell in any column. `key_texts`: per row, its group keys as text.
+/// lone masked cell in any column. `key_texts`: per row, its group keys as text. Rows
+/// `withheld` are in no line: a partner masked for one would tell that its group exists (a
+/// total released before in the project that would give one back is caught by differencing).
 fn complementary(
     masked: &mut [BTreeMap<usize, String>],
     aggregate_columns: &[usize],
     group_sets: &[Vec<RoaringBitmap>],
     key_texts: &[Vec<String>],
+    withheld: &[bool],
 ) {
     const REASON: &str = "complementary: protects a suppressed cell of the same line";
     let keys = key_texts.first().map_or(0, Vec::len);
@@ -759,7 +751,11 @@ fn complementary(
     let lines: Vec<Vec<usize>> = (0..keys)
         .flat_map(|varying| {
             let mut by_rest: BTreeMap<Vec<&str>, Vec<usize>> = BTreeMap::new();
-            for (row, texts) in key_texts.iter().enumerate() {
+            for (row, texts) in key_texts
+                .iter()
+                .enumerate()
+                .filter(|(row, _)| !withheld[*row])
+            {
                 let rest = texts
                     .iter()
                     .enumerate()
@@ -849,7 +845,7 @@ mod tests {
             .iter()
             .map(|(sex, band)| vec![sex.to_string(), band.to_string()])
             .collect();
-        complementary(&mut masked, &[2], &group_sets, &key_texts);
+        complementary(&mut masked, &[2], &group_sets, &key_texts, &[false; 6]);
         let masked_rows: Vec<usize> = (0..6).filter(|&r| !masked[r].is_empty()).collect();
         // Along sex within band a: (2,a) goes; along band within sex 1 the smallest partner,
         // (1,c); within sex 2, (2,a) is now alone, so its smallest other, (2,c), goes too.

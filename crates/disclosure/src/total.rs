@@ -49,16 +49,14 @@ impl AnalyzerRule for TotalExpressions {
             let schema = merge_schema(&node.inputs());
             // An expression keeps its name (`a / b` stays the column "a / b"), as in coercion.
             let names = NamePreserver::new(&node);
-            let rewritten = node.map_expressions(|e| {
+            // Every node's schema is computed anew, as coercion does: a node above a rewritten
+            // one (an alias, a join, a union) takes its now nullable columns.
+            node.map_expressions(|e| {
                 let name = names.save(&e);
                 e.transform_up(|e| total_expr(e, &schema))
                     .map(|t| t.update_data(|e| name.restore(e)))
-            })?;
-            if rewritten.transformed {
-                rewritten.map_data(LogicalPlan::recompute_schema)
-            } else {
-                Ok(rewritten)
-            }
+            })?
+            .map_data(LogicalPlan::recompute_schema)
         })
         .map(|t| t.data)
     }
@@ -105,11 +103,33 @@ fn total_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             if matches!(op, Operator::Divide | Operator::Modulo) =>
         {
             match zero_of(&right, schema) {
-                Some(zero) => Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
-                    left,
-                    op,
-                    Box::new(nullif(*right, zero)),
-                ))),
+                Some(zero) => {
+                    let signed = right.get_type(schema).is_ok_and(|t| t.is_signed_integer());
+                    let divided = Expr::BinaryExpr(BinaryExpr::new(
+                        left.clone(),
+                        op,
+                        Box::new(nullif((*right).clone(), zero.clone())),
+                    ));
+                    Transformed::yes(if signed && op == Operator::Divide {
+                        // The smallest integer over -1 overflows: `0 - a` wraps instead.
+                        let minus_one = Expr::BinaryExpr(BinaryExpr::new(
+                            Box::new(zero.clone()),
+                            Operator::Minus,
+                            Box::new(one_of(&zero)),
+                        ));
+                        datafusion::logical_expr::when(
+                            right.as_ref().clone().eq(minus_one),
+                            Expr::BinaryExpr(BinaryExpr::new(
+                                Box::new(zero),
+                                Operator::Minus,
+                                left,
+                            )),
+                        )
+                        .otherwise(divided)?
+                    } else {
+                        divided
+                    })
+                }
                 None => Transformed::no(Expr::BinaryExpr(BinaryExpr { left, op, right })),
             }
         }
@@ -203,6 +223,15 @@ fn zero_of(divisor: &Expr, schema: &DFSchema) -> Option<Expr> {
     ScalarValue::new_zero(&ty)
         .ok()
         .map(|z| Expr::Literal(z, None))
+}
+
+/// 1 of the type of `zero` (a literal zero).
+fn one_of(zero: &Expr) -> Expr {
+    match zero {
+        Expr::Literal(z, _) => ScalarValue::new_one(&z.data_type())
+            .map_or_else(|_| zero.clone(), |one| Expr::Literal(one, None)),
+        other => other.clone(),
+    }
 }
 
 fn nullif(value: Expr, zero: Expr) -> Expr {
@@ -416,6 +445,12 @@ mod tests {
             ("CAST((4 - i) * 1e300 AS INT)", "NULL", "0", true),
             ("100 / i", "NULL", "25", true),
             ("100 % i", "NULL", "0", true),
+            (
+                "CAST(-128 AS TINYINT) / CAST(i - 1 AS TINYINT)",
+                "-128",
+                "-42",
+                true,
+            ),
             ("100.0 / i", "NULL", "25.0", false),
             ("abs(CAST(i - 128 AS TINYINT))", "NULL", "124", true),
             ("-CAST(i - 128 AS TINYINT)", "-128", "124", false),

@@ -293,6 +293,10 @@ fn inspect(
                     Expr::ScalarVariable(..) => Err("session variables".to_string()),
                     // What the total rewrite (niji_disclosure::total) cannot make total.
                     Expr::SimilarTo(_) => Err("SIMILAR TO (use regexp_like)".to_string()),
+                    // A pattern computed from the data compiles per row, and can fail.
+                    Expr::Like(l) if !matches!(l.pattern.as_ref(), Expr::Literal(..)) => {
+                        Err("LIKE with a computed pattern (write the pattern out)".to_string())
+                    }
                     Expr::Cast(c) if is_decimal(c.field.data_type()) => Err(DECIMAL.to_string()),
                     Expr::TryCast(c) if is_decimal(c.field.data_type()) => {
                         Err(DECIMAL.to_string())

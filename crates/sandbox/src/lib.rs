@@ -347,6 +347,8 @@ pub struct Visiting {
     work_lock: Mutex<()>,
     /// Votes are counted one at a time, so that two second approvals cannot both release.
     review_lock: Mutex<()>,
+    /// Real-data failures are recorded and counted one at a time (one alert at the limit).
+    failure_lock: Mutex<()>,
     dummy_lock: Mutex<()>,
 }
 
@@ -401,6 +403,7 @@ impl Visiting {
             per_project: Mutex::new(HashMap::new()),
             work_lock: Mutex::new(()),
             review_lock: Mutex::new(()),
+            failure_lock: Mutex::new(()),
             dummy_lock: Mutex::new(()),
         })
     }
@@ -739,10 +742,12 @@ impl Visiting {
         audit: &mut QueryAudit<'_>,
     ) -> Result<QueryOutcome, SandboxError> {
         let spec = self.authorize(&req.user, &req.project, req.mode).await?;
+        let _permits = self.acquire(&req.project).await?;
+        // Counted once running may start, so that a burst of queries queued together cannot
+        // all pass on the same count.
         if req.mode == Mode::Real {
             self.refuse_if_paused(&req.user).await?;
         }
-        let _permits = self.acquire(&req.project).await?;
         let env = self.env(&spec, req.mode).await?;
         let planning = Instant::now();
         let checked = guard::check(&env, &self.policy, &req.sql).await?;
@@ -854,6 +859,8 @@ impl Visiting {
         told: bool,
     ) -> Result<(), SandboxError> {
         let action = if told { FAILED } else { FAILED_BEHIND_HELD };
+        // Recorded and counted one at a time, so that exactly one failure reaches the limit.
+        let _counting = self.failure_lock.lock().await;
         let detail = serde_json::json!({
             "query_id": query_id,
             "project": req.project,
@@ -946,7 +953,7 @@ impl Visiting {
         audit.result_digest = outcome::digest(&visible, &result)?;
         let outcome = match verdict {
             Verdict::Hold(why) => {
-                self.hold(req, query_id, &visible, Some(&result), &why)
+                self.hold(req, query_id, &visible, Some((&visible, &result)), &why)
                     .await?
             }
             // The exact shadow settles every rule.
@@ -970,8 +977,7 @@ impl Visiting {
                         req,
                         query_id,
                         OutputOutcome::Suppressed,
-                        &shadow_schema,
-                        Some(&batches),
+                        Some((&shadow_schema, &batches)),
                         findings,
                     )
                     .await?;
@@ -996,16 +1002,24 @@ impl Visiting {
         why: &str,
         audit: &mut QueryAudit<'_>,
     ) -> Result<QueryOutcome, SandboxError> {
-        let visible = outcome::nullable(plan.schema().as_arrow());
+        // The columns shown are the planned ones, in both cases: the types of the rows run
+        // (after coercion) would tell apart the outcome of a run that failed.
+        let shown = match env.ctx.state().optimize(&plan) {
+            Ok(optimized) => outcome::nullable(optimized.schema().as_arrow()),
+            Err(_) => outcome::nullable(plan.schema().as_arrow()),
+        };
         match self.execute(env, plan).await {
             Ok((schema, batches, rows)) => {
                 audit.rows = rows;
                 audit.result_digest = outcome::digest(&schema, &batches)?;
-                self.hold(req, query_id, &schema, Some(&batches), why).await
+                self.hold(req, query_id, &shown, Some((&schema, &batches)), why)
+                    .await
             }
             Err(e) => {
-                self.record_failure(req, query_id, &e, false).await?;
-                self.hold(req, query_id, &visible, None, why).await
+                if let Err(failed) = self.record_failure(req, query_id, &e, false).await {
+                    tracing::error!(error = %failed, "recording a hidden failure failed");
+                }
+                self.hold(req, query_id, &shown, None, why).await
             }
         }
     }

@@ -95,12 +95,11 @@ impl Visiting {
         req: &QueryRequest,
         query_id: &str,
         kind: OutputOutcome,
-        schema: &SchemaRef,
-        batches: Option<&[RecordBatch]>,
+        kept: Option<(&SchemaRef, &[RecordBatch])>,
         findings: serde_json::Value,
     ) -> Result<(), SandboxError> {
-        let rows = batches.map_or(0, |b| b.iter().map(RecordBatch::num_rows).sum());
-        if let Some(batches) = batches {
+        let rows = kept.map_or(0, |(_, b)| b.iter().map(RecordBatch::num_rows).sum());
+        if let Some((schema, batches)) = kept {
             let dir = self.output_dir(&req.project, "held");
             outcome::write_parquet(&dir, query_id, schema, batches)?;
         }
@@ -118,26 +117,20 @@ impl Visiting {
         Ok(())
     }
 
-    /// Holds a whole result (中間生成物) and says why, never how many rows it has.
+    /// Holds a whole result (中間生成物), `kept` (its rows, if it ran to the end), and says
+    /// why, with the columns `shown`, never how many rows it has.
     pub(crate) async fn hold(
         &self,
         req: &QueryRequest,
         query_id: &str,
-        schema: &SchemaRef,
-        batches: Option<&[RecordBatch]>,
+        shown: &SchemaRef,
+        kept: Option<(&SchemaRef, &[RecordBatch])>,
         why: &str,
     ) -> Result<QueryOutcome, SandboxError> {
         let findings = serde_json::json!({ "held": why });
-        self.keep_output(
-            req,
-            query_id,
-            OutputOutcome::Held,
-            schema,
-            batches,
-            findings,
-        )
-        .await?;
-        Ok(QueryOutcome::held(schema.clone(), why))
+        self.keep_output(req, query_id, OutputOutcome::Held, kept, findings)
+            .await?;
+        Ok(QueryOutcome::held(shown.clone(), why))
     }
 
     /// Why `user` may not check `output` of `project` (None: they may). Checkers are
