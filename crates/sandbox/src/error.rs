@@ -1,0 +1,134 @@
+//! Errors of the Visiting environment, and what a caller is told of each.
+
+use super::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("not permitted: {0}")]
+    Denied(String),
+    #[error("busy: {0}")]
+    Busy(String),
+    #[error("cancelled: {0}")]
+    Cancelled(String),
+    #[error("limit: {0}")]
+    Limit(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("query engine: {0}")]
+    Engine(#[from] DataFusionError),
+    #[error(transparent)]
+    Governance(#[from] GovernanceError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error("file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("synthetic store: {0}")]
+    Synthetic(String),
+    #[error(transparent)]
+    Disclosure(#[from] niji_disclosure::DisclosureError),
+    /// A real-data query failed while it ran. What failed could tell about the data, so the
+    /// cause is kept for custodians (the audit log, by query id) and never shown or logged.
+    #[error("the query failed while it ran on real data")]
+    RunFailed(#[source] Box<SandboxError>),
+}
+
+impl SandboxError {
+    /// The outcome status this error gives a query.
+    pub fn status(&self) -> Status {
+        match self {
+            SandboxError::Refused(_) | SandboxError::Denied(_) | SandboxError::Busy(_) => {
+                Status::Refused
+            }
+            _ => Status::Error,
+        }
+    }
+
+    /// What kind of failure this is, for logs that may not carry its text.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SandboxError::Refused(_) => "refused",
+            SandboxError::Denied(_) => "denied",
+            SandboxError::Busy(_) => "busy",
+            SandboxError::Cancelled(_) => "cancelled",
+            SandboxError::Limit(_) => "limit",
+            SandboxError::Unavailable(_) => "unavailable",
+            SandboxError::Config(_) => "configuration",
+            SandboxError::Engine(_) => "engine",
+            SandboxError::Governance(_) => "governance",
+            SandboxError::Audit(_) => "audit",
+            SandboxError::Io(_) => "file",
+            SandboxError::Parquet(_) => "parquet",
+            SandboxError::Synthetic(_) => "synthetic store",
+            SandboxError::Disclosure(_) => "disclosure",
+            SandboxError::RunFailed(_) => "run failed",
+        }
+    }
+
+    /// Whether this error comes from running on data (a refusal, a denial or a busy server
+    /// is decided before any data is read).
+    pub(crate) fn arose_from_data(&self) -> bool {
+        !matches!(
+            self,
+            SandboxError::Refused(_) | SandboxError::Denied(_) | SandboxError::Busy(_)
+        )
+    }
+
+    /// The error and its sources, one after another: for custodians only.
+    pub fn full_text(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        text
+    }
+
+    /// What the caller is told: the reason for refusals and limits, never file paths, keys
+    /// or engine internals (those go to the server's log under the query id), and nothing of
+    /// why a real-data query failed.
+    pub fn public_message(&self) -> String {
+        match self {
+            SandboxError::RunFailed(_) => {
+                "the query could not be completed on real data; why is not shown, as it could tell about the data (develop the query on dummy data, or ask the custodian, quoting the query id)".into()
+            }
+            SandboxError::Refused(m) => m.clone(),
+            SandboxError::Denied(_)
+            | SandboxError::Busy(_)
+            | SandboxError::Cancelled(_)
+            | SandboxError::Limit(_) => self.to_string(),
+            SandboxError::Engine(e) => match e.find_root() {
+                DataFusionError::ResourcesExhausted(_) => {
+                    "limit: the query needed more memory than its limit".into()
+                }
+                DataFusionError::ArrowError(a, _) => {
+                    format!("query failed: {}", without_paths(&a.to_string()))
+                }
+                DataFusionError::Execution(m) => format!("query failed: {}", without_paths(m)),
+                _ => "query failed: internal error".into(),
+            },
+            SandboxError::Governance(GovernanceError::Spec(m)) => format!("invalid: {m}"),
+            SandboxError::Governance(GovernanceError::Exists(m)) => format!("{m} already exists"),
+            SandboxError::Governance(GovernanceError::NotFound(m)) => format!("no such {m}"),
+            _ => "internal error".into(),
+        }
+    }
+}
+
+/// An execution error's first line, unless it names a file (the store's layout is internal;
+/// planning errors, which quote the caller's own SQL, are passed on as they are).
+pub(crate) fn without_paths(s: &str) -> String {
+    let line = guard::first_line(s);
+    if line.contains('/') {
+        "internal error".into()
+    } else {
+        line
+    }
+}

@@ -1,0 +1,73 @@
+//! Where the Visiting environment finds everything, its limits, and the two modes.
+
+use super::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Dummy data generated from the catalog: rows may be seen.
+    Dummy,
+    /// The real store: results are held for disclosure control.
+    Real,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Dummy => "dummy",
+            Mode::Real => "real",
+        }
+    }
+}
+
+/// `sandbox/limits.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub memory_per_query_mb: usize,
+    pub timeout_seconds: u64,
+    pub concurrent_per_project: usize,
+    pub concurrent_overall: usize,
+    pub queue_wait_ms: u64,
+    pub max_result_rows: usize,
+    #[serde(default)]
+    pub target_partitions: usize,
+    /// Real-data queries of one user that may fail within an hour before their real-data
+    /// queries are paused and a custodian alerted (0: never paused).
+    #[serde(default = "default_real_failures_per_hour")]
+    pub real_failures_per_hour: u32,
+}
+
+pub(crate) fn default_real_failures_per_hour() -> u32 {
+    10
+}
+
+/// Reads a settings file; any problem is a configuration error naming the file.
+pub(crate) fn load_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SandboxError> {
+    let bad = |e: &dyn std::fmt::Display| SandboxError::Config(format!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(&e))?;
+    toml::from_str(&text).map_err(|e| bad(&e))
+}
+
+impl Limits {
+    pub fn load(path: &Path) -> Result<Self, SandboxError> {
+        let limits: Limits = load_toml(path)?;
+        if limits.concurrent_overall == 0 || limits.concurrent_per_project == 0 {
+            return Err(SandboxError::Config(
+                "concurrency limits must be at least 1".into(),
+            ));
+        }
+        Ok(limits)
+    }
+}
+
+/// Where the Visiting environment finds everything.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub key_file: PathBuf,
+    pub catalog_dir: PathBuf,
+    /// `model.conf`, `policy.csv`, `sql.toml`.
+    pub policies_dir: PathBuf,
+    pub limits_file: PathBuf,
+}
