@@ -1,0 +1,39 @@
+//! The aggregates niji adds to a researcher's plan: the set of persons (or facilities) behind
+//! each group, as a roaring bitmap, and each person's contribution to a magnitude.
+//!
+//! `niji_set(x)` takes person indexes (UInt32), facility marks (UInt32) or codes (strings,
+//! marked as ingest marks them: a collision can only make a count smaller, so a rule errs
+//! towards suppressing) or the sets
+//! of an inner aggregate (Binary), and returns the serialized union. It is computed in the same
+//! pass as the researcher's own aggregates.
+//!
+//! `niji_contributions(person, value)` sums |value| per person and returns the total and the
+//! largest contributions, for the dominance and p-percent rules.
+
+type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray};
+use arrow::datatypes::{DataType, Field, FieldRef, Float64Type, UInt32Type};
+use datafusion::common::{Result, ScalarValue, exec_datafusion_err, exec_err};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, EmitTo, GroupsAccumulator,
+    ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use niji_catalog::facility_mark;
+use roaring::RoaringBitmap;
+
+mod by_person;
+mod cell;
+mod contributions;
+mod encoding;
+mod group;
+mod members;
+mod person_sums;
+#[cfg(test)]
+mod tests;
+mod udaf;
+
+use self::{by_person::*, group::*, members::*, person_sums::*};
+pub use self::{cell::*, contributions::*, encoding::*, udaf::*};
