@@ -102,36 +102,7 @@ fn total_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         Expr::BinaryExpr(BinaryExpr { left, op, right })
             if matches!(op, Operator::Divide | Operator::Modulo) =>
         {
-            match zero_of(&right, schema) {
-                Some(zero) => {
-                    let signed = right.get_type(schema).is_ok_and(|t| t.is_signed_integer());
-                    let divided = Expr::BinaryExpr(BinaryExpr::new(
-                        left.clone(),
-                        op,
-                        Box::new(nullif((*right).clone(), zero.clone())),
-                    ));
-                    Transformed::yes(if signed && op == Operator::Divide {
-                        // The smallest integer over -1 overflows: `0 - a` wraps instead.
-                        let minus_one = Expr::BinaryExpr(BinaryExpr::new(
-                            Box::new(zero.clone()),
-                            Operator::Minus,
-                            Box::new(one_of(&zero)),
-                        ));
-                        datafusion::logical_expr::when(
-                            right.as_ref().clone().eq(minus_one),
-                            Expr::BinaryExpr(BinaryExpr::new(
-                                Box::new(zero),
-                                Operator::Minus,
-                                left,
-                            )),
-                        )
-                        .otherwise(divided)?
-                    } else {
-                        divided
-                    })
-                }
-                None => Transformed::no(Expr::BinaryExpr(BinaryExpr { left, op, right })),
-            }
+            total_division(left, op, right, schema)?
         }
         // A pattern compiles when rows arrive: `~` and its kin become the total regexp_like.
         Expr::BinaryExpr(BinaryExpr { left, op, right }) if regex_operator(op).is_some() => {
@@ -207,31 +178,40 @@ fn regex_operator(op: Operator) -> Option<(bool, bool)> {
     }
 }
 
-/// A zero of the divisor's own type (no coercion runs after this rule), for a numeric divisor
-/// that is not a nonzero literal.
-fn zero_of(divisor: &Expr, schema: &DFSchema) -> Option<Expr> {
-    if let Expr::Literal(v, _) = divisor
-        && !v.is_null()
-        && ScalarValue::new_zero(&v.data_type()).is_ok_and(|z| &z != v)
-    {
-        return None;
+/// `a / b` or `a % b` with NULL for a divisor of 0, and the smallest signed integer over -1
+/// wrapping (`0 - a`) instead of overflowing. A divisor that is a nonzero literal, or not a
+/// number, is left as it is.
+fn total_division(
+    left: Box<Expr>,
+    op: Operator,
+    right: Box<Expr>,
+    schema: &DFSchema,
+) -> Result<Transformed<Expr>> {
+    let nonzero_literal = matches!(right.as_ref(), Expr::Literal(v, _)
+        if !v.is_null() && ScalarValue::new_zero(&v.data_type()).is_ok_and(|z| &z != v));
+    let ty = match right.get_type(schema) {
+        Ok(ty) if ty.is_numeric() && !nonzero_literal => ty,
+        _ => {
+            return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr::new(
+                left, op, right,
+            ))));
+        }
+    };
+    // Literals of the divisor's own type: no coercion runs after this rule.
+    let zero = Expr::Literal(ScalarValue::new_zero(&ty)?, None);
+    let divided = Expr::BinaryExpr(BinaryExpr::new(
+        left.clone(),
+        op,
+        Box::new(nullif((*right).clone(), zero.clone())),
+    ));
+    if op != Operator::Divide || !ty.is_signed_integer() {
+        return Ok(Transformed::yes(divided));
     }
-    let ty = divisor.get_type(schema).ok()?;
-    if !ty.is_numeric() {
-        return None;
-    }
-    ScalarValue::new_zero(&ty)
-        .ok()
-        .map(|z| Expr::Literal(z, None))
-}
-
-/// 1 of the type of `zero` (a literal zero).
-fn one_of(zero: &Expr) -> Expr {
-    match zero {
-        Expr::Literal(z, _) => ScalarValue::new_one(&z.data_type())
-            .map_or_else(|_| zero.clone(), |one| Expr::Literal(one, None)),
-        other => other.clone(),
-    }
+    let minus_one = Expr::Literal(ScalarValue::new_negative_one(&ty)?, None);
+    let negated = Expr::BinaryExpr(BinaryExpr::new(Box::new(zero), Operator::Minus, left));
+    Ok(Transformed::yes(
+        datafusion::logical_expr::when((*right).eq(minus_one), negated).otherwise(divided)?,
+    ))
 }
 
 fn nullif(value: Expr, zero: Expr) -> Expr {

@@ -523,6 +523,16 @@ async fn totals_count_only_the_rows_shown() {
     assert_eq!(o.totals, vec![("n".to_string(), shown)]);
 }
 
+const BY_PREFECTURE: &str =
+    "SELECT prefecture, count(*) AS n FROM ndb.receipts WHERE prefecture {} GROUP BY prefecture";
+const PERSONS: &str = "SELECT count(DISTINCT pid) AS n FROM ndb.receipts WHERE prefecture {}";
+
+/// alice's real-data query in the example project: `template` with `{}` replaced by `condition`.
+async fn real_where(f: &Fixture, template: &str, condition: &str) -> QueryOutcome {
+    f.query(Mode::Real, &template.replace("{}", condition))
+        .await
+}
+
 /// Whether a result left out a small group is not told: a query about one small group and one
 /// about no group at all answer alike, in status, flag and message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -533,15 +543,8 @@ async fn nothing_tells_whether_a_small_group_was_withheld() {
         .iter()
         .find(|(_, n)| (1..10).contains(*n))
         .expect("a prefecture of 1-9 persons");
-    let ask = |condition: String| {
-        let sql = format!(
-            "SELECT prefecture, count(*) AS n FROM ndb.receipts WHERE prefecture {condition} GROUP BY prefecture"
-        );
-        let f = &f;
-        async move { f.query(Mode::Real, &sql).await }
-    };
-    let some = ask(format!("= '{}'", small[0])).await;
-    let nobody = ask("= '99'".into()).await;
+    let some = real_where(&f, BY_PREFECTURE, &format!("= '{}'", small[0])).await;
+    let nobody = real_where(&f, BY_PREFECTURE, "= '99'").await;
     assert!(
         truth.keys().all(|k| k[0] != "99"),
         "no prefecture 99 in the store"
@@ -567,21 +570,19 @@ async fn nothing_tells_whether_a_small_group_was_withheld() {
         .iter()
         .find(|(_, n)| **n >= 30)
         .expect("a prefecture of 30+ persons");
-    let some = ask(format!("IN ('{}', '{}')", small[0], large[0])).await;
-    let nobody = ask(format!("IN ('99', '{}')", large[0])).await;
+    let some = real_where(
+        &f,
+        BY_PREFECTURE,
+        &format!("IN ('{}', '{}')", small[0], large[0]),
+    )
+    .await;
+    let nobody = real_where(&f, BY_PREFECTURE, &format!("IN ('99', '{}')", large[0])).await;
     assert_eq!(seen(&some), seen(&nobody));
     assert_eq!(column(&some, "prefecture"), [large[0].clone()]);
     assert_ne!(column(&some, "n"), ["NULL"]);
     // Without group keys: a count of nobody is masked as a count of a few is.
-    let count = |condition: String| {
-        let sql = format!(
-            "SELECT count(DISTINCT pid) AS n FROM ndb.receipts WHERE prefecture {condition}"
-        );
-        let f = &f;
-        async move { f.query(Mode::Real, &sql).await }
-    };
-    let some = count(format!("= '{}'", small[0])).await;
-    let nobody = count("= '99'".into()).await;
+    let some = real_where(&f, PERSONS, &format!("= '{}'", small[0])).await;
+    let nobody = real_where(&f, PERSONS, "= '99'").await;
     assert_eq!(column(&some, "n"), ["NULL"]);
     assert_eq!(seen(&some).4, seen(&nobody).4);
     assert_eq!(some.status, nobody.status);
