@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod render;
-mod strata;
 pub use render::{display_width, render_table};
-pub use strata::{MAX_STRATA, NO_FACILITY, Strata, StrataError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -38,32 +36,6 @@ pub const PSEUDONYM_COLUMN: &str = "pid";
 /// never on a researcher's allowlist, so in a plan it is a view's or disclosure control's own.
 pub const PSEUDONYM_FUNCTION: &str = "niji_pseudonym";
 
-/// The stored mark of a row's facility (UInt32, from [`facility_mark`]), beside the code in a
-/// table with a facility column. Not in the catalog, so no project view shows it: disclosure
-/// control counts the facilities behind a cell on it without reading codes as text.
-pub const FACILITY_MARK_COLUMN: &str = "facility_mark";
-
-/// A facility code's mark: FNV-1a over its bytes, folded to 32 bits; stable across machines
-/// and versions, because it is stored. Two codes sharing a mark can only make a count of
-/// facilities smaller, so a rule errs towards suppressing.
-pub fn facility_mark(code: &str) -> u32 {
-    let hash = code.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    (hash ^ (hash >> 32)) as u32
-}
-
-/// What ingest learned of a stored numeric column, for disclosure control: the largest totals
-/// of |value| that one person has over the whole table (a row of no person counts as a person
-/// of its own), largest first, and whether any value is zero. A cell over rows of the table,
-/// each taken at most once, holds no person's contribution above their total: its n largest
-/// contributions sum to at most the first n of these, which a check may use without summing
-/// per person.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Ceiling {
-    pub largest: Vec<f64>,
-    pub zeros: bool,
-}
 /// How sensitive a column is; drives what ingest drops and (later) what projects may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

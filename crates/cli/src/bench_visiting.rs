@@ -115,7 +115,7 @@ pub(crate) fn prepare(
     let catalog = niji_catalog::Catalog::load(&ctx.catalog)?;
     let cfg = niji_synth::SynthConfig::new(persons, 11, work.join("synth"));
     let only = vec!["ndb.receipts".to_string(), "ndb.diagnoses".to_string()];
-    niji_sandbox::synthetic_store(&catalog, &key, &cfg, &data, only)?;
+    niji_ingest::synthetic::synthetic_store(&catalog, &key, &cfg, &data, only)?;
     Ok((data, key_file))
 }
 
@@ -195,7 +195,14 @@ pub(crate) async fn open(
         policies_dir: env.policies.clone(),
         limits_file: env.limits.clone(),
     };
-    let visiting = Arc::new(Visiting::open(settings, Arc::new(LocalEngine)).await?);
+    let visiting = Arc::new(
+        Visiting::open(
+            settings,
+            Arc::new(LocalEngine),
+            crate::visiting::dummy_store(),
+        )
+        .await?,
+    );
     if visiting.db.user("bench").await?.is_none() {
         visiting
             .add_user("bench", "bench", UserRole::Researcher)

@@ -10,10 +10,9 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use niji_audit::AuditLog;
 use niji_catalog::Catalog;
-use niji_ingest::{
-    IngestOptions, IngestReport, TableReport, TableStatus, linkage_report, store::Store,
-};
+use niji_ingest::{IngestOptions, IngestReport, TableReport, TableStatus, linkage_report};
 use niji_pseudo::{CustodianKey, IdHasher, IdKind};
+use niji_store::Store;
 use niji_synth::{SynthConfig, SynthReport};
 
 #[derive(Debug)]
@@ -755,7 +754,7 @@ fn bench_pseudonym(ctx: &Context) -> anyhow::Result<()> {
     use arrow::array::{Array, StringArray, UInt32Array};
     let key = CustodianKey::load(&ctx.key_file)?;
     let store = Store::new(&ctx.data_dir);
-    let registry = niji_ingest::linkage::Registry::load(&store.registry_dir(), &key.version())?;
+    let registry = niji_store::Registry::load(&store.registry_dir(), &key.version())?;
     let mut id5s: Vec<String> = Vec::new();
     let mut idx: Vec<u32> = Vec::new();
     for b in store.read_columns("ndb", "receipts", &["id5", "person_idx"])? {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use niji_governance::{ProjectSpec, Stored as _, UserRole, Vote};
-use niji_sandbox::{LocalEngine, Mode, QueryRequest, Settings, Status, Visiting};
+use niji_sandbox::{DummyStoreMaker, LocalEngine, Mode, QueryRequest, Settings, Status, Visiting};
 
 use crate::commands::{Context, custodian_actor};
 
@@ -166,9 +166,16 @@ pub async fn open(ctx: &Context, env: &EnvArgs) -> anyhow::Result<Visiting> {
         policies_dir: env.policies.clone(),
         limits_file: env.limits.clone(),
     };
-    Visiting::open(settings, Arc::new(LocalEngine))
+    Visiting::open(settings, Arc::new(LocalEngine), dummy_store())
         .await
         .context("opening the Visiting environment")
+}
+
+/// The dummy store, made on first use: a small synthetic store without defects.
+pub fn dummy_store() -> DummyStoreMaker {
+    DummyStoreMaker::new(|catalog, key, dir| {
+        niji_ingest::synthetic::dummy_store(catalog, key, dir).map_err(|e| e.to_string())
+    })
 }
 
 pub fn user(ctx: &Context, env: &EnvArgs, c: &UserCommand) -> anyhow::Result<()> {

@@ -1,5 +1,5 @@
 //! `niji_strata(key…)`: a cell's persons, facilities and totals from the strata of its rows
-//! (see [`niji_catalog::Strata`]), where the shadow's rewrite has shown that every cell is a
+//! (see [`niji_store::Strata`]), where the shadow's rewrite has shown that every cell is a
 //! union of whole strata (grouped and filtered on coded columns only). Which strata make a
 //! cell, its grouping keys and filter tell when computed on the strata's own values (a few
 //! thousand rows, at planning); the query itself reads nothing more than the researcher's SQL
@@ -23,7 +23,7 @@ use datafusion::logical_expr::{
     ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::physical_expr::create_physical_expr;
-use niji_catalog::{NO_FACILITY, Strata};
+use niji_store::{NO_FACILITY, Strata};
 use roaring::{MultiOps, RoaringBitmap};
 
 use crate::sets::{

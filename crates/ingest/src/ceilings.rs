@@ -8,7 +8,7 @@ use arrow::array::{Array, AsArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Schema, UInt32Type};
 use arrow::record_batch::RecordBatch;
-use niji_catalog::Ceiling;
+use niji_store::Ceiling;
 
 use crate::IngestError;
 

@@ -18,12 +18,12 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::properties::WriterProperties;
 use rayon::prelude::*;
 
-use niji_catalog::{Ceiling, Strata};
+use niji_store::{Ceiling, Strata};
 
 use crate::ceilings::Totals;
-use crate::store::PartInfo;
 use crate::strata::{self, Distinct, Stratifier};
 use crate::{IngestError, io, write_part};
+use niji_store::PartInfo;
 
 /// Rows per clustered part.
 const PART_ROWS: usize = 1 << 16;

@@ -1,5 +1,5 @@
 //! A table with a facility column also stores each row's facility mark
-//! ([`niji_catalog::facility_mark`] of the code, UInt32): disclosure control counts the
+//! ([`niji_store::facility_mark`] of the code, UInt32): disclosure control counts the
 //! facilities behind a cell on it, where reading the codes as text cost more than the query.
 
 use std::sync::Arc;
@@ -7,7 +7,8 @@ use std::sync::Arc;
 use arrow::array::{AsArray, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use niji_catalog::{DisclosureRole, FACILITY_MARK_COLUMN, Table};
+use niji_catalog::{DisclosureRole, Table};
+use niji_store::FACILITY_MARK_COLUMN;
 
 use crate::IngestError;
 
@@ -33,7 +34,7 @@ pub(crate) fn attach(batch: &RecordBatch, column: &str) -> Result<RecordBatch, I
         .ok_or_else(|| IngestError::Internal(format!("no text column {column}")))?;
     let marks: UInt32Array = codes
         .iter()
-        .map(|code| code.map(niji_catalog::facility_mark))
+        .map(|code| code.map(niji_store::facility_mark))
         .collect();
     let mut columns = batch.columns().to_vec();
     columns.push(Arc::new(marks));
@@ -59,7 +60,7 @@ mod tests {
             .column_by_name(FACILITY_MARK_COLUMN)
             .unwrap()
             .as_primitive::<arrow::datatypes::UInt32Type>();
-        assert_eq!(marks.value(0), niji_catalog::facility_mark("1311234567"));
+        assert_eq!(marks.value(0), niji_store::facility_mark("1311234567"));
         assert!(marks.is_null(1));
         assert_eq!(marks.value(0), marks.value(2));
         assert_ne!(marks.value(0), marks.value(3));

@@ -13,8 +13,8 @@ mod facility;
 pub mod linkage;
 pub mod linkage_report;
 pub mod parents;
-pub mod store;
 mod strata;
+pub mod synthetic;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -25,8 +25,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use niji_catalog::{Catalog, FACILITY_MARK_COLUMN, Table};
+use niji_catalog::{Catalog, Table};
 use niji_pseudo::{CustodianKey, IdHasher, IdKind};
+use niji_store::FACILITY_MARK_COLUMN;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -35,8 +36,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use linkage::{Id5Resolver, Registry};
-use store::{FieldInfo, Manifest, PartInfo, Store, hex};
+use linkage::Id5Resolver;
+use niji_store::Registry;
+use niji_store::{FieldInfo, Manifest, PartInfo, Store, hex};
 use table::{Counts, Hashers, Linkage, Rejected, TablePlan};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,8 @@ pub enum IngestError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Store(#[from] niji_store::StoreError),
     #[error("Parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("Arrow: {0}")]
@@ -70,6 +74,8 @@ pub enum IngestError {
     UnknownSelection(String),
     #[error("truth file: {0}")]
     Truth(String),
+    #[error("synthetic delivery: {0}")]
+    Synthetic(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -754,7 +760,7 @@ fn ingest_table(
         parts = clustered.parts;
         ceilings = clustered.ceilings;
         if let Some(s) = clustered.strata {
-            strata = Some(store::write_strata(&staging, &s)?);
+            strata = Some(niji_store::write_strata(&staging, &s)?);
         }
     }
     let source_sha256 = hex(&reader.digest.finalize());

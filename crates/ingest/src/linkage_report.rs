@@ -16,7 +16,7 @@ use niji_catalog::Catalog;
 use serde::Serialize;
 
 use crate::IngestError;
-use crate::store::Store;
+use niji_store::Store;
 
 const IDENTIFIERS: [&str; 4] = ["id1", "id2", "id5", "research_id"];
 

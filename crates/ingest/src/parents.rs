@@ -13,17 +13,11 @@ use arrow::record_batch::RecordBatch;
 use niji_catalog::{DisclosureRole, Role, Table};
 
 use crate::IngestError;
-use crate::store::Store;
+use niji_store::Store;
 
 type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 
-/// The parent's person index, on each detail row.
-pub const PARENT_PERSON: &str = "parent_person_idx";
-/// The mark of the parent's facility ([`niji_catalog::facility_mark`] of its code), on each
-/// detail row.
-pub const PARENT_FACILITY: &str = "parent_facility";
-/// The parent's period column (its claim month, say), on each detail row.
-pub const PARENT_PERIOD: &str = "parent_period";
+pub use niji_store::parents::{PARENT_FACILITY, PARENT_PERIOD, PARENT_PERSON};
 
 /// What a detail row takes from its parent record.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -108,7 +102,7 @@ impl ParentIndex {
                 let person = persons.is_valid(row).then(|| persons.value(row));
                 let facility = facilities
                     .filter(|f| f.is_valid(row))
-                    .map(|f| niji_catalog::facility_mark(f.value(row)));
+                    .map(|f| niji_store::facility_mark(f.value(row)));
                 let period = periods
                     .as_ref()
                     .filter(|p| p.is_valid(row))

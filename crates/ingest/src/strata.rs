@@ -1,4 +1,4 @@
-//! A table's strata (see [`niji_catalog::Strata`]), numbered while the table is clustered: each
+//! A table's strata (see [`niji_store::Strata`]), numbered while the table is clustered: each
 //! stratum gathers the persons, facilities and totals of |value| of its rows.
 
 use std::sync::Arc;
@@ -9,9 +9,8 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Schema, UInt32Type};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
-use niji_catalog::{
-    ColumnType, DisclosureRole, MAX_STRATA, NO_FACILITY, Role, Sensitivity, Strata, Table,
-};
+use niji_catalog::{ColumnType, DisclosureRole, Role, Sensitivity, Table};
+use niji_store::{MAX_STRATA, NO_FACILITY, Strata};
 use roaring::RoaringBitmap;
 
 use crate::IngestError;

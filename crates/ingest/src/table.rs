@@ -17,7 +17,8 @@ use niji_catalog::{Column, ColumnType, Encoding, Role, Table};
 use niji_pseudo::{CivilDate, IdHasher, date, normalize};
 
 use crate::IngestError;
-use crate::linkage::{HistoryEntry, Id5Resolver, Registry, individual_key, individual_key_into};
+use crate::linkage::{HistoryEntry, Id5Resolver, individual_key, individual_key_into};
+use niji_store::Registry;
 
 /// Why a row was quarantined. The column is named; the value never is.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -15,7 +15,7 @@ pub(crate) async fn load_populations(
     catalog: &Catalog,
     data_dir: &Path,
 ) -> Result<Populations, SandboxError> {
-    let store = niji_ingest::store::Store::new(data_dir);
+    let store = niji_store::Store::new(data_dir);
     let Some((db, table)) = catalog.databases.iter().find_map(|(db, d)| {
         d.tables
             .iter()

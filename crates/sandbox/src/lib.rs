@@ -12,6 +12,7 @@
 
 mod chokepoint;
 mod disclose;
+mod dummy;
 pub mod engine;
 mod error;
 mod execute;
@@ -21,7 +22,6 @@ mod outcome;
 mod outputs;
 mod projects;
 mod settings;
-pub mod testing;
 mod udf;
 pub mod views;
 
@@ -57,15 +57,13 @@ use views::ProjectEnv;
 pub use chokepoint::QueryRequest;
 use chokepoint::{QueryAudit, ms};
 use disclose::KeptLedger;
+pub use dummy::DummyStoreMaker;
 pub use error::SandboxError;
 use execute::QueryRuntime;
 pub use projects::{DeletedFile, DeletionCertificate};
 pub(crate) use settings::load_toml;
 pub use settings::{Limits, Mode, Settings};
 
-/// The dummy store is generated once per data directory from the catalog's synthetic model.
-const DUMMY_PERSONS: u64 = 2_000;
-const DUMMY_SEED: u64 = 0x6e69_6a69_6475_6d6d;
 /// The dummy store has a key of its own, so nothing keyed in it matches the real store.
 const DUMMY_KEY_LABEL: &[u8] = b"niji/dummy-store/v1";
 
@@ -110,10 +108,17 @@ pub struct Visiting {
     /// Real-data failures are recorded and counted one at a time (one alert at the limit).
     failure_lock: Mutex<()>,
     dummy_lock: Mutex<()>,
+    make_dummy: DummyStoreMaker,
 }
 
 impl Visiting {
-    pub async fn open(settings: Settings, engine: Arc<dyn Engine>) -> Result<Self, SandboxError> {
+    /// Opens the environment over `settings`' store; dummy data is made on first use by
+    /// `make_dummy`.
+    pub async fn open(
+        settings: Settings,
+        engine: Arc<dyn Engine>,
+        make_dummy: DummyStoreMaker,
+    ) -> Result<Self, SandboxError> {
         let key = CustodianKey::load(&settings.key_file)
             .map_err(|e| SandboxError::Config(e.to_string()))?;
         let catalog = Catalog::load(&settings.catalog_dir)
@@ -154,6 +159,7 @@ impl Visiting {
             review_lock: Mutex::new(()),
             failure_lock: Mutex::new(()),
             dummy_lock: Mutex::new(()),
+            make_dummy,
         })
     }
 
@@ -181,11 +187,10 @@ impl Visiting {
             return Ok(dir);
         }
         let (catalog, key, out) = (self.catalog.clone(), self.dummy_key.clone(), dir.clone());
+        let make = self.make_dummy.clone();
         tokio::task::spawn_blocking(move || {
-            let mut cfg =
-                niji_synth::SynthConfig::new(DUMMY_PERSONS, DUMMY_SEED, out.join("synth"));
-            cfg.defect_rate = 0.0;
-            synthetic_store(&catalog, &key, &cfg, &out, Vec::new())?;
+            make.make(&catalog, &key, &out)
+                .map_err(SandboxError::Synthetic)?;
             std::fs::write(out.join("dummy.done"), b"")?;
             Ok::<_, SandboxError>(())
         })
@@ -257,23 +262,4 @@ impl Visiting {
         }
         Ok(out)
     }
-}
-
-/// Generates `cfg.persons` synthetic persons into `cfg.out`, ingests them (all tables, or
-/// `only`) under `key` into `data_dir`, and removes the generated extracts and truth. Blocking:
-/// the dummy store, the test environments and the benchmarks are all made this way.
-pub fn synthetic_store(
-    catalog: &Catalog,
-    key: &CustodianKey,
-    cfg: &niji_synth::SynthConfig,
-    data_dir: &Path,
-    only: Vec<String>,
-) -> Result<niji_ingest::IngestReport, SandboxError> {
-    let failed = |e: &dyn std::fmt::Display| SandboxError::Synthetic(e.to_string());
-    niji_synth::generate(cfg, &|_, _| {}).map_err(|e| failed(&e))?;
-    let mut opts = niji_ingest::IngestOptions::new(cfg.out.join("raw"), data_dir.to_path_buf());
-    opts.only = only;
-    let report = niji_ingest::ingest(catalog, key, &opts, &|_| {}).map_err(|e| failed(&e))?;
-    std::fs::remove_dir_all(&cfg.out)?;
-    Ok(report)
 }

@@ -22,10 +22,10 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use niji_catalog::{Catalog, ColumnType, DisclosureRole, Role, Table};
 use niji_governance::{PSEUDONYM_COLUMN, ProjectSpec};
-use niji_ingest::linkage::Registry;
-use niji_ingest::parents::{PARENT_FACILITY, PARENT_PERIOD, PARENT_PERSON};
-use niji_ingest::store::{Manifest, Store};
 use niji_pseudo::{CivilDate, CustodianKey, ProjectPseudonyms};
+use niji_store::Registry;
+use niji_store::parents::{PARENT_FACILITY, PARENT_PERIOD, PARENT_PERSON};
+use niji_store::{Manifest, Store};
 
 use crate::udf::{CohortUdf, PseudonymUdf, RecordKeyUdf};
 use crate::{Limits, Mode, SandboxError};
@@ -280,7 +280,7 @@ impl Builder<'_> {
         &self,
         db: &str,
         name: &str,
-    ) -> Result<Option<Arc<niji_catalog::Strata>>, SandboxError> {
+    ) -> Result<Option<Arc<niji_store::Strata>>, SandboxError> {
         let table = self.table(db, name)?;
         if !self.counts_stored_persons(db, name)? {
             return Ok(None);
@@ -664,8 +664,8 @@ fn conjunction_or(exprs: impl Iterator<Item = Expr>) -> Expr {
 fn facility_of(table: &Table, stored: &datafusion::common::DFSchema) -> Option<Expr> {
     let code = table.column_for(DisclosureRole::Facility)?;
     Some(
-        if stored.has_column_with_unqualified_name(niji_catalog::FACILITY_MARK_COLUMN) {
-            col(niji_catalog::FACILITY_MARK_COLUMN)
+        if stored.has_column_with_unqualified_name(niji_store::FACILITY_MARK_COLUMN) {
+            col(niji_store::FACILITY_MARK_COLUMN)
         } else {
             col(code.name.as_str())
         },

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use niji_ingest::store::Store;
+use niji_store::Store;
 
 fn catalog_dir() -> PathBuf {
     Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("tests run under cargo"))

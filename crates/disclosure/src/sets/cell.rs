@@ -24,7 +24,7 @@ pub const CEILED_FUNCTION: &str = "niji_ceiled";
 
 /// `niji_ceiled(person, value...)`: what `niji_cell` gives, for values whose largest
 /// per-person sums are bounded by `ceilings` (one per value: its stored column's, see
-/// [`niji_catalog::Ceiling`]): each group's persons and its totals of |value|, in one pass and
+/// [`niji_store::Ceiling`]): each group's persons and its totals of |value|, in one pass and
 /// with nothing kept per person. A cell the ceilings do not settle is checked again exactly.
 pub fn ceiled_udaf(ceilings: &[Vec<f64>]) -> AggregateUDF {
     AggregateUDF::new_from_impl(NijiUdaf {

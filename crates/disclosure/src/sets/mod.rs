@@ -21,7 +21,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, EmitTo, GroupsAccumulator,
     ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-use niji_catalog::facility_mark;
+use niji_store::facility_mark;
 use roaring::RoaringBitmap;
 
 mod by_person;

@@ -22,7 +22,7 @@ use datafusion::logical_expr::{
     Volatility, cast, lit, when,
 };
 
-use niji_catalog::Strata;
+use niji_store::Strata;
 
 use crate::sets::{
     CELL_CONTRIBUTIONS, CELL_PERSONS, MAX_FEW, a_facility_udaf, ceiled_udaf, cell_field_udf,
@@ -158,10 +158,10 @@ pub struct Shadow {
     pub stratified: usize,
 }
 
-/// The ceilings of the columns of approved views (see [`niji_catalog::Ceiling`]), by view
+/// The ceilings of the columns of approved views (see [`niji_store::Ceiling`]), by view
 /// column: only views whose rows are stored rows, each once, and whose persons are the stored
 /// persons the ceilings were summed by.
-pub type Ceilings = BTreeMap<Source, niji_catalog::Ceiling>;
+pub type Ceilings = BTreeMap<Source, niji_store::Ceiling>;
 
 /// What the store knows of the approved views beyond their rows, which a bounded shadow uses
 /// instead of reading every row's person: the ceilings of their columns, the strata of views

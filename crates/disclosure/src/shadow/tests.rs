@@ -73,7 +73,7 @@ fn uses_cells(s: &Shadow) -> bool {
 /// persons with nothing to add would pass for contributors) keeps the pass over persons.
 #[tokio::test]
 async fn ceilings_stand_in_only_where_they_bound_every_person_s_sum() {
-    let ceiling = |zeros| niji_catalog::Ceiling {
+    let ceiling = |zeros| niji_store::Ceiling {
         largest: vec![100.0, 50.0],
         zeros,
     };
@@ -141,7 +141,7 @@ async fn strata_stand_in_only_where_every_cell_is_a_union_of_strata() {
                 table: "receipts".into(),
                 column: column.into(),
             };
-            let ceiling = niji_catalog::Ceiling {
+            let ceiling = niji_store::Ceiling {
                 largest: vec![100.0, 50.0],
                 zeros: false,
             };

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use niji_ingest::store::Store;
 use niji_ingest::{IngestOptions, TableStatus, ingest};
 use niji_pseudo::CustodianKey;
+use niji_store::Store;
 
 use crate::fixture::catalog;
 

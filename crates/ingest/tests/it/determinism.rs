@@ -1,9 +1,9 @@
 //! Re-running gives the same result; publishing is atomic; the registry is stable.
 
 use arrow::array::Array;
-use niji_ingest::store::Store;
 use niji_ingest::{IngestError, TableStatus};
 use niji_pseudo::CustodianKey;
+use niji_store::{Store, StoreError};
 
 use crate::fixture::{Delivery, catalog};
 
@@ -47,7 +47,10 @@ fn a_different_key_gives_different_identifiers_and_is_refused_on_an_existing_sto
     d.ingest_into("a");
     let other = CustodianKey::from_bytes([0x11; 32]);
     let err = d.try_ingest("a", &other).unwrap_err();
-    assert!(matches!(err, IngestError::KeyMismatch { .. }), "{err}");
+    assert!(
+        matches!(err, IngestError::Store(StoreError::KeyMismatch { .. })),
+        "{err}"
+    );
     d.try_ingest("b", &other).unwrap();
     let (a, b) = (digests(&d, "a"), digests(&d, "b"));
     let receipts = |v: &[(String, String)]| {
@@ -114,7 +117,7 @@ fn a_tampered_part_is_detected() {
     std::fs::write(&part, bytes).unwrap();
     assert!(matches!(
         store.verify("ndb", "receipts"),
-        Err(IngestError::Corrupt(_))
+        Err(StoreError::Corrupt(_))
     ));
 }
 
@@ -272,7 +275,7 @@ fn details_carry_their_receipts_person_facility_and_month_until_the_receipts_cha
             .unwrap()
             .as_primitive::<arrow::datatypes::UInt32Type>();
         for (code, mark) in codes.iter().zip(marks.iter()) {
-            assert_eq!(code.map(niji_catalog::facility_mark), mark);
+            assert_eq!(code.map(niji_store::facility_mark), mark);
             marked += usize::from(mark.is_some());
         }
     }
@@ -578,7 +581,7 @@ fn strata_are_the_persons_facilities_and_totals_of_their_rows() {
         for (p, &f) in strata.a_facility.iter().enumerate() {
             match places_of.remove(&(p as u32)) {
                 Some(places) => assert!(places.contains(&f), "{table}: person {p}"),
-                None => assert_eq!(f, niji_catalog::NO_FACILITY, "{table}: person {p}"),
+                None => assert_eq!(f, niji_store::NO_FACILITY, "{table}: person {p}"),
             }
         }
         assert!(places_of.is_empty(), "{table}: every person has a facility");

@@ -1,7 +1,7 @@
 //! What the catalog does not describe is refused, not guessed.
 
 use niji_ingest::TableStatus;
-use niji_ingest::store::Store;
+use niji_store::Store;
 
 use crate::fixture::Delivery;
 

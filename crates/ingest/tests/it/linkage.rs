@@ -2,7 +2,7 @@
 //! the documents say they break.
 
 use niji_ingest::linkage_report::{LinkageReport, Quality, measure};
-use niji_ingest::store::Store;
+use niji_store::Store;
 
 use crate::fixture::{Delivery, catalog};
 

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use arrow::array::{Array, StringArray};
 use arrow::datatypes::DataType;
 use niji_catalog::{DisclosureRole, Sensitivity};
-use niji_ingest::parents::{PARENT_FACILITY, PARENT_PERIOD, PARENT_PERSON};
-use niji_ingest::store::Store;
+use niji_store::Store;
+use niji_store::parents::{PARENT_FACILITY, PARENT_PERIOD, PARENT_PERSON};
 
 use crate::fixture::{Delivery, catalog, files_under};
 
@@ -92,9 +92,7 @@ fn no_direct_identifier_or_key_reaches_the_store() {
                 let c = match (f.name.as_str(), parent) {
                     (PARENT_PERSON, Some(p)) => p.column("person_idx"),
                     (PARENT_FACILITY, Some(p)) => p.column_for(DisclosureRole::Facility),
-                    (niji_catalog::FACILITY_MARK_COLUMN, _) => {
-                        t.column_for(DisclosureRole::Facility)
-                    }
+                    (niji_store::FACILITY_MARK_COLUMN, _) => t.column_for(DisclosureRole::Facility),
                     (PARENT_PERIOD, Some(p)) => {
                         p.period_column.as_deref().and_then(|c| p.column(c))
                     }

@@ -580,9 +580,13 @@ async fn ask(v: &Visiting, sql: &str) -> QueryOutcome {
 async fn differencing_sees_releases_made_by_another_process() {
     let f = Fixture::new(None).await;
     // A second Visiting environment over the same platform database: the CLI beside a server.
-    let second = Visiting::open(f.settings.clone(), Arc::new(LocalEngine))
-        .await
-        .expect("second process");
+    let second = Visiting::open(
+        f.settings.clone(),
+        Arc::new(LocalEngine),
+        niji_testkit::dummy_store(),
+    )
+    .await
+    .expect("second process");
     // The second process has checked something, so its ledger is loaded.
     let o = ask(
         &second,

@@ -1,4 +1,4 @@
-//! The seeded environment of [`niji_sandbox::testing`] in a temporary directory.
+//! The seeded environment of [`niji_testkit`] in a temporary directory.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use niji_governance::{ApprovedTable, Member, MemberRole};
 use niji_sandbox::{Mode, QueryOutcome, QueryRequest, Visiting};
 
-pub use niji_sandbox::testing::{OTHER, Overrides, PROJECT};
+pub use niji_testkit::{OTHER, Overrides, PROJECT};
 
 pub fn repo() -> PathBuf {
     let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo");
@@ -45,7 +45,7 @@ impl Fixture {
     /// A store of `persons` synthetic persons, with `overrides`.
     pub async fn with(persons: u64, overrides: Overrides<'_>) -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
-        let seeded = niji_sandbox::testing::seed(dir.path(), &repo(), persons, overrides)
+        let seeded = niji_testkit::seed(dir.path(), &repo(), persons, overrides)
             .await
             .expect("seeded environment");
         let token = |u: &str| seeded.tokens[u].clone();
@@ -183,7 +183,7 @@ pub async fn with_policy(from: &str, to: &str) -> Fixture {
 /// A copy of the example project named `id`, with `members` (the first leads it) and
 /// `extra` columns approved as (table, column) besides the example's.
 pub async fn project_with(f: &Fixture, id: &str, members: &[&str], extra: &[(&str, &str)]) {
-    let mut spec = niji_sandbox::testing::example_spec(&repo()).expect("spec");
+    let mut spec = niji_testkit::example_spec(&repo()).expect("spec");
     spec.id = id.into();
     for (table, column) in extra {
         match spec.tables.iter_mut().find(|t| t.table == *table) {
@@ -215,7 +215,7 @@ pub async fn project_with(f: &Fixture, id: &str, members: &[&str], extra: &[(&st
 /// Creates project "narrow" (the example's members): a half year, 2022-01 to 2022-06, and a
 /// cohort of persons with an E11 diagnosis in it.
 pub async fn narrow_project(f: &Fixture) {
-    let mut narrow = niji_sandbox::testing::example_spec(&repo()).expect("spec");
+    let mut narrow = niji_testkit::example_spec(&repo()).expect("spec");
     narrow.id = "narrow".into();
     narrow.period = Some(niji_governance::Period {
         from: "2022-01".into(),

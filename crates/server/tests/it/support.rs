@@ -21,7 +21,7 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start() -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let seeded = niji_sandbox::testing::seed(dir.path(), &repo(), 400, Default::default())
+        let seeded = niji_testkit::seed(dir.path(), &repo(), 400, Default::default())
             .await
             .expect("seeded environment");
         let loopback: SocketAddr = "127.0.0.1:0".parse().expect("addr");

@@ -1,7 +1,8 @@
 //! A small working environment from nothing: a custodian key, a synthetic store ingested under
 //! it, the researchers alice, bob and carol, the output checkers dora and erin (committee), the
 //! example project (alice, bob) and a copy of it named `other-study` without linkage (carol).
-//! Used by the tests of every layer above the sandbox.
+//! Used by the tests of every layer from the sandbox up, and by the benchmarks; never by the
+//! product binary (a dev-only crate).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use niji_governance::{Member, MemberRole, ProjectSpec, UserRole};
 use niji_pseudo::CustodianKey;
 
-use crate::{LocalEngine, SandboxError, Settings, Visiting};
+use niji_sandbox::{DummyStoreMaker, LocalEngine, SandboxError, Settings, Visiting};
 
 pub const PROJECT: &str = "copay-2022";
 pub const OTHER: &str = "other-study";
@@ -82,11 +83,13 @@ pub async fn seed(
     let cfg = niji_synth::SynthConfig::new(persons, 7, root.join("synth"));
     let data = settings.data_dir.clone();
     tokio::task::spawn_blocking(move || {
-        crate::synthetic_store(&catalog, &key, &cfg, &data, Vec::new())
+        niji_ingest::synthetic::synthetic_store(&catalog, &key, &cfg, &data, Vec::new())
     })
     .await
-    .map_err(|e| SandboxError::Synthetic(e.to_string()))??;
-    let visiting = Arc::new(Visiting::open(settings.clone(), Arc::new(LocalEngine)).await?);
+    .map_err(|e| SandboxError::Synthetic(e.to_string()))?
+    .map_err(|e| SandboxError::Synthetic(e.to_string()))?;
+    let visiting =
+        Arc::new(Visiting::open(settings.clone(), Arc::new(LocalEngine), dummy_store()).await?);
     let mut tokens = BTreeMap::new();
     for (name, role) in [
         ("alice", UserRole::Researcher),
@@ -114,5 +117,12 @@ pub async fn seed(
         visiting,
         settings,
         tokens,
+    })
+}
+
+/// The dummy store as niji's binary makes it: synthetic, from `niji_ingest::synthetic`.
+pub fn dummy_store() -> DummyStoreMaker {
+    DummyStoreMaker::new(|catalog, key, dir| {
+        niji_ingest::synthetic::dummy_store(catalog, key, dir).map_err(|e| e.to_string())
     })
 }

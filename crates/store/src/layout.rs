@@ -10,17 +10,17 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::{Ceiling, Strata};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use niji_catalog::{Ceiling, Strata};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::IngestError;
+use crate::{StoreError, io};
 
 pub const MANIFEST: &str = "manifest.json";
-pub(crate) const STAGING_PREFIX: &str = ".staging-";
+pub const STAGING_PREFIX: &str = ".staging-";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PartInfo {
@@ -77,10 +77,10 @@ pub struct StrataFile {
 const STRATA_FILE: &str = "strata.bin";
 
 /// Writes `strata` into a table's staging directory.
-pub(crate) fn write_strata(staging: &Path, strata: &Strata) -> Result<StrataFile, IngestError> {
+pub fn write_strata(staging: &Path, strata: &Strata) -> Result<StrataFile, StoreError> {
     let bytes = strata
         .encode()
-        .map_err(|e| IngestError::Internal(e.to_string()))?;
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
     let path = staging.join(STRATA_FILE);
     let mut f = File::create(&path).map_err(io(&path))?;
     f.write_all(&bytes).map_err(io(&path))?;
@@ -110,13 +110,6 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
-    move |source| IngestError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 /// Layout of the data directory.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -139,7 +132,7 @@ impl Store {
     }
 
     /// Removes staging directories left by an interrupted run. Published tables are untouched.
-    pub fn recover(&self) -> Result<usize, IngestError> {
+    pub fn recover(&self) -> Result<usize, StoreError> {
         let mut removed = 0;
         let Ok(dbs) = fs::read_dir(&self.root) else {
             return Ok(0);
@@ -165,7 +158,7 @@ impl Store {
     }
 
     /// A fresh staging directory for `db.table`.
-    pub fn staging(&self, db: &str, table: &str) -> Result<PathBuf, IngestError> {
+    pub fn staging(&self, db: &str, table: &str) -> Result<PathBuf, StoreError> {
         let dir = self
             .root
             .join(db)
@@ -178,9 +171,9 @@ impl Store {
     }
 
     /// Writes the manifest into `staging` and swaps it into place atomically.
-    pub fn publish(&self, staging: &Path, manifest: &Manifest) -> Result<(), IngestError> {
-        let json = serde_json::to_vec_pretty(manifest)
-            .map_err(|e| IngestError::Internal(e.to_string()))?;
+    pub fn publish(&self, staging: &Path, manifest: &Manifest) -> Result<(), StoreError> {
+        let json =
+            serde_json::to_vec_pretty(manifest).map_err(|e| StoreError::Internal(e.to_string()))?;
         let path = staging.join(MANIFEST);
         let mut f = File::create(&path).map_err(io(&path))?;
         f.write_all(&json).map_err(io(&path))?;
@@ -192,12 +185,12 @@ impl Store {
         swap_in(staging, &target)
     }
 
-    pub fn manifest(&self, db: &str, table: &str) -> Result<Option<Manifest>, IngestError> {
+    pub fn manifest(&self, db: &str, table: &str) -> Result<Option<Manifest>, StoreError> {
         let path = self.table_dir(db, table).join(MANIFEST);
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|e| IngestError::Corrupt(format!("{}: {e}", path.display()))),
+                .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io(&path)(e)),
         }
@@ -209,10 +202,10 @@ impl Store {
         db: &str,
         table: &str,
         columns: &[&str],
-    ) -> Result<Vec<RecordBatch>, IngestError> {
+    ) -> Result<Vec<RecordBatch>, StoreError> {
         let manifest = self
             .manifest(db, table)?
-            .ok_or_else(|| IngestError::NotIngested(format!("{db}.{table}")))?;
+            .ok_or_else(|| StoreError::NotIngested(format!("{db}.{table}")))?;
         let dir = self.table_dir(db, table);
         let mut out = Vec::new();
         for part in &manifest.parts {
@@ -222,9 +215,11 @@ impl Store {
             let schema: SchemaRef = builder.schema().clone();
             let mut indices = Vec::new();
             for c in columns {
-                indices.push(schema.index_of(c).map_err(|_| {
-                    IngestError::Corrupt(format!("{db}.{table} has no column {c}"))
-                })?);
+                indices.push(
+                    schema.index_of(c).map_err(|_| {
+                        StoreError::Corrupt(format!("{db}.{table} has no column {c}"))
+                    })?,
+                );
             }
             let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
             for batch in builder
@@ -239,7 +234,7 @@ impl Store {
     }
 
     /// The strata of a published table, checked against its manifest; None where it has none.
-    pub fn strata(&self, db: &str, table: &str) -> Result<Option<Strata>, IngestError> {
+    pub fn strata(&self, db: &str, table: &str) -> Result<Option<Strata>, StoreError> {
         let Some(manifest) = self.manifest(db, table)? else {
             return Ok(None);
         };
@@ -249,15 +244,15 @@ impl Store {
         let path = self.table_dir(db, table).join(&file.file);
         let bytes = fs::read(&path).map_err(io(&path))?;
         if blake3::hash(&bytes).to_hex().as_str() != file.blake3 {
-            return Err(IngestError::Corrupt(format!(
+            return Err(StoreError::Corrupt(format!(
                 "{} does not match its manifest digest",
                 path.display()
             )));
         }
         let strata = Strata::decode(&bytes)
-            .map_err(|e| IngestError::Corrupt(format!("{}: {e}", path.display())))?;
+            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
         if strata.len() != file.count || strata.columns() != file.columns {
-            return Err(IngestError::Corrupt(format!(
+            return Err(StoreError::Corrupt(format!(
                 "{} is not the strata its manifest describes",
                 path.display()
             )));
@@ -266,16 +261,16 @@ impl Store {
     }
 
     /// Checks every part (and the strata) against its manifest digest.
-    pub fn verify(&self, db: &str, table: &str) -> Result<Manifest, IngestError> {
+    pub fn verify(&self, db: &str, table: &str) -> Result<Manifest, StoreError> {
         let manifest = self
             .manifest(db, table)?
-            .ok_or_else(|| IngestError::NotIngested(format!("{db}.{table}")))?;
+            .ok_or_else(|| StoreError::NotIngested(format!("{db}.{table}")))?;
         let dir = self.table_dir(db, table);
         for part in &manifest.parts {
             let path = dir.join(&part.file);
             let bytes = fs::read(&path).map_err(io(&path))?;
             if blake3::hash(&bytes).to_hex().as_str() != part.blake3 {
-                return Err(IngestError::Corrupt(format!(
+                return Err(StoreError::Corrupt(format!(
                     "{} does not match its manifest digest",
                     path.display()
                 )));
@@ -283,7 +278,7 @@ impl Store {
         }
         self.strata(db, table)?;
         if Manifest::content_digest_of(&manifest.parts) != manifest.content_digest {
-            return Err(IngestError::Corrupt(format!(
+            return Err(StoreError::Corrupt(format!(
                 "{db}.{table}: content digest mismatch"
             )));
         }
@@ -293,7 +288,7 @@ impl Store {
 
 /// Moves `staging` to `target`: an atomic exchange when `target` exists (the old version then
 /// sits in `staging` and is removed), a plain rename otherwise.
-pub(crate) fn swap_in(staging: &Path, target: &Path) -> Result<(), IngestError> {
+pub fn swap_in(staging: &Path, target: &Path) -> Result<(), StoreError> {
     if target.exists() {
         let parent = target.parent().unwrap_or(Path::new("."));
         rustix::fs::renameat_with(
@@ -303,7 +298,7 @@ pub(crate) fn swap_in(staging: &Path, target: &Path) -> Result<(), IngestError> 
             target,
             rustix::fs::RenameFlags::EXCHANGE,
         )
-        .map_err(|e| IngestError::Io {
+        .map_err(|e| StoreError::Io {
             path: target.to_path_buf(),
             source: e.into(),
         })?;
