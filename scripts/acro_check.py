@@ -1,4 +1,4 @@
-"""ACRO's side of `niji bench acro`: the same tables, checked by ACRO (the SACRO project's
+"""ACRO's side of `niji-bench acro`: the same tables, checked by ACRO (the SACRO project's
 automatic output checker) on the same stored receipts.
 
     acro_check.py STORE TABLES.json

@@ -1,4 +1,4 @@
-"""DuckDB's side of `niji bench ingest`: the same job on the same files.
+"""DuckDB's side of `niji-bench ingest`: the same job on the same files.
 
 Reads the receipts extract and the insured-number history, computes keyed SHA-256
 identifiers (DuckDB has no HMAC: sha256(key || fields) stands in, the same hash work per

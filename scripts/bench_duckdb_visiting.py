@@ -1,4 +1,4 @@
-"""DuckDB's side of `niji bench visiting`: the same analysis queries on the same Parquet.
+"""DuckDB's side of `niji-bench visiting`: the same analysis queries on the same Parquet.
 
     bench_duckdb_visiting.py STORE QUERIES.json RUNS
 

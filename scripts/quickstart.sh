@@ -7,5 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/niji-target}"
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
-cargo build --release --quiet --bin niji
+# The whole workspace's binaries, so this build and the tests share one feature set (one build).
+cargo build --release --quiet --workspace --bins
 exec "$CARGO_TARGET_DIR/release/niji" demo "$@"

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod bench_acro;
-mod bench_visiting;
-mod commands;
+mod context;
+mod custodian;
+mod demo;
 mod visiting;
 
 #[derive(Debug, Parser)]
@@ -37,7 +37,7 @@ struct Cli {
     #[arg(long, global = true, default_value = "./catalog", env = "NIJI_CATALOG")]
     catalog: PathBuf,
     #[command(flatten)]
-    env: visiting::EnvArgs,
+    env: context::EnvArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,24 +45,24 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The quick-start job: synthesise, create a key if there is none, ingest, report.
-    Demo(commands::DemoArgs),
+    Demo(demo::DemoArgs),
     /// Generate raw extracts (and a truth file kept apart) as a custodian receives them.
-    Synth(commands::SynthArgs),
+    Synth(custodian::SynthArgs),
     /// Custodian key management.
     Keys {
         #[command(subcommand)]
-        command: commands::KeysCommand,
+        command: custodian::KeysCommand,
     },
     /// Pseudonymise raw extracts into the Parquet store.
-    Ingest(commands::IngestArgs),
+    Ingest(custodian::IngestArgs),
     /// Measure linkage quality of the identifiers against a truth file.
-    LinkageReport(commands::LinkageArgs),
+    LinkageReport(custodian::LinkageArgs),
     /// Print the catalog.
-    Catalog(commands::CatalogArgs),
+    Catalog(custodian::CatalogArgs),
     /// The audit log: verify the chain and its anchor, or show recent entries.
     Audit {
         #[command(subcommand)]
-        command: commands::AuditCommand,
+        command: custodian::AuditCommand,
     },
     /// Users of the platform and their API tokens.
     User {
@@ -80,11 +80,6 @@ enum Command {
     Outputs(visiting::OutputsArgs),
     /// Serve the HTTP JSON API and the Flight SQL endpoint.
     Serve(visiting::ServeArgs),
-    /// Benchmarks that print figures (never run as tests).
-    Bench {
-        #[command(subcommand)]
-        command: commands::BenchCommand,
-    },
 }
 
 fn command_name(c: &Command) -> &'static str {
@@ -96,7 +91,6 @@ fn command_name(c: &Command) -> &'static str {
         Command::LinkageReport(_) => "linkage-report",
         Command::Catalog(_) => "catalog",
         Command::Audit { .. } => "audit",
-        Command::Bench { .. } => "bench",
         Command::User { .. } => "user",
         Command::Project { .. } => "project",
         Command::Query(_) => "query",
@@ -115,20 +109,19 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let _span = tracing::info_span!("command", name = command_name(&cli.command)).entered();
-    let ctx = commands::Context {
+    let ctx = context::Context {
         data_dir: cli.data_dir,
         key_file: cli.key_file,
         catalog: cli.catalog,
     };
     let result = match cli.command {
-        Command::Demo(a) => commands::demo(&ctx, &cli.env, &a),
-        Command::Synth(a) => commands::synth(&a).map(|_| ()),
-        Command::Keys { command } => commands::keys(&ctx, &command),
-        Command::Ingest(a) => commands::ingest(&ctx, &a).map(|_| ()),
-        Command::LinkageReport(a) => commands::linkage_report(&ctx, &a),
-        Command::Catalog(a) => commands::catalog(&ctx, &a),
-        Command::Audit { command } => commands::audit(&ctx, &command),
-        Command::Bench { command } => commands::bench(&ctx, &cli.env, &command),
+        Command::Demo(a) => demo::demo(&ctx, &cli.env, &a),
+        Command::Synth(a) => custodian::synth(&a).map(|_| ()),
+        Command::Keys { command } => custodian::keys(&ctx, &command),
+        Command::Ingest(a) => custodian::ingest(&ctx, &a).map(|_| ()),
+        Command::LinkageReport(a) => custodian::linkage_report(&ctx, &a),
+        Command::Catalog(a) => custodian::catalog(&ctx, &a),
+        Command::Audit { command } => custodian::audit(&ctx, &command),
         Command::User { command } => visiting::user(&ctx, &cli.env, &command),
         Command::Project { command } => visiting::project(&ctx, &cli.env, &command),
         Command::Query(a) => match visiting::query(&ctx, &cli.env, &a) {

@@ -10,27 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use niji_governance::{ProjectSpec, Stored as _, UserRole, Vote};
 use niji_sandbox::{DummyStoreMaker, LocalEngine, Mode, QueryRequest, Settings, Status, Visiting};
 
-use crate::commands::{Context, custodian_actor};
-
-#[derive(Debug, Clone, Args)]
-pub struct EnvArgs {
-    /// casbin model and policy, SQL allowlist.
-    #[arg(
-        long,
-        global = true,
-        default_value = "./policies",
-        env = "NIJI_POLICIES"
-    )]
-    pub policies: PathBuf,
-    /// Limits of the Visiting environment.
-    #[arg(
-        long,
-        global = true,
-        default_value = "./sandbox/limits.toml",
-        env = "NIJI_LIMITS"
-    )]
-    pub limits: PathBuf,
-}
+use crate::context::{Context, EnvArgs, custodian_actor};
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {

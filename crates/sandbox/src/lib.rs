@@ -164,7 +164,8 @@ impl Visiting {
     }
 
     /// Switches disclosure control's checks off (every real result is then held, nothing is
-    /// released) or on. For benchmarks, which compare the two.
+    /// released) or on. For niji-bench, which compares the two; not in the product binary.
+    #[cfg(feature = "bench")]
     pub fn set_release_checks(&self, on: bool) {
         self.release_checks
             .store(on, std::sync::atomic::Ordering::Relaxed);

@@ -293,67 +293,6 @@ fn actions_are_audited_and_tampering_is_reported() {
     assert!(text(&bad).contains("entry 2 was edited"), "{}", text(&bad));
 }
 
-/// ACRO (`scripts/setup-python.sh` installs it) and niji check the same tables of the same
-/// receipts: every cell ACRO flags, niji flags too (the command fails otherwise).
-#[test]
-fn niji_flags_every_cell_acro_flags() {
-    let repo = catalog_dir().join("..");
-    let python = std::env::var_os("NIJI_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo.join(".venv/bin/python"));
-    assert!(
-        python.exists(),
-        "{} missing: run scripts/setup-python.sh (scripts/test.sh does)",
-        python.display()
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let script = repo.join("scripts/acro_check.py");
-    let out = succeed(
-        dir.path(),
-        &[
-            "bench",
-            "acro",
-            "--persons",
-            "20000",
-            "--python",
-            python.to_str().unwrap(),
-            "--script",
-            script.to_str().unwrap(),
-        ],
-    );
-    let all = text(&out);
-    assert!(
-        all.contains("every cell ACRO flags, niji flags too"),
-        "{all}"
-    );
-    // Each table's line: cells, ACRO flags, niji flags, both, ACRO only, niji only.
-    for table in [
-        "inpatient receipts 2022-10, prefecture × sex",
-        "mean points of the same",
-        "sum of points, prefecture × copay rate",
-        "outpatient days, prefecture × copay rate",
-    ] {
-        let line = all
-            .lines()
-            .find(|l| l.starts_with(table))
-            .unwrap_or_else(|| panic!("no line for {table}: {all}"));
-        let n: Vec<usize> = line[table.len()..]
-            .split_whitespace()
-            .map(|w| w.parse().unwrap())
-            .collect();
-        let [cells, acro, niji, both, acro_only, _] = n[..] else {
-            panic!("{line}");
-        };
-        assert_eq!(acro_only, 0, "{line}");
-        assert_eq!(both, acro, "every ACRO flag is niji's too: {line}");
-        assert!(niji >= acro && niji <= cells, "{line}");
-        // On outpatient days both checkers pass cells: not a comparison of blanket refusals.
-        if table.starts_with("outpatient") {
-            assert!(acro < cells && niji < cells, "{line}");
-        }
-    }
-}
-
 /// From the CLI, as a researcher: a held result's JSON has no size, a failing real-data query
 /// says nothing of why, and the custodian finds the cause by the query id.
 #[test]

@@ -1,4 +1,4 @@
-//! `niji bench visiting`: realistic analysis queries on a synthetic NDB of 10M+ receipts,
+//! `niji-bench visiting`: realistic analysis queries on a synthetic NDB of 10M+ receipts,
 //! plain DataFusion on the stored Parquet against the same queries through the chokepoint
 //! (guard, project views, pseudonym mapping, row filters, limits, held result, audit), and
 //! DuckDB on the same Parquet, in one run.
@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use niji_governance::{ApprovedTable, Member, MemberRole, Period, ProjectSpec, UserRole};
 use niji_sandbox::{LocalEngine, Mode, QueryRequest, Settings, Status, Visiting};
 
-use crate::visiting::EnvArgs;
+use crate::EnvArgs;
 
 /// (name, SQL as a project writes it). The plain form replaces `pid` by `person_idx`.
 const SUITE: &[(&str, &str)] = &[
@@ -101,7 +101,7 @@ pub(crate) fn spec(id: &str, from: &str, to: &str) -> ProjectSpec {
 }
 
 pub(crate) fn prepare(
-    ctx: &crate::commands::Context,
+    ctx: &crate::Context,
     persons: u64,
     work: &Path,
 ) -> anyhow::Result<(PathBuf, PathBuf)> {
@@ -183,7 +183,7 @@ where
 
 /// The Visiting environment over a benchmark store, with its user `bench`.
 pub(crate) async fn open(
-    ctx: &crate::commands::Context,
+    ctx: &crate::Context,
     env: &EnvArgs,
     data: &Path,
     key_file: PathBuf,
@@ -196,12 +196,7 @@ pub(crate) async fn open(
         limits_file: env.limits.clone(),
     };
     let visiting = Arc::new(
-        Visiting::open(
-            settings,
-            Arc::new(LocalEngine),
-            crate::visiting::dummy_store(),
-        )
-        .await?,
+        Visiting::open(settings, Arc::new(LocalEngine), niji_testkit::dummy_store()).await?,
     );
     if visiting.db.user("bench").await?.is_none() {
         visiting
@@ -220,7 +215,7 @@ pub struct Rounds<'a> {
 }
 
 pub fn run(
-    ctx: &crate::commands::Context,
+    ctx: &crate::Context,
     env: &EnvArgs,
     persons: u64,
     work: &Path,
@@ -302,7 +297,7 @@ pub fn run(
         anyhow::ensure!(duck.status.success(), "duckdb: {}", String::from_utf8_lossy(&duck.stderr));
         let duck: serde_json::Value = serde_json::from_slice(&duck.stdout)?;
 
-        println!("niji bench visiting: {receipts} receipts, best of {runs} runs after one warm-up, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        println!("niji-bench visiting: {receipts} receipts, best of {runs} runs after one warm-up, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
         println!("{:<38} {:>12} {:>12} {:>9} {:>12} {:>10} {:>12} {:>12} {:>14} {:>8}", "query", "datafusion", "niji", "overhead", "duckdb", "niji/duck", "niji FY2022", "niji held", "niji checked", "checks");
         let mut overheads = Vec::new();
         let mut check_costs = Vec::new();

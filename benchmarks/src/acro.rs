@@ -1,4 +1,4 @@
-//! `niji bench acro`: the same tables checked by niji and by ACRO (the SACRO project's
+//! `niji-bench acro`: the same tables checked by niji and by ACRO (the SACRO project's
 //! automatic output checker) on the same stored receipts, side by side. ACRO counts records
 //! and applies its threshold, n-k dominance and p-ratio rules to them; niji counts persons and
 //! applies its rules to per-person contributions. Where ACRO flags a cell niji must flag it
@@ -11,8 +11,8 @@ use anyhow::Context as _;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use niji_sandbox::{Mode, QueryRequest, Status};
 
-use crate::bench_visiting::{open, prepare, spec};
-use crate::visiting::EnvArgs;
+use crate::EnvArgs;
+use crate::visiting::{open, prepare, spec};
 
 /// A two-way table over the receipts: its filter (SQL and pandas), keys and aggregate.
 struct Table {
@@ -68,7 +68,7 @@ struct Cell {
 }
 
 pub fn run(
-    ctx: &crate::commands::Context,
+    ctx: &crate::Context,
     env: &EnvArgs,
     persons: u64,
     work: &Path,
@@ -104,7 +104,7 @@ pub fn run(
         .build()?;
     rt.block_on(async {
         let visiting = open(ctx, env, &data, key_file).await?;
-        println!("niji bench acro: {persons} persons; ACRO counts receipts, niji persons");
+        println!("niji-bench acro: {persons} persons; ACRO counts receipts, niji persons");
         println!(
             "{:<46} {:>6} {:>6} {:>6} {:>6} {:>10} {:>10}",
             "table", "cells", "acro", "niji", "both", "acro only", "niji only"

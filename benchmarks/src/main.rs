@@ -1,0 +1,195 @@
+//! `niji-bench`: niji's benchmarks, each a command that prints its figures beside a peer's
+//! (DuckDB, plain DataFusion, ACRO) measured in the same run. Kept out of the product binary.
+//! The method and the current table are in docs/benchmarks.md.
+
+mod acro;
+mod hmac;
+mod ingest;
+mod pseudonym;
+mod visiting;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use niji_catalog::Catalog;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "niji-bench",
+    version,
+    about = "niji's benchmarks, side by side with a peer"
+)]
+struct Cli {
+    /// The store a benchmark reads when it does not make its own (`pseudonym`).
+    #[arg(
+        long,
+        global = true,
+        default_value = "./niji-data",
+        env = "NIJI_DATA_DIR"
+    )]
+    data_dir: PathBuf,
+    #[arg(
+        long,
+        global = true,
+        default_value = "./niji-keys/custodian.key",
+        env = "NIJI_KEY_FILE"
+    )]
+    key_file: PathBuf,
+    #[arg(long, global = true, default_value = "./catalog", env = "NIJI_CATALOG")]
+    catalog: PathBuf,
+    #[command(flatten)]
+    env: EnvArgs,
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+/// Where the Visiting environment's policies and limits are read from.
+#[derive(Debug, Clone, Args)]
+pub struct EnvArgs {
+    #[arg(
+        long,
+        global = true,
+        default_value = "./policies",
+        env = "NIJI_POLICIES"
+    )]
+    pub policies: PathBuf,
+    #[arg(
+        long,
+        global = true,
+        default_value = "./sandbox/limits.toml",
+        env = "NIJI_LIMITS"
+    )]
+    pub limits: PathBuf,
+}
+
+/// The checkout's paths a benchmark reads.
+#[derive(Debug)]
+pub struct Context {
+    pub data_dir: PathBuf,
+    pub key_file: PathBuf,
+    pub catalog: PathBuf,
+}
+
+impl Context {
+    fn catalog(&self) -> anyhow::Result<Catalog> {
+        Catalog::load(&self.catalog)
+            .with_context(|| format!("loading the catalog from {}", self.catalog.display()))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Keyed identifier hashing: HMAC-SHA256 per second, on one core and on all.
+    Hmac {
+        #[arg(long, default_value_t = 20_000_000)]
+        count: u64,
+    },
+    /// Read CSV, compute keyed identifiers, write Parquet: niji and DuckDB on the same receipts.
+    Ingest {
+        #[arg(long, default_value_t = 200_000)]
+        persons: u64,
+        /// Scratch directory (synthetic data, stores, outputs).
+        #[arg(long, default_value = "./niji-bench")]
+        work: PathBuf,
+        /// Python with the duckdb package (see scripts/setup-python.sh).
+        #[arg(long, env = "NIJI_PYTHON", default_value = ".venv/bin/python")]
+        python: PathBuf,
+        /// DuckDB's side of the job, found from the checkout (not from where niji was built).
+        #[arg(long, default_value = "scripts/bench_duckdb_ingest.py")]
+        script: PathBuf,
+    },
+    /// Project pseudonyms over the stored receipts: an HMAC per row against a per-project
+    /// dictionary looked up by person index, and distinct-person counting on each form.
+    Pseudonym,
+    /// The same tables checked by niji and by ACRO (PyPI `acro`), side by side.
+    Acro {
+        #[arg(long, default_value_t = 50_000)]
+        persons: u64,
+        #[arg(long, default_value = "./niji-bench-acro")]
+        work: PathBuf,
+        #[arg(long, env = "NIJI_PYTHON", default_value = ".venv/bin/python")]
+        python: PathBuf,
+        #[arg(long, default_value = "scripts/acro_check.py")]
+        script: PathBuf,
+    },
+    /// Analysis queries on 10M+ synthetic receipts: plain DataFusion, the same through the
+    /// chokepoint, and DuckDB, on the same Parquet.
+    Visiting {
+        /// 700,000 persons give about 10.4M receipts.
+        #[arg(long, default_value_t = 700_000)]
+        persons: u64,
+        #[arg(long, default_value = "./niji-bench-visiting")]
+        work: PathBuf,
+        /// Best of this many runs: fewer do not average out this machine's drift.
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+        /// Only the queries whose name contains this (repeatable; all when none).
+        #[arg(long = "query")]
+        queries: Vec<String>,
+        #[arg(long, env = "NIJI_PYTHON", default_value = ".venv/bin/python")]
+        python: PathBuf,
+        #[arg(long, default_value = "scripts/bench_duckdb_visiting.py")]
+        script: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NIJI_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let ctx = Context {
+        data_dir: cli.data_dir,
+        key_file: cli.key_file,
+        catalog: cli.catalog,
+    };
+    let env = cli.env;
+    let result = match cli.bench {
+        Bench::Hmac { count } => hmac::run(count),
+        Bench::Ingest {
+            persons,
+            work,
+            python,
+            script,
+        } => ingest::run(&ctx, persons, &work, &python, &script),
+        Bench::Pseudonym => pseudonym::run(&ctx),
+        Bench::Visiting {
+            persons,
+            work,
+            runs,
+            queries,
+            python,
+            script,
+        } => visiting::run(
+            &ctx,
+            &env,
+            persons,
+            &work,
+            visiting::Rounds {
+                runs,
+                queries: &queries,
+            },
+            &python,
+            &script,
+        ),
+        Bench::Acro {
+            persons,
+            work,
+            python,
+            script,
+        } => acro::run(&ctx, &env, persons, &work, &python, &script),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! What every command is given: where the store, the key, the catalog, the policies and the
+//! limits are, and how the audit log names the custodian at this shell.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use niji_audit::AuditLog;
+use niji_catalog::Catalog;
+use niji_pseudo::CustodianKey;
+
+#[derive(Debug)]
+pub struct Context {
+    pub data_dir: PathBuf,
+    pub key_file: PathBuf,
+    pub catalog: PathBuf,
+}
+
+/// How the audit log names whoever runs custodian commands at this shell.
+pub fn custodian_actor() -> String {
+    format!(
+        "custodian:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+impl Context {
+    /// The audit log in the data directory's SQLite database, its head anchored beside the key
+    /// (outside the data directory, so whoever can rewrite the database cannot move the anchor).
+    pub fn audit(&self, key: &CustodianKey) -> anyhow::Result<(tokio::runtime::Runtime, AuditLog)> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::fs::create_dir_all(&self.data_dir)?;
+        let anchor = self.key_file.with_file_name("audit.anchor");
+        let log = rt.block_on(AuditLog::open(&self.data_dir.join("niji.db"), &anchor, key))?;
+        Ok((rt, log))
+    }
+
+    pub fn record(
+        &self,
+        key: &CustodianKey,
+        action: &str,
+        detail: &serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let (rt, log) = self.audit(key)?;
+        rt.block_on(log.append(&custodian_actor(), action, detail))?;
+        Ok(())
+    }
+
+    pub fn catalog(&self) -> anyhow::Result<Catalog> {
+        Catalog::load(&self.catalog)
+            .with_context(|| format!("loading the catalog from {}", self.catalog.display()))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EnvArgs {
+    /// casbin model and policy, SQL allowlist.
+    #[arg(
+        long,
+        global = true,
+        default_value = "./policies",
+        env = "NIJI_POLICIES"
+    )]
+    pub policies: PathBuf,
+    /// Limits of the Visiting environment.
+    #[arg(
+        long,
+        global = true,
+        default_value = "./sandbox/limits.toml",
+        env = "NIJI_LIMITS"
+    )]
+    pub limits: PathBuf,
+}
