@@ -239,9 +239,7 @@ pub fn query(ctx: &Context, env: &EnvArgs, a: &QueryArgs) -> anyhow::Result<Exit
                 })
                 .await
             }
-            Err(e) => {
-                niji_sandbox::QueryOutcome::failed(String::new(), e.status(), e.public_message())
-            }
+            Err(e) => niji_sandbox::QueryOutcome::failed(String::new(), &e),
         };
         match a.format {
             Format::Json => println!("{}", outcome.to_json()),

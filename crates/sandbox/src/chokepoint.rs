@@ -113,7 +113,7 @@ impl Visiting {
                 o.query_id = query_id;
                 o
             }
-            Err(e) => QueryOutcome::failed(query_id, e.status(), e.public_message()),
+            Err(e) => QueryOutcome::failed(query_id, &e),
         }
     }
 

@@ -6,12 +6,16 @@ use super::*;
 pub enum SandboxError {
     #[error("{0}")]
     Refused(String),
+    /// Unknown user or wrong token.
+    #[error("not signed in: {0}")]
+    Unauthenticated(String),
     #[error("not permitted: {0}")]
     Denied(String),
     #[error("busy: {0}")]
     Busy(String),
+    /// Stopped at the time limit.
     #[error("cancelled: {0}")]
-    Cancelled(String),
+    TimeLimit(String),
     #[error("limit: {0}")]
     Limit(String),
     #[error("unavailable: {0}")]
@@ -42,10 +46,33 @@ impl SandboxError {
     /// The outcome status this error gives a query.
     pub fn status(&self) -> Status {
         match self {
-            SandboxError::Refused(_) | SandboxError::Denied(_) | SandboxError::Busy(_) => {
-                Status::Refused
-            }
+            SandboxError::Refused(_)
+            | SandboxError::Unauthenticated(_)
+            | SandboxError::Denied(_)
+            | SandboxError::Busy(_) => Status::Refused,
             _ => Status::Error,
+        }
+    }
+
+    /// What kind of failure this is for the caller; each interface takes its status from it
+    /// (the server's one mapping). A real-data failure is internal whatever its cause, except
+    /// the time limit, which the caller sees by the clock anyway.
+    pub fn failure(&self) -> Failure {
+        match self {
+            SandboxError::Unauthenticated(_) => Failure::Unauthenticated,
+            SandboxError::Denied(_) => Failure::Denied,
+            SandboxError::Busy(_) => Failure::Busy,
+            SandboxError::TimeLimit(_) => Failure::TimeLimit,
+            SandboxError::RunFailed(cause) if matches!(**cause, SandboxError::TimeLimit(_)) => {
+                Failure::TimeLimit
+            }
+            SandboxError::Refused(_)
+            | SandboxError::Limit(_)
+            | SandboxError::Governance(GovernanceError::Spec(_) | GovernanceError::Exists(_)) => {
+                Failure::Refused
+            }
+            SandboxError::Governance(GovernanceError::NotFound(_)) => Failure::NotFound,
+            _ => Failure::Internal,
         }
     }
 
@@ -53,9 +80,10 @@ impl SandboxError {
     pub fn kind(&self) -> &'static str {
         match self {
             SandboxError::Refused(_) => "refused",
+            SandboxError::Unauthenticated(_) => "unauthenticated",
             SandboxError::Denied(_) => "denied",
             SandboxError::Busy(_) => "busy",
-            SandboxError::Cancelled(_) => "cancelled",
+            SandboxError::TimeLimit(_) => "cancelled",
             SandboxError::Limit(_) => "limit",
             SandboxError::Unavailable(_) => "unavailable",
             SandboxError::Config(_) => "configuration",
@@ -75,7 +103,10 @@ impl SandboxError {
     pub(crate) fn arose_from_data(&self) -> bool {
         !matches!(
             self,
-            SandboxError::Refused(_) | SandboxError::Denied(_) | SandboxError::Busy(_)
+            SandboxError::Refused(_)
+                | SandboxError::Unauthenticated(_)
+                | SandboxError::Denied(_)
+                | SandboxError::Busy(_)
         )
     }
 
@@ -100,9 +131,10 @@ impl SandboxError {
                 "the query could not be completed on real data; why is not shown, as it could tell about the data (develop the query on dummy data, or ask the custodian, quoting the query id)".into()
             }
             SandboxError::Refused(m) => m.clone(),
-            SandboxError::Denied(_)
+            SandboxError::Unauthenticated(_)
+            | SandboxError::Denied(_)
             | SandboxError::Busy(_)
-            | SandboxError::Cancelled(_)
+            | SandboxError::TimeLimit(_)
             | SandboxError::Limit(_) => self.to_string(),
             SandboxError::Engine(e) => match e.find_root() {
                 DataFusionError::ResourcesExhausted(_) => {
@@ -120,6 +152,24 @@ impl SandboxError {
             _ => "internal error".into(),
         }
     }
+}
+
+/// The kinds of failure a caller is told apart, one status each on every interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// Unknown user or wrong credentials.
+    Unauthenticated,
+    /// Signed in, but not permitted (no member of the project, not a checker, paused).
+    Denied,
+    /// No slot free within the queue wait.
+    Busy,
+    /// Stopped at the time limit.
+    TimeLimit,
+    /// The request itself is refused: SQL the guard refuses, a limit, an invalid spec.
+    Refused,
+    NotFound,
+    Internal,
 }
 
 /// An execution error's first line, unless it names a file (the store's layout is internal;

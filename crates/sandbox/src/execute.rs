@@ -91,7 +91,7 @@ impl Visiting {
             Err(_) => {
                 stop.0.stop();
                 task.abort();
-                Err(SandboxError::Cancelled(format!(
+                Err(SandboxError::TimeLimit(format!(
                     "the query ran longer than its {} s limit",
                     self.limits.timeout_seconds
                 )))

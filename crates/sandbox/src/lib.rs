@@ -58,7 +58,7 @@ pub use chokepoint::QueryRequest;
 use chokepoint::{QueryAudit, ms};
 use disclose::KeptLedger;
 pub use dummy::DummyStoreMaker;
-pub use error::SandboxError;
+pub use error::{Failure, SandboxError};
 use execute::QueryRuntime;
 pub use projects::{DeletedFile, DeletionCertificate};
 pub(crate) use settings::load_toml;

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use niji_disclosure::SuppressedCell;
 
 use crate::SandboxError;
+use crate::error::Failure;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,6 +70,9 @@ pub struct QueryOutcome {
     pub small_groups_withheld: bool,
     /// Where counts are rounded: each count column's total over its released rounded cells.
     pub totals: Vec<(String, i64)>,
+    /// For a refused or failed query, what kind of failure it was (its status on each
+    /// interface); none for an answer, held or not.
+    pub failure: Option<Failure>,
 }
 
 pub fn new_query_id() -> String {
@@ -114,6 +118,7 @@ impl QueryOutcome {
             suppressed: Vec::new(),
             small_groups_withheld: false,
             totals: Vec::new(),
+            failure: None,
         }
     }
 
@@ -141,6 +146,7 @@ impl QueryOutcome {
             suppressed: Vec::new(),
             small_groups_withheld: false,
             totals: Vec::new(),
+            failure: None,
         }
     }
 
@@ -179,6 +185,7 @@ impl QueryOutcome {
             suppressed,
             small_groups_withheld,
             totals: Vec::new(),
+            failure: None,
         }
     }
 
@@ -199,17 +206,20 @@ impl QueryOutcome {
             suppressed: Vec::new(),
             small_groups_withheld: false,
             totals: Vec::new(),
+            failure: None,
         }
     }
 
-    pub fn failed(query_id: String, status: Status, message: String) -> Self {
+    /// The outcome of a query that `error` stopped.
+    pub fn failed(query_id: String, error: &SandboxError) -> Self {
         Self {
             query_id,
-            status,
+            status: error.status(),
+            failure: Some(error.failure()),
             schema: None,
             batches: Vec::new(),
             row_count: None,
-            message,
+            message: error.public_message(),
             suppressed: Vec::new(),
             small_groups_withheld: false,
             totals: Vec::new(),

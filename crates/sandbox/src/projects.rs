@@ -78,7 +78,7 @@ impl Visiting {
                 &serde_json::json!({"via": via, "outcome": if user.is_some() { "ok" } else { "refused" }}),
             )
             .await?;
-        user.ok_or_else(|| SandboxError::Denied("unknown user or wrong token".into()))
+        user.ok_or_else(|| SandboxError::Unauthenticated("unknown user or wrong token".into()))
     }
 
     pub async fn create_project(

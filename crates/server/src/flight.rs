@@ -2,8 +2,10 @@
 //! token, answered with a bearer session), statements through the sandbox chokepoint. The
 //! project and mode come from the `x-niji-project` and `x-niji-mode` call headers (ADBC:
 //! `adbc.flight.sql.rpc.call_header.x-niji-project`). A dummy result is kept for one `DoGet`
-//! by the user who asked for it; a held, refused or failed outcome is an error status with
-//! the outcome's message.
+//! by the user who asked for it. A held result is an answer like any other: its FlightInfo
+//! has no endpoint, its schema's metadata says `niji.status = held` with the message, and its
+//! app_metadata is the outcome. A refused or failed outcome is an error status from the one
+//! mapping in `status`.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -28,9 +30,10 @@ use niji_sandbox::{Mode, QueryRequest, Status as OutcomeStatus};
 use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use crate::AppState;
-use crate::error::{ServerError, grpc_status};
+use crate::status::{ServerError, grpc_failure};
 
 /// Results wait this long for their `DoGet`.
 const RESULT_TTL: Duration = Duration::from_secs(600);
@@ -106,6 +109,34 @@ fn flight_info(
         .with_descriptor(descriptor))
 }
 
+/// A held result's FlightInfo: no endpoint to fetch, and the outcome in the schema's metadata
+/// (which clients such as ADBC keep on the empty result) and in app_metadata.
+fn held_info(
+    outcome: &niji_sandbox::QueryOutcome,
+    descriptor: FlightDescriptor,
+) -> Result<Response<FlightInfo>, Status> {
+    let fields = outcome
+        .schema
+        .as_ref()
+        .map(|s| s.fields().clone())
+        .unwrap_or_default();
+    let metadata = HashMap::from([
+        ("niji.status".to_string(), "held".to_string()),
+        (
+            "niji.message".to_string(),
+            format!("{} (query {})", outcome.message, outcome.query_id),
+        ),
+    ]);
+    let schema = arrow::datatypes::Schema::new_with_metadata(fields, metadata);
+    let info = FlightInfo::new()
+        .try_with_schema(&schema)
+        .map_err(|_| Status::internal("internal error"))?
+        .with_descriptor(descriptor)
+        .with_total_records(-1)
+        .with_app_metadata(outcome.summary_json().to_string());
+    Ok(Response::new(info))
+}
+
 /// Streams batches as Flight data.
 fn encode(
     schema: SchemaRef,
@@ -147,7 +178,7 @@ impl FlightSqlService for NijiFlightSql {
             .state
             .sessions
             .open(&user.name)
-            .map_err(|_| Status::internal("could not open a session"))?;
+            .map_err(|e| Status::from(ServerError::Session(e)))?;
         let bearer = MetadataValue::try_from(format!("Bearer {session}"))
             .map_err(|_| Status::internal("could not open a session"))?;
         let output = futures::stream::iter(vec![Ok(HandshakeResponse {
@@ -174,7 +205,6 @@ impl FlightSqlService for NijiFlightSql {
             _ => return Err(Status::invalid_argument("x-niji-mode is dummy or real")),
         };
         let span = tracing::info_span!("flight", %user, %project);
-        let _e = span.enter();
         let outcome = self
             .state
             .visiting
@@ -185,14 +215,15 @@ impl FlightSqlService for NijiFlightSql {
                 sql: query.query,
                 via: "flight",
             })
+            .instrument(span)
             .await;
+        if let Some(failure) = grpc_failure(&outcome) {
+            return Err(failure);
+        }
         // Released results stream with their masked cells null; the FlightInfo's app_metadata
         // says which and why (the outcome's JSON without its rows).
-        if !matches!(
-            outcome.status,
-            OutcomeStatus::Ok | OutcomeStatus::Released | OutcomeStatus::Suppressed
-        ) {
-            return Err(grpc_status(&outcome));
+        if outcome.status == OutcomeStatus::Held {
+            return held_info(&outcome, request.into_inner());
         }
         let schema = outcome
             .schema

@@ -15,24 +15,22 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use niji_governance::Vote;
+use niji_governance::{Output, Vote};
 use niji_sandbox::{Mode, QueryRequest};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use crate::AppState;
-use crate::error::{ServerError, http_status};
+use crate::status::{ServerError, http_status};
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route(
-            "/api/v1/health",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
+        .route("/api/v1/health", get(health))
         .route("/api/v1/signin", post(signin))
         .route("/api/v1/query", post(query))
         .route("/api/v1/projects", get(projects))
@@ -47,19 +45,40 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn trace_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    use tracing::Instrument;
     let span = tracing::info_span!("http", method = %req.method(), path = %req.uri().path());
     next.run(req).instrument(span).await
 }
 
-/// The signed-in user of a request.
-pub fn bearer_user(state: &AppState, headers: &HeaderMap) -> Result<String, ServerError> {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(|t| state.sessions.user(t.trim()))
-        .ok_or(ServerError::Unauthenticated)
+/// The signed-in user of a request: a handler that takes one cannot run without a live
+/// session (`Authorization: Bearer <session>`); the rejection is 401.
+#[derive(Debug)]
+pub struct SignedIn(pub String);
+
+impl FromRequestParts<Arc<AppState>> for SignedIn {
+    type Rejection = ServerError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|t| state.sessions.user(t.trim()))
+            .map(SignedIn)
+            .ok_or(ServerError::Unauthenticated)
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Health {
+    status: &'static str,
+}
+
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,10 +88,17 @@ struct SignIn {
     token: String,
 }
 
+#[derive(Debug, Serialize)]
+struct Session {
+    session: String,
+    user: String,
+    role: niji_governance::UserRole,
+}
+
 async fn signin(
     State(state): State<Arc<AppState>>,
     Json(body): Json<SignIn>,
-) -> Result<Response, ServerError> {
+) -> Result<Json<Session>, ServerError> {
     let user = state
         .visiting
         .sign_in(&body.user, &body.token, "http")
@@ -80,11 +106,12 @@ async fn signin(
     let session = state
         .sessions
         .open(&user.name)
-        .map_err(|_| ServerError::BadRequest("could not open a session".into()))?;
-    Ok(
-        Json(serde_json::json!({"session": session, "user": user.name, "role": user.role}))
-            .into_response(),
-    )
+        .map_err(ServerError::Session)?;
+    Ok(Json(Session {
+        session,
+        user: user.name,
+        role: user.role,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,12 +122,12 @@ struct QueryBody {
     sql: String,
 }
 
+/// The outcome, whatever it is, with the status of its kind (200 for an answer, held or not).
 async fn query(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    SignedIn(user): SignedIn,
     Json(body): Json<QueryBody>,
-) -> Result<Response, ServerError> {
-    let user = bearer_user(&state, &headers)?;
+) -> Response {
     let outcome = state
         .visiting
         .query(&QueryRequest {
@@ -111,22 +138,37 @@ async fn query(
             via: "http",
         })
         .await;
-    Ok((http_status(&outcome), Json(outcome.to_json())).into_response())
+    (http_status(&outcome), Json(outcome.to_json())).into_response()
+}
+
+#[derive(Debug, Serialize)]
+struct ProjectSummary {
+    id: String,
+    title: String,
+    expires: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Projects {
+    projects: Vec<ProjectSummary>,
 }
 
 async fn projects(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Result<Response, ServerError> {
-    let user = bearer_user(&state, &headers)?;
-    let list: Vec<serde_json::Value> = state
+    SignedIn(user): SignedIn,
+) -> Result<Json<Projects>, ServerError> {
+    let projects = state
         .visiting
         .projects_of(&user)
         .await?
         .into_iter()
-        .map(|p| serde_json::json!({"id": p.id, "title": p.title, "expires": p.expires}))
+        .map(|p| ProjectSummary {
+            id: p.id,
+            title: p.title,
+            expires: p.expires,
+        })
         .collect();
-    Ok(Json(serde_json::json!({"projects": list})).into_response())
+    Ok(Json(Projects { projects }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,29 +176,48 @@ struct ModeParam {
     mode: Option<Mode>,
 }
 
+#[derive(Debug, Serialize)]
+struct ColumnSummary {
+    name: String,
+    #[serde(rename = "type")]
+    data_type: String,
+}
+
+#[derive(Debug, Serialize)]
+struct TableSummary {
+    table: String,
+    columns: Vec<ColumnSummary>,
+}
+
+#[derive(Debug, Serialize)]
+struct Tables {
+    tables: Vec<TableSummary>,
+}
+
 async fn tables(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    SignedIn(user): SignedIn,
     Path(id): Path<String>,
     Query(param): Query<ModeParam>,
-) -> Result<Response, ServerError> {
-    let user = bearer_user(&state, &headers)?;
+) -> Result<Json<Tables>, ServerError> {
     let tables = state
         .visiting
         .project_tables(&user, &id, param.mode.unwrap_or(Mode::Dummy))
-        .await?;
-    let list: Vec<serde_json::Value> = tables
+        .await?
         .into_iter()
-        .map(|(name, schema)| {
-            let columns: Vec<serde_json::Value> = schema
+        .map(|(table, schema)| TableSummary {
+            table,
+            columns: schema
                 .fields()
                 .iter()
-                .map(|f| serde_json::json!({"name": f.name(), "type": f.data_type().to_string()}))
-                .collect();
-            serde_json::json!({"table": name, "columns": columns})
+                .map(|f| ColumnSummary {
+                    name: f.name().clone(),
+                    data_type: f.data_type().to_string(),
+                })
+                .collect(),
         })
         .collect();
-    Ok((StatusCode::OK, Json(serde_json::json!({"tables": list}))).into_response())
+    Ok(Json(Tables { tables }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,26 +225,31 @@ struct ProjectParam {
     project: Option<String>,
 }
 
+#[derive(Debug, Serialize)]
+struct Outputs {
+    outputs: Vec<Output>,
+}
+
 async fn outputs(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    SignedIn(user): SignedIn,
     Query(param): Query<ProjectParam>,
-) -> Result<Response, ServerError> {
-    let user = bearer_user(&state, &headers)?;
-    let list = state
+) -> Result<Json<Outputs>, ServerError> {
+    let outputs = state
         .visiting
         .list_outputs(&user, param.project.as_deref())
         .await?;
-    Ok(Json(serde_json::json!({"outputs": list})).into_response())
+    Ok(Json(Outputs { outputs }))
 }
 
 async fn output(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    SignedIn(user): SignedIn,
     Path(id): Path<String>,
-) -> Result<Response, ServerError> {
-    let user = bearer_user(&state, &headers)?;
-    Ok(Json(state.visiting.show_output(&user, &id).await?.to_json()).into_response())
+) -> Result<Json<serde_json::Value>, ServerError> {
+    Ok(Json(
+        state.visiting.show_output(&user, &id).await?.to_json(),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,16 +260,15 @@ struct Justification {
 
 async fn request_release(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    SignedIn(user): SignedIn,
     Path(id): Path<String>,
     Json(body): Json<Justification>,
-) -> Result<Response, ServerError> {
-    let user = bearer_user(&state, &headers)?;
+) -> Result<Json<Output>, ServerError> {
     let output = state
         .visiting
         .request_release(&user, &id, &body.justification)
         .await?;
-    Ok(Json(output).into_response())
+    Ok(Json(output))
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,32 +277,28 @@ struct Reason {
     reason: String,
 }
 
-async fn vote(
-    state: &AppState,
-    headers: &HeaderMap,
-    id: &str,
-    vote: Vote,
-    reason: &str,
-) -> Result<Response, ServerError> {
-    let user = bearer_user(state, headers)?;
-    let output = state.visiting.vote(&user, id, vote, reason).await?;
-    Ok(Json(output).into_response())
-}
-
 async fn approve(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    SignedIn(user): SignedIn,
     Path(id): Path<String>,
     Json(body): Json<Reason>,
-) -> Result<Response, ServerError> {
-    vote(&state, &headers, &id, Vote::Approve, &body.reason).await
+) -> Result<Json<Output>, ServerError> {
+    let output = state
+        .visiting
+        .vote(&user, &id, Vote::Approve, &body.reason)
+        .await?;
+    Ok(Json(output))
 }
 
 async fn reject(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    SignedIn(user): SignedIn,
     Path(id): Path<String>,
     Json(body): Json<Reason>,
-) -> Result<Response, ServerError> {
-    vote(&state, &headers, &id, Vote::Reject, &body.reason).await
+) -> Result<Json<Output>, ServerError> {
+    let output = state
+        .visiting
+        .vote(&user, &id, Vote::Reject, &body.reason)
+        .await?;
+    Ok(Json(output))
 }

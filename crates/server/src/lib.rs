@@ -2,10 +2,10 @@
 //! by default, both authenticated with per-user tokens, both calling the sandbox chokepoint
 //! ([`niji_sandbox::Visiting::query`]) and nothing else to read data.
 
-mod error;
 mod flight;
 mod http;
 mod sessions;
+mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,8 +14,8 @@ use niji_sandbox::Visiting;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use error::ServerError;
 pub use sessions::Sessions;
+pub use status::{ServerError, statuses};
 
 /// Shared by both interfaces.
 #[derive(Debug)]

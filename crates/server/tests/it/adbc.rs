@@ -52,10 +52,13 @@ async fn adbc_flight_sql_client_queries_through_the_chokepoint() {
         assert!(msg.contains(reason), "{attack}: {msg}");
     }
     assert_eq!(seen["real_released"]["rows"], 2, "{seen}");
+    // Rows are held: an answer (not an error) without rows, whose schema says held.
+    assert_eq!(seen["real_rows"]["rows"], 0, "{seen}");
+    assert_eq!(seen["real_rows"]["status"], "held", "{seen}");
     assert!(
-        seen["real_rows"]
+        seen["real_rows"]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("held")),
+            .is_some_and(|m| m.starts_with("held")),
         "{seen}"
     );
     // Flight SQL clients learn which cells were masked and why from the FlightInfo.
@@ -66,7 +69,9 @@ async fn adbc_flight_sql_client_queries_through_the_chokepoint() {
     );
     assert_eq!(meta["has_rows"], false, "{seen}");
     assert_eq!(meta["small_groups_withheld"], true, "{seen}");
-    let held = seen["held_message"].as_str().unwrap_or_default();
+    assert_eq!(seen["held"]["status"], "held", "{seen}");
+    assert_eq!(seen["held"]["has_row_count"], false, "{seen}");
+    let held = seen["held"]["message"].as_str().unwrap_or_default();
     assert!(
         held.starts_with("held") && !held.bytes().any(|b| b.is_ascii_digit()),
         "a held result's size is not told: {seen}"

@@ -33,7 +33,7 @@ async fn http_api_signs_in_queries_refuses_and_holds() {
             None,
             Some(&json!({"user": "alice", "token": "niji_wrong"})),
         );
-        assert_eq!(status, 403, "{body}");
+        assert_eq!(status, 401, "wrong credentials: {body}");
         assert!(!body.to_string().contains("niji_wrong"));
 
         let alice = s.sign_in("alice");
@@ -127,7 +127,7 @@ async fn http_api_signs_in_queries_refuses_and_holds() {
             Some(&carol),
             Some(&json!({"project": "copay-2022", "mode": "dummy", "sql": "SELECT 1"})),
         );
-        assert_eq!(status, 422, "{body}");
+        assert_eq!(status, 403, "not permitted: {body}");
         assert!(
             body["message"]
                 .as_str()
@@ -226,4 +226,52 @@ async fn http_output_checking_shows_rows_to_checkers_only_and_refuses_the_author
         assert_eq!(status, 422, "not under review: {body}");
     });
     server.stop().await;
+}
+
+/// Busy and the time limit have statuses of their own: a client retries the first later, and
+/// knows the second ran out of time (which it sees by the clock anyway).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_tells_busy_and_time_limit_apart() {
+    let limits = "memory_per_query_mb = 512\ntimeout_seconds = 2\nconcurrent_per_project = 1\nconcurrent_overall = 1\nqueue_wait_ms = 100\nmax_result_rows = 100000\n";
+    let server = TestServer::start_with(niji_testkit::Overrides {
+        limits: Some(limits),
+        ..Default::default()
+    })
+    .await;
+    let server = std::sync::Arc::new(server);
+    let alice = tokio::task::block_in_place(|| server.sign_in("alice"));
+    let slow = "SELECT max(a.points + b.days) FROM ndb.receipts a CROSS JOIN ndb.receipts b CROSS JOIN ndb.diagnoses c";
+    let ask = |s: &TestServer, sql: &str| {
+        s.request(
+            "POST",
+            "/api/v1/query",
+            Some(&alice),
+            Some(&json!({"project": "copay-2022", "mode": "dummy", "sql": sql})),
+        )
+    };
+    // Make the dummy store before the race, so that only the query holds the slot.
+    let (status, body) = tokio::task::block_in_place(|| ask(&server, "SELECT 1 AS one"));
+    assert_eq!(status, 200, "{body}");
+    let (first, second) = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let running = scope.spawn(|| ask(&server, slow));
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let busy = ask(&server, "SELECT 1 AS one");
+            (running.join().expect("slow query"), busy)
+        })
+    });
+    assert_eq!(first.0, 504, "time limit: {}", first.1);
+    assert!(
+        first.1["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("limit")),
+        "{}",
+        first.1
+    );
+    assert_eq!(second.0, 429, "busy: {}", second.1);
+    assert_eq!(second.1["status"], "refused", "{}", second.1);
+    std::sync::Arc::into_inner(server)
+        .expect("one owner")
+        .stop()
+        .await;
 }

@@ -20,8 +20,13 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        Self::start_with(Default::default()).await
+    }
+
+    /// A server over an environment whose limits or policies a test replaces.
+    pub async fn start_with(overrides: niji_testkit::Overrides<'_>) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let seeded = niji_testkit::seed(dir.path(), &repo(), 400, Default::default())
+        let seeded = niji_testkit::seed(dir.path(), &repo(), 400, overrides)
             .await
             .expect("seeded environment");
         let loopback: SocketAddr = "127.0.0.1:0".parse().expect("addr");
