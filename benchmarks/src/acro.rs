@@ -114,11 +114,12 @@ pub fn run(
         for (i, t) in TABLES.iter().enumerate() {
             // A project of its own per table: differencing between tables is niji's alone.
             let project = format!("acro-{i}");
-            if visiting.db.project(&project).await?.is_none() {
+            if visiting.platform().db().project(&project).await?.is_none() {
+                let spec = spec(&project, "2021-10", "2023-09");
                 visiting
-                    .create_project("bench", &spec(&project, "2021-10", "2023-09"))
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e.public_message()))?;
+                    .platform()
+                    .create_project("bench", &spec, visiting.catalog())
+                    .await?;
             }
             let aggregate = t.aggregate.map_or("count(*)", |(sql, _, _)| sql);
             let sql = format!(

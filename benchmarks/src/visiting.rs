@@ -130,7 +130,8 @@ async fn seed_releases(
 ) -> anyhow::Result<usize> {
     let ledger = niji_disclosure::Ledger::new(
         visiting
-            .db
+            .platform()
+            .db()
             .released_sets_since(project, 0)
             .await?
             .iter()
@@ -160,7 +161,8 @@ async fn seed_releases(
             seeded.len()
         );
         visiting
-            .db
+            .platform()
+            .db()
             .record_released_sets(project, "bench-seed", &seeded, 0)
             .await?;
     }
@@ -198,8 +200,9 @@ pub(crate) async fn open(
     let visiting = Arc::new(
         Visiting::open(settings, Arc::new(LocalEngine), niji_testkit::dummy_store()).await?,
     );
-    if visiting.db.user("bench").await?.is_none() {
+    if visiting.platform().db().user("bench").await?.is_none() {
         visiting
+            .platform()
             .add_user("bench", "bench", UserRole::Researcher)
             .await?;
     }
@@ -230,11 +233,10 @@ pub fn run(
     rt.block_on(async {
         let visiting = open(ctx, env, &data, key_file).await?;
         for project in [spec("bench", "2021-10", "2023-09"), spec("bench-fy2022", "2022-04", "2023-03")] {
-            if visiting.db.project(&project.id).await?.is_none() {
-                visiting
-                    .create_project("bench", &project)
+            if visiting.platform().db().project(&project.id).await?.is_none() {
+                visiting.platform().create_project("bench", &project, visiting.catalog())
                     .await
-                    .map_err(|e| anyhow::anyhow!(e.public_message()))?;
+                    ?;
             }
         }
         let releases = seed_releases(&visiting, "bench", 10_000, persons).await?;

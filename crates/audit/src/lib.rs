@@ -144,6 +144,14 @@ pub async fn open_pool(db: &Path) -> Result<SqlitePool, sqlx::Error> {
         .await
 }
 
+/// Creates or updates the audit log's table in the platform database. Other crates keep
+/// their own tables there: the platform service runs every migration, this one first.
+pub async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator.run(pool).await
+}
+
 /// The audit log of one data directory.
 #[derive(Debug)]
 pub struct AuditLog {
@@ -207,16 +215,18 @@ impl AuditLog {
     /// in `anchor`, a file that should live outside the data directory (beside the key).
     pub async fn open(db: &Path, anchor: &Path, key: &CustodianKey) -> Result<Self, AuditError> {
         let pool = open_pool(db).await?;
-        // Other crates keep their own tables (and migrations) in the same platform database.
-        let mut migrator = sqlx::migrate!("./migrations");
-        migrator.set_ignore_missing(true);
-        migrator.run(&pool).await?;
-        Ok(Self {
+        migrate(&pool).await?;
+        Ok(Self::with_pool(pool, anchor, key))
+    }
+
+    /// The log on a pool whose database the platform has migrated (see [`migrate`]).
+    pub fn with_pool(pool: SqlitePool, anchor: &Path, key: &CustodianKey) -> Self {
+        Self {
             pool,
             mac: IdHasher::from_key_bytes(key.derive(Purpose::AuditLog).as_ref()),
             anchor: anchor.to_path_buf(),
             append_lock: tokio::sync::Mutex::new(()),
-        })
+        }
     }
 
     fn mac_of(&self, parts: &[&[u8]]) -> String {

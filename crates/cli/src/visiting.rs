@@ -168,12 +168,15 @@ pub fn user(ctx: &Context, env: &EnvArgs, c: &UserCommand) -> anyhow::Result<()>
                     RoleArg::Committee => UserRole::Committee,
                     RoleArg::Custodian => UserRole::Custodian,
                 };
-                let token = v.add_user(&custodian_actor(), name, role).await?;
+                let token = v
+                    .platform()
+                    .add_user(&custodian_actor(), name, role)
+                    .await?;
                 eprintln!("user {name} ({role}) created; the token is shown once:");
                 println!("{token}");
             }
             UserCommand::List => {
-                for u in v.db.users().await? {
+                for u in v.platform().db().users().await? {
                     println!("{}\t{}", u.name, u.role);
                 }
             }
@@ -190,9 +193,9 @@ pub fn project(ctx: &Context, env: &EnvArgs, c: &ProjectCommand) -> anyhow::Resu
                 let text = std::fs::read_to_string(spec)
                     .with_context(|| format!("reading {}", spec.display()))?;
                 let spec = ProjectSpec::from_toml(&text)?;
-                v.create_project(&custodian_actor(), &spec)
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e.public_message()))?;
+                v.platform()
+                    .create_project(&custodian_actor(), &spec, v.catalog())
+                    .await?;
                 println!(
                     "project {} created ({} tables, expires {})",
                     spec.id,
@@ -201,10 +204,7 @@ pub fn project(ctx: &Context, env: &EnvArgs, c: &ProjectCommand) -> anyhow::Resu
                 );
             }
             ProjectCommand::Close { id } => {
-                let cert = v
-                    .close_project(&custodian_actor(), id)
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e.public_message()))?;
+                let cert = v.close_project(&custodian_actor(), id).await?;
                 println!(
                     "project {id} closed; deleted {} files ({} bytes), recorded in the audit log",
                     cert.files.len(),
@@ -212,7 +212,7 @@ pub fn project(ctx: &Context, env: &EnvArgs, c: &ProjectCommand) -> anyhow::Resu
                 );
             }
             ProjectCommand::List => {
-                for p in v.db.projects().await? {
+                for p in v.platform().db().projects().await? {
                     println!(
                         "{}\t{:?}\texpires {}\t{}",
                         p.spec.id, p.state, p.spec.expires, p.spec.title
@@ -228,7 +228,7 @@ pub fn project(ctx: &Context, env: &EnvArgs, c: &ProjectCommand) -> anyhow::Resu
 pub fn query(ctx: &Context, env: &EnvArgs, a: &QueryArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let v = open(ctx, env).await?;
-        let outcome = match v.sign_in(&a.user, &a.token, "cli").await {
+        let outcome = match v.platform().sign_in(&a.user, &a.token, "cli").await {
             Ok(user) => {
                 v.query(&QueryRequest {
                     user: user.name,
@@ -239,7 +239,7 @@ pub fn query(ctx: &Context, env: &EnvArgs, a: &QueryArgs) -> anyhow::Result<Exit
                 })
                 .await
             }
-            Err(e) => niji_sandbox::QueryOutcome::failed(String::new(), &e),
+            Err(e) => niji_sandbox::QueryOutcome::failed(String::new(), &e.into()),
         };
         match a.format {
             Format::Json => println!("{}", outcome.to_json()),
@@ -258,10 +258,10 @@ pub fn outputs(ctx: &Context, env: &EnvArgs, a: &OutputsArgs) -> anyhow::Result<
     runtime()?.block_on(async {
         let v = open(ctx, env).await?;
         let result = async {
-            let user = v.sign_in(&a.user, &a.token, "cli").await?.name;
+            let user = v.platform().sign_in(&a.user, &a.token, "cli").await?.name;
             Ok::<_, niji_sandbox::SandboxError>(match &a.command {
                 OutputsCommand::List { project } => {
-                    serde_json::json!({"outputs": v.list_outputs(&user, project.as_deref()).await?})
+                    serde_json::json!({"outputs": v.platform().list_outputs(&user, project.as_deref()).await?})
                 }
                 OutputsCommand::Show { id } => v.show_output(&user, id).await?.to_json(),
                 OutputsCommand::Request { id, justification } => {
@@ -331,18 +331,19 @@ pub fn demo(ctx: &Context, env: &EnvArgs) -> anyhow::Result<()> {
             .map(|(u, t)| (u.to_string(), t.to_string()))
             .collect();
         for m in &spec.members {
-            if v.db.user(&m.user).await?.is_none() {
-                let token = v.add_user(&custodian_actor(), &m.user, UserRole::Researcher).await?;
+            if v.platform().db().user(&m.user).await?.is_none() {
+                let token = v.platform().add_user(&custodian_actor(), &m.user, UserRole::Researcher).await?;
                 tokens.retain(|(u, _)| u != &m.user);
                 tokens.push((m.user.clone(), token));
             }
         }
         let text: String = tokens.iter().map(|(u, t)| format!("{u}={t}\n")).collect();
         niji_ingest::write_owner_only(&tokens_file, text.as_bytes())?;
-        if v.db.project(&spec.id).await?.is_none() {
-            v.create_project(&custodian_actor(), &spec)
+        if v.platform().db().project(&spec.id).await?.is_none() {
+            v.platform()
+                    .create_project(&custodian_actor(), &spec, v.catalog())
                 .await
-                .map_err(|e| anyhow::anyhow!(e.public_message()))?;
+                ?;
         }
         println!(
             "project {} ({}), members' tokens in {}",

@@ -328,3 +328,31 @@ mod tests {
         assert!(found > 100, "the probes include near sets: {found}");
     }
 }
+
+/// Where each project's released person sets are kept between checks and across processes
+/// (the platform database). Defined here, implemented by governance, so that differencing
+/// depends on what a store of releases does, not on how it is kept.
+#[async_trait::async_trait]
+pub trait ReleasedSets: Send + Sync {
+    /// The sets the project released after row `after` (0: all), with their row ids, in order.
+    async fn released_since(
+        &self,
+        project: &str,
+        after: i64,
+    ) -> Result<Vec<(i64, Vec<u8>)>, LedgerStoreError>;
+
+    /// Keeps one release's sets, all or none. Returns the last row now kept when no other
+    /// release of the project came in after `seen` (the caller's ledger is then current).
+    async fn record_released(
+        &self,
+        project: &str,
+        query_id: &str,
+        sets: &[Vec<u8>],
+        seen: i64,
+    ) -> Result<Option<i64>, LedgerStoreError>;
+}
+
+/// A store of releases failed; its cause is kept as the source.
+#[derive(Debug, thiserror::Error)]
+#[error("released person sets")]
+pub struct LedgerStoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);

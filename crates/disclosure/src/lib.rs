@@ -9,7 +9,7 @@ pub mod shadow;
 pub mod strata;
 pub mod total;
 
-pub use ledger::Ledger;
+pub use ledger::{Ledger, LedgerStoreError, ReleasedSets};
 pub use policy::{DisclosurePolicy, Rules};
 pub use rules::{Populations, Strictness, SuppressedCell, Verdict, check};
 pub use shadow::{Bounds, Ceilings, FACILITY, PERSON, Shadow, Source, Unsupported, shadow};

@@ -1,4 +1,4 @@
-//! Platform state and who may do what: users and their API tokens, projects with the scope the
+//! The platform service ([`Platform`]) and its state: users and their API tokens, projects with the scope the
 //! committee approved (see [`ProjectSpec`]) and their members, in the platform's SQL database
 //! (SQLite embedded); roles and project membership are decided by casbin ([`Authz`]) with the
 //! model and policy in `policies/`.
@@ -6,11 +6,15 @@
 mod authz;
 mod outputs;
 mod platform;
+mod review;
+mod service;
 pub mod spec;
 
 pub use authz::{Action, Authz};
 pub use outputs::{CastVote, NewOutput, Output, OutputOutcome, Review, Stored, Vote};
 pub use platform::{PlatformDb, Project, ProjectState, User, UserRole, hash_token, new_token};
+pub use review::{OutputAccess, VoteTicket};
+pub use service::{DeletedFile, DeletionCertificate, Platform, today};
 pub use spec::{ApprovedTable, Cohort, Member, MemberRole, PSEUDONYM_COLUMN, Period, ProjectSpec};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,4 +33,15 @@ pub enum GovernanceError {
     Policy(#[from] casbin::Error),
     #[error("random source: {0}")]
     Random(String),
+    #[error("unknown user or wrong token")]
+    Unauthenticated,
+    #[error("not permitted: {0}")]
+    Denied(String),
+    /// A request the platform will not carry out (a state it is not in, a text too short).
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Audit(#[from] niji_audit::AuditError),
+    #[error("project files at {0}")]
+    Files(std::path::PathBuf, #[source] std::io::Error),
 }

@@ -95,8 +95,18 @@ pub struct PlatformDb {
 }
 
 impl PlatformDb {
+    /// The pool, for the audit log that shares the database.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+impl PlatformDb {
+    /// Opens the platform database and runs every migration of the platform: the audit log's,
+    /// then governance's own.
     pub async fn open(db: &Path) -> Result<Self, GovernanceError> {
         let pool = niji_audit::open_pool(db).await?;
+        niji_audit::migrate(&pool).await?;
         let mut migrator = sqlx::migrate!("./migrations");
         migrator.set_ignore_missing(true);
         migrator.run(&pool).await?;

@@ -99,7 +99,12 @@ impl Visiting {
         audit.outcome = status;
         audit.message = message;
         audit.total_ms = ms(started.elapsed());
-        if let Err(e) = self.audit.append(&req.user, "query", &audit).await {
+        if let Err(e) = self
+            .platform
+            .audit()
+            .append(&req.user, "query", &audit)
+            .await
+        {
             tracing::error!(error = %e, "audit append failed; withholding the result");
             result = Err(SandboxError::Audit(e));
         }
@@ -239,7 +244,7 @@ impl Visiting {
 
     pub(crate) async fn require_workspace(&self, req: &QueryRequest) -> Result<(), SandboxError> {
         if self
-            .authz
+            .platform
             .allows(&req.user, &req.project, Action::WriteWorkspace)
             .await
         {

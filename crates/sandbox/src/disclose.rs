@@ -245,7 +245,11 @@ impl Visiting {
         let kept = &mut *guard;
         // Other processes (the CLI beside a server) release too: catch up with the database
         // before every check, so that differencing sees every release of the project.
-        let new = self.db.released_sets_since(project, kept.seen).await?;
+        let new = self
+            .platform
+            .released_sets()
+            .released_since(project, kept.seen)
+            .await?;
         if let Some((last, _)) = new.last() {
             kept.seen = *last;
             let sets = new
@@ -275,8 +279,9 @@ impl Visiting {
                 .map(|kept| niji_disclosure::sets::encode_set(kept.set()))
                 .collect();
             if let Some(last) = self
-                .db
-                .record_released_sets(project, query_id, &encoded, kept.seen)
+                .platform
+                .released_sets()
+                .record_released(project, query_id, &encoded, kept.seen)
                 .await?
             {
                 kept.seen = last;

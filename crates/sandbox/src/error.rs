@@ -6,9 +6,6 @@ use super::*;
 pub enum SandboxError {
     #[error("{0}")]
     Refused(String),
-    /// Unknown user or wrong token.
-    #[error("not signed in: {0}")]
-    Unauthenticated(String),
     #[error("not permitted: {0}")]
     Denied(String),
     #[error("busy: {0}")]
@@ -36,6 +33,8 @@ pub enum SandboxError {
     Synthetic(String),
     #[error(transparent)]
     Disclosure(#[from] niji_disclosure::DisclosureError),
+    #[error(transparent)]
+    Ledger(#[from] niji_disclosure::LedgerStoreError),
     /// A real-data query failed while it ran. What failed could tell about the data, so the
     /// cause is kept for custodians (the audit log, by query id) and never shown or logged.
     #[error("the query failed while it ran on real data")]
@@ -46,10 +45,14 @@ impl SandboxError {
     /// The outcome status this error gives a query.
     pub fn status(&self) -> Status {
         match self {
-            SandboxError::Refused(_)
-            | SandboxError::Unauthenticated(_)
-            | SandboxError::Denied(_)
-            | SandboxError::Busy(_) => Status::Refused,
+            SandboxError::Refused(_) | SandboxError::Denied(_) | SandboxError::Busy(_) => {
+                Status::Refused
+            }
+            SandboxError::Governance(
+                GovernanceError::Unauthenticated
+                | GovernanceError::Denied(_)
+                | GovernanceError::Refused(_),
+            ) => Status::Refused,
             _ => Status::Error,
         }
     }
@@ -59,8 +62,10 @@ impl SandboxError {
     /// the time limit, which the caller sees by the clock anyway.
     pub fn failure(&self) -> Failure {
         match self {
-            SandboxError::Unauthenticated(_) => Failure::Unauthenticated,
-            SandboxError::Denied(_) => Failure::Denied,
+            SandboxError::Governance(GovernanceError::Unauthenticated) => Failure::Unauthenticated,
+            SandboxError::Denied(_) | SandboxError::Governance(GovernanceError::Denied(_)) => {
+                Failure::Denied
+            }
             SandboxError::Busy(_) => Failure::Busy,
             SandboxError::TimeLimit(_) => Failure::TimeLimit,
             SandboxError::RunFailed(cause) if matches!(**cause, SandboxError::TimeLimit(_)) => {
@@ -68,9 +73,9 @@ impl SandboxError {
             }
             SandboxError::Refused(_)
             | SandboxError::Limit(_)
-            | SandboxError::Governance(GovernanceError::Spec(_) | GovernanceError::Exists(_)) => {
-                Failure::Refused
-            }
+            | SandboxError::Governance(
+                GovernanceError::Spec(_) | GovernanceError::Exists(_) | GovernanceError::Refused(_),
+            ) => Failure::Refused,
             SandboxError::Governance(GovernanceError::NotFound(_)) => Failure::NotFound,
             _ => Failure::Internal,
         }
@@ -80,7 +85,6 @@ impl SandboxError {
     pub fn kind(&self) -> &'static str {
         match self {
             SandboxError::Refused(_) => "refused",
-            SandboxError::Unauthenticated(_) => "unauthenticated",
             SandboxError::Denied(_) => "denied",
             SandboxError::Busy(_) => "busy",
             SandboxError::TimeLimit(_) => "cancelled",
@@ -94,6 +98,7 @@ impl SandboxError {
             SandboxError::Parquet(_) => "parquet",
             SandboxError::Synthetic(_) => "synthetic store",
             SandboxError::Disclosure(_) => "disclosure",
+            SandboxError::Ledger(_) => "ledger",
             SandboxError::RunFailed(_) => "run failed",
         }
     }
@@ -104,9 +109,13 @@ impl SandboxError {
         !matches!(
             self,
             SandboxError::Refused(_)
-                | SandboxError::Unauthenticated(_)
                 | SandboxError::Denied(_)
                 | SandboxError::Busy(_)
+                | SandboxError::Governance(
+                    GovernanceError::Unauthenticated
+                        | GovernanceError::Denied(_)
+                        | GovernanceError::Refused(_)
+                )
         )
     }
 
@@ -131,8 +140,7 @@ impl SandboxError {
                 "the query could not be completed on real data; why is not shown, as it could tell about the data (develop the query on dummy data, or ask the custodian, quoting the query id)".into()
             }
             SandboxError::Refused(m) => m.clone(),
-            SandboxError::Unauthenticated(_)
-            | SandboxError::Denied(_)
+            SandboxError::Denied(_)
             | SandboxError::Busy(_)
             | SandboxError::TimeLimit(_)
             | SandboxError::Limit(_) => self.to_string(),
@@ -149,6 +157,11 @@ impl SandboxError {
             SandboxError::Governance(GovernanceError::Spec(m)) => format!("invalid: {m}"),
             SandboxError::Governance(GovernanceError::Exists(m)) => format!("{m} already exists"),
             SandboxError::Governance(GovernanceError::NotFound(m)) => format!("no such {m}"),
+            SandboxError::Governance(
+                e @ (GovernanceError::Unauthenticated
+                | GovernanceError::Denied(_)
+                | GovernanceError::Refused(_)),
+            ) => e.to_string(),
             _ => "internal error".into(),
         }
     }

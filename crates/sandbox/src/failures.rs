@@ -12,7 +12,8 @@ impl Visiting {
     pub(crate) async fn recent_failures(&self, user: &str) -> Result<i64, SandboxError> {
         let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
         Ok(self
-            .audit
+            .platform
+            .audit()
             .count_since(user, FAILED, &niji_audit::rfc3339(hour_ago))
             .await?)
     }
@@ -49,7 +50,10 @@ impl Visiting {
             "kind": cause.kind(),
             "cause": cause.full_text(),
         });
-        self.audit.append(&req.user, action, &detail).await?;
+        self.platform
+            .audit()
+            .append(&req.user, action, &detail)
+            .await?;
         let limit = self.limits.real_failures_per_hour;
         if told && limit > 0 && self.recent_failures(&req.user).await? == i64::from(limit) {
             tracing::warn!("real-data queries paused after repeated failures; custodian alerted");
@@ -59,7 +63,10 @@ impl Visiting {
                 "limit": limit,
                 "query_id": query_id,
             });
-            self.audit.append("niji", "alert", &alert).await?;
+            self.platform
+                .audit()
+                .append("niji", "alert", &alert)
+                .await?;
         }
         Ok(())
     }

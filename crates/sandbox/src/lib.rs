@@ -37,13 +37,11 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use futures::StreamExt;
-use niji_audit::{AuditError, AuditLog};
+use niji_audit::AuditError;
 use niji_catalog::{Catalog, DisclosureRole};
 use niji_disclosure::{DisclosurePolicy, Ledger, Populations, Strictness, Verdict};
-use niji_governance::{
-    Action, Authz, GovernanceError, OutputOutcome, PlatformDb, ProjectSpec, User, UserRole,
-};
-use niji_pseudo::{CivilDate, CustodianKey};
+use niji_governance::{Action, GovernanceError, OutputOutcome, Platform, ProjectSpec};
+use niji_pseudo::CustodianKey;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Semaphore};
 use tracing::Instrument;
@@ -60,17 +58,14 @@ use disclose::KeptLedger;
 pub use dummy::DummyStoreMaker;
 pub use error::{Failure, SandboxError};
 use execute::QueryRuntime;
-pub use projects::{DeletedFile, DeletionCertificate};
+pub use niji_governance::{DeletedFile, DeletionCertificate};
 pub(crate) use settings::load_toml;
 pub use settings::{Limits, Mode, Settings};
 
 /// The dummy store has a key of its own, so nothing keyed in it matches the real store.
 const DUMMY_KEY_LABEL: &[u8] = b"niji/dummy-store/v1";
 
-/// Today as `YYYY-MM-DD`, the form project expiry dates are compared in.
-pub fn today() -> String {
-    CivilDate::today().to_string()
-}
+pub use niji_governance::today;
 
 #[derive(Debug)]
 pub struct Visiting {
@@ -78,9 +73,8 @@ pub struct Visiting {
     catalog: Arc<Catalog>,
     key: CustodianKey,
     dummy_key: Arc<CustodianKey>,
-    pub db: PlatformDb,
-    pub authz: Authz,
-    pub audit: AuditLog,
+    /// Users, projects, output review and the audit log: the platform service.
+    platform: Arc<Platform>,
     policy: SqlPolicy,
     disclosure: DisclosurePolicy,
     limits: Limits,
@@ -103,8 +97,6 @@ pub struct Visiting {
     per_project: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Workspace writes of one project are serialised.
     work_lock: Mutex<()>,
-    /// Votes are counted one at a time, so that two second approvals cannot both release.
-    review_lock: Mutex<()>,
     /// Real-data failures are recorded and counted one at a time (one alert at the limit).
     failure_lock: Mutex<()>,
     dummy_lock: Mutex<()>,
@@ -129,9 +121,8 @@ impl Visiting {
         std::fs::create_dir_all(&settings.data_dir)?;
         let db_path = settings.data_dir.join("niji.db");
         let anchor = settings.key_file.with_file_name("audit.anchor");
-        let audit = AuditLog::open(&db_path, &anchor, &key).await?;
-        let db = PlatformDb::open(&db_path).await?;
-        let authz = Authz::load(&settings.policies_dir, &db, &today()).await?;
+        let platform =
+            Arc::new(Platform::open(&db_path, &anchor, &key, &settings.policies_dir).await?);
         let dummy_key = Arc::new(CustodianKey::from_bytes(
             *key.derive_labelled(DUMMY_KEY_LABEL),
         ));
@@ -141,9 +132,7 @@ impl Visiting {
             catalog: Arc::new(catalog),
             key,
             dummy_key,
-            db,
-            authz,
-            audit,
+            platform,
             policy,
             disclosure,
             limits,
@@ -156,7 +145,6 @@ impl Visiting {
             release_checks: std::sync::atomic::AtomicBool::new(true),
             per_project: Mutex::new(HashMap::new()),
             work_lock: Mutex::new(()),
-            review_lock: Mutex::new(()),
             failure_lock: Mutex::new(()),
             dummy_lock: Mutex::new(()),
             make_dummy,
@@ -169,6 +157,16 @@ impl Visiting {
     pub fn set_release_checks(&self, on: bool) {
         self.release_checks
             .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The platform service: users, projects, output review, the audit log.
+    pub fn platform(&self) -> &Arc<Platform> {
+        &self.platform
+    }
+
+    /// The catalog the environment was opened with (projects are validated against it).
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
     }
 
     pub fn limits(&self) -> &Limits {

@@ -1,29 +1,19 @@
-//! Output checking: what the automatic checks held back stays in the project, where its author
-//! may ask for release with a justification and output checkers (committee members, neither
-//! the author nor members of the project) vote. Two approvals release it; one rejection ends
-//! it. Approval waives only the judgement rules: cells resting on too few persons, small
-//! municipalities, differencing and their complementary cells stay masked whatever the votes.
+//! Output checking on the query side: held results kept in the project, shown to checkers,
+//! checked again when release is asked for and when the deciding approval comes. Who may do
+//! what and in which state is the platform service's (governance's `review`). Approval waives
+//! only the judgement rules: cells resting on too few persons, small municipalities,
+//! differencing and their complementary cells stay masked whatever the votes.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use niji_disclosure::{Shadow, Strictness, SuppressedCell, Verdict};
-use niji_governance::{
-    Action, CastVote, GovernanceError, NewOutput, Output, OutputOutcome, Project, Review, Stored,
-    Vote,
-};
+use niji_governance::{CastVote, NewOutput, Output, OutputAccess, OutputOutcome, Review, Vote};
 use serde::Serialize;
 
 use crate::outcome::{self, QueryOutcome};
 use crate::{Mode, QueryRequest, SandboxError, Visiting, guard, today};
-
-/// Approvals from distinct checkers that release an output.
-const APPROVALS_NEEDED: usize = 2;
-/// Justifications say what the output is for and why it is safe: a word is not enough.
-const MIN_JUSTIFICATION: usize = 20;
-const MAX_TEXT: usize = 4_000;
 
 /// What approval would do to an output masked by the automatic checks.
 #[derive(Debug, Clone, Serialize)]
@@ -59,27 +49,6 @@ impl OutputView {
     }
 }
 
-fn no_such_output(id: &str) -> SandboxError {
-    SandboxError::Governance(GovernanceError::NotFound(format!("output {id}")))
-}
-
-/// The text of a justification or vote reason, trimmed and bounded.
-fn text(what: &str, s: &str, min: usize) -> Result<String, SandboxError> {
-    let s = s.trim();
-    if s.chars().count() < min.max(1) {
-        return Err(SandboxError::Refused(format!(
-            "{what} is required (at least {} characters)",
-            min.max(1)
-        )));
-    }
-    if s.chars().count() > MAX_TEXT {
-        return Err(SandboxError::Refused(format!(
-            "{what} is longer than {MAX_TEXT} characters"
-        )));
-    }
-    Ok(s.to_string())
-}
-
 impl Visiting {
     fn output_dir(&self, project: &str, kind: &str) -> PathBuf {
         self.project_dir(project).join("real").join(kind)
@@ -103,7 +72,8 @@ impl Visiting {
             let dir = self.output_dir(&req.project, "held");
             outcome::write_parquet(&dir, query_id, schema, batches)?;
         }
-        self.db
+        self.platform
+            .db()
             .add_output(&NewOutput {
                 id: query_id,
                 project: &req.project,
@@ -133,94 +103,13 @@ impl Visiting {
         Ok(QueryOutcome::held(shown.clone(), why))
     }
 
-    /// Why `user` may not check `output` of `project` (None: they may). Checkers are
-    /// committee members who neither wrote the output nor belong to its project; whoever is
-    /// not one sees the output as a member does, or not at all.
-    async fn not_checker(
-        &self,
-        user: &str,
-        output: &Output,
-        project: &Project,
-    ) -> Option<&'static str> {
-        if !self.authz.allows(user, "", Action::CheckOutputs).await {
-            Some("only output checkers vote on releases")
-        } else if output.author == user {
-            Some("an output's author never checks it")
-        } else if project.spec.members.iter().any(|m| m.user == user) {
-            Some("checkers are independent: members of the output's project do not vote")
-        } else {
-            None
-        }
-    }
-
-    /// Output `id`, its project, and whether `user` sees it as a checker. Whoever may not see
-    /// it is told that there is no such output.
-    async fn output_for(
-        &self,
-        user: &str,
-        id: &str,
-    ) -> Result<(Output, Project, bool), SandboxError> {
-        let output = self
-            .db
-            .output(id)
-            .await?
-            .ok_or_else(|| no_such_output(id))?;
-        let project = self
-            .db
-            .project(&output.project)
-            .await?
-            .ok_or_else(|| no_such_output(id))?;
-        if self.not_checker(user, &output, &project).await.is_none() {
-            return Ok((output, project, true));
-        }
-        if self
-            .authz
-            .allows(user, &output.project, Action::ReadOutputs)
-            .await
-        {
-            return Ok((output, project, false));
-        }
-        Err(no_such_output(id))
-    }
-
-    /// Checkers: the queue of outputs of live projects awaiting their votes. Researchers:
-    /// every output of their projects. `project` narrows either.
-    pub async fn list_outputs(
-        &self,
-        user: &str,
-        project: Option<&str>,
-    ) -> Result<Vec<Output>, SandboxError> {
-        let today = today();
-        let projects: HashMap<String, Project> = self
-            .db
-            .projects()
-            .await?
-            .into_iter()
-            .filter(|p| p.is_live(&today) && project.is_none_or(|id| id == p.spec.id))
-            .map(|p| (p.spec.id.clone(), p))
-            .collect();
-        let mut out = Vec::new();
-        for o in self.db.outputs(project, None).await? {
-            let Some(p) = projects.get(&o.project) else {
-                continue;
-            };
-            let queued =
-                o.review == Review::Requested && self.not_checker(user, &o, p).await.is_none();
-            if queued
-                || self
-                    .authz
-                    .allows(user, &o.project, Action::ReadOutputs)
-                    .await
-            {
-                out.push(o);
-            }
-        }
-        Ok(out)
-    }
-
     pub async fn show_output(&self, user: &str, id: &str) -> Result<OutputView, SandboxError> {
-        let (output, project, checker) = self.output_for(user, id).await?;
-        let votes = self.db.votes(id).await?;
+        let OutputAccess {
+            output,
+            project,
+            checker,
+        } = self.platform.output_access(user, id).await?;
+        let votes = self.platform.db().votes(id).await?;
         // A closed project's files are gone: its outputs keep only their record.
         let live = project.is_live(&today());
         let (mut result, mut preview) = (None, None);
@@ -231,12 +120,10 @@ impl Visiting {
             let visible = visible_schema(&schema);
             let rows = batches.iter().map(RecordBatch::num_rows).sum();
             // Held rows seen by a person are a disclosure of their own: logged like a query.
-            self.audit
-                .append(
-                    user,
-                    "output.view",
-                    &serde_json::json!({"output": id, "project": output.project, "rows": rows}),
-                )
+            let detail = serde_json::json!({"output": id, "project": output.project, "rows": rows});
+            self.platform
+                .audit()
+                .append(user, "output.view", &detail)
                 .await?;
             if output.outcome == OutputOutcome::Suppressed && output.review == Review::Requested {
                 // Shown when it can be worked out; a project changed since only loses it.
@@ -289,7 +176,7 @@ impl Visiting {
     /// The output's shadow, planned again from its SQL in its project as it is now. The
     /// project must be live and its views unchanged in shape (`schema`: the held result's).
     async fn shadow_again(&self, output: &Output, schema: &Schema) -> Result<Shadow, SandboxError> {
-        let spec = match self.db.project(&output.project).await? {
+        let spec = match self.platform.db().project(&output.project).await? {
             Some(p) if p.is_live(&today()) => p.spec,
             _ => {
                 return Err(SandboxError::Refused(format!(
@@ -345,70 +232,35 @@ impl Visiting {
         .await
     }
 
-    /// The author asks output checkers to release a held output.
+    /// The author asks output checkers to release a held output. Refused when approval
+    /// could release nothing: every masked cell breaks a rule checkers cannot waive.
     pub async fn request_release(
         &self,
         user: &str,
         id: &str,
         justification: &str,
     ) -> Result<Output, SandboxError> {
-        let (output, _, _) = self.output_for(user, id).await?;
-        if output.author != user
-            || !self
-                .authz
-                .allows(user, &output.project, Action::RequestRelease)
-                .await
-        {
-            return Err(SandboxError::Denied(
-                "only its author, while a member of its project, asks for an output's release"
-                    .into(),
+        let (output, justification) = self
+            .platform
+            .may_request_release(user, id, justification)
+            .await?;
+        let (schema, batches) = outcome::read_parquet(&self.held_file(&output))?;
+        let verdict = self.recheck(&output, &schema, &batches, false).await?;
+        let preview = preview_of(&output, verdict)?;
+        if preview.still_masked.len() >= preview.masked_now {
+            return Err(SandboxError::Refused(
+                "every masked cell breaks a rule output checkers cannot waive (persons, municipalities, differencing); approval would release nothing".into(),
             ));
         }
-        let justification = text("a justification", justification, MIN_JUSTIFICATION)?;
-        if output.review != Review::None {
-            return Err(SandboxError::Refused(format!(
-                "output {id} is already {}",
-                output.review.as_str()
-            )));
-        }
-        match output.outcome {
-            OutputOutcome::Held => {
-                let why = output.findings["held"].as_str().unwrap_or("held");
-                return Err(SandboxError::Refused(format!(
-                    "held because {why}: output checkers cannot waive that; change the query so that it can be checked"
-                )));
-            }
-            OutputOutcome::Suppressed => {
-                let (schema, batches) = outcome::read_parquet(&self.held_file(&output))?;
-                let verdict = self.recheck(&output, &schema, &batches, false).await?;
-                let preview = preview_of(&output, verdict)?;
-                if preview.still_masked.len() >= preview.masked_now {
-                    return Err(SandboxError::Refused(
-                        "every masked cell breaks a rule output checkers cannot waive (persons, municipalities, differencing); approval would release nothing".into(),
-                    ));
-                }
-            }
-        }
-        if !self.db.request_release(id, &justification).await? {
-            return Err(SandboxError::Refused(format!(
-                "release of output {id} was already asked for"
-            )));
-        }
-        self.audit
-            .append(
-                user,
-                "output.request",
-                &serde_json::json!({"output": id, "project": output.project, "justification": justification}),
-            )
-            .await?;
-        self.db.output(id).await?.ok_or_else(|| no_such_output(id))
+        Ok(self
+            .platform
+            .request_release(user, &output, &justification)
+            .await?)
     }
 
-    /// A checker's vote: once per checker, with a reason, audited before it counts. One
-    /// rejection ends the review; the second approval releases what may leave. Whatever would
-    /// make the vote void (a closed project, tables changed under a deciding approval) refuses
-    /// it before anything is recorded. Votes of one process take turns; across processes the
-    /// database decides once (`PlatformDb::decide`).
+    /// A checker's vote, checked and recorded by the platform service. Whatever would make
+    /// the vote void (tables changed under a deciding approval) refuses it before anything is
+    /// recorded; the deciding approval releases what passes the check made again.
     pub async fn vote(
         &self,
         checker: &str,
@@ -416,82 +268,25 @@ impl Visiting {
         vote: Vote,
         reason: &str,
     ) -> Result<Output, SandboxError> {
-        let _turn = self.review_lock.lock().await;
-        let output = self
-            .db
-            .output(id)
-            .await?
-            .ok_or_else(|| no_such_output(id))?;
-        let project = self
-            .db
-            .project(&output.project)
-            .await?
-            .ok_or_else(|| no_such_output(id))?;
-        if let Some(why) = self.not_checker(checker, &output, &project).await {
-            return Err(SandboxError::Denied(why.into()));
-        }
-        if output.review != Review::Requested {
-            return Err(SandboxError::Refused(format!(
-                "output {id} is not awaiting review (it is {})",
-                output.review.as_str()
-            )));
-        }
-        if !project.is_live(&today()) {
-            return Err(SandboxError::Refused(format!(
-                "project {} is closed",
-                output.project
-            )));
-        }
-        let reason = text("a reason", reason, 1)?;
-        let votes = self.db.votes(id).await?;
-        if votes.iter().any(|v| v.checker == checker) {
-            return Err(SandboxError::Refused(format!(
-                "you have voted on output {id} already"
-            )));
-        }
-        let approvals = votes.iter().filter(|v| v.vote == Vote::Approve).count()
-            + usize::from(vote == Vote::Approve);
-        let deciding = vote == Vote::Approve && approvals >= APPROVALS_NEEDED;
-        let release = if deciding {
-            let (schema, batches) = outcome::read_parquet(&self.held_file(&output))?;
-            let shadow = self.shadow_again(&output, &schema).await?;
+        let ticket = self.platform.may_vote(checker, id, vote, reason).await?;
+        let release = if ticket.deciding {
+            let (schema, batches) = outcome::read_parquet(&self.held_file(&ticket.output))?;
+            let shadow = self.shadow_again(&ticket.output, &schema).await?;
             Some((shadow, batches))
         } else {
             None
         };
-        let detail = serde_json::json!({"output": id, "project": output.project, "vote": vote, "reason": reason});
-        self.audit.append(checker, "output.vote", &detail).await?;
-        if !self.db.cast_vote(id, checker, vote, &reason).await? {
-            return Err(SandboxError::Refused(format!(
-                "you have voted on output {id} already"
-            )));
-        }
+        self.platform.cast_vote(checker, &ticket).await?;
         if vote == Vote::Reject {
-            self.decide_rejected(&output, checker, &reason).await?;
+            self.platform
+                .reject_output(&ticket.output, checker, &ticket.reason)
+                .await?;
         } else if let Some((shadow, batches)) = release {
-            self.release_approved(&output, checker, &shadow, &batches)
+            self.release_approved(&ticket.output, checker, &shadow, &batches)
                 .await?;
         }
-        self.db.output(id).await?.ok_or_else(|| no_such_output(id))
-    }
-
-    /// Ends a review as rejected, unless another process decided it first.
-    async fn decide_rejected(
-        &self,
-        output: &Output,
-        actor: &str,
-        why: &str,
-    ) -> Result<(), SandboxError> {
-        if self.db.decide(&output.id, Review::Rejected, None).await? {
-            self.audit
-                .append(
-                    actor,
-                    "output.rejected",
-                    &serde_json::json!({"output": output.id, "project": output.project, "why": why}),
-                )
-                .await?;
-        }
-        Ok(())
+        drop(ticket);
+        Ok(self.platform.output(id).await?)
     }
 
     /// Checks the output again with the judgement rules waived and against every release
@@ -514,7 +309,9 @@ impl Visiting {
             )
             .await?;
         let (batch, still_masked) = match verdict {
-            Verdict::Hold(why) => return self.decide_rejected(output, actor, &why).await,
+            Verdict::Hold(why) => {
+                return Ok(self.platform.reject_output(output, actor, &why).await?);
+            }
             Verdict::Recheck => return Err(unsettled()),
             Verdict::Release {
                 batch, suppressed, ..
@@ -523,24 +320,7 @@ impl Visiting {
         let dir = self.output_dir(&output.project, "released");
         outcome::write_parquet(&dir, &output.id, &batch.schema(), &[batch])?;
         let masked = serde_json::to_value(&still_masked).unwrap_or_default();
-        if self
-            .db
-            .decide(&output.id, Review::Released, Some(&masked))
-            .await?
-        {
-            self.audit
-                .append(
-                    actor,
-                    "output.released",
-                    &serde_json::json!({
-                        "output": output.id,
-                        "project": output.project,
-                        "masked_before": output.findings["suppressed"].as_array().map_or(0, Vec::len),
-                        "still_masked": still_masked.len(),
-                    }),
-                )
-                .await?;
-        }
+        self.platform.release_output(output, actor, &masked).await?;
         Ok(())
     }
 }

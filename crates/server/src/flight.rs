@@ -171,6 +171,7 @@ impl FlightSqlService for NijiFlightSql {
         let user = self
             .state
             .visiting
+            .platform()
             .sign_in(user, token, "flight")
             .await
             .map_err(|e| Status::from(ServerError::from(e)))?;

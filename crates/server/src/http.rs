@@ -101,6 +101,7 @@ async fn signin(
 ) -> Result<Json<Session>, ServerError> {
     let user = state
         .visiting
+        .platform()
         .sign_in(&body.user, &body.token, "http")
         .await?;
     let session = state
@@ -159,6 +160,7 @@ async fn projects(
 ) -> Result<Json<Projects>, ServerError> {
     let projects = state
         .visiting
+        .platform()
         .projects_of(&user)
         .await?
         .into_iter()
@@ -237,6 +239,7 @@ async fn outputs(
 ) -> Result<Json<Outputs>, ServerError> {
     let outputs = state
         .visiting
+        .platform()
         .list_outputs(&user, param.project.as_deref())
         .await?;
     Ok(Json(Outputs { outputs }))

@@ -53,6 +53,12 @@ pub enum ServerError {
     Sandbox(#[from] SandboxError),
 }
 
+impl From<niji_governance::GovernanceError> for ServerError {
+    fn from(e: niji_governance::GovernanceError) -> Self {
+        ServerError::Sandbox(SandboxError::Governance(e))
+    }
+}
+
 impl ServerError {
     fn failure(&self) -> Failure {
         match self {
@@ -123,7 +129,7 @@ mod tests {
     fn grpc_and_http_agree_on_every_failure() {
         let cases = [
             (
-                SandboxError::Unauthenticated("x".into()),
+                SandboxError::Governance(niji_governance::GovernanceError::Unauthenticated),
                 401,
                 tonic::Code::Unauthenticated,
             ),

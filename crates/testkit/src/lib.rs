@@ -100,11 +100,14 @@ pub async fn seed(
     ] {
         tokens.insert(
             name.to_string(),
-            visiting.add_user("test", name, role).await?,
+            visiting.platform().add_user("test", name, role).await?,
         );
     }
     let spec = example_spec(repo)?;
-    visiting.create_project("test", &spec).await?;
+    visiting
+        .platform()
+        .create_project("test", &spec, visiting.catalog())
+        .await?;
     let mut other = spec;
     other.id = OTHER.into();
     other.linkage.clear();
@@ -112,7 +115,10 @@ pub async fn seed(
         user: "carol".into(),
         role: MemberRole::Lead,
     }];
-    visiting.create_project("test", &other).await?;
+    visiting
+        .platform()
+        .create_project("test", &other, visiting.catalog())
+        .await?;
     Ok(Seeded {
         visiting,
         settings,

@@ -59,7 +59,8 @@ async fn other_projects_and_non_members_are_refused_and_logged() {
     assert_eq!(o.status, Status::Refused);
     let refusals = f
         .visiting
-        .audit
+        .platform()
+        .audit()
         .recent(200)
         .await
         .expect("audit")
@@ -108,12 +109,26 @@ async fn runaway_queries_are_cancelled_and_the_rest_keep_running() {
     let o = f.query_as("carol", OTHER, Mode::Dummy, HEALTHY).await;
     assert_eq!(o.status, Status::Ok, "{}", o.message);
     assert_healthy(&f).await;
-    let log = f.visiting.audit.recent(50).await.expect("audit");
+    let log = f
+        .visiting
+        .platform()
+        .audit()
+        .recent(50)
+        .await
+        .expect("audit");
     assert!(
         log.iter().any(|e| e.detail.contains("cancelled")),
         "the cancellation is logged"
     );
-    assert!(f.visiting.audit.verify().await.expect("verify").is_intact());
+    assert!(
+        f.visiting
+            .platform()
+            .audit()
+            .verify()
+            .await
+            .expect("verify")
+            .is_intact()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -119,7 +119,13 @@ async fn small_cells_never_leave_whatever_the_sql_counts() {
     let o = real(&f, "SELECT avg(points) AS n FROM ndb.receipts WHERE pid IN (SELECT pid FROM ndb.receipts GROUP BY pid ORDER BY pid LIMIT 2)").await;
     assert_eq!(column(&o, "n"), ["NULL"], "{}", o.message);
     // Every attempt is in the audit log with its outcome.
-    let log = f.visiting.audit.recent(50).await.expect("audit");
+    let log = f
+        .visiting
+        .platform()
+        .audit()
+        .recent(50)
+        .await
+        .expect("audit");
     assert!(
         log.iter()
             .filter(|e| e.detail.contains("\"outcome\":\"suppressed\"")
@@ -127,7 +133,15 @@ async fn small_cells_never_leave_whatever_the_sql_counts() {
             .count()
             >= 7
     );
-    assert!(f.visiting.audit.verify().await.expect("verify").is_intact());
+    assert!(
+        f.visiting
+            .platform()
+            .audit()
+            .verify()
+            .await
+            .expect("verify")
+            .is_intact()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,7 +289,8 @@ async fn differencing_and_lone_suppressed_cells_are_caught() {
     // sex and their total.
     let kept = f
         .visiting
-        .db
+        .platform()
+        .db()
         .released_sets_since(OTHER, 0)
         .await
         .expect("sets");
@@ -620,7 +635,7 @@ async fn differencing_sees_releases_made_by_another_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ledger_skips_its_own_release_only_when_nothing_came_between() {
     let f = Fixture::new(None).await;
-    let db = &f.visiting.db;
+    let db = f.visiting.platform().db();
     let project = crate::fixture::PROJECT;
     let set = |members: std::ops::Range<u32>| {
         niji_disclosure::sets::encode_set(&members.collect::<roaring::RoaringBitmap>())
@@ -912,7 +927,13 @@ async fn dominance_on_bounds_is_checked_exactly_where_bounds_do_not_clear() {
             dominated_rows, expected,
             "at {k}%, the fixture as described"
         );
-        let audited = f.visiting.audit.recent(20).await.expect("audit");
+        let audited = f
+            .visiting
+            .platform()
+            .audit()
+            .recent(20)
+            .await
+            .expect("audit");
         let entry = audited
             .iter()
             .find(|e| e.action == "query" && e.detail.contains(sql))
@@ -987,7 +1008,13 @@ async fn cells_over_persons_leave_exactly_when_their_persons_visited_enough_faci
         truth.values().filter(|(p, _)| *p >= 10).count(),
         "a row for each count of 10 or more persons"
     );
-    let audited = f.visiting.audit.recent(20).await.expect("audit");
+    let audited = f
+        .visiting
+        .platform()
+        .audit()
+        .recent(20)
+        .await
+        .expect("audit");
     let entry = audited
         .iter()
         .find(|e| e.action == "query" && e.detail.contains("GROUP BY pid"))
@@ -1043,7 +1070,7 @@ async fn ceilings_bound_magnitudes_without_changing_a_verdict() {
     let audited = |f: &Fixture| {
         let visiting = f.visiting.clone();
         async move {
-            let entries = visiting.audit.recent(20).await.expect("audit");
+            let entries = visiting.platform().audit().recent(20).await.expect("audit");
             entries
                 .into_iter()
                 .find(|e| e.action == "query" && e.detail.contains(sql))
@@ -1090,7 +1117,8 @@ async fn ceilings_bound_magnitudes_without_changing_a_verdict() {
 /// The audit entry of the last query of `sql`.
 async fn audit_of(f: &Fixture, sql: &str) -> String {
     f.visiting
-        .audit
+        .platform()
+        .audit()
         .recent(50)
         .await
         .expect("audit")

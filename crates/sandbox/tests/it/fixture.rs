@@ -207,7 +207,8 @@ pub async fn project_with(f: &Fixture, id: &str, members: &[&str], extra: &[(&st
         })
         .collect();
     f.visiting
-        .create_project("test", &spec)
+        .platform()
+        .create_project("test", &spec, f.visiting.catalog())
         .await
         .expect("project");
 }
@@ -226,7 +227,8 @@ pub async fn narrow_project(f: &Fixture) {
         codes: vec!["E11".into()],
     });
     f.visiting
-        .create_project("test", &narrow)
+        .platform()
+        .create_project("test", &narrow, f.visiting.catalog())
         .await
         .expect("narrow project");
 }

@@ -23,7 +23,11 @@ fn refused(r: Result<impl std::fmt::Debug, SandboxError>) -> String {
         Err(
             e @ (SandboxError::Refused(_)
             | SandboxError::Denied(_)
-            | SandboxError::Governance(niji_governance::GovernanceError::NotFound(_))),
+            | SandboxError::Governance(
+                niji_governance::GovernanceError::NotFound(_)
+                | niji_governance::GovernanceError::Denied(_)
+                | niji_governance::GovernanceError::Refused(_),
+            )),
         ) => e.public_message(),
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -73,7 +77,11 @@ async fn two_independent_checkers_release_what_judgement_held_never_a_small_cell
         .expect("request");
     assert_eq!(asked.review, Review::Requested);
     assert!(refused(v.request_release("alice", &id, JUSTIFICATION).await).contains("already"));
-    let queue = v.list_outputs("dora", None).await.expect("queue");
+    let queue = v
+        .platform()
+        .list_outputs("dora", None)
+        .await
+        .expect("queue");
     assert!(queue.iter().any(|q| q.id == id));
 
     // The checker sees the held rows unmasked and what approval would leave masked: every
@@ -150,7 +158,7 @@ async fn two_independent_checkers_release_what_judgement_held_never_a_small_cell
     assert_eq!(out.suppressed.len(), preview.still_masked.len());
 
     // Every step is in the audit log, with the checkers' reasons.
-    let log = v.audit.recent(100).await.expect("audit");
+    let log = v.platform().audit().recent(100).await.expect("audit");
     let actions: Vec<(&str, &str)> = log
         .iter()
         .filter(|e| e.detail.contains(&id) && e.action.starts_with("output."))
@@ -168,7 +176,14 @@ async fn two_independent_checkers_release_what_judgement_held_never_a_small_cell
         log.iter()
             .any(|e| e.detail.contains("facility rule waived"))
     );
-    assert!(v.audit.verify().await.expect("verify").is_intact());
+    assert!(
+        v.platform()
+            .audit()
+            .verify()
+            .await
+            .expect("verify")
+            .is_intact()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,7 +264,7 @@ async fn a_sum_checked_on_bounds_is_reviewed_on_the_exact_shadow() {
     let sql = "SELECT prefecture, sum(points) AS points FROM ndb.receipts GROUP BY prefecture ORDER BY prefecture";
     let o = f.query(Mode::Real, sql).await;
     assert_eq!(o.status, Status::Suppressed, "{}", o.message);
-    let log = v.audit.recent(20).await.expect("audit");
+    let log = v.platform().audit().recent(20).await.expect("audit");
     let entry = log
         .iter()
         .find(|e| e.action == "query" && e.detail.contains(sql))

@@ -195,13 +195,27 @@ async fn real_rows_are_held_and_the_workspace_stays_inside() {
         Status::Refused,
         "a closed project refuses everyone"
     );
-    let log = f.visiting.audit.recent(100).await.expect("audit");
+    let log = f
+        .visiting
+        .platform()
+        .audit()
+        .recent(100)
+        .await
+        .expect("audit");
     let close = log
         .iter()
         .find(|e| e.action == "project.close")
         .expect("close logged");
     assert!(close.detail.contains("per_person.parquet"));
-    assert!(f.visiting.audit.verify().await.expect("verify").is_intact());
+    assert!(
+        f.visiting
+            .platform()
+            .audit()
+            .verify()
+            .await
+            .expect("verify")
+            .is_intact()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,11 +232,18 @@ async fn every_query_is_audited_without_secrets() {
     assert_eq!(bad.status, Status::Refused);
     assert!(
         f.visiting
+            .platform()
             .sign_in("alice", "niji_wrong", "test")
             .await
             .is_err()
     );
-    let log = f.visiting.audit.recent(100).await.expect("audit");
+    let log = f
+        .visiting
+        .platform()
+        .audit()
+        .recent(100)
+        .await
+        .expect("audit");
     let entry = log
         .iter()
         .find(|e| e.action == "query" && e.detail.contains(&ok.query_id))
@@ -257,7 +278,15 @@ async fn every_query_is_audited_without_secrets() {
             "no token in the log"
         );
     }
-    assert!(f.visiting.audit.verify().await.expect("verify").is_intact());
+    assert!(
+        f.visiting
+            .platform()
+            .audit()
+            .verify()
+            .await
+            .expect("verify")
+            .is_intact()
+    );
 }
 
 /// One way of spoiling a valid spec.
@@ -313,14 +342,11 @@ async fn specs_that_cannot_be_resolved_are_refused() {
         change(&mut spec);
         let err = f
             .visiting
-            .create_project("test", &spec)
+            .platform()
+            .create_project("test", &spec, f.visiting.catalog())
             .await
             .expect_err(want);
-        assert!(
-            err.public_message().contains(want),
-            "{want}: {}",
-            err.public_message()
-        );
+        assert!(err.to_string().contains(want), "{want}: {err}");
     }
     let o = f.query_as("alice", "bad-0", Mode::Dummy, "SELECT 1").await;
     assert_eq!(o.status, Status::Refused, "nothing half-created");

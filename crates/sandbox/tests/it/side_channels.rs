@@ -204,7 +204,8 @@ async fn failures_read_the_same_and_their_causes_stay_with_custodians() {
     // The custodian finds the cause by the query id; the log has only its kind.
     let entries = f
         .visiting
-        .audit
+        .platform()
+        .audit()
         .of_query(&real.query_id)
         .await
         .expect("audit");
@@ -238,7 +239,8 @@ async fn failures_read_the_same_and_their_causes_stay_with_custodians() {
     assert_eq!(fits.to_json()["columns"], fails.to_json()["columns"]);
     let behind = f
         .visiting
-        .audit
+        .platform()
+        .audit()
         .of_query(&fails.query_id)
         .await
         .expect("audit");
@@ -246,6 +248,7 @@ async fn failures_read_the_same_and_their_causes_stay_with_custodians() {
     // The author's list of outputs tells neither how many rows nor which one failed.
     let outputs = f
         .visiting
+        .platform()
         .list_outputs("alice", None)
         .await
         .expect("outputs");
@@ -288,7 +291,8 @@ async fn failures_read_the_same_and_their_causes_stay_with_custodians() {
     assert!(paused.message.contains("paused"), "{}", paused.message);
     let alert = f
         .visiting
-        .audit
+        .platform()
+        .audit()
         .of_query(&third.query_id)
         .await
         .expect("audit");
@@ -315,7 +319,15 @@ async fn failures_read_the_same_and_their_causes_stay_with_custodians() {
         )
         .await;
     assert_eq!(dummy.status, Status::Ok);
-    assert!(f.visiting.audit.verify().await.expect("verify").is_intact());
+    assert!(
+        f.visiting
+            .platform()
+            .audit()
+            .verify()
+            .await
+            .expect("verify")
+            .is_intact()
+    );
 }
 
 /// Held and refused outcomes, and workspace tables of real rows, never tell how many rows.

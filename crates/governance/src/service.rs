@@ -1,0 +1,270 @@
+//! The platform service: the platform database, who may do what, and the audit log, with the
+//! platform's use cases (users, sign-in, projects, close-out with its deletion certificate,
+//! output review in `review`). Every change it makes is audited through [`Platform::audited`],
+//! the one place a platform change reaches the log; application review lands beside these.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use niji_audit::AuditLog;
+use niji_catalog::Catalog;
+use niji_disclosure::{LedgerStoreError, ReleasedSets};
+use niji_pseudo::CustodianKey;
+use serde::Serialize;
+use sha2::Digest;
+
+use crate::{Action, Authz, GovernanceError, PlatformDb, ProjectSpec, User, UserRole};
+
+/// Today as `YYYY-MM-DD`, the form project expiry dates are compared in.
+pub fn today() -> String {
+    niji_pseudo::CivilDate::today().to_string()
+}
+
+#[derive(Debug)]
+pub struct Platform {
+    db: PlatformDb,
+    authz: Authz,
+    audit: AuditLog,
+    /// Votes are counted one at a time, so that two second approvals cannot both release.
+    pub(crate) review_lock: tokio::sync::Mutex<()>,
+}
+
+/// Files removed when a project closed, as recorded in the audit log.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeletionCertificate {
+    pub project: String,
+    pub files: Vec<DeletedFile>,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeletedFile {
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl Platform {
+    /// Opens the platform database `db` (every migration run), the audit log anchored in
+    /// `anchor` (outside the data directory, beside the key) and the policies in `policies`.
+    pub async fn open(
+        db: &Path,
+        anchor: &Path,
+        key: &CustodianKey,
+        policies: &Path,
+    ) -> Result<Self, GovernanceError> {
+        let db = PlatformDb::open(db).await?;
+        let audit = AuditLog::with_pool(db.pool().clone(), anchor, key);
+        let authz = Authz::load(policies, &db, &today()).await?;
+        Ok(Self {
+            db,
+            authz,
+            audit,
+            review_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The audit log alone, for the custodian's commands (ingest, keys): the platform database
+    /// migrated, no policies needed.
+    pub async fn audit_log(
+        db: &Path,
+        anchor: &Path,
+        key: &CustodianKey,
+    ) -> Result<AuditLog, GovernanceError> {
+        let db = PlatformDb::open(db).await?;
+        Ok(AuditLog::with_pool(db.pool().clone(), anchor, key))
+    }
+
+    /// The one place a platform change is logged: `action` by `actor` with its `detail`.
+    pub async fn audited(
+        &self,
+        actor: &str,
+        action: &str,
+        detail: &impl Serialize,
+    ) -> Result<(), GovernanceError> {
+        self.audit.append(actor, action, detail).await?;
+        Ok(())
+    }
+
+    /// The log, for what is not a platform change: queries, views of held rows, alerts.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Where released person sets are kept, for differencing.
+    pub fn released_sets(&self) -> &dyn ReleasedSets {
+        &self.db
+    }
+
+    pub fn db(&self) -> &PlatformDb {
+        &self.db
+    }
+
+    pub async fn allows(&self, user: &str, project: &str, action: Action) -> bool {
+        self.authz.allows(user, project, action).await
+    }
+
+    /// Creates a user; the token is returned once and stored only as a digest.
+    pub async fn add_user(
+        &self,
+        actor: &str,
+        name: &str,
+        role: UserRole,
+    ) -> Result<String, GovernanceError> {
+        let token = self.db.add_user(name, role).await?;
+        let detail = serde_json::json!({"user": name, "role": role.as_str()});
+        self.audited(actor, "user.add", &detail).await?;
+        self.authz.reload(&self.db, &today()).await?;
+        Ok(token)
+    }
+
+    /// Checks a user's token; every attempt is logged (never the token).
+    pub async fn sign_in(
+        &self,
+        name: &str,
+        token: &str,
+        via: &str,
+    ) -> Result<User, GovernanceError> {
+        let user = self.db.authenticate(name, token).await?;
+        let shown: String = name.chars().take(64).collect();
+        let outcome = if user.is_some() { "ok" } else { "refused" };
+        let detail = serde_json::json!({"via": via, "outcome": outcome});
+        self.audited(&shown, "signin", &detail).await?;
+        user.ok_or(GovernanceError::Unauthenticated)
+    }
+
+    pub async fn create_project(
+        &self,
+        actor: &str,
+        spec: &ProjectSpec,
+        catalog: &Catalog,
+    ) -> Result<(), GovernanceError> {
+        spec.validate(catalog)?;
+        if spec.expires.as_str() < today().as_str() {
+            return Err(GovernanceError::Spec(
+                "the project has already expired".into(),
+            ));
+        }
+        self.db.create_project(spec).await?;
+        let detail = serde_json::json!({"project": spec.id, "spec": spec});
+        self.audited(actor, "project.create", &detail).await?;
+        self.authz.reload(&self.db, &today()).await?;
+        Ok(())
+    }
+
+    /// Closes a project: its files under `files` (workspaces, held results) are deleted, and
+    /// what was deleted (path, size, SHA-256 of every file) is recorded as the deletion
+    /// certificate.
+    pub async fn close_project(
+        &self,
+        actor: &str,
+        id: &str,
+        files: &Path,
+    ) -> Result<DeletionCertificate, GovernanceError> {
+        if !self.db.close_project(id).await? {
+            return Err(GovernanceError::NotFound(format!("open project {id}")));
+        }
+        self.authz.reload(&self.db, &today()).await?;
+        let mut deleted = Vec::new();
+        collect_files(files, files, &mut deleted)?;
+        if files.exists() {
+            std::fs::remove_dir_all(files).map_err(|e| GovernanceError::Files(files.into(), e))?;
+        }
+        let certificate = DeletionCertificate {
+            project: id.to_string(),
+            bytes: deleted.iter().map(|f| f.bytes).sum(),
+            files: deleted,
+        };
+        let detail = serde_json::json!({"project": id, "deletion_certificate": certificate});
+        self.audited(actor, "project.close", &detail).await?;
+        Ok(certificate)
+    }
+
+    /// The spec of project `id` if it is open and unexpired and `user` may do `action` in it;
+    /// otherwise one refusal that does not say which of these failed. Read from the database
+    /// on every call, so a project closed by another process refuses at once.
+    pub async fn authorize(
+        &self,
+        user: &str,
+        id: &str,
+        action: Action,
+    ) -> Result<ProjectSpec, GovernanceError> {
+        match self.db.project(id).await? {
+            Some(p) if p.is_live(&today()) && self.authz.allows(user, id, action).await => {
+                Ok(p.spec)
+            }
+            _ => Err(GovernanceError::Denied(format!(
+                "no open project {id} for this user"
+            ))),
+        }
+    }
+
+    /// Projects `user` is a member of (open ones).
+    pub async fn projects_of(&self, user: &str) -> Result<Vec<ProjectSpec>, GovernanceError> {
+        let today = today();
+        Ok(self
+            .db
+            .projects()
+            .await?
+            .into_iter()
+            .filter(|p| p.is_live(&today))
+            .filter(|p| p.spec.members.iter().any(|m| m.user == user))
+            .map(|p| p.spec)
+            .collect())
+    }
+}
+
+fn collect_files(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<DeletedFile>,
+) -> Result<(), GovernanceError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            collect_files(root, &path, out)?;
+        } else {
+            let bytes =
+                std::fs::read(&path).map_err(|e| GovernanceError::Files(path.clone(), e))?;
+            out.push(DeletedFile {
+                path: path
+                    .strip_prefix(root)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned(),
+                bytes: bytes.len() as u64,
+                sha256: niji_pseudo::hex32(&sha2::Sha256::digest(&bytes).into()),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ReleasedSets for PlatformDb {
+    async fn released_since(
+        &self,
+        project: &str,
+        after: i64,
+    ) -> Result<Vec<(i64, Vec<u8>)>, LedgerStoreError> {
+        self.released_sets_since(project, after)
+            .await
+            .map_err(|e| LedgerStoreError(Box::new(e)))
+    }
+
+    async fn record_released(
+        &self,
+        project: &str,
+        query_id: &str,
+        sets: &[Vec<u8>],
+        seen: i64,
+    ) -> Result<Option<i64>, LedgerStoreError> {
+        self.record_released_sets(project, query_id, sets, seen)
+            .await
+            .map_err(|e| LedgerStoreError(Box::new(e)))
+    }
+}
