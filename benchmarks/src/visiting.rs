@@ -135,7 +135,7 @@ async fn seed_releases(
             .released_sets_since(project, 0)
             .await?
             .iter()
-            .map(|(_, bytes)| niji_disclosure::sets::decode_set(bytes))
+            .map(|(_, bytes)| niji_disclosure::udaf::decode_set(bytes))
             .collect::<Result<Vec<_>, _>>()?,
     );
     let mut state = 0x6e69_6a69_u64;
@@ -153,7 +153,7 @@ async fn seed_releases(
         let set: roaring::RoaringBitmap = (0..size)
             .map(|_| (next() % persons.max(1)) as u32)
             .collect();
-        seeded.push(niji_disclosure::sets::encode_set(&set));
+        seeded.push(niji_disclosure::udaf::encode_set(&set));
     }
     if !seeded.is_empty() {
         eprintln!(

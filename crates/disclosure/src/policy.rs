@@ -146,17 +146,17 @@ impl DisclosurePolicy {
         {
             if r.min_persons == 0
                 || r.dominance_n == 0
-                || r.dominance_n > crate::sets::TOP_CONTRIBUTIONS
+                || r.dominance_n > crate::udaf::TOP_CONTRIBUTIONS
             {
                 return Err(format!(
                     "{name}: min_persons must be at least 1 and dominance_n between 1 and {}",
-                    crate::sets::TOP_CONTRIBUTIONS
+                    crate::udaf::TOP_CONTRIBUTIONS
                 ));
             }
-            if r.min_facilities as usize > crate::sets::MAX_FEW {
+            if r.min_facilities as usize > crate::udaf::MAX_FIRST_MEMBERS {
                 return Err(format!(
                     "{name}: min_facilities is at most {}",
-                    crate::sets::MAX_FEW
+                    crate::udaf::MAX_FIRST_MEMBERS
                 ));
             }
             if !(0.0..=100.0).contains(&r.dominance_k) || !(0.0..=100.0).contains(&r.p_percent) {

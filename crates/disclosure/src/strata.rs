@@ -26,13 +26,13 @@ use datafusion::physical_expr::create_physical_expr;
 use niji_store::{NO_FACILITY, Strata};
 use roaring::{MultiOps, RoaringBitmap};
 
-use crate::sets::{
+use crate::udaf::{
     CELL_CONTRIBUTIONS, CELL_PERSONS, CONTRIBUTIONS_FORM, Contributions, Form, append_tagged,
     encode_set,
 };
 
 pub const STRATA_FUNCTION: &str = "niji_strata";
-/// The field of a `niji_strata` result holding the cell's facilities, as `niji_few` gives them.
+/// The field of a `niji_strata` result holding the cell's facilities, as `niji_first_members` gives them.
 pub const CELL_FACILITIES: &str = "facilities";
 /// The strata's own numbers beside their values, while their keys are computed.
 const STRATUM_NUMBER: &str = "__niji_stratum";
@@ -428,8 +428,8 @@ mod tests {
         let contributions = s.column(2).as_binary::<i32>();
         (0..s.len())
             .map(|i| {
-                let set = crate::sets::decode_set(persons.value(i)).expect("a set");
-                let places = crate::sets::decode_set(facilities.value(i)).expect("facilities");
+                let set = crate::udaf::decode_set(persons.value(i)).expect("a set");
+                let places = crate::udaf::decode_set(facilities.value(i)).expect("facilities");
                 let sections = Contributions::decode(contributions.value(i)).expect("sections");
                 (set.iter().collect(), places.len(), sections[0].clone())
             })

@@ -81,15 +81,9 @@ impl Visiting {
                 "disclosure checks are switched off".into(),
             ))
         } else {
+            // A shape that may not leave is held before it runs, whatever its rows.
             self.shadow_of(env, &req.sql, &visible, true).await
         };
-        // A shape that may not leave is held before it runs, whatever its rows.
-        let shadow = shadow.and_then(|shadow| {
-            match niji_disclosure::rules::held_for_shape(&shadow, &self.catalog) {
-                Some(why) => Err(niji_disclosure::Unsupported(why)),
-                None => Ok(shadow),
-            }
-        });
         let mut shadow = match shadow {
             Ok(shadow) => shadow,
             Err(niji_disclosure::Unsupported(why)) => {
@@ -203,10 +197,17 @@ impl Visiting {
         }
     }
 
-    /// The shadow of `sql` (whose checked plan has the `visible` schema) in `env`, or why it
-    /// has none; `bounded`: with bounds on the largest contributions, by the ceilings of the
-    /// project's views where they apply (see
-    /// [`niji_disclosure::shadow`]).
+    /// The shadow of `sql` (whose checked plan has the `visible` schema) in `env`, or why its
+    /// result is held whatever its rows; `bounded`: with bounds on the largest contributions,
+    /// by the ceilings of the project's views where they apply (see [`niji_disclosure::prepare`]).
+    ///
+    /// The shadow is planned again from the SQL over the shadow views rather than rewritten
+    /// from the checked plan: the checked plan's views cannot reach the person indexes,
+    /// facility marks and strata columns (a researcher's plan must not), and DataFusion's own
+    /// planner carries them through every projection, join and subquery above each scan.
+    /// `niji_disclosure::shadow` refuses a shadow whose visible columns differ from the checked
+    /// plan's (the result is then held), and a test keeps the two equal on varied queries
+    /// (`benign::the_shadow_matches_the_checked_plan_column_for_column`).
     pub(crate) async fn shadow_of(
         &self,
         env: &ProjectEnv,
@@ -218,7 +219,8 @@ impl Visiting {
             .await
             .map_err(|e| niji_disclosure::Unsupported(e.public_message()))?;
         let bounds = bounded.then_some(&env.bounds);
-        niji_disclosure::shadow(plan, visible, self.disclosure.facility_cap(), bounds)
+        let cap = self.disclosure.facility_cap();
+        niji_disclosure::prepare(plan, visible, cap, bounds, &self.catalog)
     }
 
     /// Applies the rules to a shadow result under the project's release ledger; when `record`
@@ -254,7 +256,7 @@ impl Visiting {
             kept.seen = *last;
             let sets = new
                 .iter()
-                .map(|(_, bytes)| niji_disclosure::sets::decode_set(bytes))
+                .map(|(_, bytes)| niji_disclosure::udaf::decode_set(bytes))
                 .collect::<Result<Vec<_>, _>>()?;
             kept.ledger.extend(sets);
         }
@@ -276,7 +278,7 @@ impl Visiting {
             released_sets.retain(|kept| ledger.add(&kept.described()));
             let encoded: Vec<Vec<u8>> = released_sets
                 .iter()
-                .map(|kept| niji_disclosure::sets::encode_set(kept.set()))
+                .map(|kept| niji_disclosure::udaf::encode_set(kept.set()))
                 .collect();
             if let Some(last) = self
                 .platform

@@ -24,11 +24,11 @@ use datafusion::logical_expr::{
 
 use niji_store::Strata;
 
-use crate::sets::{
-    CELL_CONTRIBUTIONS, CELL_PERSONS, MAX_FEW, a_facility_udaf, ceiled_udaf, cell_field_udf,
-    cell_udaf, contributions_udaf, few_udaf, person_udaf, set_udaf,
-};
 use crate::strata::{CELL_FACILITIES, KeyedStrata, StrataCells, facility_of_udf, strata_udf};
+use crate::udaf::{
+    CELL_CONTRIBUTIONS, CELL_PERSONS, MAX_FIRST_MEMBERS, a_facility_udaf, bounded_cell_udaf,
+    cell_field_udf, cell_udaf, contributions_udaf, first_members_udaf, person_udaf, set_udaf,
+};
 
 mod lineage;
 mod magnitudes;
@@ -139,7 +139,7 @@ pub struct Shadow {
     pub raw_persons: bool,
     pub facility_sets: Vec<usize>,
     /// Whether the facility sets may hold only some of a cell's facilities (one a person, see
-    /// [`crate::sets::a_facility_udaf`]): a cell they leave short is checked again exactly.
+    /// [`crate::udaf::a_facility_udaf`]): a cell they leave short is checked again exactly.
     pub facilities_bounded: bool,
     /// Aggregate name → output indexes of its person sets, and of its contributions (with the
     /// section of that column that is its own).
@@ -257,7 +257,7 @@ pub fn shadow(
     let mut rewrite = Rewrite {
         set: Arc::new(set_udaf()),
         person: Arc::new(person_udaf()),
-        facilities: Arc::new(few_udaf(facility_cap)),
+        facilities: Arc::new(first_members_udaf(facility_cap)),
         a_facility: bounded.map(|_| Arc::new(a_facility_udaf())),
         facilities_bounded: false,
         contributions: Arc::new(contributions_udaf()),

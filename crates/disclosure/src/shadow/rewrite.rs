@@ -366,7 +366,7 @@ impl Rewrite<'_> {
         let udf = strata_udf(
             StrataCells {
                 strata,
-                facility_cap: self.facility_cap.clamp(1, MAX_FEW),
+                facility_cap: self.facility_cap.clamp(1, MAX_FIRST_MEMBERS),
                 values: cells,
             },
             keyed,
@@ -583,7 +583,7 @@ impl Rewrite<'_> {
                 let cell = match ceilings {
                     Some(largest) => {
                         self.ceiled += largest.len();
-                        Arc::new(ceiled_udaf(&largest))
+                        Arc::new(bounded_cell_udaf(&largest))
                     }
                     None => cell.clone(),
                 };

@@ -63,7 +63,7 @@ fn uses(s: &Shadow, function: &str) -> bool {
 }
 
 fn uses_cells(s: &Shadow) -> bool {
-    uses(s, crate::sets::CELL_FUNCTION)
+    uses(s, crate::udaf::CELL_FUNCTION)
 }
 
 /// Ceilings stand in for per-person sums only where they bound them: a view's column,
@@ -116,14 +116,17 @@ async fn ceilings_stand_in_only_where_they_bound_every_person_s_sum() {
     ] {
         let (bounded, exact) = shadows(sql, &ceilings).await;
         assert_eq!(
-            uses(&bounded, crate::sets::CEILED_FUNCTION),
+            uses(&bounded, crate::udaf::BOUNDED_CELL_FUNCTION),
             ceiled,
             "{sql}"
         );
-        assert!(!uses(&exact, crate::sets::CEILED_FUNCTION), "{sql}");
+        assert!(!uses(&exact, crate::udaf::BOUNDED_CELL_FUNCTION), "{sql}");
         // Without ceilings, the same plan takes the pass over persons.
         let (uncapped, _) = shadows(sql, &Ceilings::new()).await;
-        assert!(!uses(&uncapped, crate::sets::CEILED_FUNCTION), "{sql}");
+        assert!(
+            !uses(&uncapped, crate::udaf::BOUNDED_CELL_FUNCTION),
+            "{sql}"
+        );
     }
 }
 
@@ -303,7 +306,7 @@ async fn a_person_s_facility_is_looked_up_where_the_group_reads_all_of_the_perso
             "{sql}"
         );
         assert_eq!(
-            uses(&bounded, crate::sets::A_FACILITY_FUNCTION),
+            uses(&bounded, crate::udaf::A_FACILITY_FUNCTION),
             !looked_up,
             "{sql}"
         );
@@ -400,11 +403,11 @@ async fn grouped_by_the_person_a_shadow_has_the_groups_of_the_pseudonym() {
         assert_eq!(bounded.person_sets, exact.person_sets, "{sql}");
         assert!(uses(&bounded, niji_catalog::PSEUDONYM_FUNCTION), "{sql}");
         assert_eq!(
-            uses(&bounded, crate::sets::PERSON_FUNCTION),
+            uses(&bounded, crate::udaf::PERSON_FUNCTION),
             !every_one,
             "{sql}"
         );
-        assert!(uses(&exact, crate::sets::PERSON_FUNCTION), "{sql}");
+        assert!(uses(&exact, crate::udaf::PERSON_FUNCTION), "{sql}");
         let run = |s: &Shadow| {
             let df = ctx.execute_logical_plan(s.plan.clone());
             async move {

@@ -638,7 +638,7 @@ async fn a_ledger_skips_its_own_release_only_when_nothing_came_between() {
     let db = f.visiting.platform().db();
     let project = crate::fixture::PROJECT;
     let set = |members: std::ops::Range<u32>| {
-        niji_disclosure::sets::encode_set(&members.collect::<roaring::RoaringBitmap>())
+        niji_disclosure::udaf::encode_set(&members.collect::<roaring::RoaringBitmap>())
     };
     let seen = db
         .released_sets_since(project, 0)

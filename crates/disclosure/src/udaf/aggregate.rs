@@ -1,37 +1,7 @@
-//! The aggregate functions niji adds to a plan (`niji_set`, `niji_few`, `niji_contributions`,
-//! `niji_person`, `niji_a_facility`) and their DataFusion wiring.
+//! One DataFusion aggregate implementation for all of niji's aggregates, told apart by
+//! [`Kind`]: each computed by a groups accumulator over Binary results and states.
 
 use super::*;
-
-pub const SET_FUNCTION: &str = "niji_set";
-pub const CONTRIBUTIONS_FUNCTION: &str = "niji_contributions";
-pub const FEW_FUNCTION: &str = "niji_few";
-/// Largest contributions kept per cell (the dominance rule's n is at most this).
-pub const TOP_CONTRIBUTIONS: usize = 5;
-
-pub fn set_udaf() -> AggregateUDF {
-    niji_udaf(Kind::Set, Signature::any(1, Volatility::Immutable))
-}
-
-/// At most `cap` distinct members per group (facilities: the rule only asks whether a cell
-/// rests on fewer than its minimum). A group that has them all skips its rows unread, so a
-/// large cell costs nearly nothing, where a full set would hash and keep every facility.
-pub fn few_udaf(cap: usize) -> AggregateUDF {
-    niji_udaf(
-        Kind::Few(cap.clamp(1, MAX_FEW)),
-        Signature::any(1, Volatility::Immutable),
-    )
-}
-
-/// The largest cap of [`few_udaf`] (a policy's facility minimum).
-pub const MAX_FEW: usize = 1_000;
-
-pub fn contributions_udaf() -> AggregateUDF {
-    niji_udaf(
-        Kind::Contributions,
-        Signature::variadic_any(Volatility::Immutable),
-    )
-}
 
 pub(crate) fn niji_udaf(kind: Kind, signature: Signature) -> AggregateUDF {
     AggregateUDF::new_from_impl(NijiUdaf {
@@ -44,12 +14,12 @@ pub(crate) fn niji_udaf(kind: Kind, signature: Signature) -> AggregateUDF {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Kind {
     Set,
-    Few(usize),
+    FirstMembers(usize),
     Contributions,
     Person,
     AFacility,
     Cell,
-    Ceiled,
+    BoundedCell,
 }
 
 /// niji's aggregates, each computed by a groups accumulator: a Binary result and a Binary
@@ -58,7 +28,7 @@ pub(crate) enum Kind {
 pub(crate) struct NijiUdaf {
     pub(crate) kind: Kind,
     pub(crate) signature: Signature,
-    /// `niji_ceiled`'s ceilings, one per value (as bits, which compare and hash as the planner
+    /// `niji_bounded_cell`'s ceilings, one per value (as bits, which compare and hash as the planner
     /// needs); empty for the others.
     pub(crate) ceilings: Vec<Vec<u64>>,
 }
@@ -68,12 +38,12 @@ impl NijiUdaf {
     pub(crate) fn groups(&self, values: usize) -> Box<dyn GroupsAccumulator + Sync> {
         match self.kind {
             Kind::Set => Box::new(Members(SetGroups::default())),
-            Kind::Few(cap) => Box::new(Members(FewGroups::new(cap))),
+            Kind::FirstMembers(cap) => Box::new(Members(FirstMembersGroups::new(cap))),
             Kind::Contributions => Box::new(ByPerson(ContributionGroups::new(values.max(1)))),
             Kind::Person => Box::new(Members(FirstGroups::person())),
             Kind::AFacility => Box::new(Members(FirstGroups::default())),
             Kind::Cell => Box::new(ByPerson(CellGroups::new(values.max(1)))),
-            Kind::Ceiled => Box::new(ByPerson(CeiledGroups::new(
+            Kind::BoundedCell => Box::new(ByPerson(BoundedCellGroups::new(
                 self.ceilings
                     .iter()
                     .map(|c| c.iter().map(|b| f64::from_bits(*b)).collect())
@@ -95,12 +65,12 @@ impl AggregateUDFImpl for NijiUdaf {
     fn name(&self) -> &str {
         match self.kind {
             Kind::Set => SET_FUNCTION,
-            Kind::Few(_) => FEW_FUNCTION,
+            Kind::FirstMembers(_) => FIRST_MEMBERS_FUNCTION,
             Kind::Contributions => CONTRIBUTIONS_FUNCTION,
             Kind::Person => PERSON_FUNCTION,
             Kind::AFacility => A_FACILITY_FUNCTION,
             Kind::Cell => CELL_FUNCTION,
-            Kind::Ceiled => CEILED_FUNCTION,
+            Kind::BoundedCell => BOUNDED_CELL_FUNCTION,
         }
     }
 
@@ -119,13 +89,13 @@ impl AggregateUDFImpl for NijiUdaf {
             (Kind::Contributions, _) if contributions_take(args) => Ok(DataType::Binary),
             (Kind::Cell, _) if contributions_take(args) => Ok(DataType::Struct(cell_fields())),
             // A ceiling for each value.
-            (Kind::Ceiled, _)
+            (Kind::BoundedCell, _)
                 if contributions_take(args) && args.len() == self.ceilings.len() + 1 =>
             {
                 Ok(DataType::Struct(cell_fields()))
             }
             (
-                Kind::Set | Kind::Few(_),
+                Kind::Set | Kind::FirstMembers(_),
                 Some(
                     DataType::UInt32
                     | DataType::Binary
@@ -152,7 +122,7 @@ impl AggregateUDFImpl for NijiUdaf {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(OneGroup::new(
+        Ok(Box::new(SingleGroup::new(
             self.groups(args.exprs.len().saturating_sub(1)),
         )?))
     }
@@ -167,30 +137,4 @@ impl AggregateUDFImpl for NijiUdaf {
     ) -> Result<Box<dyn GroupsAccumulator>> {
         Ok(self.groups(args.exprs.len().saturating_sub(1)))
     }
-}
-
-pub const PERSON_FUNCTION: &str = "niji_person";
-
-/// `niji_person(person)`: the person of a group of an aggregation grouped by the pseudonym,
-/// whose every group is one person. It is carried as a value, not as a second group key, which
-/// would turn DataFusion's grouping on one primitive column into a slower grouping on several.
-/// A group with two persons (two pseudonyms colliding) fails the query rather than hide one.
-pub fn person_udaf() -> AggregateUDF {
-    niji_udaf(
-        Kind::Person,
-        Signature::exact(vec![DataType::UInt32], Volatility::Immutable),
-    )
-}
-
-pub const A_FACILITY_FUNCTION: &str = "niji_a_facility";
-
-/// `niji_a_facility(mark)`: one facility of each group (its first), for groups of one person
-/// that an outer aggregation counts facilities over. The facilities an outer cell finds so are
-/// some of its own, never more: enough to pass the rule, and where they fall short the exact
-/// shadow counts them all. A person's few facilities would otherwise be searched a row.
-pub fn a_facility_udaf() -> AggregateUDF {
-    niji_udaf(
-        Kind::AFacility,
-        Signature::exact(vec![DataType::UInt32], Volatility::Immutable),
-    )
 }

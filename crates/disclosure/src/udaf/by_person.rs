@@ -4,7 +4,7 @@
 use super::*;
 
 /// Accumulators of contributions per group ([`ContributionGroups`], [`CellGroups`],
-/// [`CeiledGroups`]): how they
+/// [`BoundedCellGroups`]): how they
 /// take a row (its group, its person (None: no ID5), whether it has any value, and its k
 /// values, 0 for a null one), grow, merge a state and hand on what they hold; [`ByPerson`]
 /// makes a DataFusion groups accumulator of either.
@@ -128,15 +128,15 @@ pub(crate) fn add_contribution_rows(
 }
 
 /// A groups accumulator used for an aggregate without GROUP BY (one group).
-pub(crate) struct OneGroup(pub(crate) Box<dyn GroupsAccumulator + Sync>);
+pub(crate) struct SingleGroup(pub(crate) Box<dyn GroupsAccumulator + Sync>);
 
-impl std::fmt::Debug for OneGroup {
+impl std::fmt::Debug for SingleGroup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("OneGroup")
+        f.write_str("SingleGroup")
     }
 }
 
-impl OneGroup {
+impl SingleGroup {
     /// Its one group exists before any row arrives, so that evaluating an empty input gives
     /// each aggregate's own empty value (an empty set, zero contributions), not a set for all.
     pub(crate) fn new(mut groups: Box<dyn GroupsAccumulator + Sync>) -> Result<Self> {
@@ -146,7 +146,7 @@ impl OneGroup {
     }
 }
 
-impl Accumulator for OneGroup {
+impl Accumulator for SingleGroup {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let rows = values.first().map_or(0, |v| v.len());
         self.0.update_batch(values, &vec![0; rows], None, 1)

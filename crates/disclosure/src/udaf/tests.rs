@@ -176,12 +176,12 @@ fn contributions_of_another_form_or_cut_short_are_not_misread() {
 
 #[test]
 fn few_keeps_up_to_its_cap_across_partial_states() {
-    let mut a = Members(FewGroups::new(3));
+    let mut a = Members(FirstMembersGroups::new(3));
     let codes: ArrayRef = Arc::new(StringArray::from(vec!["a", "b", "a", "c", "d", "x"]));
     a.update_batch(&[codes], &[0, 0, 0, 0, 0, 1], None, 2)
         .expect("update");
     let state = a.state(EmitTo::All).expect("state");
-    let mut b = Members(FewGroups::new(3));
+    let mut b = Members(FirstMembersGroups::new(3));
     b.merge_batch(&state, &[0, 0], 1).expect("merge");
     let out = b.evaluate(EmitTo::All).expect("evaluate");
     let n = decode_set(out.as_binary::<i32>().value(0))
@@ -259,7 +259,7 @@ fn full_groups_skip_rows_and_new_groups_still_fill() {
             .iter()
             .collect::<Vec<_>>()
     };
-    let mut a = Members(FewGroups::new(2));
+    let mut a = Members(FirstMembersGroups::new(2));
     a.update_batch(&[marks(&[1, 2, 3, 4])], &[0, 0, 1, 1], None, 2)
         .expect("fills both");
     a.update_batch(&[marks(&[5, 6])], &[0, 1], None, 2)
@@ -320,7 +320,7 @@ fn a_facility_of_a_group_is_its_first() {
 
 #[test]
 fn facility_marks_are_counted_as_they_are_and_codes_by_their_marks() {
-    let mut a = Members(FewGroups::new(10));
+    let mut a = Members(FirstMembersGroups::new(10));
     let codes: ArrayRef = Arc::new(StringArray::from(vec!["a", "b", "a"]));
     a.update_batch(&[codes], &[0, 0, 0], None, 1)
         .expect("codes");
@@ -394,7 +394,7 @@ fn a_ceiled_cell_sums_its_values_and_is_bounded_by_its_ceilings() {
     let ceilings = vec![vec![90.0, 80.0], vec![7.0]];
     let mut states = Vec::new();
     for partition in 0..2u32 {
-        let mut cells = ByPerson(CeiledGroups::new(ceilings.clone()));
+        let mut cells = ByPerson(BoundedCellGroups::new(ceilings.clone()));
         cell_rows(
             &mut cells,
             vec![Some(partition), Some(partition), None, Some(5 + partition)],
@@ -402,7 +402,7 @@ fn a_ceiled_cell_sums_its_values_and_is_bounded_by_its_ceilings() {
         );
         states.push(cells.state(EmitTo::All).expect("state"));
     }
-    let mut merged = ByPerson(CeiledGroups::new(ceilings.clone()));
+    let mut merged = ByPerson(BoundedCellGroups::new(ceilings.clone()));
     for state in &states {
         merged.merge_batch(state, &[0], 1).expect("merge");
     }
@@ -419,7 +419,7 @@ fn a_ceiled_cell_sums_its_values_and_is_bounded_by_its_ceilings() {
     let cut: ArrayRef = Arc::new(arrow::array::BinaryArray::from(vec![
         &whole[..whole.len() - 3],
     ]));
-    let mut refused = ByPerson(CeiledGroups::new(ceilings));
+    let mut refused = ByPerson(BoundedCellGroups::new(ceilings));
     assert!(refused.merge_batch(&[cut], &[0], 1).is_err());
 }
 

@@ -1,5 +1,5 @@
-//! `niji_cell` and `niji_ceiled`: one aggregate for a cell's persons and contributions, by
-//! ascending runs or bounded by the store's ceilings.
+//! `niji_cell(person, value...)`: one aggregate for a cell's persons and its contributions,
+//! by ascending runs of persons.
 
 use super::*;
 
@@ -18,23 +18,6 @@ pub const CELL_CONTRIBUTIONS: &str = "contributions";
 /// bounds passes on exact sums, and one that does not is checked again exactly.
 pub fn cell_udaf() -> AggregateUDF {
     niji_udaf(Kind::Cell, Signature::variadic_any(Volatility::Immutable))
-}
-
-pub const CEILED_FUNCTION: &str = "niji_ceiled";
-
-/// `niji_ceiled(person, value...)`: what `niji_cell` gives, for values whose largest
-/// per-person sums are bounded by `ceilings` (one per value: its stored column's, see
-/// [`niji_store::Ceiling`]): each group's persons and its totals of |value|, in one pass and
-/// with nothing kept per person. A cell the ceilings do not settle is checked again exactly.
-pub fn ceiled_udaf(ceilings: &[Vec<f64>]) -> AggregateUDF {
-    AggregateUDF::new_from_impl(NijiUdaf {
-        kind: Kind::Ceiled,
-        signature: Signature::variadic_any(Volatility::Immutable),
-        ceilings: ceilings
-            .iter()
-            .map(|c| c.iter().map(|v| v.to_bits()).collect())
-            .collect(),
-    })
 }
 
 pub(crate) fn cell_fields() -> arrow::datatypes::Fields {
@@ -103,7 +86,7 @@ impl ScalarUDFImpl for CellField {
 }
 
 /// A run's largest sums, largest first.
-pub(crate) type Top = smallvec::SmallVec<[f64; TOP_CONTRIBUTIONS + 1]>;
+pub(crate) type Largest = smallvec::SmallVec<[f64; TOP_CONTRIBUTIONS + 1]>;
 
 /// One value's contributions to a cell.
 #[derive(Debug, Default, Clone)]
@@ -113,7 +96,7 @@ pub(crate) struct ValueBounds {
     /// [`TOP_CONTRIBUTIONS`]: most entries are told apart by it alone.
     pub(crate) floor: f64,
     /// The open part's largest sums, and per rank the sum of the closed parts' (the bounds).
-    pub(crate) part: Top,
+    pub(crate) part: Largest,
     pub(crate) closed: [f64; TOP_CONTRIBUTIONS],
     /// Persons whose sum in a part was zero.
     pub(crate) zeros: Vec<u32>,
@@ -141,7 +124,7 @@ impl ValueBounds {
 }
 
 /// Keeps `v` in `top` (largest first) if it is among the [`TOP_CONTRIBUTIONS`] largest.
-pub(crate) fn keep_largest(top: &mut Top, v: f64) {
+pub(crate) fn keep_largest(top: &mut Largest, v: f64) {
     if top.len() < TOP_CONTRIBUTIONS || top.last().is_some_and(|min| v > *min) {
         let at = top.partition_point(|t| *t >= v);
         top.insert(at, v);
@@ -524,7 +507,7 @@ impl Contributing for CellGroups {
     }
 }
 
-/// Cells as `niji_cell` and `niji_ceiled` give them: each group's set and contributions.
+/// Cells as `niji_cell` and `niji_bounded_cell` give them: each group's set and contributions.
 pub(crate) fn cell_array(cells: impl Iterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<ArrayRef> {
     let mut persons = BinaryBuilder::new();
     let mut contributions = BinaryBuilder::new();
@@ -553,146 +536,4 @@ pub(crate) fn state_array<T>(
         out.append_value(&bytes);
     }
     Arc::new(out.finish())
-}
-
-/// The accumulator of `niji_ceiled`.
-#[derive(Debug)]
-pub(crate) struct CeiledGroups {
-    /// Per value, its ceiling's largest totals.
-    pub(crate) ceilings: Arc<Vec<Vec<f64>>>,
-    pub(crate) persons: Vec<Group>,
-    /// Per group, k totals of |value|.
-    pub(crate) totals: Vec<f64>,
-    /// Members added so far: a cheap bound on the sets' size.
-    pub(crate) added: usize,
-}
-
-impl CeiledGroups {
-    pub(crate) fn new(ceilings: Vec<Vec<f64>>) -> Self {
-        Self {
-            ceilings: Arc::new(ceilings),
-            persons: Vec::new(),
-            totals: Vec::new(),
-            added: 0,
-        }
-    }
-
-    pub(crate) fn k(&self) -> usize {
-        self.ceilings.len()
-    }
-
-    /// The groups to hand on: their sets and totals.
-    pub(crate) fn take(&mut self, emit_to: EmitTo) -> (Vec<Group>, Vec<f64>) {
-        let groups = emit_to.take_needed(&mut self.persons);
-        let totals = self.totals.drain(..groups.len() * self.k()).collect();
-        self.added = self.persons.iter().map(Group::held).sum();
-        (groups, totals)
-    }
-}
-
-impl Contributing for CeiledGroups {
-    #[inline]
-    fn take(
-        &mut self,
-        group: usize,
-        person: Option<u32>,
-        valued: bool,
-        value: impl Fn(usize) -> f64,
-    ) {
-        if let Some(person) = person {
-            self.persons[group].push(person);
-            self.added += 1;
-        } else if !valued {
-            return;
-        }
-        let k = self.k();
-        for (j, total) in self.totals[group * k..(group + 1) * k]
-            .iter_mut()
-            .enumerate()
-        {
-            *total += value(j).abs();
-        }
-    }
-
-    fn empty(&self) -> Self {
-        Self {
-            ceilings: self.ceilings.clone(),
-            persons: Vec::new(),
-            totals: Vec::new(),
-            added: 0,
-        }
-    }
-
-    fn grow(&mut self, total: usize) {
-        grow(&mut self.persons, total);
-        self.totals.resize(total * self.k(), 0.0);
-    }
-
-    /// A state: the set's length and the set, then the k totals.
-    fn merge(&mut self, group: usize, state: &[u8]) -> Result<()> {
-        let k = self.k();
-        let rest = &mut &state[..];
-        let set = read_u32(rest).and_then(|len| take(rest, len as usize));
-        let totals = (0..k).map(|_| read_f64(rest)).collect::<Option<Vec<f64>>>();
-        let (Some(set), Some(totals)) = (set, totals) else {
-            return exec_err!("a ceiled cell's partial state was cut short");
-        };
-        self.persons[group].add_set(set)?;
-        self.added += set.len() / 4;
-        for (sum, t) in self.totals[group * k..(group + 1) * k]
-            .iter_mut()
-            .zip(totals)
-        {
-            *sum += t;
-        }
-        Ok(())
-    }
-
-    fn emit(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let k = self.k();
-        let (groups, totals) = self.take(emit_to);
-        let ceilings = self.ceilings.clone();
-        cell_array(
-            groups
-                .into_iter()
-                .zip(totals.chunks(k))
-                .map(|(group, totals)| {
-                    let set = group.finish();
-                    let mut sections = vec![CONTRIBUTIONS_FORM];
-                    // Every person with a row contributes (a ceiled sum's column has no zero).
-                    for (&total, largest) in totals.iter().zip(ceilings.iter()) {
-                        Contributions::encode_section(
-                            Form::Bounds,
-                            total,
-                            largest,
-                            &set,
-                            &mut sections,
-                        );
-                    }
-                    (encode_set(&set), sections)
-                }),
-        )
-    }
-
-    fn emit_state(&mut self, emit_to: EmitTo) -> ArrayRef {
-        let k = self.k();
-        let (groups, totals) = self.take(emit_to);
-        state_array(
-            groups.into_iter().zip(totals.chunks(k)),
-            |(group, totals), bytes| {
-                let set = group.encode();
-                bytes.extend_from_slice(&(set.len() as u32).to_le_bytes());
-                bytes.extend_from_slice(&set);
-                totals
-                    .iter()
-                    .for_each(|t| bytes.extend_from_slice(&t.to_le_bytes()));
-            },
-        )
-    }
-
-    fn size(&self) -> usize {
-        self.persons.capacity() * std::mem::size_of::<Group>()
-            + self.totals.capacity() * std::mem::size_of::<f64>()
-            + 4 * self.added
-    }
 }

@@ -24,8 +24,18 @@ use datafusion::logical_expr::{
 use niji_store::facility_mark;
 use roaring::RoaringBitmap;
 
-mod by_person;
+// One file per aggregate:
+mod a_facility;
+mod bounded_cell;
 mod cell;
+mod contributions_udaf;
+mod first_members;
+mod person_set;
+mod single_person;
+// What they share: the one DataFusion implementation, the set encoding, contributions and
+// their decoding, a group's runs, member and per-person accumulators.
+mod aggregate;
+mod by_person;
 mod contributions;
 mod encoding;
 mod group;
@@ -33,7 +43,9 @@ mod members;
 mod person_sums;
 #[cfg(test)]
 mod tests;
-mod udaf;
 
-use self::{by_person::*, group::*, members::*, person_sums::*};
-pub use self::{cell::*, contributions::*, encoding::*, udaf::*};
+pub use self::{
+    a_facility::*, bounded_cell::*, cell::*, contributions::*, contributions_udaf::*, encoding::*,
+    first_members::*, person_set::*, single_person::*,
+};
+use self::{aggregate::*, by_person::*, group::*, members::*, person_sums::*};

@@ -179,8 +179,8 @@ impl PersonSums {
 }
 
 /// The [`TOP_CONTRIBUTIONS`] largest of `values`, largest first.
-pub(crate) fn largest(values: impl Iterator<Item = f64>) -> Top {
-    let mut top = Top::new();
+pub(crate) fn largest(values: impl Iterator<Item = f64>) -> Largest {
+    let mut top = Largest::new();
     values.for_each(|v| keep_largest(&mut top, v));
     top
 }

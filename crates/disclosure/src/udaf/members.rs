@@ -31,7 +31,7 @@ impl MemberGroups for FirstGroups {
         group_indices: &[usize],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<()> {
-        // `OneGroup` opens its group with an empty state of no particular type.
+        // `SingleGroup` opens its group with an empty state of no particular type.
         if group_indices.is_empty() {
             return Ok(());
         }
@@ -289,9 +289,9 @@ pub(crate) const ANONYMOUS: u32 = 0x8000_0000;
 /// Per group, up to `cap` distinct members (unsorted; linear search is fastest at the small
 /// caps policies use).
 #[derive(Debug)]
-pub(crate) struct FewGroups {
+pub(crate) struct FirstMembersGroups {
     pub(crate) cap: usize,
-    pub(crate) groups: Vec<Few>,
+    pub(crate) groups: Vec<FirstMembers>,
     /// Groups below the cap: once there are none, a batch of rows is skipped without being
     /// read (most cells of a large aggregate fill up within their first rows).
     pub(crate) open: usize,
@@ -301,9 +301,9 @@ pub(crate) struct FewGroups {
 }
 
 /// A group's members, inline up to the usual caps (no allocation for each of a million groups).
-pub(crate) type Few = smallvec::SmallVec<[u32; 4]>;
+pub(crate) type FirstMembers = smallvec::SmallVec<[u32; 4]>;
 
-impl FewGroups {
+impl FirstMembersGroups {
     pub(crate) fn new(cap: usize) -> Self {
         Self {
             cap,
@@ -314,16 +314,16 @@ impl FewGroups {
     }
 }
 
-/// The counts [`FewGroups`] keeps while it takes a batch's members.
-pub(crate) struct FewCounts<'a> {
+/// The counts [`FirstMembersGroups`] keeps while it takes a batch's members.
+pub(crate) struct FirstMembersCounts<'a> {
     pub(crate) cap: usize,
     pub(crate) spilled: &'a mut usize,
     pub(crate) open: &'a mut usize,
 }
 
-impl FewCounts<'_> {
+impl FirstMembersCounts<'_> {
     #[inline(always)]
-    pub(crate) fn insert(&mut self, members: &mut Few, m: u32) {
+    pub(crate) fn insert(&mut self, members: &mut FirstMembers, m: u32) {
         if members.len() < self.cap && !members.contains(&m) {
             members.push(m);
             if members.spilled() {
@@ -336,7 +336,7 @@ impl FewCounts<'_> {
     }
 }
 
-impl MemberGroups for FewGroups {
+impl MemberGroups for FirstMembersGroups {
     fn grow(&mut self, total: usize) {
         self.open += total.saturating_sub(self.groups.len());
         grow(&mut self.groups, total);
@@ -371,7 +371,7 @@ impl MemberGroups for FewGroups {
             return Ok(());
         }
         let groups = &mut self.groups;
-        let mut counts = FewCounts {
+        let mut counts = FirstMembersCounts {
             cap: self.cap,
             spilled: &mut self.spilled,
             open: &mut self.open,
@@ -406,6 +406,6 @@ impl MemberGroups for FewGroups {
     }
 
     fn size(&self) -> usize {
-        self.groups.capacity() * std::mem::size_of::<Few>() + 8 * self.spilled
+        self.groups.capacity() * std::mem::size_of::<FirstMembers>() + 8 * self.spilled
     }
 }
