@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use niji_sandbox::{Mode, QueryRequest, Status};
+use niji_sandbox::{Mode, QueryRequest, Scope, Status};
 
 use crate::EnvArgs;
 use crate::visiting::{open, prepare, spec};
@@ -129,7 +129,7 @@ pub fn run(
             let o = visiting
                 .query(&QueryRequest {
                     user: "bench".into(),
-                    project: project.clone(),
+                    scope: Scope::project(project.clone()),
                     mode: Mode::Real,
                     sql: sql.clone(),
                     via: "bench",

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use niji_governance::{ApprovedTable, Member, MemberRole, Period, ProjectSpec, UserRole};
-use niji_sandbox::{LocalEngine, Mode, QueryRequest, Settings, Status, Visiting};
+use niji_sandbox::{LocalEngine, Mode, QueryRequest, Scope, Settings, Status, Visiting};
 
 use crate::EnvArgs;
 
@@ -264,7 +264,7 @@ pub fn run(
         // Warm the project catalog (pseudonym dictionary, views) once, as a server would be.
         let request = |project: &str, sql: &str| QueryRequest {
             user: "bench".into(),
-            project: project.into(),
+            scope: Scope::project(project),
             mode: Mode::Real,
             sql: sql.into(),
             via: "bench",

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use niji_governance::{ProjectSpec, Stored as _, UserRole, Vote};
-use niji_sandbox::{DummyStoreMaker, LocalEngine, Mode, QueryRequest, Settings, Status, Visiting};
+use niji_sandbox::{
+    DummyStoreMaker, LocalEngine, Mode, QueryRequest, Scope, Settings, Status, Visiting,
+};
 
 use crate::context::{Context, EnvArgs, custodian_actor};
 
@@ -232,7 +234,7 @@ pub fn query(ctx: &Context, env: &EnvArgs, a: &QueryArgs) -> anyhow::Result<Exit
             Ok(user) => {
                 v.query(&QueryRequest {
                     user: user.name,
-                    project: a.project.clone(),
+                    scope: Scope::project(a.project.clone()),
                     mode: if a.real { Mode::Real } else { Mode::Dummy },
                     sql: a.sql.clone(),
                     via: "cli",
@@ -366,7 +368,7 @@ pub fn demo(ctx: &Context, env: &EnvArgs) -> anyhow::Result<()> {
             let o = v
                 .query(&QueryRequest {
                     user: lead.clone(),
-                    project: spec.id.clone(),
+                    scope: Scope::project(spec.id.clone()),
                     mode,
                     sql: sql.into(),
                     via: "cli",

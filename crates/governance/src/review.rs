@@ -79,13 +79,8 @@ impl Platform {
         }
     }
 
-    /// Output `id` as `user` may see it. Whoever may not see it is told that there is no such
-    /// output.
-    pub async fn output_access(
-        &self,
-        user: &str,
-        id: &str,
-    ) -> Result<OutputAccess, GovernanceError> {
+    /// Output `id` and its project; whoever asks for one that is not there is told the same.
+    async fn output_and_project(&self, id: &str) -> Result<(Output, Project), GovernanceError> {
         let output = self
             .db()
             .output(id)
@@ -96,6 +91,17 @@ impl Platform {
             .project(&output.project)
             .await?
             .ok_or_else(|| no_such_output(id))?;
+        Ok((output, project))
+    }
+
+    /// Output `id` as `user` may see it. Whoever may not see it is told that there is no such
+    /// output.
+    pub async fn output_access(
+        &self,
+        user: &str,
+        id: &str,
+    ) -> Result<OutputAccess, GovernanceError> {
+        let (output, project) = self.output_and_project(id).await?;
         let checker = self.not_checker(user, &output, &project).await.is_none();
         if checker
             || self
@@ -209,16 +215,7 @@ impl Platform {
         reason: &str,
     ) -> Result<VoteTicket<'_>, GovernanceError> {
         let turn = self.review_lock.lock().await;
-        let output = self
-            .db()
-            .output(id)
-            .await?
-            .ok_or_else(|| no_such_output(id))?;
-        let project = self
-            .db()
-            .project(&output.project)
-            .await?
-            .ok_or_else(|| no_such_output(id))?;
+        let (output, project) = self.output_and_project(id).await?;
         if let Some(why) = self.not_checker(checker, &output, &project).await {
             return Err(GovernanceError::Denied(why.into()));
         }

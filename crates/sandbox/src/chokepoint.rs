@@ -6,7 +6,8 @@ use super::*;
 #[derive(Debug, Clone)]
 pub struct QueryRequest {
     pub user: String,
-    pub project: String,
+    /// What the query runs for (a project today).
+    pub scope: Scope,
     pub mode: Mode,
     pub sql: String,
     /// Entry point, for the audit log (`cli`, `http`, `flight`).
@@ -53,7 +54,7 @@ impl Visiting {
     /// no rows are returned.
     pub async fn query(&self, req: &QueryRequest) -> QueryOutcome {
         let query_id = outcome::new_query_id();
-        let span = tracing::info_span!("query", %query_id, project = %req.project, user = %req.user, mode = req.mode.as_str(), via = req.via);
+        let span = tracing::info_span!("query", %query_id, scope = %req.scope, user = %req.user, mode = req.mode.as_str(), via = req.via);
         self.query_with_id(req, query_id).instrument(span).await
     }
 
@@ -61,7 +62,7 @@ impl Visiting {
         let started = Instant::now();
         let mut audit = QueryAudit {
             query_id: &query_id,
-            project: &req.project,
+            project: req.scope.key(),
             mode: req.mode,
             via: req.via,
             engine: self.engine.name(),
@@ -157,8 +158,10 @@ impl Visiting {
         query_id: &str,
         audit: &mut QueryAudit<'_>,
     ) -> Result<QueryOutcome, SandboxError> {
-        let spec = self.authorize(&req.user, &req.project, req.mode).await?;
-        let _permits = self.acquire(&req.project).await?;
+        let spec = match &req.scope {
+            Scope::Project(id) => self.authorize(&req.user, id, req.mode).await?,
+        };
+        let _permits = self.acquire(req.scope.key()).await?;
         // Counted once running may start, so that a burst of queries queued together cannot
         // all pass on the same count.
         if req.mode == Mode::Real {
@@ -245,7 +248,7 @@ impl Visiting {
     pub(crate) async fn require_workspace(&self, req: &QueryRequest) -> Result<(), SandboxError> {
         if self
             .platform
-            .allows(&req.user, &req.project, Action::WriteWorkspace)
+            .allows(&req.user, req.scope.key(), Action::WriteWorkspace)
             .await
         {
             Ok(())

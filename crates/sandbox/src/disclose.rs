@@ -100,7 +100,7 @@ impl Visiting {
             checking.get_or_insert_with(Instant::now);
             let verdict = self
                 .judge(
-                    &req.project,
+                    req.scope.key(),
                     query_id,
                     &shadow,
                     &batches,

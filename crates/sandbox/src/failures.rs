@@ -46,7 +46,7 @@ impl Visiting {
         let _counting = self.failure_lock.lock().await;
         let detail = serde_json::json!({
             "query_id": query_id,
-            "project": req.project,
+            "project": req.scope.key(),
             "kind": cause.kind(),
             "cause": cause.full_text(),
         });

@@ -21,6 +21,7 @@ pub mod guard;
 mod outcome;
 mod outputs;
 mod projects;
+mod scope;
 mod settings;
 mod udf;
 pub mod views;
@@ -59,6 +60,7 @@ pub use dummy::DummyStoreMaker;
 pub use error::{Failure, SandboxError};
 use execute::QueryRuntime;
 pub use niji_governance::{DeletedFile, DeletionCertificate};
+pub use scope::Scope;
 pub(crate) use settings::load_toml;
 pub use settings::{Limits, Mode, Settings};
 

@@ -69,14 +69,14 @@ impl Visiting {
     ) -> Result<(), SandboxError> {
         let rows = kept.map_or(0, |(_, b)| b.iter().map(RecordBatch::num_rows).sum());
         if let Some((schema, batches)) = kept {
-            let dir = self.output_dir(&req.project, "held");
+            let dir = self.output_dir(req.scope.key(), "held");
             outcome::write_parquet(&dir, query_id, schema, batches)?;
         }
         self.platform
             .db()
             .add_output(&NewOutput {
                 id: query_id,
-                project: &req.project,
+                project: req.scope.key(),
                 author: &req.user,
                 sql: &req.sql,
                 outcome: kind,

@@ -26,7 +26,7 @@ use arrow_flight::{
 };
 use base64::Engine as _;
 use futures::{Stream, TryStreamExt};
-use niji_sandbox::{Mode, QueryRequest, Status as OutcomeStatus};
+use niji_sandbox::{Mode, QueryRequest, Scope, Status as OutcomeStatus};
 use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
@@ -211,7 +211,7 @@ impl FlightSqlService for NijiFlightSql {
             .visiting
             .query(&QueryRequest {
                 user: user.clone(),
-                project,
+                scope: Scope::project(project),
                 mode,
                 sql: query.query,
                 via: "flight",

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use niji_governance::{Output, Vote};
-use niji_sandbox::{Mode, QueryRequest};
+use niji_sandbox::{Mode, QueryRequest, Scope};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
@@ -133,7 +133,7 @@ async fn query(
         .visiting
         .query(&QueryRequest {
             user,
-            project: body.project,
+            scope: Scope::project(body.project),
             mode: body.mode,
             sql: body.sql,
             via: "http",

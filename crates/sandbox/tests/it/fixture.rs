@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use niji_governance::{ApprovedTable, Member, MemberRole};
-use niji_sandbox::{Mode, QueryOutcome, QueryRequest, Visiting};
+use niji_sandbox::{Mode, QueryOutcome, QueryRequest, Scope, Visiting};
 
 pub use niji_testkit::{OTHER, Overrides, PROJECT};
 
@@ -63,7 +63,7 @@ impl Fixture {
         self.visiting
             .query(&QueryRequest {
                 user: user.into(),
-                project: project.into(),
+                scope: Scope::project(project),
                 mode,
                 sql: sql.into(),
                 via: "test",

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use niji_sandbox::{Mode, QueryRequest, Status, Visiting};
+use niji_sandbox::{Mode, QueryRequest, Scope, Status, Visiting};
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
 
 use crate::fixture::{Fixture, PROJECT, repo};
@@ -25,7 +25,7 @@ impl AsyncDB for Chokepoint {
             .0
             .query(&QueryRequest {
                 user: "alice".into(),
-                project: PROJECT.into(),
+                scope: Scope::project(PROJECT),
                 mode: Mode::Dummy,
                 sql: sql.into(),
                 via: "slt",
