@@ -33,7 +33,9 @@ impl Context {
             .build()?;
         std::fs::create_dir_all(&self.data_dir)?;
         let anchor = self.key_file.with_file_name("audit.anchor");
-        let log = rt.block_on(AuditLog::open(&self.data_dir.join("niji.db"), &anchor, key))?;
+        // Through the platform service, which runs every migration of the platform database.
+        let db = self.data_dir.join("niji.db");
+        let log = rt.block_on(niji_governance::Platform::audit_log(&db, &anchor, key))?;
         Ok((rt, log))
     }
 
