@@ -32,6 +32,13 @@ pub(crate) struct Rewrite<'a> {
     pub(crate) sums: BTreeSet<String>,
 }
 
+/// What [`Rewrite::group_sets`] found.
+pub(crate) struct GroupSets {
+    persons: Vec<(Column, DataType)>,
+    sets: Vec<(Column, usize, String)>,
+    looked_up: Vec<(usize, Expr)>,
+}
+
 pub(crate) fn hidden_columns(plan: &LogicalPlan) -> Vec<(Column, DataType)> {
     plan.schema()
         .iter()
@@ -430,17 +437,78 @@ impl Rewrite<'_> {
         if let (Some((key, _, _)), Some(person)) = (&regrouped, &per_person) {
             group_expr[*key] = Expr::Column(person.clone());
         }
+        let GroupSets {
+            persons,
+            sets,
+            looked_up,
+        } = self.group_sets(&a, &mut aggr, per_person.as_ref(), regrouped.is_some());
+        let magnitudes = self.aggregate_persons(&a, &mut aggr, &persons)?;
+        let (cells, tail) = self.contribution_columns(&a, &mut aggr, magnitudes, &sets);
+        let groups = a.group_expr.len();
+        let aggregates = aggr.len();
+        let mut aggregate = LogicalPlan::Aggregate(Aggregate::try_new(a.input, group_expr, aggr)?);
+        if !looked_up.is_empty() {
+            let mut columns = aggregate.schema().columns().into_iter().map(Expr::Column);
+            let mut exprs: Vec<Expr> = columns.by_ref().take(groups).collect();
+            if let Some((key, researchers_key, pseudonym)) = regrouped {
+                exprs[key] = pseudonym
+                    .call(vec![exprs[key].clone()])
+                    .alias_qualified(researchers_key.relation, researchers_key.name);
+            }
+            let mut looked_up = looked_up.into_iter().peekable();
+            for at in 0..=aggregates {
+                while let Some((_, e)) = looked_up.next_if(|(before, _)| *before == at) {
+                    exprs.push(e);
+                }
+                exprs.extend(columns.next());
+            }
+            aggregate = LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(aggregate))?);
+        }
+        if cells.is_empty() {
+            return Ok(aggregate);
+        }
+        let tail_names: BTreeSet<String> = tail.iter().map(|(name, _)| name.clone()).collect();
+        let exprs: Vec<Expr> = aggregate
+            .schema()
+            .columns()
+            .into_iter()
+            .filter(|column| !tail_names.contains(&column.name))
+            .map(|column| match cells.get(&column.name) {
+                Some(set) => cell_field_udf(CELL_PERSONS)
+                    .call(vec![Expr::Column(column)])
+                    .alias(set),
+                None => Expr::Column(column),
+            })
+            .chain(tail.into_iter().map(|(_, expr)| expr))
+            .collect();
+        Ok(LogicalPlan::Projection(Projection::try_new(
+            exprs,
+            Arc::new(aggregate),
+        )?))
+    }
+
+    /// The sets of each group's persons and facilities, appended to `aggr`; grouped by one
+    /// person, that person and one of their facilities instead. Returns the person columns,
+    /// where each person column's set is in `aggr`, and what is looked up after the
+    /// aggregation (each before the aggregate it precedes in `aggr`).
+    fn group_sets(
+        &mut self,
+        a: &Aggregate,
+        aggr: &mut Vec<Expr>,
+        per_person: Option<&Column>,
+        regrouped: bool,
+    ) -> GroupSets {
         let mut persons = Vec::new();
         // Where each person column's set is in `aggr`, and its name.
         let mut sets: Vec<(Column, usize, String)> = Vec::new();
         // Columns computed from the aggregation's own (each before the aggregate it precedes
         // in `aggr`): a regrouped aggregation's person, a person's facility, looked up.
         let mut looked_up: Vec<(usize, Expr)> = Vec::new();
-        for (column, ty) in hidden {
-            if per_person.as_ref() == Some(&column) {
+        for (column, ty) in hidden_columns(&a.input) {
+            if per_person == Some(&column) {
                 persons.push((column.clone(), ty));
                 let name = column.name.clone();
-                if regrouped.is_some() {
+                if regrouped {
                     looked_up.push((aggr.len(), Expr::Column(column).alias(name)));
                 } else {
                     aggr.push(call(&self.person, vec![Expr::Column(column)], None).alias(name));
@@ -454,11 +522,11 @@ impl Rewrite<'_> {
             } else if column.name.starts_with(FACILITY) {
                 // A group of one person is never a released cell (its person shows, and
                 // the result is held), only part of an outer one.
-                let one = match (&per_person, &ty) {
+                let one = match (per_person, &ty) {
                     (Some(_), DataType::UInt32) => self.a_facility.clone(),
                     _ => None,
                 };
-                match (one, &per_person) {
+                match (one, per_person) {
                     (Some(one), Some(person)) => {
                         self.facilities_bounded = true;
                         if let Some(strata) = self.facilities_of_persons(
@@ -486,6 +554,22 @@ impl Rewrite<'_> {
             }
             aggr.push(call(&udaf, vec![Expr::Column(column)], None).alias(name));
         }
+        GroupSets {
+            persons,
+            sets,
+            looked_up,
+        }
+    }
+
+    /// Per aggregate of the researcher's, the persons it rests on where they may be fewer than
+    /// the group's (appended to `aggr`), and the magnitudes whose contributions are summed per
+    /// person.
+    fn aggregate_persons(
+        &mut self,
+        a: &Aggregate,
+        aggr: &mut Vec<Expr>,
+        persons: &[(Column, DataType)],
+    ) -> Result<Vec<Magnitudes>, Unsupported> {
         let mut magnitudes: Vec<Magnitudes> = Vec::new();
         for expr in &a.aggr_expr {
             let Some(f) = aggregate_of(expr) else {
@@ -515,7 +599,7 @@ impl Rewrite<'_> {
                 .or(f.params.order_by.first().map(|s| &s.expr))
                 .filter(|e| !matches!(e, Expr::Literal(..)))
                 .cloned();
-            for (person, ty) in &persons {
+            for (person, ty) in persons {
                 let contributions = role == Role::Magnitude && *ty == DataType::UInt32;
                 if contributions && let Some(v) = &value {
                     // Per-person sums: also the persons this magnitude rests on (those
@@ -554,6 +638,20 @@ impl Rewrite<'_> {
                 aggr.push(self.own_persons(&aggregate, person, ty, reads, f)?);
             }
         }
+        Ok(magnitudes)
+    }
+
+    /// The contributions of each group of magnitudes: in one cell aggregate with the group's
+    /// set where every row adds (it takes the set's place in `aggr`), else an aggregate of
+    /// their own. Returns the cells (cell column → the set it stands for) and the contribution
+    /// columns that follow the aggregation's own.
+    fn contribution_columns(
+        &mut self,
+        a: &Aggregate,
+        aggr: &mut Vec<Expr>,
+        magnitudes: Vec<Magnitudes>,
+        sets: &[(Column, usize, String)],
+    ) -> (BTreeMap<String, String>, Vec<(String, Expr)>) {
         // The cell columns, and what follows the aggregation's own columns: contributions, in
         // the same order and with the same names as without cells, so that a result checked
         // on either shadow has the shape of both.
@@ -598,46 +696,6 @@ impl Rewrite<'_> {
             aggr.push(call(&self.contributions, args, filter).alias(name.clone()));
             tail.push((name.clone(), Expr::Column(Column::new_unqualified(&name))));
         }
-        let groups = a.group_expr.len();
-        let aggregates = aggr.len();
-        let mut aggregate = LogicalPlan::Aggregate(Aggregate::try_new(a.input, group_expr, aggr)?);
-        if !looked_up.is_empty() {
-            let mut columns = aggregate.schema().columns().into_iter().map(Expr::Column);
-            let mut exprs: Vec<Expr> = columns.by_ref().take(groups).collect();
-            if let Some((key, researchers_key, pseudonym)) = regrouped {
-                exprs[key] = pseudonym
-                    .call(vec![exprs[key].clone()])
-                    .alias_qualified(researchers_key.relation, researchers_key.name);
-            }
-            let mut looked_up = looked_up.into_iter().peekable();
-            for at in 0..=aggregates {
-                while let Some((_, e)) = looked_up.next_if(|(before, _)| *before == at) {
-                    exprs.push(e);
-                }
-                exprs.extend(columns.next());
-            }
-            aggregate = LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(aggregate))?);
-        }
-        if cells.is_empty() {
-            return Ok(aggregate);
-        }
-        let tail_names: BTreeSet<String> = tail.iter().map(|(name, _)| name.clone()).collect();
-        let exprs: Vec<Expr> = aggregate
-            .schema()
-            .columns()
-            .into_iter()
-            .filter(|column| !tail_names.contains(&column.name))
-            .map(|column| match cells.get(&column.name) {
-                Some(set) => cell_field_udf(CELL_PERSONS)
-                    .call(vec![Expr::Column(column)])
-                    .alias(set),
-                None => Expr::Column(column),
-            })
-            .chain(tail.into_iter().map(|(_, expr)| expr))
-            .collect();
-        Ok(LogicalPlan::Projection(Projection::try_new(
-            exprs,
-            Arc::new(aggregate),
-        )?))
+        (cells, tail)
     }
 }
