@@ -148,16 +148,10 @@ pub async fn open(ctx: &Context, env: &EnvArgs) -> anyhow::Result<Visiting> {
         policies_dir: env.policies.clone(),
         limits_file: env.limits.clone(),
     };
-    Visiting::open(settings, Arc::new(LocalEngine), dummy_store())
+    let dummy = DummyStoreMaker::new(niji_ingest::synthetic::dummy_store);
+    Visiting::open(settings, Arc::new(LocalEngine), dummy)
         .await
         .context("opening the Visiting environment")
-}
-
-/// The dummy store, made on first use: a small synthetic store without defects.
-pub fn dummy_store() -> DummyStoreMaker {
-    DummyStoreMaker::new(|catalog, key, dir| {
-        niji_ingest::synthetic::dummy_store(catalog, key, dir).map_err(|e| e.to_string())
-    })
 }
 
 pub fn user(ctx: &Context, env: &EnvArgs, c: &UserCommand) -> anyhow::Result<()> {

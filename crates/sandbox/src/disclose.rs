@@ -73,10 +73,7 @@ impl Visiting {
         audit: &mut QueryAudit<'_>,
     ) -> Result<QueryOutcome, SandboxError> {
         let visible = outcome::nullable(plan.schema().as_arrow());
-        let shadow = if !self
-            .release_checks
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
+        let shadow = if self.release_checks_off() {
             Err(niji_disclosure::Unsupported(
                 "disclosure checks are switched off".into(),
             ))

@@ -17,10 +17,16 @@ type Make = dyn Fn(&Catalog, &CustodianKey, &Path) -> Result<(), String> + Send 
 pub struct DummyStoreMaker(Arc<Make>);
 
 impl DummyStoreMaker {
-    pub fn new(
-        make: impl Fn(&Catalog, &CustodianKey, &Path) -> Result<(), String> + Send + Sync + 'static,
+    /// `make`'s error is kept as its text: only custodians see it (the dummy store failing
+    /// is a fault of the platform, not of a query).
+    pub fn new<E: fmt::Display>(
+        make: impl Fn(&Catalog, &CustodianKey, &Path) -> Result<(), E> + Send + Sync + 'static,
     ) -> Self {
-        Self(Arc::new(make))
+        Self(Arc::new(
+            move |catalog: &Catalog, key: &CustodianKey, dir: &Path| {
+                make(catalog, key, dir).map_err(|e| e.to_string())
+            },
+        ))
     }
 
     pub(crate) fn make(

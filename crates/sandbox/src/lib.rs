@@ -94,6 +94,7 @@ pub struct Visiting {
     ledgers: Mutex<HashMap<String, Arc<Mutex<KeptLedger>>>>,
     populations: tokio::sync::OnceCell<Populations>,
     /// Off only to measure what the checks cost: real results are then all held.
+    #[cfg(feature = "bench")]
     release_checks: std::sync::atomic::AtomicBool,
     overall: Arc<Semaphore>,
     per_project: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -144,6 +145,7 @@ impl Visiting {
             envs: Mutex::new(HashMap::new()),
             ledgers: Mutex::new(HashMap::new()),
             populations: tokio::sync::OnceCell::new(),
+            #[cfg(feature = "bench")]
             release_checks: std::sync::atomic::AtomicBool::new(true),
             per_project: Mutex::new(HashMap::new()),
             work_lock: Mutex::new(()),
@@ -169,6 +171,20 @@ impl Visiting {
     /// The catalog the environment was opened with (projects are validated against it).
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// Whether niji-bench switched the release checks off.
+    #[cfg(feature = "bench")]
+    fn release_checks_off(&self) -> bool {
+        !self
+            .release_checks
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The product binary has no switch: the checks are always on.
+    #[cfg(not(feature = "bench"))]
+    fn release_checks_off(&self) -> bool {
+        false
     }
 
     pub fn limits(&self) -> &Limits {

@@ -128,7 +128,5 @@ pub async fn seed(
 
 /// The dummy store as niji's binary makes it: synthetic, from `niji_ingest::synthetic`.
 pub fn dummy_store() -> DummyStoreMaker {
-    DummyStoreMaker::new(|catalog, key, dir| {
-        niji_ingest::synthetic::dummy_store(catalog, key, dir).map_err(|e| e.to_string())
-    })
+    DummyStoreMaker::new(niji_ingest::synthetic::dummy_store)
 }

@@ -34,16 +34,17 @@ pub(super) fn apply(
         let n = smallest(&persons);
         let mut min_persons = rules.min_persons;
         let mut no_counts = false;
-        for k in cells.municipality_keys.clone() {
-            let code = cells.key_text(row, k).to_string();
-            match populations.0.get(&code) {
+        // Read the row's municipality codes first, then mask: the codes are borrowed.
+        let mut municipality_reasons = Vec::new();
+        for &k in &cells.municipality_keys {
+            let code = cells.key_text(row, k);
+            match populations.0.get(code) {
                 Some(&p) if p < rules.municipality_no_counts_below => {
                     no_counts = true;
-                    let reason = format!(
+                    municipality_reasons.push(format!(
                         "municipality of fewer than {} inhabitants",
                         rules.municipality_no_counts_below
-                    );
-                    cells.mask_row(row, &reason);
+                    ));
                 }
                 Some(&p) if p < rules.municipality_strict_below => {
                     min_persons = min_persons.max(rules.municipality_min_persons);
@@ -53,10 +54,13 @@ pub(super) fn apply(
                 // a key computed from the code) could be the smallest municipality.
                 None if code != "NULL" => {
                     no_counts = true;
-                    cells.mask_row(row, "municipality of unknown population");
+                    municipality_reasons.push("municipality of unknown population".to_string());
                 }
                 None => {}
             }
+        }
+        for reason in &municipality_reasons {
+            cells.mask_row(row, reason);
         }
         // A row whose group rests on too few persons is withheld whole: its keys alone would
         // tell that somebody has them (a rare disease at a severity, in a municipality), and a
