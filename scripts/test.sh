@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/niji-target}"
 # The end-to-end tests drive niji with clients nobody here wrote (ADBC Flight SQL, pyarrow).
 bash scripts/setup-python.sh
+# Every governance and audit test runs on SQLite and on a PostgreSQL server the tests start.
+bash scripts/setup-postgres.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

@@ -97,6 +97,7 @@ pub(crate) fn spec(id: &str, from: &str, to: &str) -> ProjectSpec {
             user: "bench".into(),
             role: MemberRole::Lead,
         }],
+        min_persons: None,
     }
 }
 
@@ -196,6 +197,7 @@ pub(crate) async fn open(
         catalog_dir: ctx.catalog.clone(),
         policies_dir: env.policies.clone(),
         limits_file: env.limits.clone(),
+        database: None,
     };
     let visiting = Arc::new(
         Visiting::open(settings, Arc::new(LocalEngine), niji_testkit::dummy_store()).await?,

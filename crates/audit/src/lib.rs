@@ -1,4 +1,5 @@
-//! The audit log: every action appended to the platform's SQL database (SQLite embedded),
+//! The audit log: every action appended to the platform's SQL database (SQLite embedded or
+//! PostgreSQL, see [`Database`]),
 //! each entry chained to the one before by SHA-256 and MACed with the audit key (HKDF from the
 //! custodian key), the head anchored in a file outside the database. [`AuditLog::verify`]
 //! finds an edited, deleted, inserted or reordered entry and a truncated tail, and says where.
@@ -13,7 +14,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use niji_pseudo::{CivilDate, CustodianKey, IdHasher, Purpose, hex32};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+mod database;
+pub use database::{Backend, BadDatabaseUrl, Database, DatabaseUrl};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -128,37 +131,22 @@ impl Verification {
     }
 }
 
-/// A connection pool on the platform's SQLite database (created if missing), shared in form
-/// by every crate that keeps tables there: WAL, so readers never block the appender, and a
-/// busy timeout, so separate processes (CLI and server) take turns.
-pub async fn open_pool(db: &Path) -> Result<SqlitePool, sqlx::Error> {
-    let options = SqliteConnectOptions::new()
-        .filename(db)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .foreign_keys(true)
-        .busy_timeout(std::time::Duration::from_secs(10));
-    SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(options)
-        .await
-}
-
 /// Creates or updates the audit log's table in the platform database. Other crates keep
 /// their own tables there: the platform service runs every migration, this one first.
-pub async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
+pub async fn migrate(db: &Database) -> Result<(), sqlx::migrate::MigrateError> {
     let mut migrator = sqlx::migrate!("./migrations");
     migrator.set_ignore_missing(true);
-    migrator.run(pool).await
+    migrator.run(db.pool()).await
 }
 
 /// The audit log of one data directory.
 #[derive(Debug)]
 pub struct AuditLog {
-    pool: SqlitePool,
+    db: Database,
     mac: IdHasher,
     anchor: PathBuf,
-    /// Appends are serialised within the process; `BEGIN IMMEDIATE` serialises processes.
+    /// Appends are serialised within the process; [`Database::begin_write`] serialises
+    /// processes (two servers on one PostgreSQL keep one dense chain).
     append_lock: tokio::sync::Mutex<()>,
 }
 
@@ -211,18 +199,22 @@ pub fn rfc3339(at: SystemTime) -> String {
 }
 
 impl AuditLog {
-    /// Opens (creating if needed) the log in the SQLite database `db` with its head anchored
+    /// Opens (creating if needed) the log in the database at `url` with its head anchored
     /// in `anchor`, a file that should live outside the data directory (beside the key).
-    pub async fn open(db: &Path, anchor: &Path, key: &CustodianKey) -> Result<Self, AuditError> {
-        let pool = open_pool(db).await?;
-        migrate(&pool).await?;
-        Ok(Self::with_pool(pool, anchor, key))
+    pub async fn open(
+        url: &DatabaseUrl,
+        anchor: &Path,
+        key: &CustodianKey,
+    ) -> Result<Self, AuditError> {
+        let db = Database::connect(url).await?;
+        migrate(&db).await?;
+        Ok(Self::on(db, anchor, key))
     }
 
-    /// The log on a pool whose database the platform has migrated (see [`migrate`]).
-    pub fn with_pool(pool: SqlitePool, anchor: &Path, key: &CustodianKey) -> Self {
+    /// The log in a database the platform has migrated (see [`migrate`]).
+    pub fn on(db: Database, anchor: &Path, key: &CustodianKey) -> Self {
         Self {
-            pool,
+            db,
             mac: IdHasher::from_key_bytes(key.derive(Purpose::AuditLog).as_ref()),
             anchor: anchor.to_path_buf(),
             append_lock: tokio::sync::Mutex::new(()),
@@ -242,7 +234,7 @@ impl AuditLog {
     ) -> Result<Entry, AuditError> {
         let detail = serde_json::to_string(detail)?;
         let _guard = self.append_lock.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db.begin_write("audit_log").await?;
         let last: Option<(i64, String)> =
             sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
                 .fetch_optional(&mut *tx)
@@ -297,7 +289,10 @@ impl AuditLog {
         if let Some(dir) = self.anchor.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let tmp = self.anchor.with_extension("tmp");
+        // One temporary file per process: two servers on one database may both move it.
+        let tmp = self
+            .anchor
+            .with_extension(format!("tmp.{}", std::process::id()));
         std::fs::write(&tmp, text).map_err(io)?;
         std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
@@ -331,7 +326,7 @@ impl AuditLog {
     pub async fn recent(&self, limit: i64) -> Result<Vec<Entry>, AuditError> {
         Ok(sqlx::query_as("SELECT seq, at, actor, action, detail, prev_hash, hash, mac FROM audit_log ORDER BY seq DESC LIMIT $1")
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.pool())
             .await?)
     }
 
@@ -349,7 +344,7 @@ impl AuditLog {
         .bind(actor)
         .bind(action)
         .bind(since)
-        .fetch_one(&self.pool)
+        .fetch_one(self.db.pool())
         .await?;
         Ok(n)
     }
@@ -363,7 +358,7 @@ impl AuditLog {
         let pattern = format!("%\"query_id\":\"{query_id}\"%");
         Ok(sqlx::query_as("SELECT seq, at, actor, action, detail, prev_hash, hash, mac FROM audit_log WHERE detail LIKE $1 ORDER BY seq")
             .bind(pattern)
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.pool())
             .await?)
     }
 
@@ -371,7 +366,7 @@ impl AuditLog {
     pub async fn verify(&self) -> Result<Verification, AuditError> {
         let rows: Vec<Entry> =
             sqlx::query_as("SELECT seq, at, actor, action, detail, prev_hash, hash, mac FROM audit_log ORDER BY seq")
-                .fetch_all(&self.pool)
+                .fetch_all(self.db.pool())
                 .await?;
         let mut problems = Vec::new();
         let mut expected_seq = 1;

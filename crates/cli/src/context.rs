@@ -11,6 +11,8 @@ use niji_pseudo::CustodianKey;
 
 #[derive(Debug)]
 pub struct Context {
+    /// `None`: the SQLite file in the data directory.
+    pub database: Option<niji_audit::DatabaseUrl>,
     pub data_dir: PathBuf,
     pub key_file: PathBuf,
     pub catalog: PathBuf,
@@ -19,13 +21,14 @@ pub struct Context {
 /// How the audit log names whoever runs custodian commands at this shell.
 pub fn custodian_actor() -> String {
     format!(
-        "custodian:{}",
+        "{}{}",
+        niji_governance::SHELL_ACTOR_PREFIX,
         std::env::var("USER").unwrap_or_else(|_| "unknown".into())
     )
 }
 
 impl Context {
-    /// The audit log in the data directory's SQLite database, its head anchored beside the key
+    /// The audit log in the platform database, its head anchored beside the key
     /// (outside the data directory, so whoever can rewrite the database cannot move the anchor).
     pub fn audit(&self, key: &CustodianKey) -> anyhow::Result<(tokio::runtime::Runtime, AuditLog)> {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -34,9 +37,19 @@ impl Context {
         std::fs::create_dir_all(&self.data_dir)?;
         let anchor = self.key_file.with_file_name("audit.anchor");
         // Through the platform service, which runs every migration of the platform database.
-        let db = self.data_dir.join("niji.db");
-        let log = rt.block_on(niji_governance::Platform::audit_log(&db, &anchor, key))?;
+        let log = rt.block_on(niji_governance::Platform::audit_log(
+            &self.database(),
+            &anchor,
+            key,
+        ))?;
         Ok((rt, log))
+    }
+
+    /// Where the platform database is.
+    pub fn database(&self) -> niji_audit::DatabaseUrl {
+        self.database
+            .clone()
+            .unwrap_or_else(|| niji_audit::DatabaseUrl::in_data_dir(&self.data_dir))
     }
 
     pub fn record(

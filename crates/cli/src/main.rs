@@ -5,9 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod applications;
 mod context;
 mod custodian;
 mod demo;
+mod story;
 mod visiting;
 
 #[derive(Debug, Parser)]
@@ -33,6 +35,10 @@ struct Cli {
         env = "NIJI_KEY_FILE"
     )]
     key_file: PathBuf,
+    /// The platform database: `postgres://…` for PostgreSQL; the SQLite file `niji.db` in the
+    /// data directory when not given.
+    #[arg(long, global = true, env = "NIJI_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// Catalog directory (`catalog/*.toml`).
     #[arg(long, global = true, default_value = "./catalog", env = "NIJI_CATALOG")]
     catalog: PathBuf,
@@ -78,6 +84,10 @@ enum Command {
     Query(visiting::QueryArgs),
     /// Output checking: held outputs, release requests and the checkers' votes.
     Outputs(visiting::OutputsArgs),
+    /// Applications: draft, submit, amend, accept the decision (the applicant's side).
+    Application(applications::ApplicationArgs),
+    /// Application review: queue, assign, conflicts, votes, decisions (the committee's side).
+    Review(applications::ReviewArgs),
     /// Serve the HTTP JSON API and the Flight SQL endpoint.
     Serve(visiting::ServeArgs),
 }
@@ -95,6 +105,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::Project { .. } => "project",
         Command::Query(_) => "query",
         Command::Outputs(_) => "outputs",
+        Command::Application(_) => "application",
+        Command::Review(_) => "review",
         Command::Serve(_) => "serve",
     }
 }
@@ -109,7 +121,20 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let _span = tracing::info_span!("command", name = command_name(&cli.command)).entered();
+    let database = match cli
+        .database_url
+        .as_deref()
+        .map(niji_audit::DatabaseUrl::parse)
+    {
+        None => None,
+        Some(Ok(url)) => Some(url),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let ctx = context::Context {
+        database,
         data_dir: cli.data_dir,
         key_file: cli.key_file,
         catalog: cli.catalog,
@@ -129,6 +154,14 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Outputs(a) => match visiting::outputs(&ctx, &cli.env, &a) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
+        Command::Application(a) => match applications::application(&ctx, &cli.env, &a) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
+        Command::Review(a) => match applications::review(&ctx, &cli.env, &a) {
             Ok(code) => return code,
             Err(e) => Err(e),
         },

@@ -22,6 +22,16 @@ pub enum UserCommand {
         name: String,
         #[arg(long, value_enum)]
         role: RoleArg,
+        /// The organisation the user belongs to (`niji org add` first).
+        #[arg(long)]
+        organisation: Option<String>,
+    },
+    /// Add an organisation (applicants apply for theirs; reviewers from it are recused).
+    AddOrganisation {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
     },
     /// List users and roles.
     List,
@@ -31,7 +41,10 @@ pub enum UserCommand {
 pub enum RoleArg {
     Researcher,
     Committee,
+    Chair,
+    OutputChecker,
     Custodian,
+    Admin,
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,7 +147,7 @@ pub struct ServeArgs {
     pub flight: SocketAddr,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
@@ -147,6 +160,7 @@ pub async fn open(ctx: &Context, env: &EnvArgs) -> anyhow::Result<Visiting> {
         catalog_dir: ctx.catalog.clone(),
         policies_dir: env.policies.clone(),
         limits_file: env.limits.clone(),
+        database: ctx.database.clone(),
     };
     let dummy = DummyStoreMaker::new(niji_ingest::synthetic::dummy_store);
     Visiting::open(settings, Arc::new(LocalEngine), dummy)
@@ -158,18 +172,32 @@ pub fn user(ctx: &Context, env: &EnvArgs, c: &UserCommand) -> anyhow::Result<()>
     runtime()?.block_on(async {
         let v = open(ctx, env).await?;
         match c {
-            UserCommand::Add { name, role } => {
+            UserCommand::Add {
+                name,
+                role,
+                organisation,
+            } => {
                 let role = match role {
                     RoleArg::Researcher => UserRole::Researcher,
                     RoleArg::Committee => UserRole::Committee,
+                    RoleArg::Chair => UserRole::Chair,
+                    RoleArg::OutputChecker => UserRole::OutputChecker,
                     RoleArg::Custodian => UserRole::Custodian,
+                    RoleArg::Admin => UserRole::Admin,
                 };
-                let token = v
-                    .platform()
-                    .add_user(&custodian_actor(), name, role)
-                    .await?;
+                let actor = custodian_actor();
+                let token = v.platform().add_user(&actor, name, role).await?;
+                if let Some(org) = organisation {
+                    v.platform().set_organisation(&actor, name, org).await?;
+                }
                 eprintln!("user {name} ({role}) created; the token is shown once:");
                 println!("{token}");
+            }
+            UserCommand::AddOrganisation { id, name } => {
+                v.platform()
+                    .add_organisation(&custodian_actor(), id, name)
+                    .await?;
+                println!("organisation {id} added");
             }
             UserCommand::List => {
                 for u in v.platform().db().users().await? {
@@ -312,13 +340,12 @@ pub fn serve(ctx: &Context, env: &EnvArgs, a: &ServeArgs) -> anyhow::Result<()> 
 pub fn demo(ctx: &Context, env: &EnvArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let v = open(ctx, env).await?;
-        // The example sits beside the limits file (sandbox/).
-        let spec_path = env
+        // The examples sit beside the limits file (sandbox/).
+        let examples = env
             .limits
             .parent()
             .unwrap_or(std::path::Path::new("."))
-            .join("examples/project.toml");
-        let spec = ProjectSpec::from_toml(&std::fs::read_to_string(&spec_path)?)?;
+            .join("examples");
         let tokens_file = ctx.key_file.with_file_name("demo-tokens.txt");
         let mut tokens: Vec<(String, String)> = std::fs::read_to_string(&tokens_file)
             .unwrap_or_default()
@@ -326,27 +353,13 @@ pub fn demo(ctx: &Context, env: &EnvArgs) -> anyhow::Result<()> {
             .filter_map(|l| l.split_once('='))
             .map(|(u, t)| (u.to_string(), t.to_string()))
             .collect();
-        for m in &spec.members {
-            if v.platform().db().user(&m.user).await?.is_none() {
-                let token = v.platform().add_user(&custodian_actor(), &m.user, UserRole::Researcher).await?;
-                tokens.retain(|(u, _)| u != &m.user);
-                tokens.push((m.user.clone(), token));
-            }
-        }
+        println!("application review (`niji application`, `niji review`):");
+        let reviewed =
+            crate::story::review_example(&v, &examples.join("application.toml"), &mut tokens).await;
         let text: String = tokens.iter().map(|(u, t)| format!("{u}={t}\n")).collect();
         niji_ingest::write_owner_only(&tokens_file, text.as_bytes())?;
-        if v.platform().db().project(&spec.id).await?.is_none() {
-            v.platform()
-                    .create_project(&custodian_actor(), &spec, v.catalog())
-                .await
-                ?;
-        }
-        println!(
-            "project {} ({}), members' tokens in {}",
-            spec.id,
-            spec.title,
-            tokens_file.display()
-        );
+        let (spec, signed) = reviewed?;
+        println!("users' tokens in {}", tokens_file.display());
         let lead = spec.members.first().map(|m| m.user.clone()).unwrap_or_default();
         let sql = "SELECT claim_ym >= 202210 AS after_oct_2022, copay_rate, count(DISTINCT pid) AS persons, avg(days) AS days FROM ndb.receipts WHERE setting = 1 GROUP BY 1, 2 ORDER BY 1, 2";
         let tour = [
@@ -357,6 +370,7 @@ pub fn demo(ctx: &Context, env: &EnvArgs) -> anyhow::Result<()> {
             (Mode::Dummy, "SELECT id5, birth_date FROM ndb.receipts"),
         ];
         let mut masked = None;
+        let mut signed = signed;
         for (mode, sql) in tour {
             println!("\n{lead}@{} ({}): {sql}", spec.id, mode.as_str());
             let o = v
@@ -369,6 +383,15 @@ pub fn demo(ctx: &Context, env: &EnvArgs) -> anyhow::Result<()> {
                 })
                 .await;
             println!("{}", o.to_table());
+            if let Some(signed) = signed.take()
+                && o.status != Status::Refused
+                && o.status != Status::Error
+            {
+                println!(
+                    "time from the chair's signature to the first allowed query: {:.0} ms",
+                    signed.elapsed().as_secs_f64() * 1000.0
+                );
+            }
             // Withheld rows are not reviewed (no checker may waive them); masked cells are.
             if o.status == Status::Suppressed && !o.suppressed.is_empty() {
                 masked = Some(o.query_id);

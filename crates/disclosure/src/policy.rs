@@ -180,6 +180,24 @@ impl DisclosurePolicy {
         self.databases.get(database).unwrap_or(&self.default)
     }
 
+    /// These rules with every minimum of persons raised to at least `min_persons`: a
+    /// project's condition of approval makes the rules stricter, never looser.
+    pub fn at_least(&self, min_persons: u64) -> Self {
+        let raise = |r: &Rules| Rules {
+            min_persons: r.min_persons.max(min_persons),
+            municipality_min_persons: r.municipality_min_persons.max(min_persons),
+            ..r.clone()
+        };
+        Self {
+            default: raise(&self.default),
+            databases: self
+                .databases
+                .iter()
+                .map(|(db, r)| (db.clone(), raise(r)))
+                .collect(),
+        }
+    }
+
     /// The strictest rules over `databases` (the defaults when there are none).
     pub fn for_databases<'a>(&self, databases: impl IntoIterator<Item = &'a str>) -> Rules {
         databases
@@ -208,6 +226,19 @@ mod tests {
         assert!(!both.facility_rule);
         assert_eq!(both.rounding, 5);
         assert!(p.for_databases(["nanbyo", "ndb"]).facility_rule);
+    }
+
+    #[test]
+    fn a_project_minimum_only_ever_raises() {
+        let p = DisclosurePolicy::parse(
+            "[default]\nmin_persons = 10\n[database.nanbyo]\nmin_persons = 30\n",
+        )
+        .expect("policy");
+        let stricter = p.at_least(20);
+        assert_eq!(stricter.rules("ndb").min_persons, 20);
+        assert_eq!(stricter.rules("nanbyo").min_persons, 30, "never lowered");
+        assert_eq!(stricter.rules("ndb").municipality_min_persons, 20);
+        assert_eq!(p.at_least(1).rules("ndb").min_persons, 10);
     }
 
     #[test]

@@ -1,12 +1,13 @@
 -- Platform state kept by governance: users (with the SHA-256 of their API token, never the
--- token), projects (the approved spec as JSON) and their members. Application review will
--- write the same rows.
+-- token), projects (the approved spec as JSON) and their members. Application review writes
+-- the same rows. Every migration is written in the SQL that SQLite and PostgreSQL both accept:
+-- TEXT, BIGINT, no autoincrement, no BOOLEAN, no reserved word as a column name.
 CREATE TABLE users (
     name        TEXT PRIMARY KEY,
     role        TEXT NOT NULL,
     token_hash  TEXT NOT NULL UNIQUE,
     created_at  TEXT NOT NULL,
-    disabled    INTEGER NOT NULL DEFAULT 0
+    disabled    BIGINT NOT NULL DEFAULT 0
 );
 
 CREATE TABLE projects (
@@ -21,7 +22,7 @@ CREATE TABLE projects (
 
 CREATE TABLE project_members (
     project     TEXT NOT NULL REFERENCES projects(id),
-    user        TEXT NOT NULL REFERENCES users(name),
+    member      TEXT NOT NULL REFERENCES users(name),
     role        TEXT NOT NULL,
-    PRIMARY KEY (project, user)
+    PRIMARY KEY (project, member)
 );

@@ -9,7 +9,7 @@ CREATE TABLE outputs (
     sql           TEXT NOT NULL,
     outcome       TEXT NOT NULL CHECK (outcome IN ('held', 'suppressed')),
     findings      TEXT NOT NULL,
-    rows          INTEGER NOT NULL,
+    rows          BIGINT NOT NULL,
     review        TEXT NOT NULL DEFAULT 'none'
                   CHECK (review IN ('none', 'requested', 'released', 'rejected')),
     justification TEXT,

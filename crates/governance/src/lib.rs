@@ -3,6 +3,7 @@
 //! (SQLite embedded); roles and project membership are decided by casbin ([`Authz`]) with the
 //! model and policy in `policies/`.
 
+pub mod applications;
 mod authz;
 mod outputs;
 mod platform;
@@ -10,12 +11,18 @@ mod review;
 mod service;
 pub mod spec;
 
+pub use applications::{
+    Application, ApplicationForm, ApplicationKind, ApplicationPage, ApplicationState, Conditions,
+    DecisionOutcome, ReviewPolicy, ReviewVote,
+};
 pub use authz::{Action, Authz};
 pub use outputs::{CastVote, NewOutput, Output, OutputOutcome, Review, Stored, Vote};
 pub use platform::{PlatformDb, Project, ProjectState, User, UserRole, hash_token, new_token};
 pub use review::{OutputAccess, VoteTicket};
-pub use service::{DeletedFile, DeletionCertificate, Platform, today};
-pub use spec::{ApprovedTable, Cohort, Member, MemberRole, PSEUDONYM_COLUMN, Period, ProjectSpec};
+pub use service::{DeletedFile, DeletionCertificate, Platform, SHELL_ACTOR_PREFIX, today};
+pub use spec::{
+    ApprovedTable, Cohort, FieldError, Member, MemberRole, PSEUDONYM_COLUMN, Period, ProjectSpec,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GovernanceError {
@@ -40,6 +47,9 @@ pub enum GovernanceError {
     /// A request the platform will not carry out (a state it is not in, a text too short).
     #[error("{0}")]
     Refused(String),
+    /// A form with problems, each named by its field.
+    #[error("the form has {} problem(s): {}", .0.len(), .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
     #[error(transparent)]
     Audit(#[from] niji_audit::AuditError),
     #[error("project files at {0}")]

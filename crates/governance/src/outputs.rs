@@ -147,7 +147,7 @@ fn json(text: &str) -> Result<serde_json::Value, GovernanceError> {
         .map_err(|e| GovernanceError::Spec(format!("stored findings unreadable: {e}")))
 }
 
-fn output_of(r: &sqlx::sqlite::SqliteRow) -> Result<Output, GovernanceError> {
+fn output_of(r: &sqlx::any::AnyRow) -> Result<Output, GovernanceError> {
     Ok(Output {
         id: r.get("id"),
         project: r.get("project"),
@@ -178,7 +178,7 @@ impl PlatformDb {
         .bind(o.findings.to_string())
         .bind(i64::try_from(o.rows).unwrap_or(i64::MAX))
         .bind(niji_audit::now_rfc3339())
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(())
     }
@@ -186,7 +186,7 @@ impl PlatformDb {
     pub async fn output(&self, id: &str) -> Result<Option<Output>, GovernanceError> {
         sqlx::query(select_outputs!("WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?
             .as_ref()
             .map(output_of)
@@ -205,7 +205,7 @@ impl PlatformDb {
         ))
         .bind(project)
         .bind(review)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?
         .iter()
         .map(output_of)
@@ -224,7 +224,7 @@ impl PlatformDb {
         .bind(id)
         .bind(justification)
         .bind(niji_audit::now_rfc3339())
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -245,7 +245,7 @@ impl PlatformDb {
         .bind(vote.as_str())
         .bind(reason)
         .bind(niji_audit::now_rfc3339())
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -255,7 +255,7 @@ impl PlatformDb {
             "SELECT checker, vote, reason, voted_at FROM output_votes WHERE output = $1 ORDER BY voted_at, checker",
         )
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         rows.iter()
             .map(|r| {
@@ -289,7 +289,7 @@ impl PlatformDb {
         .bind(review.as_str())
         .bind(released.map(|v| v.to_string()))
         .bind(niji_audit::now_rfc3339())
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -1,12 +1,14 @@
 //! Users, tokens, projects and members in the platform database.
 
 use std::fmt;
-use std::path::Path;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use niji_audit::{Database, DatabaseUrl};
 use niji_pseudo::hex32;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-use sqlx::sqlite::SqlitePool;
+use sqlx::any::AnyRow;
 
 use crate::{GovernanceError, ProjectSpec};
 
@@ -14,30 +16,48 @@ use crate::{GovernanceError, ProjectSpec};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserRole {
-    /// Works inside projects they are members of.
+    /// Applies for projects and works inside those they are members of.
     Researcher,
-    /// 審査委員: reviews applications and output checks.
+    /// 審査委員: reviews the applications the chair assigns to them.
     Committee,
-    /// データ管理者: creates and closes projects, reads the whole audit log.
+    /// 審査委員長: assigns reviewers and signs decisions (and reviews too).
+    Chair,
+    /// Output checker: votes on releasing held outputs.
+    OutputChecker,
+    /// データ管理者: ingests, records consent withdrawals, reads the whole audit log.
     Custodian,
+    /// Platform administrator: users and organisations.
+    Admin,
 }
 
 impl UserRole {
+    pub const ALL: [UserRole; 6] = [
+        UserRole::Researcher,
+        UserRole::Committee,
+        UserRole::Chair,
+        UserRole::OutputChecker,
+        UserRole::Custodian,
+        UserRole::Admin,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             UserRole::Researcher => "researcher",
             UserRole::Committee => "committee",
+            UserRole::Chair => "chair",
+            UserRole::OutputChecker => "output_checker",
             UserRole::Custodian => "custodian",
+            UserRole::Admin => "admin",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "researcher" => UserRole::Researcher,
-            "committee" => UserRole::Committee,
-            "custodian" => UserRole::Custodian,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Reviews applications (members and the chair).
+    pub fn reviews(self) -> bool {
+        matches!(self, UserRole::Committee | UserRole::Chair)
     }
 }
 
@@ -88,29 +108,33 @@ pub fn hash_token(token: &str) -> String {
     hex32(&Sha256::digest(token.as_bytes()).into())
 }
 
-/// The platform database (the same SQLite file as the audit log).
+/// The platform database (the audit log's too), SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct PlatformDb {
-    pub(crate) pool: SqlitePool,
+    pub(crate) db: Database,
 }
 
 impl PlatformDb {
-    /// The pool, for the audit log that shares the database.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// The database, for the audit log that shares it.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    pub(crate) fn pool(&self) -> &sqlx::AnyPool {
+        self.db.pool()
     }
 }
 
 impl PlatformDb {
     /// Opens the platform database and runs every migration of the platform: the audit log's,
     /// then governance's own.
-    pub async fn open(db: &Path) -> Result<Self, GovernanceError> {
-        let pool = niji_audit::open_pool(db).await?;
-        niji_audit::migrate(&pool).await?;
+    pub async fn open(url: &DatabaseUrl) -> Result<Self, GovernanceError> {
+        let db = Database::connect(url).await?;
+        niji_audit::migrate(&db).await?;
         let mut migrator = sqlx::migrate!("./migrations");
         migrator.set_ignore_missing(true);
-        migrator.run(&pool).await?;
-        Ok(Self { pool })
+        migrator.run(db.pool()).await?;
+        Ok(Self { db })
     }
 
     /// Creates a user and returns their API token, which is shown once and stored only hashed.
@@ -133,7 +157,7 @@ impl PlatformDb {
         .bind(role.as_str())
         .bind(hash_token(&token))
         .bind(niji_audit::now_rfc3339())
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         if inserted.rows_affected() == 0 {
             return Err(GovernanceError::Exists(format!("user {name}")));
@@ -144,7 +168,7 @@ impl PlatformDb {
     pub async fn user(&self, name: &str) -> Result<Option<User>, GovernanceError> {
         let row = sqlx::query("SELECT name, role FROM users WHERE name = $1 AND disabled = 0")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?;
         Ok(row.and_then(|r| {
             let role = UserRole::parse(r.get::<&str, _>("role"))?;
@@ -166,7 +190,7 @@ impl PlatformDb {
         )
         .bind(name)
         .bind(hash_token(token))
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool())
         .await?;
         Ok(row.and_then(|r| {
             Some(User {
@@ -178,7 +202,7 @@ impl PlatformDb {
 
     pub async fn users(&self) -> Result<Vec<User>, GovernanceError> {
         let rows = sqlx::query("SELECT name, role FROM users WHERE disabled = 0 ORDER BY name")
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         Ok(rows
             .into_iter()
@@ -200,7 +224,7 @@ impl PlatformDb {
             }
         }
         let json = serde_json::to_string(spec).map_err(|e| GovernanceError::Spec(e.to_string()))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO projects (id, title, spec, state, expires, created_at) VALUES ($1, $2, $3, 'open', $4, $5) ON CONFLICT (id) DO NOTHING",
         )
@@ -215,7 +239,7 @@ impl PlatformDb {
             return Err(GovernanceError::Exists(format!("project {}", spec.id)));
         }
         for m in &spec.members {
-            sqlx::query("INSERT INTO project_members (project, user, role) VALUES ($1, $2, $3)")
+            sqlx::query("INSERT INTO project_members (project, member, role) VALUES ($1, $2, $3)")
                 .bind(&spec.id)
                 .bind(&m.user)
                 .bind(m.role.as_str())
@@ -226,11 +250,52 @@ impl PlatformDb {
         Ok(())
     }
 
+    /// Replaces a project's spec and members in place (an accepted amendment); returns the
+    /// spec it replaced. Atomic.
+    pub(crate) async fn replace_project(
+        &self,
+        spec: &ProjectSpec,
+    ) -> Result<ProjectSpec, GovernanceError> {
+        for m in &spec.members {
+            if self.user(&m.user).await?.is_none() {
+                return Err(GovernanceError::NotFound(format!("user {}", m.user)));
+            }
+        }
+        let before = self
+            .project(&spec.id)
+            .await?
+            .filter(|p| p.state == ProjectState::Open)
+            .ok_or_else(|| GovernanceError::NotFound(format!("open project {}", spec.id)))?;
+        let json = serde_json::to_string(spec).map_err(|e| GovernanceError::Spec(e.to_string()))?;
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE projects SET title = $2, spec = $3, expires = $4 WHERE id = $1 AND state = 'open'")
+            .bind(&spec.id)
+            .bind(&spec.title)
+            .bind(&json)
+            .bind(&spec.expires)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM project_members WHERE project = $1")
+            .bind(&spec.id)
+            .execute(&mut *tx)
+            .await?;
+        for m in &spec.members {
+            sqlx::query("INSERT INTO project_members (project, member, role) VALUES ($1, $2, $3)")
+                .bind(&spec.id)
+                .bind(&m.user)
+                .bind(m.role.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(before.spec)
+    }
+
     pub async fn project(&self, id: &str) -> Result<Option<Project>, GovernanceError> {
         let row =
             sqlx::query("SELECT spec, state, created_at, closed_at FROM projects WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.pool())
                 .await?;
         row.map(|r| project_of(&r)).transpose()
     }
@@ -238,7 +303,7 @@ impl PlatformDb {
     pub async fn projects(&self) -> Result<Vec<Project>, GovernanceError> {
         let rows =
             sqlx::query("SELECT spec, state, created_at, closed_at FROM projects ORDER BY id")
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool())
                 .await?;
         rows.iter().map(project_of).collect()
     }
@@ -250,7 +315,7 @@ impl PlatformDb {
         )
         .bind(id)
         .bind(niji_audit::now_rfc3339())
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -266,37 +331,38 @@ impl PlatformDb {
         sets: &[Vec<u8>],
         seen: i64,
     ) -> Result<Option<i64>, GovernanceError> {
-        let mut tx = self.pool.begin().await?;
+        // Holding the table, nobody else can add rows until we commit: the ids we give follow
+        // the highest one, and whatever lies between `seen` and ours came before.
+        let mut tx = self.db.begin_write("released_sets").await?;
+        let highest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM released_sets")
+            .fetch_one(&mut *tx)
+            .await?;
         let at = niji_audit::now_rfc3339();
-        let mut first = None;
         let mut last = None;
-        for set in sets {
-            let id = sqlx::query(
-                "INSERT INTO released_sets (project, query_id, persons, released_at) VALUES ($1, $2, $3, $4)",
+        for (id, set) in (highest + 1..).zip(sets) {
+            sqlx::query(
+                "INSERT INTO released_sets (id, project, query_id, persons, released_at) VALUES ($1, $2, $3, $4, $5)",
             )
+            .bind(id)
             .bind(project)
             .bind(query_id)
-            .bind(set)
+            .bind(BASE64.encode(set))
             .bind(&at)
             .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
-            first.get_or_insert(id);
+            .await?;
             last = Some(id);
         }
-        // Holding the write lock now, nobody can add rows below ours any more.
-        let between: i64 =
-            match first {
-                Some(first) => sqlx::query_scalar(
-                    "SELECT count(*) FROM released_sets WHERE project = $1 AND id > $2 AND id < $3",
-                )
-                .bind(project)
-                .bind(seen)
-                .bind(first)
-                .fetch_one(&mut *tx)
-                .await?,
-                None => 0,
-            };
+        let between: i64 = match last {
+            Some(_) => sqlx::query_scalar(
+                "SELECT count(*) FROM released_sets WHERE project = $1 AND id > $2 AND id <= $3",
+            )
+            .bind(project)
+            .bind(seen)
+            .bind(highest)
+            .fetch_one(&mut *tx)
+            .await?,
+            None => 0,
+        };
         tx.commit().await?;
         Ok(last.filter(|_| between == 0))
     }
@@ -313,16 +379,20 @@ impl PlatformDb {
         )
         .bind(project)
         .bind(after)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<i64, _>("id"), r.get::<Vec<u8>, _>("persons")))
-            .collect())
+        rows.iter()
+            .map(|r| {
+                let persons = BASE64.decode(r.get::<&str, _>("persons")).map_err(|e| {
+                    GovernanceError::Spec(format!("stored person set unreadable: {e}"))
+                })?;
+                Ok((r.get::<i64, _>("id"), persons))
+            })
+            .collect()
     }
 }
 
-fn project_of(r: &sqlx::sqlite::SqliteRow) -> Result<Project, GovernanceError> {
+fn project_of(r: &AnyRow) -> Result<Project, GovernanceError> {
     let spec: ProjectSpec = serde_json::from_str(r.get::<&str, _>("spec"))
         .map_err(|e| GovernanceError::Spec(format!("stored spec unreadable: {e}")))?;
     Ok(Project {

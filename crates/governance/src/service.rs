@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use niji_audit::AuditLog;
+use niji_audit::{AuditLog, DatabaseUrl};
 use niji_catalog::Catalog;
 use niji_disclosure::{LedgerStoreError, ReleasedSets};
 use niji_pseudo::CustodianKey;
@@ -14,6 +14,9 @@ use serde::Serialize;
 use sha2::Digest;
 
 use crate::{Action, Authz, GovernanceError, PlatformDb, ProjectSpec, User, UserRole};
+
+/// How the audit log names the custodian acting at the data directory's shell.
+pub const SHELL_ACTOR_PREFIX: &str = "custodian:";
 
 /// Today as `YYYY-MM-DD`, the form project expiry dates are compared in.
 pub fn today() -> String {
@@ -25,6 +28,7 @@ pub struct Platform {
     db: PlatformDb,
     authz: Authz,
     audit: AuditLog,
+    review: crate::ReviewPolicy,
     /// Votes are counted one at a time, so that two second approvals cannot both release.
     pub(crate) review_lock: tokio::sync::Mutex<()>,
 }
@@ -45,21 +49,23 @@ pub struct DeletedFile {
 }
 
 impl Platform {
-    /// Opens the platform database `db` (every migration run), the audit log anchored in
+    /// Opens the platform database at `db` (every migration run), the audit log anchored in
     /// `anchor` (outside the data directory, beside the key) and the policies in `policies`.
     pub async fn open(
-        db: &Path,
+        db: &DatabaseUrl,
         anchor: &Path,
         key: &CustodianKey,
         policies: &Path,
     ) -> Result<Self, GovernanceError> {
         let db = PlatformDb::open(db).await?;
-        let audit = AuditLog::with_pool(db.pool().clone(), anchor, key);
+        let audit = AuditLog::on(db.database().clone(), anchor, key);
         let authz = Authz::load(policies, &db, &today()).await?;
+        let review = crate::ReviewPolicy::load(&policies.join("review.toml"))?;
         Ok(Self {
             db,
             authz,
             audit,
+            review,
             review_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -67,12 +73,12 @@ impl Platform {
     /// The audit log alone, for the custodian's commands (ingest, keys): the platform database
     /// migrated, no policies needed.
     pub async fn audit_log(
-        db: &Path,
+        db: &DatabaseUrl,
         anchor: &Path,
         key: &CustodianKey,
     ) -> Result<AuditLog, GovernanceError> {
         let db = PlatformDb::open(db).await?;
-        Ok(AuditLog::with_pool(db.pool().clone(), anchor, key))
+        Ok(AuditLog::on(db.database().clone(), anchor, key))
     }
 
     /// The one place a platform change is logged: `action` by `actor` with its `detail`.
@@ -96,8 +102,77 @@ impl Platform {
         &self.db
     }
 
+    /// The platform database, for reading: its writes are the crate's own, each behind a
+    /// use case here that audits it.
     pub fn db(&self) -> &PlatformDb {
         &self.db
+    }
+
+    pub fn review_policy(&self) -> &crate::ReviewPolicy {
+        &self.review
+    }
+
+    /// Re-reads role assignments after users, projects or memberships changed.
+    pub(crate) async fn reload_authz(&self) -> Result<(), GovernanceError> {
+        self.authz.reload(&self.db, &today()).await
+    }
+
+    /// Adds an organisation (applicants apply for theirs; reviewers from it are recused).
+    pub async fn add_organisation(
+        &self,
+        actor: &str,
+        id: &str,
+        name: &str,
+    ) -> Result<(), GovernanceError> {
+        self.may(actor, Action::ManageUsers, "manage organisations")
+            .await?;
+        let id_ok = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !id_ok || name.trim().is_empty() {
+            return Err(GovernanceError::Refused(
+                "an organisation needs an id (1-64 of letters, digits, '-', '_', '.') and a name"
+                    .into(),
+            ));
+        }
+        self.db.add_organisation(id, name.trim()).await?;
+        let detail = serde_json::json!({"organisation": id, "name": name.trim()});
+        self.audited(actor, "organisation.add", &detail).await
+    }
+
+    /// Places a user in an organisation.
+    pub async fn set_organisation(
+        &self,
+        actor: &str,
+        user: &str,
+        organisation: &str,
+    ) -> Result<(), GovernanceError> {
+        self.may(actor, Action::ManageUsers, "manage users").await?;
+        self.db.set_organisation(user, organisation).await?;
+        let detail = serde_json::json!({"user": user, "organisation": organisation});
+        self.audited(actor, "user.organisation", &detail).await
+    }
+
+    /// Refuses (and logs) a platform action `actor` may not take.
+    pub(crate) async fn may(
+        &self,
+        actor: &str,
+        action: Action,
+        what: &str,
+    ) -> Result<(), GovernanceError> {
+        // The custodian at the data directory's shell (`niji user …`) holds the key and acts
+        // outside casbin, as for users and projects; a signed-in user's name has no ':' and so
+        // can never pass for the shell.
+        let at_the_shell = actor.starts_with(SHELL_ACTOR_PREFIX);
+        if at_the_shell || self.allows(actor, "", action).await {
+            return Ok(());
+        }
+        let e = GovernanceError::Denied(format!("you may not {what}"));
+        let detail = serde_json::json!({"attempted": what, "reason": e.to_string()});
+        self.audited(actor, "refused", &detail).await?;
+        Err(e)
     }
 
     pub async fn allows(&self, user: &str, project: &str, action: Action) -> bool {

@@ -32,6 +32,10 @@ pub struct ProjectSpec {
     #[serde(default)]
     pub linkage: Vec<Vec<String>>,
     pub members: Vec<Member>,
+    /// A stricter minimum of persons per released cell than the disclosure policy's, set by
+    /// the committee as a condition of approval (the stricter of the two applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_persons: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,9 +156,18 @@ impl ProjectSpec {
         }
     }
 
-    /// Checks the spec against the catalog; everything that cannot be resolved is refused.
+    /// Checks the spec against the catalog; everything that cannot be resolved is refused
+    /// (the first problem found; [`ProjectSpec::problems`] lists them all).
     pub fn validate(&self, catalog: &Catalog) -> Result<(), GovernanceError> {
-        let spec_err = |m: String| Err(GovernanceError::Spec(m));
+        match self.problems(catalog).into_iter().next() {
+            None => Ok(()),
+            Some(p) => Err(GovernanceError::Spec(p.to_string())),
+        }
+    }
+
+    /// Everything wrong with the spec against the catalog, each named by its field.
+    pub fn problems(&self, catalog: &Catalog) -> Vec<FieldError> {
+        let mut out = Problems::default();
         let id_ok = !self.id.is_empty()
             && self.id.len() <= 64
             && self
@@ -163,125 +176,177 @@ impl ProjectSpec {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
             && self.id.as_bytes()[0].is_ascii_alphanumeric();
         if !id_ok {
-            return spec_err(format!(
+            out.add("id", format!(
                 "project id {:?} must be 1-64 of a-z, 0-9, '-', '_' starting with a letter or digit",
                 self.id
             ));
         }
-        self.expiry()?;
-        if self.tables.is_empty() {
-            return spec_err("a project needs at least one approved table".into());
+        if let Err(e) = self.expiry() {
+            out.add("expires", e.to_string());
         }
-        if let Some(p) = &self.period {
-            p.months()?;
+        if self.tables.is_empty() {
+            out.add("tables", "a project needs at least one approved table");
+        }
+        if let Some(Err(e)) = self.period.as_ref().map(Period::months) {
+            out.add("period", e.to_string());
         }
         let mut seen_tables = BTreeSet::new();
-        for t in &self.tables {
-            let (db, name) = t.parts()?;
-            if !seen_tables.insert(&t.table) {
-                return spec_err(format!("table {} is listed twice", t.table));
-            }
-            let table = catalog.table(db, name).ok_or_else(|| {
-                GovernanceError::Spec(format!("table {} is not in the catalog", t.table))
-            })?;
-            if t.columns.is_empty() {
-                return spec_err(format!("table {} approves no columns", t.table));
-            }
-            let mut seen = BTreeSet::new();
-            for c in &t.columns {
-                if !seen.insert(c) {
-                    return spec_err(format!("column {}.{c} is listed twice", t.table));
-                }
-                if c == PSEUDONYM_COLUMN {
-                    return spec_err(format!(
-                        "{PSEUDONYM_COLUMN} is added to person-level tables; do not list it"
-                    ));
-                }
-                let col = table.column(c).ok_or_else(|| {
-                    GovernanceError::Spec(format!("column {}.{c} is not in the catalog", t.table))
-                })?;
-                match col.class {
-                    Sensitivity::DirectIdentifier => {
-                        return spec_err(format!(
-                            "column {}.{c} is a direct identifier and is never stored",
-                            t.table
-                        ));
-                    }
-                    Sensitivity::Pseudonym => {
-                        return spec_err(format!(
-                            "column {}.{c} is a linkage identifier; projects see persons only as {PSEUDONYM_COLUMN}",
-                            t.table
-                        ));
-                    }
-                    _ => {}
-                }
-            }
-            if self.period.is_some() && table.is_person_level() && table.period_column.is_none() {
-                return spec_err(format!(
-                    "table {} has no period column, so the approved period cannot be applied",
-                    t.table
-                ));
-            }
+        for (i, t) in self.tables.iter().enumerate() {
+            self.table_problems(catalog, i, t, &mut seen_tables, &mut out);
         }
         let approved_dbs = self.databases();
         let mut grouped = BTreeSet::new();
-        for group in &self.linkage {
+        for (i, group) in self.linkage.iter().enumerate() {
+            let field = format!("linkage[{i}]");
             if group.len() < 2 {
-                return spec_err("a linkage group names at least two databases".into());
+                out.add(&field, "a linkage group names at least two databases");
             }
             for db in group {
                 if !approved_dbs.contains(db.as_str()) {
-                    return spec_err(format!("linkage names {db}, which has no approved table"));
+                    out.add(
+                        &field,
+                        format!("linkage names {db}, which has no approved table"),
+                    );
                 }
                 if !grouped.insert(db) {
-                    return spec_err(format!("database {db} is in two linkage groups"));
+                    out.add(&field, format!("database {db} is in two linkage groups"));
                 }
             }
         }
         if let Some(cohort) = &self.cohort {
-            let mut parts = cohort.source.splitn(3, '.');
-            let (db, table, column) = match (parts.next(), parts.next(), parts.next()) {
-                (Some(d), Some(t), Some(c)) => (d, t, c),
-                _ => {
-                    return spec_err(format!(
-                        "cohort source {:?} is not db.table.column",
-                        cohort.source
-                    ));
-                }
-            };
-            let source = catalog
-                .table(db, table)
-                .filter(|t| t.is_about_persons())
-                .ok_or_else(|| {
-                    GovernanceError::Spec(format!(
-                        "cohort source table {db}.{table} is not a person-level table in the catalog"
-                    ))
-                })?;
-            match source.column(column) {
-                Some(c) if c.ty == ColumnType::String && c.is_stored() => {}
-                _ => {
-                    return spec_err(format!(
-                        "cohort source column {} is not a stored text column",
-                        cohort.source
-                    ));
-                }
-            }
-            if cohort.codes.is_empty() || cohort.codes.iter().any(|c| c.trim().is_empty()) {
-                return spec_err("cohort codes must be non-empty prefixes".into());
-            }
+            cohort_problems(catalog, cohort, &mut out);
         }
         if self.members.is_empty() {
-            return spec_err("a project needs at least one member".into());
-        }
-        if !self.members.iter().any(|m| m.role == MemberRole::Lead) {
-            return spec_err("a project needs a lead member".into());
+            out.add("members", "a project needs at least one member");
+        } else if !self.members.iter().any(|m| m.role == MemberRole::Lead) {
+            out.add("members", "a project needs a lead member");
         }
         let mut users = BTreeSet::new();
-        for m in &self.members {
+        for (i, m) in self.members.iter().enumerate() {
             if !users.insert(&m.user) {
-                return spec_err(format!("member {} is listed twice", m.user));
+                out.add(
+                    &format!("members[{i}]"),
+                    format!("member {} is listed twice", m.user),
+                );
             }
         }
-        Ok(())
+        out.0
+    }
+
+    fn table_problems<'a>(
+        &self,
+        catalog: &Catalog,
+        i: usize,
+        t: &'a ApprovedTable,
+        seen_tables: &mut BTreeSet<&'a str>,
+        out: &mut Problems,
+    ) {
+        let field = format!("tables[{i}]");
+        let (db, name) = match t.parts() {
+            Ok(parts) => parts,
+            Err(e) => return out.add(&field, e.to_string()),
+        };
+        if !seen_tables.insert(t.table.as_str()) {
+            out.add(&field, format!("table {} is listed twice", t.table));
+        }
+        let Some(table) = catalog.table(db, name) else {
+            return out.add(&field, format!("table {} is not in the catalog", t.table));
+        };
+        if t.columns.is_empty() {
+            out.add(
+                &format!("{field}.columns"),
+                format!("table {} approves no columns", t.table),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for (j, c) in t.columns.iter().enumerate() {
+            let field = format!("{field}.columns[{j}]");
+            if !seen.insert(c) {
+                out.add(&field, format!("column {}.{c} is listed twice", t.table));
+            }
+            if c == PSEUDONYM_COLUMN {
+                out.add(
+                    &field,
+                    format!("{PSEUDONYM_COLUMN} is added to person-level tables; do not list it"),
+                );
+                continue;
+            }
+            match table.column(c).map(|col| col.class) {
+                None => out.add(&field, format!("column {}.{c} is not in the catalog", t.table)),
+                Some(Sensitivity::DirectIdentifier) => out.add(&field, format!(
+                    "column {}.{c} is a direct identifier and is never stored",
+                    t.table
+                )),
+                Some(Sensitivity::Pseudonym) => out.add(&field, format!(
+                    "column {}.{c} is a linkage identifier; projects see persons only as {PSEUDONYM_COLUMN}",
+                    t.table
+                )),
+                Some(_) => {}
+            }
+        }
+        if self.period.is_some() && table.is_person_level() && table.period_column.is_none() {
+            out.add(
+                &field,
+                format!(
+                    "table {} has no period column, so the approved period cannot be applied",
+                    t.table
+                ),
+            );
+        }
+    }
+}
+
+fn cohort_problems(catalog: &Catalog, cohort: &Cohort, out: &mut Problems) {
+    let mut parts = cohort.source.splitn(3, '.');
+    let (Some(db), Some(table), Some(column)) = (parts.next(), parts.next(), parts.next()) else {
+        return out.add(
+            "cohort.source",
+            format!("cohort source {:?} is not db.table.column", cohort.source),
+        );
+    };
+    let source = catalog.table(db, table).filter(|t| t.is_about_persons());
+    match source.map(|t| t.column(column)) {
+        None => out.add(
+            "cohort.source",
+            format!("cohort source table {db}.{table} is not a person-level table in the catalog"),
+        ),
+        Some(Some(c)) if c.ty == ColumnType::String && c.is_stored() => {}
+        Some(_) => out.add(
+            "cohort.source",
+            format!(
+                "cohort source column {} is not a stored text column",
+                cohort.source
+            ),
+        ),
+    }
+    if cohort.codes.is_empty() || cohort.codes.iter().any(|c| c.trim().is_empty()) {
+        out.add("cohort.codes", "cohort codes must be non-empty prefixes");
+    }
+}
+
+/// One thing wrong with a form, named by its field (`tables[1].columns[0]`), so that a form
+/// can show it beside the field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Problems found so far.
+#[derive(Debug, Default)]
+pub(crate) struct Problems(pub(crate) Vec<FieldError>);
+
+impl Problems {
+    pub(crate) fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(FieldError {
+            field: field.to_string(),
+            message: message.into(),
+        });
     }
 }

@@ -258,11 +258,17 @@ impl Visiting {
             kept.ledger.extend(sets);
         }
         let ledger = &mut kept.ledger;
+        // A condition of the project's approval may ask for more persons per cell.
+        let stricter = self.platform.db().project(project).await?;
+        let policy = match stricter.and_then(|p| p.spec.min_persons) {
+            Some(min) => std::borrow::Cow::Owned(self.disclosure.at_least(min)),
+            None => std::borrow::Cow::Borrowed(&self.disclosure),
+        };
         let mut verdict = niji_disclosure::check(
             shadow,
             batches,
             &self.catalog,
-            &self.disclosure,
+            &policy,
             ledger,
             populations,
             strictness,

@@ -51,7 +51,8 @@ impl SandboxError {
             SandboxError::Governance(
                 GovernanceError::Unauthenticated
                 | GovernanceError::Denied(_)
-                | GovernanceError::Refused(_),
+                | GovernanceError::Refused(_)
+                | GovernanceError::Invalid(_),
             ) => Status::Refused,
             _ => Status::Error,
         }
@@ -74,7 +75,10 @@ impl SandboxError {
             SandboxError::Refused(_)
             | SandboxError::Limit(_)
             | SandboxError::Governance(
-                GovernanceError::Spec(_) | GovernanceError::Exists(_) | GovernanceError::Refused(_),
+                GovernanceError::Spec(_)
+                | GovernanceError::Exists(_)
+                | GovernanceError::Refused(_)
+                | GovernanceError::Invalid(_),
             ) => Failure::Refused,
             SandboxError::Governance(GovernanceError::NotFound(_)) => Failure::NotFound,
             _ => Failure::Internal,
@@ -115,8 +119,17 @@ impl SandboxError {
                     GovernanceError::Unauthenticated
                         | GovernanceError::Denied(_)
                         | GovernanceError::Refused(_)
+                        | GovernanceError::Invalid(_)
                 )
         )
+    }
+
+    /// The problems of a refused form, each named by its field (empty for other errors).
+    pub fn field_errors(&self) -> &[niji_governance::FieldError] {
+        match self {
+            SandboxError::Governance(GovernanceError::Invalid(problems)) => problems,
+            _ => &[],
+        }
     }
 
     /// The error and its sources, one after another: for custodians only.
@@ -160,7 +173,8 @@ impl SandboxError {
             SandboxError::Governance(
                 e @ (GovernanceError::Unauthenticated
                 | GovernanceError::Denied(_)
-                | GovernanceError::Refused(_)),
+                | GovernanceError::Refused(_)
+                | GovernanceError::Invalid(_)),
             ) => e.to_string(),
             _ => "internal error".into(),
         }

@@ -122,10 +122,10 @@ impl Visiting {
         let disclosure = DisclosurePolicy::load(&settings.policies_dir.join("disclosure.toml"))?;
         let limits = Limits::load(&settings.limits_file)?;
         std::fs::create_dir_all(&settings.data_dir)?;
-        let db_path = settings.data_dir.join("niji.db");
         let anchor = settings.key_file.with_file_name("audit.anchor");
-        let platform =
-            Arc::new(Platform::open(&db_path, &anchor, &key, &settings.policies_dir).await?);
+        let platform = Arc::new(
+            Platform::open(&settings.database(), &anchor, &key, &settings.policies_dir).await?,
+        );
         let dummy_key = Arc::new(CustodianKey::from_bytes(
             *key.derive_labelled(DUMMY_KEY_LABEL),
         ));

@@ -70,4 +70,15 @@ pub struct Settings {
     /// `model.conf`, `policy.csv`, `sql.toml`.
     pub policies_dir: PathBuf,
     pub limits_file: PathBuf,
+    /// The platform database; `None` is the SQLite file `niji.db` in the data directory.
+    pub database: Option<niji_audit::DatabaseUrl>,
+}
+
+impl Settings {
+    /// Where the platform database is.
+    pub fn database(&self) -> niji_audit::DatabaseUrl {
+        self.database
+            .clone()
+            .unwrap_or_else(|| niji_audit::DatabaseUrl::in_data_dir(&self.data_dir))
+    }
 }

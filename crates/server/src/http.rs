@@ -11,6 +11,8 @@
 //! - `POST /api/v1/outputs/{id}/approve` / `.../reject` `{"reason"}` → a checker's vote
 //! - `GET /api/v1/health`
 //!
+//! - applications and their review: see `applications`
+//!
 //! Every route but sign-in and health needs `Authorization: Bearer <session>`.
 
 use std::sync::Arc;
@@ -40,6 +42,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/outputs/{id}/request", post(request_release))
         .route("/api/v1/outputs/{id}/approve", post(approve))
         .route("/api/v1/outputs/{id}/reject", post(reject))
+        .merge(crate::applications::router())
         .layer(axum::middleware::from_fn(trace_request))
         .with_state(state)
 }

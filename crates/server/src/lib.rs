@@ -2,6 +2,7 @@
 //! by default, both authenticated with per-user tokens, both calling the sandbox chokepoint
 //! ([`niji_sandbox::Visiting::query`]) and nothing else to read data.
 
+mod applications;
 mod flight;
 mod http;
 mod sessions;

@@ -83,14 +83,22 @@ impl ServerError {
 pub struct ErrorBody {
     pub status: &'static str,
     pub message: String,
+    /// A refused form's problems, each named by its field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<niji_governance::FieldError>,
 }
 
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         let (status, _) = statuses(self.failure());
+        let problems = match &self {
+            ServerError::Sandbox(e) => e.field_errors().to_vec(),
+            _ => Vec::new(),
+        };
         let body = ErrorBody {
             status: "error",
             message: self.public_message(),
+            problems,
         };
         (status, Json(body)).into_response()
     }

@@ -75,6 +75,7 @@ pub async fn seed(
         catalog_dir: repo.join("catalog"),
         policies_dir,
         limits_file,
+        database: None,
     };
     let key = CustodianKey::init(&settings.key_file, &settings.data_dir)
         .map_err(|e| SandboxError::Config(e.to_string()))?;

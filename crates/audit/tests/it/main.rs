@@ -2,21 +2,20 @@
 //! edits, deletes, inserts, reorders or truncates entries; verification says what and where.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use niji_audit::{AuditLog, Problem};
+use niji_audit::{AuditLog, Backend, Database, DatabaseUrl, Problem};
 use niji_pseudo::CustodianKey;
-use sqlx::sqlite::SqlitePoolOptions;
+use niji_testdb::TestDb;
 
 struct Fixture {
-    dir: tempfile::TempDir,
+    db: TestDb,
 }
 
 impl Fixture {
     /// A log of ten entries.
-    async fn new() -> (Self, AuditLog) {
-        let dir = tempfile::tempdir().unwrap();
-        let f = Self { dir };
+    async fn new(db: TestDb) -> (Self, AuditLog) {
+        let f = Self { db };
         let log = f.open().await;
         for i in 1..=10 {
             log.append(
@@ -30,18 +29,17 @@ impl Fixture {
         (f, log)
     }
 
-    fn db(&self) -> PathBuf {
-        self.dir.path().join("data/niji.db")
+    fn url(&self) -> DatabaseUrl {
+        DatabaseUrl::parse(self.db.url()).unwrap()
     }
 
     fn anchor(&self) -> PathBuf {
-        self.dir.path().join("keys/audit.anchor")
+        self.db.dir().join("keys/audit.anchor")
     }
 
     async fn open(&self) -> AuditLog {
-        std::fs::create_dir_all(self.dir.path().join("data")).unwrap();
         AuditLog::open(
-            &self.db(),
+            &self.url(),
             &self.anchor(),
             &CustodianKey::from_bytes([7; 32]),
         )
@@ -49,21 +47,41 @@ impl Fixture {
         .unwrap()
     }
 
-    /// Runs SQL against the database directly, as an intruder with file access would.
+    /// Runs SQL against the database directly, as an intruder with write access would.
     async fn tamper(&self, sql: &str) {
-        let url = format!("sqlite://{}", self.db().display());
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect(&url)
-            .await
-            .unwrap();
+        let db = Database::connect(&self.url()).await.unwrap();
         for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
             sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
-                .execute(&pool)
+                .execute(db.pool())
                 .await
                 .unwrap();
         }
-        pool.close().await;
+        db.close().await;
+    }
+
+    /// Everything the database holds of the log, as an intruder reading it would see it: the
+    /// SQLite file's bytes, or every PostgreSQL row as text.
+    async fn stored_bytes(&self) -> Vec<u8> {
+        let url = self.url();
+        match url.backend() {
+            Backend::Sqlite => {
+                // The write-ahead log too: recent pages live there until a checkpoint.
+                let mut bytes = std::fs::read(self.db.dir().join("niji.db")).unwrap();
+                bytes.extend(std::fs::read(self.db.dir().join("niji.db-wal")).unwrap_or_default());
+                bytes
+            }
+            Backend::Postgres => {
+                let db = Database::connect(&url).await.unwrap();
+                let rows: Vec<(String,)> = sqlx::query_as(
+                    "SELECT seq || at || actor || action || detail || prev_hash || hash || mac FROM audit_log",
+                )
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+                db.close().await;
+                rows.into_iter().flat_map(|(r,)| r.into_bytes()).collect()
+            }
+        }
     }
 
     async fn problems(&self) -> Vec<Problem> {
@@ -94,9 +112,8 @@ fn attacker_hash(
     niji_pseudo::hex32(&sha2::Sha256::digest(joined.as_bytes()).into())
 }
 
-#[tokio::test]
-async fn an_untouched_log_verifies() {
-    let (f, log) = Fixture::new().await;
+async fn an_untouched_log_verifies(db: TestDb) {
+    let (f, log) = Fixture::new(db).await;
     let v = log.verify().await.unwrap();
     assert!(v.is_intact(), "{:?}", v.problems);
     assert_eq!((v.entries, v.head, v.anchored), (10, Some(10), Some(10)));
@@ -108,17 +125,15 @@ async fn an_untouched_log_verifies() {
     assert!(std::fs::read(f.anchor()).is_ok());
 }
 
-#[tokio::test]
-async fn an_edited_entry_is_found() {
-    let (f, _log) = Fixture::new().await;
+async fn an_edited_entry_is_found(db: TestDb) {
+    let (f, _log) = Fixture::new(db).await;
     f.tamper(r#"UPDATE audit_log SET detail = '{"run":4,"rows":1}' WHERE seq = 4"#)
         .await;
     assert_eq!(f.problems().await, vec![Problem::Edited { seq: 4 }]);
 }
 
-#[tokio::test]
-async fn an_edit_with_a_recomputed_hash_is_found_by_the_mac_and_the_chain() {
-    let (f, log) = Fixture::new().await;
+async fn an_edit_with_a_recomputed_hash_is_found_by_the_mac_and_the_chain(db: TestDb) {
+    let (f, log) = Fixture::new(db).await;
     let e = entry(&log, 4).await;
     let detail = r#"{"run":4,"rows":1}"#;
     let hash = attacker_hash(4, &e.at, &e.actor, &e.action, detail, &e.prev_hash);
@@ -132,9 +147,8 @@ async fn an_edit_with_a_recomputed_hash_is_found_by_the_mac_and_the_chain() {
     );
 }
 
-#[tokio::test]
-async fn a_deleted_entry_is_found() {
-    let (f, _log) = Fixture::new().await;
+async fn a_deleted_entry_is_found(db: TestDb) {
+    let (f, _log) = Fixture::new(db).await;
     f.tamper("DELETE FROM audit_log WHERE seq = 6").await;
     assert_eq!(
         f.problems().await,
@@ -145,9 +159,8 @@ async fn a_deleted_entry_is_found() {
     );
 }
 
-#[tokio::test]
-async fn an_inserted_entry_is_found() {
-    let (f, log) = Fixture::new().await;
+async fn an_inserted_entry_is_found(db: TestDb) {
+    let (f, log) = Fixture::new(db).await;
     // Make room after 5 and copy entry 5's valid hash and MAC into the new row.
     let e = entry(&log, 5).await;
     f.tamper("UPDATE audit_log SET seq = seq + 100 WHERE seq > 5; UPDATE audit_log SET seq = seq - 99 WHERE seq > 100").await;
@@ -168,9 +181,8 @@ async fn an_inserted_entry_is_found() {
     );
 }
 
-#[tokio::test]
-async fn reordered_entries_are_found() {
-    let (f, _log) = Fixture::new().await;
+async fn reordered_entries_are_found(db: TestDb) {
+    let (f, _log) = Fixture::new(db).await;
     f.tamper("UPDATE audit_log SET seq = -3 WHERE seq = 3; UPDATE audit_log SET seq = 3 WHERE seq = 4; UPDATE audit_log SET seq = 4 WHERE seq = -3").await;
     let problems = f.problems().await;
     assert!(
@@ -180,9 +192,8 @@ async fn reordered_entries_are_found() {
     );
 }
 
-#[tokio::test]
-async fn a_truncated_tail_is_found_through_the_anchor() {
-    let (f, _log) = Fixture::new().await;
+async fn a_truncated_tail_is_found_through_the_anchor(db: TestDb) {
+    let (f, _log) = Fixture::new(db).await;
     f.tamper("DELETE FROM audit_log WHERE seq > 7").await;
     assert_eq!(
         f.problems().await,
@@ -193,9 +204,8 @@ async fn a_truncated_tail_is_found_through_the_anchor() {
     );
 }
 
-#[tokio::test]
-async fn a_rewritten_or_removed_anchor_is_found() {
-    let (f, log) = Fixture::new().await;
+async fn a_rewritten_or_removed_anchor_is_found(db: TestDb) {
+    let (f, log) = Fixture::new(db).await;
     f.tamper("DELETE FROM audit_log WHERE seq > 7").await;
     let e7 = log.recent(1).await.unwrap().remove(0);
     std::fs::write(
@@ -208,18 +218,21 @@ async fn a_rewritten_or_removed_anchor_is_found() {
     assert_eq!(f.problems().await, vec![Problem::AnchorMissing]);
 }
 
-#[tokio::test]
-async fn concurrent_appends_keep_one_dense_chain() {
-    let dir = tempfile::tempdir().unwrap();
+/// Four writers on each of two logs with pools of their own (as two processes would have)
+/// append at once: one dense chain, every entry MACed.
+async fn concurrent_appends_keep_one_dense_chain(db: TestDb) {
+    let url = DatabaseUrl::parse(db.url()).unwrap();
     let key = CustodianKey::from_bytes([9; 32]);
-    let log = std::sync::Arc::new(
-        AuditLog::open(&dir.path().join("a.db"), &dir.path().join("a.anchor"), &key)
+    let mut logs = Vec::new();
+    for anchor in ["a.anchor", "b.anchor"] {
+        let log = AuditLog::open(&url, &db.dir().join(anchor), &key)
             .await
-            .unwrap(),
-    );
+            .unwrap();
+        logs.push(std::sync::Arc::new(log));
+    }
     let mut tasks = Vec::new();
-    for t in 0..4 {
-        let log = log.clone();
+    for t in 0..8 {
+        let log = logs[t % 2].clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..25 {
                 log.append("worker", "query", &serde_json::json!({ "task": t, "i": i }))
@@ -231,29 +244,36 @@ async fn concurrent_appends_keep_one_dense_chain() {
     for t in tasks {
         t.await.unwrap();
     }
-    let v = log.verify().await.unwrap();
+    let v = logs[0].verify().await.unwrap();
+    assert_eq!(v.head, Some(200));
+    // The other log's anchor may lag behind the head (the two take turns), never lead it.
     assert!(v.is_intact(), "{:?}", v.problems);
-    assert_eq!(v.head, Some(100));
+    let v = logs[1].verify().await.unwrap();
+    assert!(v.is_intact(), "{:?}", v.problems);
 }
 
-#[tokio::test]
-async fn the_database_never_holds_key_material() {
-    let (f, _log) = Fixture::new().await;
+async fn the_database_never_holds_key_material(db: TestDb) {
+    let (f, _log) = Fixture::new(db).await;
     let key = CustodianKey::from_bytes([7; 32]);
     let audit_key = key.derive(niji_pseudo::Purpose::AuditLog);
-    for path in [f.db(), f.anchor()] {
-        let bytes = std::fs::read(&path).unwrap();
+    let stored = [f.stored_bytes().await, std::fs::read(f.anchor()).unwrap()];
+    for bytes in stored {
         for needle in [niji_pseudo::hex32(&[7; 32]), niji_pseudo::hex32(&audit_key)] {
-            assert!(
-                !bytes.windows(64).any(|w| w == needle.as_bytes()),
-                "{}",
-                path.display()
-            );
+            assert!(!bytes.windows(64).any(|w| w == needle.as_bytes()));
         }
-        assert!(
-            !bytes.windows(32).any(|w| w == audit_key.as_ref()),
-            "{}",
-            Path::new(&path).display()
-        );
+        assert!(!bytes.windows(32).any(|w| w == audit_key.as_ref()));
     }
 }
+
+niji_testdb::on_both_backends!(
+    an_untouched_log_verifies,
+    an_edited_entry_is_found,
+    an_edit_with_a_recomputed_hash_is_found_by_the_mac_and_the_chain,
+    a_deleted_entry_is_found,
+    an_inserted_entry_is_found,
+    reordered_entries_are_found,
+    a_truncated_tail_is_found_through_the_anchor,
+    a_rewritten_or_removed_anchor_is_found,
+    concurrent_appends_keep_one_dense_chain,
+    the_database_never_holds_key_material,
+);

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use niji_store::Store;
 
+mod postgres;
+
 fn catalog_dir() -> PathBuf {
     Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("tests run under cargo"))
         .join("../../catalog")

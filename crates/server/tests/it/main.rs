@@ -1,5 +1,6 @@
 //! End-to-end tests against the real server on loopback.
 
 mod adbc;
+mod applications;
 mod http;
 mod support;

@@ -14,6 +14,8 @@ pub struct TestServer {
     pub http: SocketAddr,
     pub flight: SocketAddr,
     pub tokens: BTreeMap<String, String>,
+    /// The environment served, for setting up what a test needs beyond the seed.
+    pub visiting: std::sync::Arc<niji_sandbox::Visiting>,
     running: Option<niji_server::Running>,
     _dir: tempfile::TempDir,
 }
@@ -30,6 +32,7 @@ impl TestServer {
             .await
             .expect("seeded environment");
         let loopback: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let visiting = seeded.visiting.clone();
         let running = niji_server::serve(seeded.visiting, loopback, loopback)
             .await
             .expect("server starts");
@@ -37,6 +40,7 @@ impl TestServer {
             http: running.http,
             flight: running.flight,
             tokens: seeded.tokens,
+            visiting,
             running: Some(running),
             _dir: dir,
         }
