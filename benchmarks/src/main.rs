@@ -6,6 +6,7 @@ mod acro;
 mod hmac;
 mod ingest;
 mod pseudonym;
+mod review;
 mod visiting;
 
 use std::path::PathBuf;
@@ -114,6 +115,16 @@ enum Bench {
         #[arg(long, default_value = "scripts/acro_check.py")]
         script: PathBuf,
     },
+    /// Application review's reads (review queue, application page, applicant's list) at
+    /// 10,000 applications and 100,000 audit entries, on SQLite and PostgreSQL side by side.
+    Review {
+        #[arg(long, default_value_t = 10_000)]
+        applications: usize,
+        #[arg(long, default_value_t = 100_000)]
+        audit_entries: usize,
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
     /// Analysis queries on 10M+ synthetic receipts: plain DataFusion, the same through the
     /// chokepoint, and DuckDB, on the same Parquet.
     Visiting {
@@ -159,6 +170,11 @@ fn main() -> ExitCode {
             script,
         } => ingest::run(&ctx, persons, &work, &python, &script),
         Bench::Pseudonym => pseudonym::run(&ctx),
+        Bench::Review {
+            applications,
+            audit_entries,
+            samples,
+        } => review::run(&ctx, &env, applications, audit_entries, samples),
         Bench::Visiting {
             persons,
             work,
