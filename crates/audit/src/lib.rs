@@ -349,6 +349,33 @@ impl AuditLog {
         Ok(n)
     }
 
+    /// The `action` entries from `since` on (a timestamp in the platform's form), of `actor`
+    /// when given and with `detail_contains` in their detail when given, oldest first: what
+    /// monitoring rules count.
+    pub async fn entries_since(
+        &self,
+        actor: Option<&str>,
+        action: &str,
+        since: &str,
+        detail_contains: Option<&str>,
+    ) -> Result<Vec<Entry>, AuditError> {
+        // LIKE's own wildcards in the needle match only themselves.
+        let pattern = detail_contains.map(|d| {
+            let escaped = d
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        });
+        Ok(sqlx::query_as("SELECT seq, at, actor, action, detail, prev_hash, hash, mac FROM audit_log WHERE action = $1 AND at >= $2 AND ($3 = '' OR actor = $3) AND ($4 = '' OR detail LIKE $4 ESCAPE '\\') ORDER BY seq")
+            .bind(action)
+            .bind(since)
+            .bind(actor.unwrap_or(""))
+            .bind(pattern.unwrap_or_default())
+            .fetch_all(self.db.pool())
+            .await?)
+    }
+
     /// The entries about one query (those whose detail names it as `query_id`), oldest first.
     pub async fn of_query(&self, query_id: &str) -> Result<Vec<Entry>, AuditError> {
         // Query ids are hex: anything else names no query (and could be a LIKE wildcard).

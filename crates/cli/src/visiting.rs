@@ -33,6 +33,20 @@ pub enum UserCommand {
         #[arg(long)]
         name: String,
     },
+    /// Suspend a user pending review (alerts may do it too); audited.
+    Suspend {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a suspension after review; audited.
+    Reinstate {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        reason: String,
+    },
     /// List users and roles.
     List,
 }
@@ -198,6 +212,18 @@ pub fn user(ctx: &Context, env: &EnvArgs, c: &UserCommand) -> anyhow::Result<()>
                     .add_organisation(&custodian_actor(), id, name)
                     .await?;
                 println!("organisation {id} added");
+            }
+            UserCommand::Suspend { name, reason } => {
+                v.platform()
+                    .suspend_user(&custodian_actor(), name, reason)
+                    .await?;
+                println!("user {name} suspended");
+            }
+            UserCommand::Reinstate { name, reason } => {
+                v.platform()
+                    .reinstate_user(&custodian_actor(), name, reason)
+                    .await?;
+                println!("user {name} reinstated");
             }
             UserCommand::List => {
                 for u in v.platform().db().users().await? {

@@ -36,7 +36,7 @@ pub mod udaf;
 
 pub use ledger::{Ledger, LedgerStoreError, ReleasedSets};
 pub use policy::{DisclosurePolicy, Rules};
-pub use rules::{Populations, Strictness, SuppressedCell, Verdict, check};
+pub use rules::{Populations, Strictness, SuppressedCell, Verdict, check, is_differencing};
 pub use shadow::{Bounds, Ceilings, FACILITY, PERSON, Shadow, Source, Unsupported, shadow};
 
 /// What disclosure control needs before a real-data query runs: the shadow of `plan` (planned

@@ -117,17 +117,30 @@ impl Authz {
 
     /// Re-reads role assignments (after a user or project change). `today` is `YYYY-MM-DD`.
     pub async fn reload(&self, db: &PlatformDb, today: &str) -> Result<(), GovernanceError> {
-        let mut rules: Vec<Vec<String>> = db
-            .users()
-            .await?
-            .into_iter()
-            .map(|u| vec![u.name, u.role.as_str().to_string(), "platform".to_string()])
+        let users = db.users().await?;
+        // Suspended users are not in `users`: they keep no role and no membership.
+        let active: std::collections::HashSet<&str> =
+            users.iter().map(|u| u.name.as_str()).collect();
+        let mut rules: Vec<Vec<String>> = users
+            .iter()
+            .map(|u| {
+                vec![
+                    u.name.clone(),
+                    u.role.as_str().to_string(),
+                    "platform".to_string(),
+                ]
+            })
             .collect();
         for p in db.projects().await? {
             if !p.is_live(today) {
                 continue;
             }
-            for m in &p.spec.members {
+            for m in p
+                .spec
+                .members
+                .iter()
+                .filter(|m| active.contains(m.user.as_str()))
+            {
                 rules.push(vec![
                     m.user.clone(),
                     m.role.as_str().to_string(),

@@ -3,6 +3,7 @@
 //! (SQLite embedded); roles and project membership are decided by casbin ([`Authz`]) with the
 //! model and policy in `policies/`.
 
+mod alerts;
 pub mod applications;
 mod authz;
 mod outputs;
@@ -11,6 +12,7 @@ mod review;
 mod service;
 pub mod spec;
 
+pub use alerts::{Alert, AlertKind, AlertPolicy, AlertRule};
 pub use applications::{
     Application, ApplicationForm, ApplicationKind, ApplicationPage, ApplicationState, Conditions,
     DecisionOutcome, ReviewPolicy, ReviewVote,

@@ -165,6 +165,20 @@ impl PlatformDb {
         Ok(token)
     }
 
+    /// Suspends (or reinstates) a user; false when there is no such user.
+    pub(crate) async fn set_disabled(
+        &self,
+        name: &str,
+        disabled: bool,
+    ) -> Result<bool, GovernanceError> {
+        let done = sqlx::query("UPDATE users SET disabled = $2 WHERE name = $1")
+            .bind(name)
+            .bind(i64::from(disabled))
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn user(&self, name: &str) -> Result<Option<User>, GovernanceError> {
         let row = sqlx::query("SELECT name, role FROM users WHERE name = $1 AND disabled = 0")
             .bind(name)

@@ -29,6 +29,7 @@ pub struct Platform {
     authz: Authz,
     audit: AuditLog,
     review: crate::ReviewPolicy,
+    pub(crate) alerts: crate::AlertPolicy,
     /// Votes are counted one at a time, so that two second approvals cannot both release.
     pub(crate) review_lock: tokio::sync::Mutex<()>,
 }
@@ -61,11 +62,13 @@ impl Platform {
         let audit = AuditLog::on(db.database().clone(), anchor, key);
         let authz = Authz::load(policies, &db, &today()).await?;
         let review = crate::ReviewPolicy::load(&policies.join("review.toml"))?;
+        let alerts = crate::AlertPolicy::load(&policies.join("alerts.toml"))?;
         Ok(Self {
             db,
             authz,
             audit,
             review,
+            alerts,
             review_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -205,6 +208,12 @@ impl Platform {
         let outcome = if user.is_some() { "ok" } else { "refused" };
         let detail = serde_json::json!({"via": via, "outcome": outcome});
         self.audited(&shown, "signin", &detail).await?;
+        if user.is_none() {
+            // Failed sign-ins under one name may reach an alert rule (and suspend the name).
+            if let Err(e) = self.watch(&shown).await {
+                tracing::warn!(error = %e, "alert rules after a failed sign-in");
+            }
+        }
         user.ok_or(GovernanceError::Unauthenticated)
     }
 

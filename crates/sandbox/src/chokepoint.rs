@@ -34,6 +34,8 @@ pub(crate) struct QueryAudit<'a> {
     /// whether bounds on contributions left a rule unsettled, so that the exact shadow ran too
     /// (within that time).
     pub(crate) suppressed: usize,
+    /// Of those, cells masked for differencing (monitoring counts them).
+    pub(crate) differencing: usize,
     pub(crate) check_ms: u128,
     pub(crate) rechecked: bool,
     /// Magnitudes whose largest contributions the store's ceilings bounded (nothing summed per
@@ -76,6 +78,7 @@ impl Visiting {
             plan_ms: 0,
             exec_ms: 0,
             suppressed: 0,
+            differencing: 0,
             check_ms: 0,
             rechecked: false,
             ceiled: 0,
@@ -108,6 +111,10 @@ impl Visiting {
         {
             tracing::error!(error = %e, "audit append failed; withholding the result");
             result = Err(SandboxError::Audit(e));
+        }
+        // Alert rules over the user's recent queries; one may suspend them before the next.
+        if let Err(e) = self.platform.watch(&req.user).await {
+            tracing::error!(error = %e, "alert rules could not be evaluated");
         }
         if let Err(SandboxError::RunFailed(cause)) = &result
             && let Err(e) = self.record_failure(req, &query_id, cause, true).await

@@ -153,6 +153,10 @@ impl Visiting {
                     .await?;
                 }
                 audit.suppressed = suppressed.len();
+                audit.differencing = suppressed
+                    .iter()
+                    .filter(|c| niji_disclosure::is_differencing(&c.reason))
+                    .count();
                 QueryOutcome::released(batch, suppressed, small_groups_withheld).with_totals(totals)
             }
         };

@@ -7,6 +7,11 @@ use std::collections::HashMap;
 use super::cells::{ResultCells, RowSets};
 use crate::ledger::{Described, Ledger};
 
+/// Whether a masked cell's reason is differencing (what monitoring counts as an attack's trace).
+pub fn is_differencing(reason: &str) -> bool {
+    reason.starts_with("differs from an earlier released cell")
+}
+
 pub(super) fn near_reason(threshold: u64) -> String {
     format!(
         "differs from an earlier released cell (or another cell of this table) by fewer than {threshold} persons"

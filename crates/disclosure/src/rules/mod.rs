@@ -24,6 +24,7 @@ use crate::ledger::{Kept, Ledger};
 use crate::policy::DisclosurePolicy;
 use crate::shadow::Shadow;
 
+pub use differencing::is_differencing;
 pub use hold::held_for_shape;
 
 /// A masked cell and why.

@@ -5,6 +5,7 @@ mod benign;
 mod disclosure;
 mod fixture;
 mod ledgers;
+mod monitoring;
 mod outputs;
 mod projects;
 mod shortcuts;
