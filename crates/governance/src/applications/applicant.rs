@@ -166,13 +166,12 @@ impl Platform {
         id: &str,
         attempted: &str,
     ) -> Result<Application, GovernanceError> {
-        match self.db().application(id).await? {
-            Some(app) if app.applicant == actor => Ok(app),
-            _ => {
-                let e = GovernanceError::NotFound(format!("application {id}"));
-                Err(self.refuse(actor, attempted, id, e).await)
-            }
+        let app = self.application_or_refuse(actor, id, attempted).await?;
+        if app.applicant == actor {
+            return Ok(app);
         }
+        let e = GovernanceError::NotFound(format!("application {id}"));
+        Err(self.refuse(actor, attempted, id, e).await)
     }
 
     /// Submits the form for review. Refused, with every problem named by its field, while the

@@ -35,7 +35,8 @@ impl Platform {
         Ok(None)
     }
 
-    async fn application_or_refuse(
+    /// Application `id`; a missing one is refused (and logged) as not found.
+    pub(crate) async fn application_or_refuse(
         &self,
         actor: &str,
         id: &str,

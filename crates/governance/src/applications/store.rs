@@ -370,19 +370,13 @@ impl PlatformDb {
         limit: i64,
     ) -> Result<Vec<ApplicationLine>, GovernanceError> {
         let sql = format!(
-            "SELECT {LINE_COLUMNS} FROM applications WHERE state IN ({}) ORDER BY due_on, id LIMIT $1",
+            "SELECT {LINE_COLUMNS} FROM applications WHERE $1 = '' AND state IN ({}) ORDER BY due_on, id LIMIT $2",
             states_list(states)
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(line_of)
-            .collect()
+        self.lines(sql, "", limit).await
     }
 
-    /// Applications assigned to `reviewer` in any of `states`.
+    /// Applications assigned to `reviewer` (not recused) in any of `states`.
     pub async fn assigned_to(
         &self,
         reviewer: &str,
@@ -393,14 +387,7 @@ impl PlatformDb {
             "SELECT {LINE_COLUMNS} FROM applications WHERE id IN (SELECT application FROM review_assignments WHERE reviewer = $1 AND conflict IS NULL) AND state IN ({}) ORDER BY due_on, id LIMIT $2",
             states_list(states)
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(reviewer)
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(line_of)
-            .collect()
+        self.lines(sql, reviewer, limit).await
     }
 
     /// The applications `applicant` made, most recently changed first.
@@ -412,8 +399,18 @@ impl PlatformDb {
         let sql = format!(
             "SELECT {LINE_COLUMNS} FROM applications WHERE applicant = $1 ORDER BY updated_at DESC, id DESC LIMIT $2"
         );
+        self.lines(sql, applicant, limit).await
+    }
+
+    /// List lines of `sql`, whose `$1` is `who` and `$2` the limit.
+    async fn lines(
+        &self,
+        sql: String,
+        who: &str,
+        limit: i64,
+    ) -> Result<Vec<ApplicationLine>, GovernanceError> {
         sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(applicant)
+            .bind(who.to_string())
             .bind(limit)
             .fetch_all(self.pool())
             .await?
