@@ -63,6 +63,14 @@ pub enum ApplicationCommand {
     Show { id: String },
     /// Your applications.
     List,
+    /// As a project's lead: the completion report that close-out waits for.
+    Report {
+        #[arg(long)]
+        project: String,
+        /// A text file: what was done with the data and what was published.
+        #[arg(long)]
+        file: PathBuf,
+    },
     /// What you were told.
     Notifications {
         #[arg(long)]
@@ -185,6 +193,11 @@ async fn applicant(v: &Visiting, user: &str, c: &ApplicationCommand) -> anyhow::
             }
             ApplicationCommand::Show { id } => json(p.application_page(user, id, catalog).await?),
             ApplicationCommand::List => json(p.my_applications(user, 500).await?),
+            ApplicationCommand::Report { project, file } => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| SandboxError::Config(format!("{}: {e}", file.display())))?;
+                json(p.report_completion(user, project, &text).await?)
+            }
             ApplicationCommand::Notifications { unread } => json(p.notifications(user, *unread).await?),
         })
     }

@@ -6,6 +6,7 @@
 mod alerts;
 pub mod applications;
 mod authz;
+mod completion;
 mod outputs;
 mod platform;
 mod review;
@@ -18,6 +19,7 @@ pub use applications::{
     DecisionOutcome, ReviewPolicy, ReviewVote,
 };
 pub use authz::{Action, Authz};
+pub use completion::CompletionReport;
 pub use outputs::{CastVote, NewOutput, Output, OutputOutcome, Review, Stored, Vote};
 pub use platform::{PlatformDb, Project, ProjectState, User, UserRole, hash_token, new_token};
 pub use review::{OutputAccess, VoteTicket};

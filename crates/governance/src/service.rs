@@ -38,6 +38,8 @@ pub struct Platform {
 #[derive(Debug, Clone, Serialize)]
 pub struct DeletionCertificate {
     pub project: String,
+    /// SHA-256 of the lead's completion report, when there is one.
+    pub completion_report: Option<String>,
     pub files: Vec<DeletedFile>,
     pub bytes: u64,
 }
@@ -245,6 +247,12 @@ impl Platform {
         id: &str,
         files: &Path,
     ) -> Result<DeletionCertificate, GovernanceError> {
+        let report = self.db.completion_report_digest(id).await?;
+        if report.is_none() && self.db.approved_through_review(id).await? {
+            return Err(GovernanceError::Refused(format!(
+                "project {id} closes once its lead has reported its completion"
+            )));
+        }
         if !self.db.close_project(id).await? {
             return Err(GovernanceError::NotFound(format!("open project {id}")));
         }
@@ -256,6 +264,7 @@ impl Platform {
         }
         let certificate = DeletionCertificate {
             project: id.to_string(),
+            completion_report: report,
             bytes: deleted.iter().map(|f| f.bytes).sum(),
             files: deleted,
         };

@@ -9,6 +9,7 @@
 //! - `PUT /api/v1/applications/{id}` `{"form"}` → edits a draft or a revision
 //! - `POST /api/v1/applications/{id}/submit` | `/withdraw` | `/accept`
 //! - `POST /api/v1/projects/{id}/amendments` `{"form"}` → 201, a draft amendment
+//! - `POST /api/v1/projects/{id}/report` `{"report"}` → the lead's completion report
 //! - `GET /api/v1/review/queue` → the chair's queue, or a member's assignments
 //! - `POST /api/v1/applications/{id}/assignments` `{"reviewer", "databases"}` (the chair)
 //! - `POST /api/v1/applications/{id}/conflict` `{"reason"}` (a member recuses themselves)
@@ -45,6 +46,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/applications/{id}/votes", post(vote))
         .route("/api/v1/applications/{id}/decision", post(decide))
         .route("/api/v1/projects/{id}/amendments", post(amend))
+        .route("/api/v1/projects/{id}/report", post(report))
         .route("/api/v1/review/queue", get(queue))
         .route("/api/v1/notifications", get(notifications))
         .route("/api/v1/notifications/read", post(read))
@@ -361,4 +363,22 @@ async fn read(
         .mark_notifications_read(&user, body.up_to)
         .await?;
     Ok(Json(Marked { marked }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportBody {
+    report: String,
+}
+
+async fn report(
+    State(state): State<Arc<AppState>>,
+    SignedIn(user): SignedIn,
+    Path(project): Path<String>,
+    Json(body): Json<ReportBody>,
+) -> Result<Json<niji_governance::CompletionReport>, ServerError> {
+    let p = state.visiting.platform();
+    Ok(Json(
+        p.report_completion(&user, &project, &body.report).await?,
+    ))
 }

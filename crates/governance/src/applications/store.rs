@@ -584,6 +584,48 @@ impl PlatformDb {
             .collect()
     }
 
+    /// Keeps a project's completion report; false when it has one already.
+    pub(crate) async fn add_completion_report(
+        &self,
+        r: &crate::CompletionReport,
+    ) -> Result<bool, GovernanceError> {
+        let done = sqlx::query(
+            "INSERT INTO completion_reports (project, author, report, sha256, submitted_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (project) DO NOTHING",
+        )
+        .bind(&r.project)
+        .bind(&r.author)
+        .bind(&r.report)
+        .bind(&r.sha256)
+        .bind(&r.submitted_at)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The digest of a project's completion report, if it has one.
+    pub async fn completion_report_digest(
+        &self,
+        project: &str,
+    ) -> Result<Option<String>, GovernanceError> {
+        Ok(
+            sqlx::query_scalar("SELECT sha256 FROM completion_reports WHERE project = $1")
+                .bind(project)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// Whether a project came from an approved application.
+    pub async fn approved_through_review(&self, project: &str) -> Result<bool, GovernanceError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM applications WHERE project = $1 AND kind = 'new' AND state = 'active'",
+        )
+        .bind(project)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n > 0)
+    }
+
     /// Tells each of `recipients` about a change (one row each, all or none).
     pub(crate) async fn notify(
         &self,

@@ -336,4 +336,77 @@ niji_testdb::on_both_backends!(
     a_revision_is_reviewed_again_from_its_own_votes,
     an_amendment_changes_the_live_project_in_place,
     a_form_with_problems_is_refused_field_by_field,
+    closing_out_needs_the_leads_completion_report,
 );
+
+/// Close-out of an approved project waits for its lead's completion report, which only the
+/// lead gives, once; the deletion certificate names it.
+async fn closing_out_needs_the_leads_completion_report(db: TestDb) {
+    let c = Committee::new(db).await;
+    let p = &c.platform;
+    let id = c.submitted_and_assigned().await;
+    c.quorum_votes(&id).await;
+    p.decide_application(
+        "frank",
+        &id,
+        DecisionOutcome::Approved,
+        Conditions::default(),
+        "ok",
+        &c.catalog,
+    )
+    .await
+    .unwrap();
+    p.accept_decision("alice", &id, &c.catalog).await.unwrap();
+    let files = c.db.dir().join("projects/copay-2022");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("held.parquet"), b"held rows").unwrap();
+    let refused = p
+        .close_project("custodian:test", "copay-2022", &files)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("reported its completion"),
+        "{refused}"
+    );
+    assert!(files.join("held.parquet").exists(), "nothing deleted");
+    let text = "差分の差分法による推計を行い、結果は学会発表と論文1本で公表した。中間生成物は残していない。";
+    assert!(
+        p.report_completion("bob", "copay-2022", text)
+            .await
+            .is_err(),
+        "only the lead"
+    );
+    assert!(
+        p.report_completion("alice", "copay-2022", "done")
+            .await
+            .is_err(),
+        "too short"
+    );
+    let report = p
+        .report_completion("alice", "copay-2022", text)
+        .await
+        .unwrap();
+    assert!(
+        p.report_completion("alice", "copay-2022", text)
+            .await
+            .is_err(),
+        "once"
+    );
+    let certificate = p
+        .close_project("custodian:test", "copay-2022", &files)
+        .await
+        .unwrap();
+    assert_eq!(
+        certificate.completion_report.as_deref(),
+        Some(report.sha256.as_str())
+    );
+    assert_eq!(certificate.files.len(), 1);
+    assert!(!files.exists());
+    assert!(
+        p.authorize("alice", "copay-2022", Action::QueryDummy)
+            .await
+            .is_err()
+    );
+    assert_eq!(c.audited("project.report").await.len(), 1);
+    assert_eq!(c.audited("project.close").await.len(), 1);
+}
