@@ -81,11 +81,11 @@ fn header<'a, T>(req: &'a Request<T>, name: &str) -> Option<&'a str> {
 }
 
 impl NijiFlightSql {
-    fn user<T>(&self, req: &Request<T>) -> Result<String, Status> {
-        header(req, "authorization")
+    async fn user<T>(&self, req: &Request<T>) -> Result<String, Status> {
+        let token = header(req, "authorization")
             .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|t| self.state.sessions.user(t.trim()))
-            .ok_or_else(|| ServerError::Unauthenticated.into())
+            .ok_or_else(|| Status::from(ServerError::Unauthenticated))?;
+        Ok(self.state.signed_in(token.trim()).await?)
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
@@ -196,7 +196,7 @@ impl FlightSqlService for NijiFlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let user = self.user(&request)?;
+        let user = self.user(&request).await?;
         let project = header(&request, "x-niji-project")
             .ok_or_else(|| Status::invalid_argument("set the x-niji-project header"))?
             .to_string();
@@ -259,7 +259,7 @@ impl FlightSqlService for NijiFlightSql {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let user = self.user(&request)?;
+        let user = self.user(&request).await?;
         let handle = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("bad ticket"))?;
         let result = {
@@ -279,7 +279,7 @@ impl FlightSqlService for NijiFlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.user(&request)?;
+        self.user(&request).await?;
         let schema = query.clone().into_builder(&self.sql_info).schema();
         let info = flight_info(&schema, &query.as_any(), request.into_inner())?;
         Ok(Response::new(info))
@@ -290,7 +290,7 @@ impl FlightSqlService for NijiFlightSql {
         query: CommandGetSqlInfo,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.user(&request)?;
+        self.user(&request).await?;
         let builder = query.into_builder(&self.sql_info);
         let schema = builder.schema();
         let batch = builder

@@ -64,14 +64,13 @@ impl FromRequestParts<Arc<AppState>> for SignedIn {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        parts
+        let token = parts
             .headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|t| state.sessions.user(t.trim()))
-            .map(SignedIn)
-            .ok_or(ServerError::Unauthenticated)
+            .ok_or(ServerError::Unauthenticated)?;
+        state.signed_in(token.trim()).await.map(SignedIn)
     }
 }
 

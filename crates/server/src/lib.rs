@@ -25,6 +25,22 @@ pub struct AppState {
     pub sessions: Sessions,
 }
 
+impl AppState {
+    /// The user of a live session whose account is still active: a user suspended (by an
+    /// alert rule or a custodian) since signing in loses every session at their next request.
+    pub async fn signed_in(&self, token: &str) -> Result<String, ServerError> {
+        let user = self
+            .sessions
+            .user(token)
+            .ok_or(ServerError::Unauthenticated)?;
+        if self.visiting.platform().db().user(&user).await?.is_none() {
+            self.sessions.end_all_of(&user);
+            return Err(ServerError::Unauthenticated);
+        }
+        Ok(user)
+    }
+}
+
 /// A running server; dropping it (or calling [`Running::shutdown`]) stops both listeners.
 #[derive(Debug)]
 pub struct Running {

@@ -32,4 +32,10 @@ impl Sessions {
             .filter(|(_, at)| at.elapsed() < LIFETIME)
             .map(|(u, _)| u.clone())
     }
+
+    /// Ends every session of `user` (suspended, or gone).
+    pub fn end_all_of(&self, user: &str) {
+        let mut map = self.by_digest.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, (u, _)| u != user);
+    }
 }

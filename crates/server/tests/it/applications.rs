@@ -196,5 +196,20 @@ async fn http_review_refuses_each_side_beyond_its_part_and_an_approval_answers_a
             .any(|p| p["field"] == "public_interest"),
         "{body}"
     );
+    // Suspended since signing in: the session ends at the next request.
+    let p = server.visiting.platform();
+    p.suspend_user("custodian:test", "alice", "review")
+        .await
+        .unwrap();
+    let (status, _) = server.request("GET", "/api/v1/applications", Some(&alice), None);
+    assert_eq!(status, 401, "a suspended user's session ends");
+    p.reinstate_user("custodian:test", "alice", "reviewed")
+        .await
+        .unwrap();
+    let (status, _) = server.request("GET", "/api/v1/applications", Some(&alice), None);
+    assert_eq!(
+        status, 401,
+        "and stays ended: reinstated users sign in again"
+    );
     server.stop().await;
 }
