@@ -79,6 +79,11 @@ impl DatabaseUrl {
         Self::sqlite(&data_dir.join("niji.db"))
     }
 
+    /// `url` when one was given, else the default in the data directory.
+    pub fn or_in_data_dir(url: Option<&Self>, data_dir: &Path) -> Self {
+        url.cloned().unwrap_or_else(|| Self::in_data_dir(data_dir))
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use niji_governance::{ApplicationForm, Conditions, DecisionOutcome, ReviewVote};
-use niji_sandbox::{SandboxError, Status, Visiting};
+use niji_sandbox::{SandboxError, Visiting};
 
-use crate::context::{Context, EnvArgs};
+use crate::context::{Context, EnvArgs, print_answer};
 use crate::visiting::{open, runtime};
 
 /// Who is acting.
@@ -266,23 +266,6 @@ async fn committee(v: &Visiting, user: &str, c: &ReviewCommand) -> anyhow::Resul
     .await)
 }
 
-/// Prints the answer as JSON, or the refusal (exit code 2) or error (1) on stderr.
-fn finish(answer: Answer) -> anyhow::Result<ExitCode> {
-    Ok(match answer {
-        Ok(json) => {
-            println!("{}", serde_json::to_string_pretty(&json)?);
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("{}: {}", e.status().as_str(), e.public_message());
-            match e.status() {
-                Status::Refused => ExitCode::from(2),
-                _ => ExitCode::FAILURE,
-            }
-        }
-    })
-}
-
 pub fn application(ctx: &Context, env: &EnvArgs, a: &ApplicationArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let v = open(ctx, env).await?;
@@ -290,7 +273,7 @@ pub fn application(ctx: &Context, env: &EnvArgs, a: &ApplicationArgs) -> anyhow:
             Ok(user) => applicant(&v, &user.name, &a.command).await?,
             Err(e) => Err(e.into()),
         };
-        finish(answer)
+        print_answer(answer)
     })
 }
 
@@ -301,6 +284,6 @@ pub fn review(ctx: &Context, env: &EnvArgs, a: &ReviewArgs) -> anyhow::Result<Ex
             Ok(user) => committee(&v, &user.name, &a.command).await?,
             Err(e) => Err(e.into()),
         };
-        finish(answer)
+        print_answer(answer)
     })
 }

@@ -47,9 +47,7 @@ impl Context {
 
     /// Where the platform database is.
     pub fn database(&self) -> niji_audit::DatabaseUrl {
-        self.database
-            .clone()
-            .unwrap_or_else(|| niji_audit::DatabaseUrl::in_data_dir(&self.data_dir))
+        niji_audit::DatabaseUrl::or_in_data_dir(self.database.as_ref(), &self.data_dir)
     }
 
     pub fn record(
@@ -67,6 +65,27 @@ impl Context {
         Catalog::load(&self.catalog)
             .with_context(|| format!("loading the catalog from {}", self.catalog.display()))
     }
+}
+
+/// Prints a user command's answer as JSON, or its refusal (exit code 2) or error (1) on
+/// stderr with the public message only.
+pub fn print_answer(
+    answer: Result<serde_json::Value, niji_sandbox::SandboxError>,
+) -> anyhow::Result<std::process::ExitCode> {
+    use std::process::ExitCode;
+    Ok(match answer {
+        Ok(json) => {
+            println!("{}", serde_json::to_string_pretty(&json)?);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {}", e.status().as_str(), e.public_message());
+            match e.status() {
+                niji_sandbox::Status::Refused => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    })
 }
 
 #[derive(Debug, Clone, Args)]

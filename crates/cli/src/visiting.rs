@@ -329,19 +329,7 @@ pub fn outputs(ctx: &Context, env: &EnvArgs, a: &OutputsArgs) -> anyhow::Result<
             })
         }
         .await;
-        Ok(match result {
-            Ok(json) => {
-                println!("{}", serde_json::to_string_pretty(&json)?);
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{}: {}", e.status().as_str(), e.public_message());
-                match e.status() {
-                    Status::Refused => ExitCode::from(2),
-                    _ => ExitCode::FAILURE,
-                }
-            }
-        })
+        crate::context::print_answer(result)
     })
 }
 

@@ -24,6 +24,16 @@ pub enum AlertKind {
     SigninFailed,
 }
 
+impl AlertKind {
+    /// The audit action the kind counts.
+    fn action(self) -> &'static str {
+        match self {
+            AlertKind::SigninFailed => "signin",
+            _ => "query",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertRule {
@@ -127,7 +137,8 @@ fn detail(e: &Entry) -> serde_json::Value {
 fn count(rule: &AlertRule, entries: &[Entry]) -> u64 {
     let real = |d: &serde_json::Value| d["mode"] == "real";
     match rule.kind {
-        AlertKind::Refused => entries
+        // Refused queries or refused sign-ins: the kind's action says which entries these are.
+        AlertKind::Refused | AlertKind::SigninFailed => entries
             .iter()
             .filter(|e| detail(e)["outcome"] == "refused")
             .count() as u64,
@@ -161,10 +172,6 @@ fn count(rule: &AlertRule, entries: &[Entry]) -> u64 {
                 .filter(|h| *h < from || *h >= to)
                 .count() as u64
         }
-        AlertKind::SigninFailed => entries
-            .iter()
-            .filter(|e| detail(e)["outcome"] == "refused")
-            .count() as u64,
     }
 }
 
@@ -172,20 +179,40 @@ impl Platform {
     /// Counts `user`'s recent entries against every rule and raises what reaches its
     /// threshold (once per window); returns the alerts raised now.
     pub async fn watch(&self, user: &str) -> Result<Vec<Alert>, GovernanceError> {
-        let mut raised = Vec::new();
+        let now = SystemTime::now();
+        let since = |minutes: u64| niji_audit::rfc3339(now - Duration::from_secs(minutes * 60));
+        // One read of the log per action, over the longest window of its rules: this runs
+        // after every query.
+        let mut read: HashMap<&str, Vec<Entry>> = HashMap::new();
         for rule in &self.alerts.rule {
-            let since = niji_audit::rfc3339(
-                SystemTime::now() - Duration::from_secs(rule.window_minutes * 60),
-            );
-            let action = match rule.kind {
-                AlertKind::SigninFailed => "signin",
-                _ => "query",
-            };
+            let action = rule.kind.action();
+            if read.contains_key(action) {
+                continue;
+            }
+            let longest = self
+                .alerts
+                .rule
+                .iter()
+                .filter(|r| r.kind.action() == action)
+                .map(|r| r.window_minutes)
+                .max()
+                .unwrap_or(rule.window_minutes);
             let entries = self
                 .audit()
-                .entries_since(Some(user), action, &since, None)
+                .entries_since(Some(user), action, &since(longest), None)
                 .await?;
-            let n = count(rule, &entries);
+            read.insert(action, entries);
+        }
+        let mut raised = Vec::new();
+        for rule in &self.alerts.rule {
+            let since = since(rule.window_minutes);
+            let all = read
+                .get(rule.kind.action())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            // Entries come in log order, so those within this rule's window are a suffix.
+            let start = all.partition_point(|e| e.at < since);
+            let n = count(rule, &all[start..]);
             if n < rule.threshold {
                 continue;
             }

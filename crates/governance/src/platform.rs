@@ -95,6 +95,15 @@ impl Project {
     }
 }
 
+/// 1-64 of ASCII letters, digits, '-', '_', '.': user and organisation names. No ':' ever,
+/// so no signed-in name can pass for the custodian at the shell (`custodian:…`).
+pub(crate) fn is_plain_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// A fresh secret: `prefix` and 256 random bits in hex (API tokens, sessions).
 pub fn new_token(prefix: &str) -> Result<String, GovernanceError> {
     let mut raw = [0u8; 32];
@@ -139,12 +148,7 @@ impl PlatformDb {
 
     /// Creates a user and returns their API token, which is shown once and stored only hashed.
     pub async fn add_user(&self, name: &str, role: UserRole) -> Result<String, GovernanceError> {
-        let name_ok = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if !name_ok {
+        if !is_plain_name(name) {
             return Err(GovernanceError::Spec(format!(
                 "user name {name:?} must be 1-64 of letters, digits, '-', '_', '.'"
             )));

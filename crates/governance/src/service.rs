@@ -131,12 +131,7 @@ impl Platform {
     ) -> Result<(), GovernanceError> {
         self.may(actor, Action::ManageUsers, "manage organisations")
             .await?;
-        let id_ok = !id.is_empty()
-            && id.len() <= 64
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if !id_ok || name.trim().is_empty() {
+        if !crate::platform::is_plain_name(id) || name.trim().is_empty() {
             return Err(GovernanceError::Refused(
                 "an organisation needs an id (1-64 of letters, digits, '-', '_', '.') and a name"
                     .into(),

@@ -226,9 +226,12 @@ impl Visiting {
             Mode::Dummy => (self.ensure_dummy_store().await?, &*self.dummy_key),
         };
         // Views depend on the store's contents (pseudonym dictionary, filters left out because
-        // no row fails them): a store published anew means views built anew.
+        // no row fails them): a store published anew means views built anew. They depend on
+        // the spec too: an accepted amendment changes it in place, and the next query must see
+        // only what the project is approved for now.
         if let Some(env) = envs.get(&cache_key)
             && env.built_from == views::store_stamp(&data_dir)
+            && env.spec == *spec
         {
             return Ok(env.clone());
         }

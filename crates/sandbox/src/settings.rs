@@ -77,8 +77,6 @@ pub struct Settings {
 impl Settings {
     /// Where the platform database is.
     pub fn database(&self) -> niji_audit::DatabaseUrl {
-        self.database
-            .clone()
-            .unwrap_or_else(|| niji_audit::DatabaseUrl::in_data_dir(&self.data_dir))
+        niji_audit::DatabaseUrl::or_in_data_dir(self.database.as_ref(), &self.data_dir)
     }
 }

@@ -65,6 +65,15 @@ struct Drafted {
     problems: Vec<FieldError>,
 }
 
+/// A saved form with what still stops its submission.
+fn drafted(state: &AppState, application: String, form: &ApplicationForm) -> Json<Drafted> {
+    let problems = form.problems(state.visiting.catalog());
+    Json(Drafted {
+        application,
+        problems,
+    })
+}
+
 #[derive(Debug, Serialize)]
 struct Done {
     application: String,
@@ -83,13 +92,9 @@ async fn draft(
 ) -> Result<(StatusCode, Json<Drafted>), ServerError> {
     let p = state.visiting.platform();
     let application = p.draft_application(&user, &body.form).await?;
-    let problems = body.form.problems(state.visiting.catalog());
     Ok((
         StatusCode::CREATED,
-        Json(Drafted {
-            application,
-            problems,
-        }),
+        drafted(&state, application, &body.form),
     ))
 }
 
@@ -101,13 +106,9 @@ async fn amend(
 ) -> Result<(StatusCode, Json<Drafted>), ServerError> {
     let p = state.visiting.platform();
     let application = p.draft_amendment(&user, &project, &body.form).await?;
-    let problems = body.form.problems(state.visiting.catalog());
     Ok((
         StatusCode::CREATED,
-        Json(Drafted {
-            application,
-            problems,
-        }),
+        drafted(&state, application, &body.form),
     ))
 }
 
@@ -146,11 +147,7 @@ async fn edit(
         .platform()
         .edit_application(&user, &id, &body.form)
         .await?;
-    let problems = body.form.problems(state.visiting.catalog());
-    Ok(Json(Drafted {
-        application: id,
-        problems,
-    }))
+    Ok(drafted(&state, id, &body.form))
 }
 
 async fn submit(

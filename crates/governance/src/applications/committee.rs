@@ -13,24 +13,38 @@ use crate::{Action, GovernanceError, Platform, Stored as _, UserRole};
 
 const MAX_COMMENT: usize = 4_000;
 
+/// Why someone never reviews an application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Conflict {
+    /// The applicant or one of the analysts: never assigned.
+    Party,
+    /// A member of the applicant's organisation: assigned recused.
+    Colleague(String),
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Conflict::Party => f.write_str("the applicant or an analyst of the application"),
+            Conflict::Colleague(org) => {
+                write!(f, "a member of the applicant's organisation ({org})")
+            }
+        }
+    }
+}
+
 impl Platform {
-    /// Why `user` may not review `app` (None: they may): its applicant, its analysts and the
-    /// applicant's colleagues never review it.
+    /// Why `user` may not review `app` (None: they may).
     async fn conflict_of(
         &self,
         user: &str,
         app: &Application,
-    ) -> Result<Option<String>, GovernanceError> {
+    ) -> Result<Option<Conflict>, GovernanceError> {
         if app.applicant == user || app.form.analysts.iter().any(|m| m.user == user) {
-            return Ok(Some(
-                "the applicant or an analyst of the application".into(),
-            ));
+            return Ok(Some(Conflict::Party));
         }
         if self.db().organisation_of(user).await?.as_deref() == Some(app.organisation.as_str()) {
-            return Ok(Some(format!(
-                "a member of the applicant's organisation ({})",
-                app.organisation
-            )));
+            return Ok(Some(Conflict::Colleague(app.organisation.clone())));
         }
         Ok(None)
     }
@@ -87,13 +101,15 @@ impl Platform {
             let e = GovernanceError::Refused(format!("the application asks for no {db} data"));
             return Err(self.refuse(actor, "assign", id, e).await);
         }
-        let conflict = self.conflict_of(reviewer, &app).await?;
-        if conflict.as_deref() == Some("the applicant or an analyst of the application") {
-            let e = GovernanceError::Refused(format!(
-                "{reviewer} is the applicant or an analyst of {id} and never reviews it"
-            ));
-            return Err(self.refuse(actor, "assign", id, e).await);
-        }
+        let conflict = match self.conflict_of(reviewer, &app).await? {
+            Some(Conflict::Party) => {
+                let e = GovernanceError::Refused(format!(
+                    "{reviewer} is the applicant or an analyst of {id} and never reviews it"
+                ));
+                return Err(self.refuse(actor, "assign", id, e).await);
+            }
+            colleague => colleague.map(|c| c.to_string()),
+        };
         if !self
             .db()
             .assign(id, reviewer, databases, actor, conflict.as_deref())

@@ -213,19 +213,7 @@ async fn a_revision_is_reviewed_again_from_its_own_votes(db: TestDb) {
 async fn an_amendment_changes_the_live_project_in_place(db: TestDb) {
     let c = Committee::new(db).await;
     let p = &c.platform;
-    let id = c.submitted_and_assigned().await;
-    c.quorum_votes(&id).await;
-    p.decide_application(
-        "frank",
-        &id,
-        DecisionOutcome::Approved,
-        Conditions::default(),
-        "ok",
-        &c.catalog,
-    )
-    .await
-    .unwrap();
-    p.accept_decision("alice", &id, &c.catalog).await.unwrap();
+    c.live_project().await;
     assert!(
         p.authorize("mallory", "copay-2022", Action::QueryDummy)
             .await
@@ -344,19 +332,7 @@ niji_testdb::on_both_backends!(
 async fn closing_out_needs_the_leads_completion_report(db: TestDb) {
     let c = Committee::new(db).await;
     let p = &c.platform;
-    let id = c.submitted_and_assigned().await;
-    c.quorum_votes(&id).await;
-    p.decide_application(
-        "frank",
-        &id,
-        DecisionOutcome::Approved,
-        Conditions::default(),
-        "ok",
-        &c.catalog,
-    )
-    .await
-    .unwrap();
-    p.accept_decision("alice", &id, &c.catalog).await.unwrap();
+    c.live_project().await;
     let files = c.db.dir().join("projects/copay-2022");
     std::fs::create_dir_all(&files).unwrap();
     std::fs::write(files.join("held.parquet"), b"held rows").unwrap();

@@ -21,7 +21,7 @@ fn repo() -> PathBuf {
 
 /// A platform with a committee: alice (lead) and bob applying from u-tokyo; carol (kyoto-u),
 /// dave (u-tokyo: recused from alice's applications) and erin (mhlw) on the committee; frank
-/// (mhlw) chairs; mallory is a researcher from kyoto-u.
+/// (mhlw) chairs; mallory is a researcher from kyoto-u; cathy is the custodian.
 #[derive(Debug)]
 pub struct Committee {
     pub platform: Platform,
@@ -43,6 +43,7 @@ impl Committee {
         .unwrap();
         for (name, role) in [
             ("root", UserRole::Admin),
+            ("cathy", UserRole::Custodian),
             ("alice", UserRole::Researcher),
             ("bob", UserRole::Researcher),
             ("carol", UserRole::Committee),
@@ -127,6 +128,22 @@ impl Committee {
         p.vote_on_application("erin", id, ReviewVote::ApproveWithConditions, &comments)
             .await
             .unwrap();
+    }
+
+    /// alice's application approved without conditions and accepted: copay-2022 is live.
+    pub async fn live_project(&self) -> String {
+        let p = &self.platform;
+        let id = self.submitted_and_assigned().await;
+        self.quorum_votes(&id).await;
+        let ok = niji_governance::Conditions::default();
+        let approved = niji_governance::DecisionOutcome::Approved;
+        p.decide_application("frank", &id, approved, ok, "ok", &self.catalog)
+            .await
+            .unwrap();
+        p.accept_decision("alice", &id, &self.catalog)
+            .await
+            .unwrap();
+        id
     }
 
     /// The audit entries of one kind, by actor.

@@ -50,7 +50,7 @@ async fn a_scripted_differencing_attack_is_stopped_by_suspension() {
         log.iter()
             .any(|e| e.action == "user.suspend" && e.detail.contains("\"user\":\"alice\""))
     );
-    // A custodian is told.
+    // The account itself is suspended, not only this session's queries.
     let platform = f.visiting.platform();
     assert!(
         platform.db().user("alice").await.expect("db").is_none(),

@@ -155,6 +155,65 @@ async fn http_review_refuses_each_side_beyond_its_part_and_an_approval_answers_a
         status, 200,
         "the approval is a working project at once: {body}"
     );
+    // An amendment accepted while the project's views are warm narrows them at the next query.
+    let diagnoses = json!({"project": "copay-followup", "mode": "dummy", "sql": "SELECT count(*) AS n FROM ndb.diagnoses"});
+    assert_eq!(
+        server
+            .request("POST", "/api/v1/query", Some(&alice), Some(&diagnoses))
+            .0,
+        200
+    );
+    let mut narrower = form();
+    narrower["tables"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|t| t["table"] != "ndb.diagnoses");
+    let (status, body) = server.request(
+        "POST",
+        "/api/v1/projects/copay-followup/amendments",
+        Some(&alice),
+        Some(&json!({"form": narrower})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let amendment = body["application"].as_str().unwrap().to_string();
+    let on = |rest: &str| format!("/api/v1/applications/{amendment}{rest}");
+    assert_eq!(
+        server.request("POST", &on("/submit"), Some(&alice), None).0,
+        200
+    );
+    for reviewer in ["dora", "erin"] {
+        let assign = json!({"reviewer": reviewer, "databases": ["ndb"]});
+        assert_eq!(
+            server
+                .request("POST", &on("/assignments"), Some(&frank), Some(&assign))
+                .0,
+            200
+        );
+    }
+    for reviewer in [&dora, &erin] {
+        assert_eq!(
+            server
+                .request("POST", &on("/votes"), Some(reviewer), Some(&approve))
+                .0,
+            200
+        );
+    }
+    let (status, body) = server.request(
+        "POST",
+        &on("/decision"),
+        Some(&frank),
+        Some(&json!({"outcome": "approved", "reason": "ok"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        server.request("POST", &on("/accept"), Some(&alice), None).0,
+        200
+    );
+    let (status, body) = server.request("POST", "/api/v1/query", Some(&alice), Some(&diagnoses));
+    assert_eq!(
+        status, 422,
+        "the amended project no longer has ndb.diagnoses: {body}"
+    );
     let (_, body) = server.request("GET", "/api/v1/notifications", Some(&alice), None);
     let kinds: Vec<&str> = body["notifications"]
         .as_array()
