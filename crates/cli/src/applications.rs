@@ -267,21 +267,28 @@ async fn committee(v: &Visiting, user: &str, c: &ReviewCommand) -> anyhow::Resul
 }
 
 pub fn application(ctx: &Context, env: &EnvArgs, a: &ApplicationArgs) -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(async {
-        let v = open(ctx, env).await?;
-        let answer = match v.platform().sign_in(&a.who.user, &a.who.token, "cli").await {
-            Ok(user) => applicant(&v, &user.name, &a.command).await?,
-            Err(e) => Err(e.into()),
-        };
-        print_answer(answer)
+    signed_in(ctx, env, &a.who, async |v, user| {
+        applicant(v, user, &a.command).await
     })
 }
 
 pub fn review(ctx: &Context, env: &EnvArgs, a: &ReviewArgs) -> anyhow::Result<ExitCode> {
+    signed_in(ctx, env, &a.who, async |v, user| {
+        committee(v, user, &a.command).await
+    })
+}
+
+/// Signs `who` in and prints what `act` answers for them (or the refused sign-in).
+pub fn signed_in(
+    ctx: &Context,
+    env: &EnvArgs,
+    who: &SignIn,
+    act: impl AsyncFnOnce(&Visiting, &str) -> anyhow::Result<Result<serde_json::Value, SandboxError>>,
+) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let v = open(ctx, env).await?;
-        let answer = match v.platform().sign_in(&a.who.user, &a.who.token, "cli").await {
-            Ok(user) => committee(&v, &user.name, &a.command).await?,
+        let answer = match v.platform().sign_in(&who.user, &who.token, "cli").await {
+            Ok(user) => act(&v, &user.name).await?,
             Err(e) => Err(e.into()),
         };
         print_answer(answer)

@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod applications;
+mod consent;
 mod context;
 mod custodian;
 mod demo;
+mod scripts;
 mod story;
 mod visiting;
 
@@ -88,6 +90,10 @@ enum Command {
     Application(applications::ApplicationArgs),
     /// Application review: queue, assign, conflicts, votes, decisions (the committee's side).
     Review(applications::ReviewArgs),
+    /// Brought-in SQL scripts: submit, approve (a committee member), run the approved files.
+    Script(scripts::ScriptArgs),
+    /// Consent withdrawals of 難病DB and 小慢DB (the custodian's).
+    Consent(consent::ConsentArgs),
     /// Serve the HTTP JSON API and the Flight SQL endpoint.
     Serve(visiting::ServeArgs),
 }
@@ -107,6 +113,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::Outputs(_) => "outputs",
         Command::Application(_) => "application",
         Command::Review(_) => "review",
+        Command::Script(_) => "script",
+        Command::Consent(_) => "consent",
         Command::Serve(_) => "serve",
     }
 }
@@ -162,6 +170,14 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Review(a) => match applications::review(&ctx, &cli.env, &a) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
+        Command::Script(a) => match scripts::script(&ctx, &cli.env, &a) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
+        Command::Consent(a) => match consent::consent(&ctx, &cli.env, &a) {
             Ok(code) => return code,
             Err(e) => Err(e),
         },

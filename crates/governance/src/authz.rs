@@ -44,6 +44,8 @@ pub enum Action {
     WithdrawConsent,
     /// See monitoring alerts.
     ReadAlerts,
+    /// Approve or reject brought-in scripts (a committee member or the chair).
+    ApproveScripts,
 }
 
 impl Action {
@@ -68,6 +70,7 @@ impl Action {
             Action::SuspendUsers => ("users", "suspend"),
             Action::WithdrawConsent => ("consent", "withdraw"),
             Action::ReadAlerts => ("alerts", "read"),
+            Action::ApproveScripts => ("scripts", "approve"),
         }
     }
 

@@ -7,9 +7,11 @@ mod alerts;
 pub mod applications;
 mod authz;
 mod completion;
+mod consent;
 mod outputs;
 mod platform;
 mod review;
+mod scripts;
 mod service;
 pub mod spec;
 
@@ -20,9 +22,11 @@ pub use applications::{
 };
 pub use authz::{Action, Authz};
 pub use completion::CompletionReport;
+pub use consent::{Withdrawal, Withdrawals};
 pub use outputs::{CastVote, NewOutput, Output, OutputOutcome, Review, Stored, Vote};
 pub use platform::{PlatformDb, Project, ProjectState, User, UserRole, hash_token, new_token};
 pub use review::{OutputAccess, VoteTicket};
+pub use scripts::{Script, ScriptFile, ScriptState, bundle_digest};
 pub use service::{DeletedFile, DeletionCertificate, Platform, SHELL_ACTOR_PREFIX, today};
 pub use spec::{
     ApprovedTable, Cohort, FieldError, Member, MemberRole, PSEUDONYM_COLUMN, Period, ProjectSpec,

@@ -762,8 +762,8 @@ fn compute_ids(
     }
     if let (Some(k), Some(b), Some(s)) = (&id.kana, &birth, &sex) {
         out.id2 = Some(h.id2.hash(&[k.as_bytes(), b, s]));
-        if let Some(c) = &id.consent {
-            out.research = Some(h.research.hash(&[k.as_bytes(), s, b, c.as_bytes()]));
+        if let (Some(c), Some(sex), Some(birth)) = (&id.consent, id.sex, id.birth) {
+            out.research = Some(niji_pseudo::research_id(&h.research, k, sex, birth, c));
         }
     }
     counts.with_id1 += u64::from(out.id1.is_some());

@@ -10,8 +10,10 @@ pub mod ident;
 pub mod keys;
 pub mod normalize;
 pub mod project;
+pub mod registration;
 
 pub use date::{CivilDate, DateError};
 pub use ident::{IdHasher, IdKind, hex32};
 pub use keys::{CustodianKey, KeyError, Purpose};
 pub use project::{ProjectPseudonyms, PseudonymCollision};
+pub use registration::{Registration, RegistrationError, research_id};

@@ -11,6 +11,7 @@
 //! in `outputs`.
 
 mod chokepoint;
+mod consent;
 mod disclose;
 mod dummy;
 pub mod engine;
@@ -22,6 +23,7 @@ mod outcome;
 mod outputs;
 mod projects;
 mod scope;
+mod scripts;
 mod settings;
 mod udf;
 pub mod views;
@@ -55,6 +57,7 @@ use views::ProjectEnv;
 
 pub use chokepoint::QueryRequest;
 use chokepoint::{QueryAudit, ms};
+pub use consent::WithdrawalReport;
 use disclose::KeptLedger;
 pub use dummy::DummyStoreMaker;
 pub use error::{Failure, SandboxError};
@@ -228,21 +231,34 @@ impl Visiting {
         // Views depend on the store's contents (pseudonym dictionary, filters left out because
         // no row fails them): a store published anew means views built anew. They depend on
         // the spec too: an accepted amendment changes it in place, and the next query must see
-        // only what the project is approved for now.
+        // only what the project is approved for now. And on the consent withdrawals: from the
+        // next query on, a withdrawn person is in no view. The dummy store has no real persons.
+        let withdrawals = match mode {
+            Mode::Real => self.platform.withdrawal_count().await?,
+            Mode::Dummy => 0,
+        };
         if let Some(env) = envs.get(&cache_key)
             && env.built_from == views::store_stamp(&data_dir)
             && env.spec == *spec
+            && env.withdrawals == withdrawals
         {
             return Ok(env.clone());
         }
+        let withdrawals = match mode {
+            Mode::Real => self.platform.withdrawals().await?,
+            Mode::Dummy => niji_governance::Withdrawals::default(),
+        };
         let workspace = self.project_dir(&spec.id).join(mode.as_str()).join("work");
         let env = Arc::new(
             ProjectEnv::build(
                 spec,
                 mode,
                 &self.catalog,
-                &data_dir,
-                key,
+                &views::StoreSource {
+                    data_dir: &data_dir,
+                    key,
+                    withdrawals: &withdrawals,
+                },
                 &self.limits,
                 workspace,
             )

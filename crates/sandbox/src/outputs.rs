@@ -175,7 +175,13 @@ impl Visiting {
 
     /// The output's shadow, planned again from its SQL in its project as it is now. The
     /// project must be live and its views unchanged in shape (`schema`: the held result's).
-    async fn shadow_again(&self, output: &Output, schema: &Schema) -> Result<Shadow, SandboxError> {
+    /// `held` are the rows kept: a consent withdrawal since may have changed them.
+    async fn shadow_again(
+        &self,
+        output: &Output,
+        schema: &Schema,
+        held: &[RecordBatch],
+    ) -> Result<Shadow, SandboxError> {
         let spec = match self.platform.db().project(&output.project).await? {
             Some(p) if p.is_live(&today()) => p.spec,
             _ => {
@@ -208,6 +214,12 @@ impl Visiting {
                     .into(),
             ));
         }
+        let run_again = async {
+            let (_, batches, _) = self.execute(&env, shadow.plan.clone()).await?;
+            Ok(batches)
+        };
+        self.unchanged_by_withdrawals(&output.created_at, held, run_again)
+            .await?;
         Ok(shadow)
     }
 
@@ -220,7 +232,7 @@ impl Visiting {
         batches: &[RecordBatch],
         record: bool,
     ) -> Result<Verdict, SandboxError> {
-        let shadow = self.shadow_again(output, schema).await?;
+        let shadow = self.shadow_again(output, schema, batches).await?;
         self.judge(
             &output.project,
             &output.id,
@@ -271,7 +283,7 @@ impl Visiting {
         let ticket = self.platform.may_vote(checker, id, vote, reason).await?;
         let release = if ticket.deciding {
             let (schema, batches) = outcome::read_parquet(&self.held_file(&ticket.output))?;
-            let shadow = self.shadow_again(&ticket.output, &schema).await?;
+            let shadow = self.shadow_again(&ticket.output, &schema, &batches).await?;
             Some((shadow, batches))
         } else {
             None

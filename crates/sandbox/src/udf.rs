@@ -68,7 +68,7 @@ macro_rules! identity_by_label {
         }
     )*};
 }
-identity_by_label!(PseudonymUdf, RecordKeyUdf, CohortUdf);
+identity_by_label!(PseudonymUdf, RecordKeyUdf, PersonSetUdf);
 
 fn one_array(args: ScalarFunctionArgs) -> Result<ArrayRef> {
     let rows = args.number_rows;
@@ -175,19 +175,31 @@ impl ScalarUDFImpl for RecordKeyUdf {
     }
 }
 
-/// `person_idx` → whether the person is in the project's approved cohort (a bitmap).
+/// `person_idx` → whether the person is in a set (a bitmap): the project's approved cohort, or
+/// the persons who withdrew consent. A row without a person is in neither.
 #[derive(Debug)]
-pub struct CohortUdf {
+pub struct PersonSetUdf {
+    name: &'static str,
     label: String,
     members: Arc<Vec<u64>>,
     signature: Signature,
 }
 
-impl CohortUdf {
-    /// `members` is a bitmap over person indexes.
-    pub fn new_udf(label: String, members: Arc<Vec<u64>>) -> ScalarUDF {
+impl PersonSetUdf {
+    /// `niji_in_cohort`; `members` is a bitmap over person indexes.
+    pub fn cohort(label: &str, members: Arc<Vec<u64>>) -> ScalarUDF {
+        Self::named("niji_in_cohort", label, members)
+    }
+
+    /// `niji_withdrawn`; `members` is a bitmap over person indexes.
+    pub fn withdrawn(label: &str, members: Arc<Vec<u64>>) -> ScalarUDF {
+        Self::named("niji_withdrawn", label, members)
+    }
+
+    fn named(name: &'static str, label: &str, members: Arc<Vec<u64>>) -> ScalarUDF {
         ScalarUDF::from(Self {
-            label,
+            name,
+            label: format!("{label}/{name}"),
             members,
             signature: Signature::exact(vec![DataType::UInt32], Volatility::Immutable),
         })
@@ -207,9 +219,9 @@ impl CohortUdf {
     }
 }
 
-impl ScalarUDFImpl for CohortUdf {
+impl ScalarUDFImpl for PersonSetUdf {
     fn name(&self) -> &str {
-        "niji_in_cohort"
+        self.name
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -219,7 +231,7 @@ impl ScalarUDFImpl for CohortUdf {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let idx = person_index(args)?;
-        // A row without a person is in no cohort.
+        // A row without a person is in no set.
         let out: BooleanArray = idx
             .iter()
             .map(|i| {
@@ -239,8 +251,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cohort_bitmap_marks_exactly_its_members() {
-        let bits = CohortUdf::bitmap([0, 63, 64, 1000]);
+    fn person_set_bitmap_marks_exactly_its_members() {
+        let bits = PersonSetUdf::bitmap([0, 63, 64, 1000]);
         let has = |i: u32| {
             bits.get((i / 64) as usize)
                 .is_some_and(|w| w & (1 << (i % 64)) != 0)

@@ -4,7 +4,9 @@
 
 mod alerts;
 mod applications;
+mod consent;
 mod refusals;
+mod scripts;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -13,6 +13,8 @@ pub(super) struct Builder<'a> {
     pub(super) pseudonyms: BTreeMap<String, ScalarUDF>,
     pub(super) record_key: ScalarUDF,
     pub(super) cohort: Option<ScalarUDF>,
+    /// Consent withdrawals to leave out, when there are any.
+    pub(super) withdrawn: Option<Withdrawn>,
     /// Row filter per table: each is asked for by the table's view, its shadow view and the
     /// views of its detail tables, and deciding it may scan the table.
     pub(super) row_filters: std::sync::Mutex<BTreeMap<String, Option<Expr>>>,
@@ -140,7 +142,7 @@ impl Builder<'_> {
     }
 
     /// Row filters of a person-level table: the approved period, unless no stored row falls
-    /// outside it, and the cohort.
+    /// outside it; the cohort; the consent withdrawals, unless no stored row is withdrawn.
     pub(super) async fn row_filter(
         &self,
         db: &str,
@@ -158,6 +160,11 @@ impl Builder<'_> {
         }
         if let Some(cohort) = &self.cohort {
             parts.push(cohort.call(vec![col("person_idx")]));
+        }
+        if let Some(keep) = self.withdrawn.as_ref().and_then(|w| w.keep(table))
+            && self.any_row_fails(db, table, &keep).await?
+        {
+            parts.push(keep);
         }
         let filter = conjunction(parts);
         self.memo().insert(key, filter.clone());

@@ -27,7 +27,7 @@ use niji_store::Registry;
 use niji_store::parents::{PARENT_FACILITY, PARENT_PERIOD, PARENT_PERSON};
 use niji_store::{Manifest, Store};
 
-use crate::udf::{CohortUdf, PseudonymUdf, RecordKeyUdf};
+use crate::udf::{PersonSetUdf, PseudonymUdf, RecordKeyUdf};
 use crate::{Limits, Mode, SandboxError};
 
 /// Catalog name of every project context; schemas are database names and `work`.
@@ -37,10 +37,13 @@ pub const WORKSPACE: &str = "work";
 mod builder;
 mod filters;
 mod provider;
+mod withdrawn;
 
 use builder::Builder;
 use filters::*;
 pub use provider::ProjectView;
+use withdrawn::Withdrawn;
+pub use withdrawn::{RegistrationRows, registration_rows};
 
 /// The project's own context over one store (real or dummy).
 pub struct ProjectEnv {
@@ -55,6 +58,8 @@ pub struct ProjectEnv {
     work_schema: Arc<MemorySchemaProvider>,
     /// The store as it was when the views were built (they depend on its contents).
     pub built_from: StoreStamp,
+    /// How many consent withdrawals the views leave out (they only grow).
+    pub withdrawals: i64,
     /// The ceilings of the approved views' columns, from the store's manifests: only of views
     /// whose rows are stored rows, each once, and whose persons are those the ceilings were
     /// summed by; the strata of views whose rows are all of a table's stored rows; and the
@@ -96,6 +101,16 @@ pub fn store_stamp(data_dir: &Path) -> StoreStamp {
     stamp
 }
 
+/// What a project's views are built over: a store (the real one, or the dummy one), the key
+/// it was pseudonymised with (the custodian key, or the dummy store's), and the consent
+/// withdrawals to leave out (none in the dummy store).
+#[derive(Debug, Clone, Copy)]
+pub struct StoreSource<'a> {
+    pub data_dir: &'a Path,
+    pub key: &'a CustodianKey,
+    pub withdrawals: &'a niji_governance::Withdrawals,
+}
+
 impl std::fmt::Debug for ProjectEnv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProjectEnv")
@@ -122,17 +137,20 @@ pub fn session_config(limits: &Limits) -> SessionConfig {
 }
 
 impl ProjectEnv {
-    /// Builds the context of `spec` over the store in `data_dir` (the real store, or the dummy
-    /// one), keyed by `key` (the custodian key, or the dummy store's key).
+    /// Builds the context of `spec` over `source`: the real store or the dummy one.
     pub async fn build(
         spec: &ProjectSpec,
         mode: Mode,
         catalog: &Catalog,
-        data_dir: &Path,
-        key: &CustodianKey,
+        source: &StoreSource<'_>,
         limits: &Limits,
         workspace_dir: PathBuf,
     ) -> Result<Self, SandboxError> {
+        let StoreSource {
+            data_dir,
+            key,
+            withdrawals,
+        } = *source;
         let built_from = store_stamp(data_dir);
         let store = Store::new(data_dir);
         let registry = Registry::load(&store.registry_dir(), &key.version())
@@ -169,13 +187,29 @@ impl ProjectEnv {
             pseudonyms,
             record_key: RecordKeyUdf::new_udf(label.clone(), rk),
             cohort: None,
+            withdrawn: None,
             row_filters: std::sync::Mutex::new(BTreeMap::new()),
         };
         if let Some(members) = builder.cohort_members().await? {
             tracing::info!(project = %spec.id, mode = mode.as_str(), persons = members.len(), "cohort");
-            builder.cohort = Some(CohortUdf::new_udf(
-                label.clone(),
-                Arc::new(CohortUdf::bitmap(members)),
+            builder.cohort = Some(PersonSetUdf::cohort(
+                &label,
+                Arc::new(PersonSetUdf::bitmap(members)),
+            ));
+        }
+        if !withdrawals.research_ids.is_empty() {
+            let found = registration_rows(
+                &builder.internal,
+                &builder.store,
+                catalog,
+                &withdrawals.research_ids,
+            )
+            .await?;
+            tracing::info!(project = %spec.id, mode = mode.as_str(), withdrawals = withdrawals.count, persons = found.persons.len(), "consent withdrawals");
+            builder.withdrawn = Some(Withdrawn::new(
+                &label,
+                &withdrawals.research_ids,
+                found.persons,
             ));
         }
 
@@ -230,6 +264,7 @@ impl ProjectEnv {
             workspace_dir,
             work_schema,
             built_from,
+            withdrawals: withdrawals.count,
             bounds,
         };
         env.load_workspace().await?;

@@ -2,12 +2,14 @@
 
 mod attacks;
 mod benign;
+mod consent;
 mod disclosure;
 mod fixture;
 mod ledgers;
 mod monitoring;
 mod outputs;
 mod projects;
+mod scripts;
 mod shortcuts;
 mod side_channels;
 mod slt;

@@ -1,0 +1,104 @@
+//! Consent withdrawals in the views: the rows of each withdrawn registration (by its 研究用ID,
+//! in the consent-based tables) and every row of its person (by person index, in every
+//! person-level table of every database) are left out.
+
+use super::*;
+
+/// Where the withdrawn registrations are in the store.
+#[derive(Debug, Default)]
+pub struct RegistrationRows {
+    /// Stored rows carrying one of the 研究用IDs.
+    pub rows: u64,
+    /// Their persons (rows without an ID5 have none).
+    pub persons: Vec<u32>,
+}
+
+/// Finds the rows of the registrations `research_ids` in every stored table that has a
+/// 研究用ID.
+pub async fn registration_rows(
+    ctx: &SessionContext,
+    store: &Store,
+    catalog: &Catalog,
+    research_ids: &[String],
+) -> Result<RegistrationRows, SandboxError> {
+    let mut found = RegistrationRows::default();
+    if research_ids.is_empty() {
+        return Ok(found);
+    }
+    let ids: Vec<Expr> = research_ids.iter().map(|r| lit(r.as_str())).collect();
+    let mut persons = BTreeSet::new();
+    for (db, database) in &catalog.databases {
+        for table in database.tables.iter().filter(|t| has_research_id(t)) {
+            // A table not ingested, or ingested empty, has no files to read.
+            let stored = store
+                .manifest(db, &table.name)
+                .map_err(|e| SandboxError::Unavailable(format!("{db}.{}: {e}", table.name)))?;
+            if stored.is_none_or(|m| m.parts.is_empty()) {
+                continue;
+            }
+            let dir = store.table_dir(db, &table.name);
+            let batches = ctx
+                .read_parquet(
+                    dir.to_string_lossy().into_owned(),
+                    ParquetReadOptions::default(),
+                )
+                .await?
+                .filter(col("research_id").in_list(ids.clone(), false))?
+                .select(vec![col("person_idx")])?
+                .collect()
+                .await?;
+            for b in &batches {
+                found.rows += b.num_rows() as u64;
+                let idx = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::UInt32Array>()
+                    .ok_or_else(|| {
+                        SandboxError::Unavailable("person index is not UInt32".into())
+                    })?;
+                persons.extend(idx.iter().flatten());
+            }
+        }
+    }
+    found.persons = persons.into_iter().collect();
+    Ok(found)
+}
+
+fn has_research_id(table: &Table) -> bool {
+    table.identifiers.iter().any(|i| i == "research_id")
+}
+
+/// The withdrawals a project's views leave out.
+pub(super) struct Withdrawn {
+    research_ids: Vec<Expr>,
+    persons: Option<ScalarUDF>,
+}
+
+impl Withdrawn {
+    pub(super) fn new(label: &str, research_ids: &[String], persons: Vec<u32>) -> Self {
+        Self {
+            research_ids: research_ids.iter().map(|r| lit(r.as_str())).collect(),
+            persons: (!persons.is_empty())
+                .then(|| PersonSetUdf::withdrawn(label, Arc::new(PersonSetUdf::bitmap(persons)))),
+        }
+    }
+
+    /// The rows of a person-level table that stay: not of a withdrawn person, and not of a
+    /// withdrawn registration (which may have no person).
+    pub(super) fn keep(&self, table: &Table) -> Option<Expr> {
+        let mut parts = Vec::new();
+        if let Some(udf) = &self.persons {
+            parts.push(datafusion::logical_expr::not(
+                udf.call(vec![col("person_idx")]),
+            ));
+        }
+        if has_research_id(table) && !self.research_ids.is_empty() {
+            parts.push(
+                col("research_id")
+                    .is_null()
+                    .or(col("research_id").in_list(self.research_ids.clone(), true)),
+            );
+        }
+        conjunction(parts)
+    }
+}
