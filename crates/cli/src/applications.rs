@@ -191,7 +191,7 @@ async fn applicant(v: &Visiting, user: &str, c: &ApplicationCommand) -> anyhow::
                 let spec = p.accept_decision(user, id, catalog).await?;
                 serde_json::json!({"application": id, "state": "active", "project": spec})
             }
-            ApplicationCommand::Show { id } => json(p.application_page(user, id, catalog).await?),
+            ApplicationCommand::Show { id } => json(v.application_page(user, id).await?),
             ApplicationCommand::List => json(p.my_applications(user, 500).await?),
             ApplicationCommand::Report { project, file } => {
                 let text = std::fs::read_to_string(file)

@@ -12,7 +12,7 @@ const MIN_REPORT: usize = 40;
 const MAX_REPORT: usize = 20_000;
 
 /// A completion report as kept.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CompletionReport {
     pub project: String,
     pub author: String,

@@ -11,7 +11,7 @@ use crate::applications::risk::CONSENT_BASED;
 use crate::{Action, GovernanceError, Platform};
 
 /// A withdrawal as kept.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Withdrawal {
     pub id: i64,
     pub database: String,

@@ -22,7 +22,7 @@ pub trait Stored: Copy + 'static {
 }
 
 /// How the automatic checks left a result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputOutcome {
     /// Nothing left (中間生成物).
@@ -43,7 +43,7 @@ impl Stored for OutputOutcome {
 }
 
 /// Where a held output stands in output checking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Review {
     /// Nobody asked for its release.
@@ -72,7 +72,7 @@ impl Stored for Review {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Output {
     pub id: String,
     pub project: String,

@@ -13,7 +13,9 @@ use sqlx::any::AnyRow;
 use crate::{GovernanceError, ProjectSpec};
 
 /// Platform-wide role of a user (project roles come from membership).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum UserRole {
     /// Applies for projects and works inside those they are members of.

@@ -13,7 +13,7 @@ const MAX_FILES: usize = 50;
 const MAX_FILE_BYTES: usize = 256 * 1024;
 
 /// One file of a bundle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScriptFile {
     pub name: String,
     pub sql: String,
@@ -37,7 +37,7 @@ pub fn bundle_digest(files: &[ScriptFile]) -> String {
     niji_pseudo::hex32(&h.finalize().into())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ScriptState {
     Submitted,
@@ -62,7 +62,7 @@ impl Stored for ScriptState {
 }
 
 /// One version of a script.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Script {
     pub project: String,
     pub name: String,

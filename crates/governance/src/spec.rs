@@ -14,7 +14,7 @@ use crate::GovernanceError;
 /// Name of the pseudonym column every person-level view gets.
 pub use niji_catalog::PSEUDONYM_COLUMN;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectSpec {
     /// Lower-case letters, digits and `-`/`_`; also the name of its directories.
@@ -38,7 +38,7 @@ pub struct ProjectSpec {
     pub min_persons: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovedTable {
     /// `db.table`.
@@ -50,7 +50,7 @@ pub struct ApprovedTable {
 
 /// The approved data period, months inclusive (`YYYY-MM`). Applied to every person-level
 /// table through the catalog's `period_column`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Period {
     pub from: String,
@@ -59,21 +59,21 @@ pub struct Period {
 
 /// A disease cohort: only persons with a code starting with one of `codes` in `source`
 /// (`db.table.column`) within the period appear, in every approved table of its linkage group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Cohort {
     pub source: String,
     pub codes: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Member {
     pub user: String,
     pub role: MemberRole,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MemberRole {
     /// 代表者: also sees the project's audit trail.
@@ -326,7 +326,7 @@ fn cohort_problems(catalog: &Catalog, cohort: &Cohort, out: &mut Problems) {
 
 /// One thing wrong with a form, named by its field (`tables[1].columns[0]`), so that a form
 /// can show it beside the field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,

@@ -22,6 +22,7 @@ pub mod guard;
 mod outcome;
 mod outputs;
 mod projects;
+mod risk;
 mod scope;
 mod scripts;
 mod settings;
@@ -106,6 +107,8 @@ pub struct Visiting {
     /// Real-data failures are recorded and counted one at a time (one alert at the limit).
     failure_lock: Mutex<()>,
     dummy_lock: Mutex<()>,
+    /// Persons per cohort code, for risk summaries (counted once per store state).
+    code_counts: Mutex<risk::CodeCounts>,
     make_dummy: DummyStoreMaker,
 }
 
@@ -154,6 +157,7 @@ impl Visiting {
             work_lock: Mutex::new(()),
             failure_lock: Mutex::new(()),
             dummy_lock: Mutex::new(()),
+            code_counts: Mutex::new(risk::CodeCounts::default()),
             make_dummy,
         })
     }

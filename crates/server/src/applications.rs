@@ -20,45 +20,48 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use niji_governance::applications::{Decision, Notification, QueueLine};
 use niji_governance::{
     ApplicationForm, ApplicationPage, Conditions, DecisionOutcome, FieldError, ReviewVote,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::http::SignedIn;
-use crate::status::ServerError;
+use crate::status::{ErrorBody, ServerError};
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/api/v1/applications", get(mine).post(draft))
-        .route("/api/v1/applications/{id}", get(page).put(edit))
-        .route("/api/v1/applications/{id}/submit", post(submit))
-        .route("/api/v1/applications/{id}/withdraw", post(withdraw))
-        .route("/api/v1/applications/{id}/accept", post(accept))
-        .route("/api/v1/applications/{id}/assignments", post(assign))
-        .route("/api/v1/applications/{id}/conflict", post(conflict))
-        .route("/api/v1/applications/{id}/votes", post(vote))
-        .route("/api/v1/applications/{id}/decision", post(decide))
-        .route("/api/v1/projects/{id}/amendments", post(amend))
-        .route("/api/v1/projects/{id}/report", post(report))
-        .route("/api/v1/review/queue", get(queue))
-        .route("/api/v1/notifications", get(notifications))
-        .route("/api/v1/notifications/read", post(read))
+/// The routes of applications and review, each registered with its documentation.
+pub fn api() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(mine, draft))
+        .routes(routes!(page, edit))
+        .routes(routes!(submit))
+        .routes(routes!(withdraw))
+        .routes(routes!(accept))
+        .routes(routes!(assign))
+        .routes(routes!(conflict))
+        .routes(routes!(vote))
+        .routes(routes!(decide))
+        .routes(routes!(amend))
+        .routes(routes!(report))
+        .routes(routes!(queue))
+        .routes(routes!(notifications))
+        .routes(routes!(read))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FormBody {
     form: ApplicationForm,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Drafted {
     application: String,
     /// What still stops submission, by field (a draft may be incomplete).
@@ -74,17 +77,18 @@ fn drafted(state: &AppState, application: String, form: &ApplicationForm) -> Jso
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Done {
     application: String,
     state: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Lines {
     applications: Vec<QueueLine>,
 }
 
+#[utoipa::path(post, path = "/api/v1/applications", tag = "applications", security(("session" = [])), request_body = FormBody, responses((status = 201, description = "a draft, with what still stops its submission", body = Drafted), (status = "4XX", description = "refused (422, with problems by field), denied, not found, not signed in", body = ErrorBody)))]
 async fn draft(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -98,6 +102,7 @@ async fn draft(
     ))
 }
 
+#[utoipa::path(post, path = "/api/v1/projects/{id}/amendments", tag = "applications", security(("session" = [])), params(("id" = String, Path, description = "project")), request_body = FormBody, responses((status = 201, description = "a draft amendment of a live project", body = Drafted), (status = "4XX", description = "refused (422, with problems by field), denied, not found, not signed in", body = ErrorBody)))]
 async fn amend(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -112,6 +117,7 @@ async fn amend(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/applications", tag = "applications", security(("session" = [])), responses((status = 200, description = "the caller's applications", body = Lines), (status = "4XX", description = "refused (422, with problems by field), denied, not found, not signed in", body = ErrorBody)))]
 async fn mine(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -124,18 +130,16 @@ async fn mine(
     Ok(Json(Lines { applications }))
 }
 
+#[utoipa::path(get, path = "/api/v1/applications/{id}", tag = "applications", security(("session" = [])), params(("id" = String, Path, description = "application")), responses((status = 200, body = ApplicationPage), (status = "4XX", description = "refused (422, with problems by field), denied, not found, not signed in", body = ErrorBody)))]
 async fn page(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
     Path(id): Path<String>,
 ) -> Result<Json<ApplicationPage>, ServerError> {
-    let p = state.visiting.platform();
-    Ok(Json(
-        p.application_page(&user, &id, state.visiting.catalog())
-            .await?,
-    ))
+    Ok(Json(state.visiting.application_page(&user, &id).await?))
 }
 
+#[utoipa::path(put, path = "/api/v1/applications/{id}", tag = "applications", security(("session" = [])), params(("id" = String, Path, description = "application")), request_body = FormBody, responses((status = 200, body = Drafted), (status = "4XX", description = "refused (422, with problems by field), denied, not found, not signed in", body = ErrorBody)))]
 async fn edit(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -150,6 +154,7 @@ async fn edit(
     Ok(drafted(&state, id, &body.form))
 }
 
+#[utoipa::path(post, path = "/api/v1/applications/{id}/submit", tag = "applications", security(("session" = [])), params(("id" = String, Path, description = "application")), responses((status = 200, body = Done), (status = "4XX", description = "refused (422, with problems by field), denied, not found, not signed in", body = ErrorBody)))]
 async fn submit(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -164,6 +169,7 @@ async fn submit(
     }))
 }
 
+#[utoipa::path(post, path = "/api/v1/applications/{id}/withdraw", tag = "applications", security(("session" = [])), params(("id" = String, Path, description = "application")), responses((status = 200, body = Done), (status = "4XX", description = "refused (422, with problems by field), denied, not found, not signed in", body = ErrorBody)))]
 async fn withdraw(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -180,12 +186,13 @@ async fn withdraw(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Accepted {
     application: String,
     project: niji_governance::ProjectSpec,
 }
 
+#[utoipa::path(post, path = "/api/v1/applications/{id}/accept", tag = "applications", security(("session" = [])), params(("id" = String, Path, description = "application")), responses((status = 200, description = "the project, live", body = Accepted), (status = "4XX", description = "refused (422, with problems by field), denied, not found, not signed in", body = ErrorBody)))]
 async fn accept(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -201,6 +208,7 @@ async fn accept(
     }))
 }
 
+#[utoipa::path(get, path = "/api/v1/review/queue", tag = "review", security(("session" = [])), responses((status = 200, description = "the chair's queue, or a member's assignments", body = Lines), (status = "4XX", description = "refused (422, with problems by field), denied, not found, not signed in", body = ErrorBody)))]
 async fn queue(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -209,20 +217,21 @@ async fn queue(
     Ok(Json(Lines { applications }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AssignBody {
     reviewer: String,
     databases: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Assigned {
     reviewer: String,
     /// Why the reviewer is recused, when they are.
     recused: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/applications/{id}/assignments", tag = "review", security(("session" = [])), params(("id" = String, Path, description = "application")), request_body = AssignBody, responses((status = 200, body = Assigned), (status = "4XX", description = "refused (422, with problems by field), denied, not found, not signed in", body = ErrorBody)))]
 async fn assign(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -239,12 +248,13 @@ async fn assign(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ConflictBody {
     reason: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/applications/{id}/conflict", tag = "review", security(("session" = [])), params(("id" = String, Path, description = "application")), request_body = ConflictBody, responses((status = 200, body = Done), (status = "4XX", description = "refused (422, with problems by field), denied, not found, not signed in", body = ErrorBody)))]
 async fn conflict(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -262,7 +272,7 @@ async fn conflict(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct VoteBody {
     vote: ReviewVote,
@@ -270,6 +280,7 @@ struct VoteBody {
     comments: BTreeMap<String, String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/applications/{id}/votes", tag = "review", security(("session" = [])), params(("id" = String, Path, description = "application")), request_body = VoteBody, responses((status = 200, body = Done), (status = "4XX", description = "refused (422, with problems by field), denied, not found, not signed in", body = ErrorBody)))]
 async fn vote(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -285,7 +296,7 @@ async fn vote(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DecisionBody {
     outcome: DecisionOutcome,
@@ -294,6 +305,7 @@ struct DecisionBody {
     reason: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/applications/{id}/decision", tag = "review", security(("session" = [])), params(("id" = String, Path, description = "application")), request_body = DecisionBody, responses((status = 200, body = Decision), (status = "4XX", description = "refused (422, with problems by field), denied, not found, not signed in", body = ErrorBody)))]
 async fn decide(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -314,17 +326,19 @@ async fn decide(
     Ok(Json(decision))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct UnreadParam {
     #[serde(default)]
     unread: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Notifications {
     notifications: Vec<Notification>,
 }
 
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "applications", security(("session" = [])), params(UnreadParam), responses((status = 200, body = Notifications), (status = "4XX", description = "refused (422, with problems by field), denied, not found, not signed in", body = ErrorBody)))]
 async fn notifications(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -338,17 +352,18 @@ async fn notifications(
     Ok(Json(Notifications { notifications }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReadBody {
     up_to: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Marked {
     marked: u64,
 }
 
+#[utoipa::path(post, path = "/api/v1/notifications/read", tag = "applications", security(("session" = [])), request_body = ReadBody, responses((status = 200, body = Marked), (status = "4XX", description = "refused (422, with problems by field), denied, not found, not signed in", body = ErrorBody)))]
 async fn read(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -362,12 +377,13 @@ async fn read(
     Ok(Json(Marked { marked }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReportBody {
     report: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/projects/{id}/report", tag = "applications", security(("session" = [])), params(("id" = String, Path, description = "project")), request_body = ReportBody, responses((status = 200, body = niji_governance::CompletionReport), (status = "4XX", description = "refused (422, with problems by field), denied, not found, not signed in", body = ErrorBody)))]
 async fn report(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,

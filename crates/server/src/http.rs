@@ -12,37 +12,89 @@
 //! - `GET /api/v1/health`
 //!
 //! - applications and their review: see `applications`
+//! - `GET /api/v1/openapi.json` → the OpenAPI document of all of these, derived from the
+//!   handlers and their types (a route cannot be added without being documented)
 //!
-//! Every route but sign-in and health needs `Authorization: Bearer <session>`.
+//! Every route but sign-in, health and the document needs `Authorization: Bearer <session>`.
 
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use niji_governance::{Output, Vote};
 use niji_sandbox::{Mode, QueryRequest, Scope};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::status::{ServerError, http_status};
+use crate::status::{ErrorBody, ServerError, http_status};
+
+/// The document's frame; the paths and schemas come from the routes registered below.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "niji HTTP API",
+        description = "The Visiting environment and application review of niji. Every route but sign-in, health and this document needs `Authorization: Bearer <session>` from /api/v1/signin. Errors are `ErrorBody` with the status of their kind: 401 credentials, 403 not permitted, 404 no such thing, 422 refused (with `problems` by field for a form), 429 busy, 504 time limit."
+    ),
+    modifiers(&SessionAuth),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+/// The bearer session every signed-in route requires.
+struct SessionAuth;
+
+impl utoipa::Modify for SessionAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every route, each registered with its documentation.
+fn api() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(signin))
+        .routes(routes!(query))
+        .routes(routes!(projects))
+        .routes(routes!(tables))
+        .routes(routes!(outputs))
+        .routes(routes!(output))
+        .routes(routes!(request_release))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .merge(crate::applications::api())
+}
+
+/// The OpenAPI document of the API, as served.
+pub fn openapi_json() -> String {
+    api().into_openapi().to_pretty_json().unwrap_or_default()
+}
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/api/v1/health", get(health))
-        .route("/api/v1/signin", post(signin))
-        .route("/api/v1/query", post(query))
-        .route("/api/v1/projects", get(projects))
-        .route("/api/v1/projects/{id}/tables", get(tables))
-        .route("/api/v1/outputs", get(outputs))
-        .route("/api/v1/outputs/{id}", get(output))
-        .route("/api/v1/outputs/{id}/request", post(request_release))
-        .route("/api/v1/outputs/{id}/approve", post(approve))
-        .route("/api/v1/outputs/{id}/reject", post(reject))
-        .merge(crate::applications::router())
+    let (router, _) = api().split_for_parts();
+    let document = openapi_json();
+    router
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    document,
+                )
+            }),
+        )
         .layer(axum::middleware::from_fn(trace_request))
         .with_state(state)
 }
@@ -74,29 +126,31 @@ impl FromRequestParts<Arc<AppState>> for SignedIn {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Health {
     status: &'static str,
 }
 
+#[utoipa::path(get, path = "/api/v1/health", tag = "session", responses((status = 200, body = Health)))]
 async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignIn {
     user: String,
     token: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Session {
     session: String,
     user: String,
     role: niji_governance::UserRole,
 }
 
+#[utoipa::path(post, path = "/api/v1/signin", tag = "session", request_body = SignIn, responses((status = 200, description = "a session for the bearer header", body = Session), (status = "4XX", description = "refused, denied, not found, not signed in", body = ErrorBody)))]
 async fn signin(
     State(state): State<Arc<AppState>>,
     Json(body): Json<SignIn>,
@@ -117,7 +171,7 @@ async fn signin(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct QueryBody {
     project: String,
@@ -126,6 +180,7 @@ struct QueryBody {
 }
 
 /// The outcome, whatever it is, with the status of its kind (200 for an answer, held or not).
+#[utoipa::path(post, path = "/api/v1/query", tag = "queries", security(("session" = [])), request_body = QueryBody, responses((status = 200, description = "the outcome: rows (dummy), released, suppressed or held", body = serde_json::Value), (status = "4XX", description = "refused, denied, not found, not signed in", body = ErrorBody)))]
 async fn query(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -144,18 +199,19 @@ async fn query(
     (http_status(&outcome), Json(outcome.to_json())).into_response()
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ProjectSummary {
     id: String,
     title: String,
     expires: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Projects {
     projects: Vec<ProjectSummary>,
 }
 
+#[utoipa::path(get, path = "/api/v1/projects", tag = "queries", security(("session" = [])), responses((status = 200, body = Projects), (status = "4XX", description = "refused, denied, not found, not signed in", body = ErrorBody)))]
 async fn projects(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -175,29 +231,31 @@ async fn projects(
     Ok(Json(Projects { projects }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ModeParam {
     mode: Option<Mode>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ColumnSummary {
     name: String,
     #[serde(rename = "type")]
     data_type: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct TableSummary {
     table: String,
     columns: Vec<ColumnSummary>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Tables {
     tables: Vec<TableSummary>,
 }
 
+#[utoipa::path(get, path = "/api/v1/projects/{id}/tables", tag = "queries", security(("session" = [])), params(("id" = String, Path, description = "project"), ModeParam), responses((status = 200, body = Tables), (status = "4XX", description = "refused, denied, not found, not signed in", body = ErrorBody)))]
 async fn tables(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -224,16 +282,18 @@ async fn tables(
     Ok(Json(Tables { tables }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ProjectParam {
     project: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Outputs {
     outputs: Vec<Output>,
 }
 
+#[utoipa::path(get, path = "/api/v1/outputs", tag = "outputs", security(("session" = [])), params(ProjectParam), responses((status = 200, body = Outputs), (status = "4XX", description = "refused, denied, not found, not signed in", body = ErrorBody)))]
 async fn outputs(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -247,6 +307,7 @@ async fn outputs(
     Ok(Json(Outputs { outputs }))
 }
 
+#[utoipa::path(get, path = "/api/v1/outputs/{id}", tag = "outputs", security(("session" = [])), params(("id" = String, Path, description = "output (query id)")), responses((status = 200, description = "SQL, findings, votes; for checkers the rows and the approval preview", body = serde_json::Value), (status = "4XX", description = "refused, denied, not found, not signed in", body = ErrorBody)))]
 async fn output(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -257,12 +318,13 @@ async fn output(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Justification {
     justification: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/outputs/{id}/request", tag = "outputs", security(("session" = [])), params(("id" = String, Path, description = "output (query id)")), request_body = Justification, responses((status = 200, body = Output), (status = "4XX", description = "refused, denied, not found, not signed in", body = ErrorBody)))]
 async fn request_release(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -276,12 +338,13 @@ async fn request_release(
     Ok(Json(output))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Reason {
     reason: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/outputs/{id}/approve", tag = "outputs", security(("session" = [])), params(("id" = String, Path, description = "output (query id)")), request_body = Reason, responses((status = 200, body = Output), (status = "4XX", description = "refused, denied, not found, not signed in", body = ErrorBody)))]
 async fn approve(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
@@ -295,6 +358,7 @@ async fn approve(
     Ok(Json(output))
 }
 
+#[utoipa::path(post, path = "/api/v1/outputs/{id}/reject", tag = "outputs", security(("session" = [])), params(("id" = String, Path, description = "output (query id)")), request_body = Reason, responses((status = 200, body = Output), (status = "4XX", description = "refused, denied, not found, not signed in", body = ErrorBody)))]
 async fn reject(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,

@@ -79,7 +79,7 @@ impl ServerError {
 }
 
 /// The body of every error answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub status: &'static str,
     pub message: String,

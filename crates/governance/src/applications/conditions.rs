@@ -11,14 +11,14 @@ use crate::spec::Problems;
 use crate::{ApplicationForm, FieldError, ProjectSpec};
 
 /// Per-database sub-decision (one application, several data holders' experts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DatabaseDecision {
     Approved,
     Rejected,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Conditions {
     /// Per table (`db.table`), the columns that remain; tables not named keep what was asked.

@@ -17,7 +17,7 @@ const MIN_PURPOSE: usize = 40;
 
 /// 公益性: why the use serves the public. Marketing is a category so that it can be named and
 /// refused, not silently mapped to something else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PublicInterest {
     /// 研究開発 (academic and industrial research and development).
@@ -32,7 +32,7 @@ pub enum PublicInterest {
 
 /// How the data are used. Only pseudonymised use in the Visiting environment exists; the form
 /// names it so that the applicant agrees to it explicitly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UseEnvironment {
     /// 仮名化情報を Visiting 環境で利用 (no extract leaves).
@@ -41,7 +41,7 @@ pub enum UseEnvironment {
 
 /// A file the applicant brings into the environment, named by its digest so that what runs is
 /// what was reviewed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BroughtInFile {
     pub name: String,
@@ -50,7 +50,7 @@ pub struct BroughtInFile {
     pub sha256: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BroughtInKind {
     /// 解析用 SQL.
@@ -60,7 +60,7 @@ pub enum BroughtInKind {
 }
 
 /// The application form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplicationForm {
     /// The project's id once approved (a-z, 0-9, '-', '_').

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::ApplicationForm;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RiskColumn {
     pub table: String,
     pub column: String,
@@ -17,7 +17,7 @@ pub struct RiskColumn {
     pub what: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RiskLevel {
     Low,
@@ -25,7 +25,7 @@ pub enum RiskLevel {
     High,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RiskSummary {
     pub level: RiskLevel,
     pub quasi_identifiers: Vec<RiskColumn>,
@@ -35,8 +35,51 @@ pub struct RiskSummary {
     pub linkage: Vec<Vec<String>>,
     /// Consent-based databases (難病DB, 小慢DB): withdrawals apply to every project.
     pub consent_based: Vec<String>,
+    /// Persons in the store per code the cohort asks for (filled in by the sandbox, which
+    /// reads the store; empty without a cohort).
+    pub codes: Vec<CodeCount>,
     /// Why the level is what it is.
     pub reasons: Vec<String>,
+}
+
+/// Persons in the store with a code the cohort asks for, at the requested granularity (the
+/// code as a prefix). Under the disclosure threshold of its database the count is not shown.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CodeCount {
+    /// `db.table.column`.
+    pub source: String,
+    pub code: String,
+    /// The count, when it is at least the threshold.
+    pub persons: Option<u64>,
+    pub threshold: u64,
+    pub under_threshold: bool,
+}
+
+impl RiskSummary {
+    /// Adds the store's counts; codes under the threshold raise the level.
+    pub fn add_code_counts(&mut self, counts: Vec<CodeCount>) {
+        let under: Vec<&str> = counts
+            .iter()
+            .filter(|c| c.under_threshold)
+            .map(|c| c.code.as_str())
+            .collect();
+        if !under.is_empty() {
+            self.reasons.push(format!(
+                "codes with fewer persons than the disclosure threshold in the store: {}",
+                under.join(", ")
+            ));
+            self.level = level_of(self.reasons.len());
+        }
+        self.codes = counts;
+    }
+}
+
+fn level_of(reasons: usize) -> RiskLevel {
+    match reasons {
+        0 => RiskLevel::Low,
+        1 | 2 => RiskLevel::Elevated,
+        _ => RiskLevel::High,
+    }
 }
 
 /// Databases whose persons consented (and may withdraw).
@@ -106,11 +149,7 @@ pub fn summarise(form: &ApplicationForm, catalog: &Catalog) -> RiskSummary {
     if !consent_based.is_empty() {
         reasons.push("rare diseases: few persons per disease".into());
     }
-    let level = match reasons.len() {
-        0 => RiskLevel::Low,
-        1 | 2 => RiskLevel::Elevated,
-        _ => RiskLevel::High,
-    };
+    let level = level_of(reasons.len());
     RiskSummary {
         level,
         quasi_identifiers: quasi,
@@ -118,6 +157,7 @@ pub fn summarise(form: &ApplicationForm, catalog: &Catalog) -> RiskSummary {
         sensitive,
         linkage: form.linkage.clone(),
         consent_based,
+        codes: Vec::new(),
         reasons,
     }
 }

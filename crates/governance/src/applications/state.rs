@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Stored;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApplicationState {
     Draft,
@@ -82,7 +82,7 @@ impl ApplicationState {
 }
 
 /// A new project, or a change to an active one (columns, period, members, duration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApplicationKind {
     New,
@@ -101,7 +101,7 @@ impl Stored for ApplicationKind {
 }
 
 /// A reviewer's vote on one submitted version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewVote {
     Approve,
@@ -129,7 +129,7 @@ impl Stored for ReviewVote {
 }
 
 /// What the chair signs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DecisionOutcome {
     Approved,

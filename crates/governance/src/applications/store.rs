@@ -14,7 +14,7 @@ use super::{
 use crate::{GovernanceError, PlatformDb, Stored};
 
 /// An application as stored.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Application {
     pub id: String,
     pub kind: ApplicationKind,
@@ -39,7 +39,7 @@ pub struct Application {
 }
 
 /// One line of a list: what a queue or an applicant's list shows.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ApplicationLine {
     pub id: String,
     pub kind: ApplicationKind,
@@ -51,7 +51,7 @@ pub struct ApplicationLine {
     pub due_on: Option<String>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Assignment {
     pub reviewer: String,
     pub databases: Vec<String>,
@@ -61,7 +61,7 @@ pub struct Assignment {
     pub conflict: Option<String>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct CastReview {
     pub reviewer: String,
     pub version: i64,
@@ -71,7 +71,7 @@ pub struct CastReview {
     pub voted_at: String,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Decision {
     pub version: i64,
     pub outcome: DecisionOutcome,
@@ -81,7 +81,7 @@ pub struct Decision {
     pub signed_at: String,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Notification {
     pub id: i64,
     pub application: Option<String>,

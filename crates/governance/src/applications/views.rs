@@ -13,7 +13,7 @@ use crate::service::today;
 use crate::{Action, GovernanceError, Platform};
 
 /// One phase's length.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PhaseTime {
     pub phase: &'static str,
     pub from: String,
@@ -23,7 +23,7 @@ pub struct PhaseTime {
 }
 
 /// An application as its page shows it to one reader.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApplicationPage {
     pub application: Application,
     /// The state as of today (an active application whose project expired is expired).
@@ -41,7 +41,7 @@ pub struct ApplicationPage {
 }
 
 /// A queue or list line with its overdue flag.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct QueueLine {
     #[serde(flatten)]
     pub line: ApplicationLine,

@@ -48,7 +48,7 @@ pub(super) fn on_carried(filter: &Expr, parent: &Table, details: &DFSchemaRef) -
     followed.then_some(rewritten)
 }
 
-pub(super) fn escape_like(s: &str) -> String {
+pub(crate) fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")

@@ -40,6 +40,7 @@ mod provider;
 mod withdrawn;
 
 use builder::Builder;
+pub(crate) use filters::escape_like;
 use filters::*;
 pub use provider::ProjectView;
 use withdrawn::Withdrawn;

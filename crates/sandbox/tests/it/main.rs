@@ -9,6 +9,7 @@ mod ledgers;
 mod monitoring;
 mod outputs;
 mod projects;
+mod risk;
 mod scripts;
 mod shortcuts;
 mod side_channels;

@@ -3,4 +3,5 @@
 mod adbc;
 mod applications;
 mod http;
+mod openapi;
 mod support;
