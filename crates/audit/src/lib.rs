@@ -198,6 +198,23 @@ pub fn rfc3339(at: SystemTime) -> String {
     )
 }
 
+/// The time of a timestamp written by [`rfc3339`] (`YYYY-MM-DDTHH:MM:SS.mmmZ`); `None` for
+/// anything else.
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let (date, time) = text.strip_suffix('Z')?.split_once('T')?;
+    let day = niji_pseudo::date::parse_date(date).ok()?;
+    let (hms, millis) = time.split_once('.')?;
+    let mut parts = hms.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, sec) = (parts.next()??, parts.next()??, parts.next()??);
+    let millis: u64 = millis.parse().ok()?;
+    if h > 23 || m > 59 || sec > 59 || millis > 999 {
+        return None;
+    }
+    let days = u64::try_from(day.days_since_epoch()).ok()?;
+    let secs = days * 86_400 + h * 3600 + m * 60 + sec;
+    Some(UNIX_EPOCH + std::time::Duration::from_millis(secs * 1000 + millis))
+}
+
 impl AuditLog {
     /// Opens (creating if needed) the log in the database at `url` with its head anchored
     /// in `anchor`, a file that should live outside the data directory (beside the key).
@@ -450,5 +467,18 @@ impl AuditLog {
             anchored,
             problems,
         })
+    }
+}
+
+#[cfg(test)]
+mod timestamp_tests {
+    use super::*;
+
+    #[test]
+    fn a_timestamp_reads_back_as_the_time_it_was_written() {
+        let at = UNIX_EPOCH + std::time::Duration::from_millis(1_796_000_123_456);
+        assert_eq!(parse_rfc3339(&rfc3339(at)), Some(at));
+        assert_eq!(parse_rfc3339("2026-12-06"), None);
+        assert_eq!(parse_rfc3339("2026-12-06T24:00:00.000Z"), None);
     }
 }

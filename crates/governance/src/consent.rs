@@ -23,12 +23,17 @@ pub struct Withdrawal {
     pub recorded_at: String,
 }
 
-/// What the sandbox knows of the withdrawals: how many (they only grow, so the count says
-/// whether views built earlier are still right) and their 研究用IDs.
+/// What the sandbox knows of the withdrawals: their 研究用IDs, in the order recorded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Withdrawals {
-    pub count: i64,
     pub research_ids: Vec<String>,
+}
+
+impl Withdrawals {
+    /// How many: they only grow, so the count says whether views built earlier are right.
+    pub fn count(&self) -> i64 {
+        i64::try_from(self.research_ids.len()).unwrap_or(i64::MAX)
+    }
 }
 
 impl Platform {
@@ -151,10 +156,7 @@ impl Platform {
             sqlx::query_scalar("SELECT research_id FROM consent_withdrawals ORDER BY id")
                 .fetch_all(self.db().pool())
                 .await?;
-        Ok(Withdrawals {
-            count: research_ids.len() as i64,
-            research_ids,
-        })
+        Ok(Withdrawals { research_ids })
     }
 
     /// Whether a withdrawal was recorded at or after `since` (RFC 3339, as every timestamp here).

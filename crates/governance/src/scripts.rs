@@ -25,14 +25,15 @@ impl ScriptFile {
     }
 }
 
-/// The digest of a bundle: its files' names and contents, in the order they run.
+/// The digest of a bundle: its files' names and contents, in the order they run. Each field
+/// is length-prefixed, so no choice of names makes two bundles one.
 pub fn bundle_digest(files: &[ScriptFile]) -> String {
     let mut h = Sha256::new();
     for f in files {
-        h.update(f.name.as_bytes());
-        h.update([0]);
-        h.update(f.sha256().as_bytes());
-        h.update([b'\n']);
+        for field in [f.name.as_bytes(), f.sha256().as_bytes()] {
+            h.update((field.len() as u64).to_le_bytes());
+            h.update(field);
+        }
     }
     niji_pseudo::hex32(&h.finalize().into())
 }
@@ -96,15 +97,15 @@ fn script_of(r: &sqlx::any::AnyRow) -> Result<Script, GovernanceError> {
 }
 
 impl Platform {
-    /// Keeps a new version of script `name` of `project`, submitted by a member of the project
-    /// after the sandbox checked it. The same content twice is one version.
-    pub async fn submit_script(
+    /// Refused unless `actor` is a member of live `project` and the bundle is within bounds:
+    /// checked before the sandbox spends anything on checking its statements.
+    pub async fn may_submit_script(
         &self,
         actor: &str,
         project: &str,
         name: &str,
         files: &[ScriptFile],
-    ) -> Result<Script, GovernanceError> {
+    ) -> Result<(), GovernanceError> {
         self.authorize(actor, project, Action::WriteWorkspace)
             .await?;
         if !crate::platform::is_plain_name(name) {
@@ -117,13 +118,35 @@ impl Platform {
                 "a script is 1-{MAX_FILES} SQL files"
             )));
         }
-        if let Some(f) = files.iter().find(|f| f.sql.len() > MAX_FILE_BYTES) {
-            return Err(GovernanceError::Refused(format!(
-                "{} is over {} KiB",
-                f.name,
-                MAX_FILE_BYTES / 1024
-            )));
+        let mut names = std::collections::BTreeSet::new();
+        for f in files {
+            if !crate::platform::is_plain_name(&f.name) || !names.insert(f.name.as_str()) {
+                return Err(GovernanceError::Refused(format!(
+                    "file names are distinct, 1-64 of letters, digits, '-', '_', '.' ({:?})",
+                    f.name
+                )));
+            }
+            if f.sql.len() > MAX_FILE_BYTES {
+                return Err(GovernanceError::Refused(format!(
+                    "{} is over {} KiB",
+                    f.name,
+                    MAX_FILE_BYTES / 1024
+                )));
+            }
         }
+        Ok(())
+    }
+
+    /// Keeps a new version of script `name` of `project`, submitted by a member of the project
+    /// after the sandbox checked it. The same content twice is one version.
+    pub async fn submit_script(
+        &self,
+        actor: &str,
+        project: &str,
+        name: &str,
+        files: &[ScriptFile],
+    ) -> Result<Script, GovernanceError> {
+        self.may_submit_script(actor, project, name, files).await?;
         let digest = bundle_digest(files);
         let mut tx = self.db().db.begin_write("scripts").await?;
         let same: Option<i64> = sqlx::query_scalar(
@@ -200,18 +223,23 @@ impl Platform {
             .await?
             .ok_or_else(|| GovernanceError::NotFound(format!("project {project}")))?
             .spec;
-        if spec.members.iter().any(|m| m.user == actor) {
+        if actor == script.submitted_by || spec.members.iter().any(|m| m.user == actor) {
             let e = GovernanceError::Denied(format!(
-                "{actor} is a member of {project} and cannot approve its scripts"
+                "{actor} submitted {name} or is a member of {project}, and cannot approve it"
             ));
             return Err(self.refuse_script(actor, "decide", project, name, e).await);
         }
-        let theirs = self.db().organisation_of(&script.submitted_by).await?;
-        if theirs.is_some() && theirs == self.db().organisation_of(actor).await? {
-            let e = GovernanceError::Denied(format!(
-                "{actor} is of the submitter's organisation and is recused"
-            ));
-            return Err(self.refuse_script(actor, "decide", project, name, e).await);
+        if let Some(mine) = self.db().organisation_of(actor).await? {
+            let mut theirs = vec![script.submitted_by.clone()];
+            theirs.extend(spec.members.iter().map(|m| m.user.clone()));
+            for user in &theirs {
+                if self.db().organisation_of(user).await?.as_ref() == Some(&mine) {
+                    let e = GovernanceError::Denied(format!(
+                        "{actor} is of the organisation of {user} ({project}) and is recused"
+                    ));
+                    return Err(self.refuse_script(actor, "decide", project, name, e).await);
+                }
+            }
         }
         if script.state != ScriptState::Submitted {
             return Err(GovernanceError::Refused(format!(
@@ -330,11 +358,8 @@ impl Platform {
         actor: &str,
         project: &str,
     ) -> Result<Vec<Script>, GovernanceError> {
-        if self
-            .may(actor, Action::ApproveScripts, "read scripts")
-            .await
-            .is_err()
-        {
+        // Reviewers read every project's scripts; anyone else only as a member.
+        if !self.allows(actor, "", Action::ApproveScripts).await {
             self.authorize(actor, project, Action::QueryDummy).await?;
         }
         let rows = sqlx::query(

@@ -1,9 +1,9 @@
 //! Recording a consent withdrawal (同意撤回): the registration's 研究用ID under the custodian
-//! key, its rows in the store, the platform service's record. And what a withdrawal means for
-//! outputs held before it: released only if their query, run again, gives the same rows.
+//! key, its rows in the store, the platform service's record. What it means for outputs held
+//! before it is in `stale.rs`; for the views, in `views/withdrawn.rs`.
 
-use arrow::array::RecordBatch;
 use niji_governance::Withdrawal;
+use niji_governance::applications::risk::CONSENT_BASED;
 use niji_pseudo::{IdHasher, IdKind, Registration, hex32};
 use niji_store::Store;
 use serde::Serialize;
@@ -12,7 +12,7 @@ use crate::views::{self, RegistrationRows};
 use crate::{SandboxError, Visiting};
 
 /// What recording a withdrawal found and kept.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WithdrawalReport {
     pub withdrawal: String,
     pub database: String,
@@ -36,6 +36,12 @@ impl Visiting {
         not_yet_delivered: bool,
     ) -> Result<WithdrawalReport, SandboxError> {
         self.platform.may_record_withdrawals(actor).await?;
+        if !CONSENT_BASED.contains(&database) {
+            return Err(SandboxError::Refused(format!(
+                "{database} is not consent-based; withdrawals are recorded for {}",
+                CONSENT_BASED.join(", ")
+            )));
+        }
         let hasher = IdHasher::new(&self.key, IdKind::ResearchId);
         let research_id = hex32(&registration.research_id(&hasher));
         let found = self
@@ -80,49 +86,4 @@ impl Visiting {
         )
         .await
     }
-
-    /// Refuses to release a held output whose rows a withdrawal recorded since it was made
-    /// changed: `run_again` gives its rows in the project as it is now.
-    pub(crate) async fn unchanged_by_withdrawals(
-        &self,
-        created_at: &str,
-        held: &[RecordBatch],
-        run_again: impl std::future::Future<Output = Result<Vec<RecordBatch>, SandboxError>>,
-    ) -> Result<(), SandboxError> {
-        if !self.platform.withdrawn_since(created_at).await? {
-            return Ok(());
-        }
-        if sorted_rows(held)? != sorted_rows(&run_again.await?)? {
-            return Err(SandboxError::Refused(
-                "a person in this output has withdrawn consent since it was made: run its query again"
-                    .into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Every row as its cells' text, sorted: results compared whatever order they came in. The
-/// cells' facility sets are left out: they are kept in no fixed order, and a withdrawn person's
-/// rows show in the values and person sets anyway.
-fn sorted_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, SandboxError> {
-    use arrow::util::display::{ArrayFormatter, FormatOptions};
-    let options = FormatOptions::default().with_null("\u{0}");
-    let mut rows = Vec::new();
-    for b in batches {
-        let schema = b.schema();
-        let formatters = b
-            .columns()
-            .iter()
-            .zip(schema.fields())
-            .filter(|(_, f)| !f.name().starts_with(niji_disclosure::FACILITY))
-            .map(|(c, _)| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| SandboxError::Engine(e.into()))?;
-        for i in 0..b.num_rows() {
-            rows.push(formatters.iter().map(|f| f.value(i).to_string()).collect());
-        }
-    }
-    rows.sort();
-    Ok(rows)
 }

@@ -26,6 +26,7 @@ mod risk;
 mod scope;
 mod scripts;
 mod settings;
+mod stale;
 mod udf;
 pub mod views;
 
@@ -268,6 +269,16 @@ impl Visiting {
             )
             .await?,
         );
+        if !env.removed_for_consent.is_empty() {
+            let detail = serde_json::json!({
+                "project": spec.id, "tables": env.removed_for_consent,
+                "reason": "made before a consent withdrawal",
+            });
+            self.platform
+                .audit()
+                .append("niji", "workspace.withdrawn", &detail)
+                .await?;
+        }
         envs.insert(cache_key, env.clone());
         Ok(env)
     }

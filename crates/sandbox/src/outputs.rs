@@ -115,7 +115,9 @@ impl Visiting {
         let (mut result, mut preview) = (None, None);
         // A held query that failed while it ran kept no rows (its cause is in the audit log).
         let held_file = self.held_file(&output);
-        if live && checker && held_file.exists() {
+        // Rows made before a consent withdrawal may hold the withdrawn person: not shown.
+        let stale = live && checker && self.made_before_a_withdrawal(&output).await?;
+        if live && checker && !stale && held_file.exists() {
             let (schema, batches) = outcome::read_parquet(&held_file)?;
             let visible = visible_schema(&schema);
             let rows = batches.iter().map(RecordBatch::num_rows).sum();
@@ -218,7 +220,7 @@ impl Visiting {
             let (_, batches, _) = self.execute(&env, shadow.plan.clone()).await?;
             Ok(batches)
         };
-        self.unchanged_by_withdrawals(&output.created_at, held, run_again)
+        self.unchanged_by_withdrawals(output, held, run_again)
             .await?;
         Ok(shadow)
     }

@@ -4,9 +4,8 @@
 
 use std::collections::HashMap;
 
-use datafusion::common::Column;
-use datafusion::logical_expr::{JoinType, LogicalPlanBuilder, col, lit};
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::logical_expr::{col, lit};
+use datafusion::prelude::SessionContext;
 use niji_governance::applications::risk::CodeCount;
 use niji_governance::{ApplicationPage, Cohort};
 use niji_store::Store;
@@ -63,7 +62,11 @@ impl Visiting {
                 Some(n) => n,
                 None => {
                     let n = self.persons_with(db, name, column, code).await?;
-                    self.code_counts.lock().await.persons.insert(key, n);
+                    // Kept only if the store is still the one it was counted on.
+                    let mut cache = self.code_counts.lock().await;
+                    if cache.counted_on == stamp {
+                        cache.persons.insert(key, n);
+                    }
                     n
                 }
             };
@@ -88,59 +91,22 @@ impl Visiting {
         code: &str,
     ) -> Result<u64, SandboxError> {
         let store = Store::new(&self.settings.data_dir);
-        let ctx = SessionContext::new_with_config(views::session_config(&self.limits));
-        let scan = |table: String| {
-            let (store, ctx) = (&store, &ctx);
-            async move {
-                let stored = store
-                    .manifest(db, &table)
-                    .map_err(|e| SandboxError::Unavailable(format!("{db}.{table}: {e}")))?;
-                if stored.is_none_or(|m| m.parts.is_empty()) {
-                    return Ok(None);
-                }
-                let dir = store.table_dir(db, &table).to_string_lossy().into_owned();
-                let df = ctx.read_parquet(dir, ParquetReadOptions::default()).await?;
-                Ok::<_, SandboxError>(Some(df.into_unoptimized_plan()))
-            }
-        };
         let Some(table) = self.catalog.table(db, name) else {
             return Ok(0);
         };
-        let Some(rows) = scan(name.to_string()).await? else {
-            return Ok(0);
-        };
-        let matches = col(column).like(lit(format!("{}%", views::escape_like(code))));
-        let persons = match &table.parent {
-            Some(link) => {
-                let Some(parent) = scan(link.table.clone()).await? else {
-                    return Ok(0);
-                };
-                let details = LogicalPlanBuilder::from(rows)
-                    .filter(matches)?
-                    .project(vec![col(link.key.as_str())])?
-                    .alias("detail")?
-                    .build()?;
-                LogicalPlanBuilder::from(parent)
-                    .alias("parent")?
-                    .join(
-                        details,
-                        JoinType::LeftSemi,
-                        (
-                            vec![Column::new(Some("parent"), "record_key")],
-                            vec![Column::new(Some("detail"), link.key.as_str())],
-                        ),
-                        None,
-                    )?
-                    .build()?
+        let tables = std::iter::once(name).chain(table.parent.as_ref().map(|l| l.table.as_str()));
+        for t in tables {
+            if !views::has_rows(&store, db, t)? {
+                return Ok(0);
             }
-            None => LogicalPlanBuilder::from(rows).filter(matches)?.build()?,
-        };
-        let distinct = LogicalPlanBuilder::from(persons)
-            .filter(col("person_idx").is_not_null())?
-            .project(vec![col("person_idx")])?
-            .distinct()?
-            .build()?;
-        let batches = ctx.execute_logical_plan(distinct).await?.collect().await?;
-        Ok(batches.iter().map(|b| b.num_rows() as u64).sum())
+        }
+        let ctx = SessionContext::new_with_config(views::session_config(&self.limits));
+        let matches = col(column).like(lit(format!("{}%", views::escape_like(code))));
+        let persons =
+            views::persons_matching(&ctx, &store, &self.catalog, db, table, matches, |_| {
+                Ok(None)
+            })
+            .await?;
+        Ok(persons.len() as u64)
     }
 }

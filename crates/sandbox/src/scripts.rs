@@ -21,6 +21,9 @@ impl Visiting {
         name: &str,
         files: &[ScriptFile],
     ) -> Result<Script, SandboxError> {
+        self.platform
+            .may_submit_script(user, project, name, files)
+            .await?;
         let spec = self.authorize(user, project, Mode::Dummy).await?;
         let problems = self.check_script(&spec, files).await?;
         if !problems.is_empty() {
@@ -94,7 +97,8 @@ impl Visiting {
 
     /// Runs the approved script whose files are `files`, statement by statement through the
     /// chokepoint (every rule of a query applies to each), stopping at the first that does not
-    /// succeed. Files no approval covers are refused before anything runs.
+    /// succeed. Files no approval covers are refused before anything runs; what runs is the
+    /// stored approved version, not what the caller sent.
     pub async fn run_script(
         &self,
         user: &str,
@@ -108,7 +112,7 @@ impl Visiting {
             .approved_script(user, project, name, &bundle_digest(files))
             .await?;
         let mut outcomes = Vec::new();
-        'files: for file in files {
+        'files: for file in &script.files {
             let statements = split_statements(&file.sql).map_err(SandboxError::Refused)?;
             for sql in statements {
                 let outcome = self

@@ -11,7 +11,8 @@
 //! - `POST /api/v1/outputs/{id}/approve` / `.../reject` `{"reason"}` → a checker's vote
 //! - `GET /api/v1/health`
 //!
-//! - applications and their review: see `applications`
+//! - applications and their review: see `applications`; brought-in scripts: `scripts`;
+//!   consent withdrawals: `consent`
 //! - `GET /api/v1/openapi.json` → the OpenAPI document of all of these, derived from the
 //!   handlers and their types (a route cannot be added without being documented)
 //!
@@ -75,6 +76,8 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(approve))
         .routes(routes!(reject))
         .merge(crate::applications::api())
+        .merge(crate::scripts::api())
+        .merge(crate::consent::api())
 }
 
 /// The OpenAPI document of the API, as served.

@@ -3,8 +3,10 @@
 //! ([`niji_sandbox::Visiting::query`]) and nothing else to read data.
 
 mod applications;
+mod consent;
 mod flight;
 mod http;
+mod scripts;
 mod sessions;
 mod status;
 

@@ -52,7 +52,7 @@ async fn only_custodians_record_withdrawals_once_each(db: TestDb) {
     assert_eq!(p.withdrawal_count().await.unwrap(), 2);
     assert!(p.withdrawn_since(&before).await.unwrap());
     let all = p.withdrawals().await.unwrap();
-    assert_eq!(all.count, 2);
+    assert_eq!(all.count(), 2);
     assert_eq!(all.research_ids[0], REGISTRATION);
     assert_eq!(p.list_withdrawals("cathy").await.unwrap().len(), 2);
     // The log says that a withdrawal was recorded, not whose.

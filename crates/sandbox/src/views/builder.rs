@@ -22,19 +22,7 @@ pub(super) struct Builder<'a> {
 
 impl Builder<'_> {
     pub(super) async fn scan(&self, db: &str, table: &str) -> Result<LogicalPlan, SandboxError> {
-        let dir = self.store.table_dir(db, table);
-        if self.store.manifest(db, table).ok().flatten().is_none() {
-            // Fail closed: an approved table that was never ingested is not silently empty.
-            return Err(SandboxError::Unavailable(format!(
-                "{db}.{table} is approved but not in the store"
-            )));
-        }
-        let path = dir.to_string_lossy().into_owned();
-        let df = self
-            .internal
-            .read_parquet(path, ParquetReadOptions::default())
-            .await?;
-        Ok(df.into_unoptimized_plan())
+        scan_stored(&self.internal, &self.store, db, table).await
     }
 
     /// Whether the details in `db.table` carry the person and facility of the parent now in
@@ -384,63 +372,22 @@ impl Builder<'_> {
             (Some(d), Some(t), Some(c)) => (d, t, c),
             _ => return Err(SandboxError::Unavailable("cohort source".into())),
         };
-        let table = self.table(db, name)?;
         let matches = conjunction_or(
             cohort
                 .codes
                 .iter()
                 .map(|code| col(column).like(lit(format!("{}%", escape_like(code))))),
         );
-        let persons = if let Some(link) = &table.parent {
-            let parent = self.table(db, &link.table)?;
-            let details = LogicalPlanBuilder::from(self.scan(db, name).await?)
-                .filter(matches)?
-                .project(vec![col(link.key.as_str())])?
-                .alias("detail")?
-                .build()?;
-            let mut parent_rows = LogicalPlanBuilder::from(self.scan(db, &parent.name).await?);
-            if let Some(f) = self.period_filter(parent)? {
-                parent_rows = parent_rows.filter(f)?;
-            }
-            parent_rows
-                .alias("parent")?
-                .join(
-                    details,
-                    JoinType::LeftSemi,
-                    (
-                        vec![Column::new(Some("parent"), "record_key")],
-                        vec![Column::new(Some("detail"), link.key.as_str())],
-                    ),
-                    None,
-                )?
-                .build()?
-        } else {
-            let mut b = LogicalPlanBuilder::from(self.scan(db, name).await?).filter(matches)?;
-            if let Some(f) = self.period_filter(table)? {
-                b = b.filter(f)?;
-            }
-            b.build()?
-        };
-        let distinct = LogicalPlanBuilder::from(persons)
-            .filter(col("person_idx").is_not_null())?
-            .project(vec![col("person_idx")])?
-            .distinct()?
-            .build()?;
-        let batches = self
-            .internal
-            .execute_logical_plan(distinct)
-            .await?
-            .collect()
-            .await?;
-        let mut out = Vec::new();
-        for b in &batches {
-            let a = b
-                .column(0)
-                .as_any()
-                .downcast_ref::<arrow::array::UInt32Array>()
-                .ok_or_else(|| SandboxError::Unavailable("person index is not UInt32".into()))?;
-            out.extend(a.iter().flatten());
-        }
-        Ok(Some(out))
+        let persons = persons_matching(
+            &self.internal,
+            &self.store,
+            self.catalog,
+            db,
+            self.table(db, name)?,
+            matches,
+            |t| self.period_filter(t),
+        )
+        .await?;
+        Ok(Some(persons))
     }
 }

@@ -36,12 +36,15 @@ pub const WORKSPACE: &str = "work";
 
 mod builder;
 mod filters;
+mod persons;
 mod provider;
 mod withdrawn;
 
 use builder::Builder;
 pub(crate) use filters::escape_like;
 use filters::*;
+pub(crate) use persons::{has_rows, persons_matching};
+use persons::{person_indexes, scan_stored};
 pub use provider::ProjectView;
 use withdrawn::Withdrawn;
 pub use withdrawn::{RegistrationRows, registration_rows};
@@ -61,6 +64,8 @@ pub struct ProjectEnv {
     pub built_from: StoreStamp,
     /// How many consent withdrawals the views leave out (they only grow).
     pub withdrawals: i64,
+    /// Real-data work tables deleted while building: made before a consent withdrawal.
+    pub removed_for_consent: Vec<String>,
     /// The ceilings of the approved views' columns, from the store's manifests: only of views
     /// whose rows are stored rows, each once, and whose persons are those the ceilings were
     /// summed by; the strata of views whose rows are all of a table's stored rows; and the
@@ -206,7 +211,7 @@ impl ProjectEnv {
                 &withdrawals.research_ids,
             )
             .await?;
-            tracing::info!(project = %spec.id, mode = mode.as_str(), withdrawals = withdrawals.count, persons = found.persons.len(), "consent withdrawals");
+            tracing::info!(project = %spec.id, mode = mode.as_str(), withdrawals = withdrawals.count(), persons = found.persons.len(), "consent withdrawals");
             builder.withdrawn = Some(Withdrawn::new(
                 &label,
                 &withdrawals.research_ids,
@@ -256,7 +261,7 @@ impl ProjectEnv {
             }
             root.register_schema(WORKSPACE, work_schema.clone())?;
         }
-        let env = Self {
+        let mut env = Self {
             spec: spec.clone(),
             mode,
             ctx,
@@ -265,7 +270,8 @@ impl ProjectEnv {
             workspace_dir,
             work_schema,
             built_from,
-            withdrawals: withdrawals.count,
+            withdrawals: withdrawals.count(),
+            removed_for_consent: Vec::new(),
             bounds,
         };
         env.load_workspace().await?;
@@ -276,7 +282,14 @@ impl ProjectEnv {
         self.workspace_dir.join(format!("{name}.parquet"))
     }
 
-    async fn load_workspace(&self) -> Result<(), SandboxError> {
+    /// Where the withdrawal count a work table was made under is kept.
+    fn work_withdrawals_file(&self, name: &str) -> PathBuf {
+        self.workspace_dir.join(format!("{name}.withdrawals"))
+    }
+
+    /// The work tables, but those made on real data before a consent withdrawal: they may
+    /// hold the withdrawn person, and are deleted (`removed_for_consent` names them).
+    async fn load_workspace(&mut self) -> Result<(), SandboxError> {
         let Ok(entries) = std::fs::read_dir(&self.workspace_dir) else {
             return Ok(());
         };
@@ -289,6 +302,15 @@ impl ProjectEnv {
             .collect();
         names.sort();
         for name in names {
+            let made_under = std::fs::read_to_string(self.work_withdrawals_file(&name))
+                .ok()
+                .and_then(|t| t.trim().parse::<i64>().ok())
+                .unwrap_or(0);
+            if self.mode == Mode::Real && made_under < self.withdrawals {
+                self.drop_work(&name)?;
+                self.removed_for_consent.push(name);
+                continue;
+            }
             self.register_work(&name).await?;
         }
         Ok(())
@@ -302,6 +324,12 @@ impl ProjectEnv {
         batches: &[arrow::array::RecordBatch],
     ) -> Result<(), SandboxError> {
         crate::outcome::write_parquet(&self.workspace_dir, name, schema, batches)?;
+        // Written after the table: a crash between leaves a table without a count, taken as
+        // made before every withdrawal (deleted at the next, never kept wrongly).
+        std::fs::write(
+            self.work_withdrawals_file(name),
+            self.withdrawals.to_string(),
+        )?;
         self.register_work(name).await
     }
 
@@ -334,6 +362,11 @@ impl ProjectEnv {
     /// Removes `work.<name>` from the catalog and disk; false when it did not exist.
     pub fn drop_work(&self, name: &str) -> Result<bool, SandboxError> {
         let existed = self.work_schema.deregister_table(name)?.is_some();
+        if let Err(e) = std::fs::remove_file(self.work_withdrawals_file(name))
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(SandboxError::Io(e));
+        }
         match std::fs::remove_file(self.work_file(name)) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(existed),

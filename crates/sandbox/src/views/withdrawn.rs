@@ -30,34 +30,16 @@ pub async fn registration_rows(
     for (db, database) in &catalog.databases {
         for table in database.tables.iter().filter(|t| has_research_id(t)) {
             // A table not ingested, or ingested empty, has no files to read.
-            let stored = store
-                .manifest(db, &table.name)
-                .map_err(|e| SandboxError::Unavailable(format!("{db}.{}: {e}", table.name)))?;
-            if stored.is_none_or(|m| m.parts.is_empty()) {
+            if !has_rows(store, db, &table.name)? {
                 continue;
             }
-            let dir = store.table_dir(db, &table.name);
-            let batches = ctx
-                .read_parquet(
-                    dir.to_string_lossy().into_owned(),
-                    ParquetReadOptions::default(),
-                )
-                .await?
+            let plan = LogicalPlanBuilder::from(scan_stored(ctx, store, db, &table.name).await?)
                 .filter(col("research_id").in_list(ids.clone(), false))?
-                .select(vec![col("person_idx")])?
-                .collect()
-                .await?;
-            for b in &batches {
-                found.rows += b.num_rows() as u64;
-                let idx = b
-                    .column(0)
-                    .as_any()
-                    .downcast_ref::<arrow::array::UInt32Array>()
-                    .ok_or_else(|| {
-                        SandboxError::Unavailable("person index is not UInt32".into())
-                    })?;
-                persons.extend(idx.iter().flatten());
-            }
+                .project(vec![col("person_idx")])?
+                .build()?;
+            let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+            found.rows += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+            persons.extend(person_indexes(&batches)?);
         }
     }
     found.persons = persons.into_iter().collect();

@@ -7,7 +7,7 @@
 use niji_governance::{GovernanceError, ScriptFile};
 use niji_sandbox::{Mode, SandboxError, Status};
 
-use crate::fixture::{Fixture, PROJECT};
+use crate::fixture::{Fixture, PROJECT, project_with};
 
 fn file(name: &str, sql: &str) -> ScriptFile {
     ScriptFile {
@@ -145,6 +145,32 @@ async fn the_guard_checks_every_statement_of_a_bundle_and_runs_need_the_approved
             .len(),
         2
     );
+    // A committee member who is also a member of the project decides nothing on its scripts.
+    project_with(&f, "joint", &["alice", "dora"], &[]).await;
+    v.submit_script("alice", "joint", "monthly", &changed)
+        .await
+        .unwrap();
+    let own = v
+        .platform()
+        .decide_script("dora", "joint", "monthly", 1, true, "")
+        .await
+        .unwrap_err();
+    assert!(own.to_string().contains("member of joint"), "{own}");
+    // File names are plain and distinct: no name makes two bundles one.
+    let mut odd = changed.clone();
+    odd[0].name = "01_visits.sql\u{0}x".into();
+    assert!(
+        v.submit_script("alice", PROJECT, "monthly", &odd)
+            .await
+            .is_err()
+    );
+    odd[0].name = odd[1].name.clone();
+    assert!(
+        v.submit_script("alice", PROJECT, "monthly", &odd)
+            .await
+            .is_err()
+    );
+
     // Someone outside the project runs nothing, approved or not.
     assert!(
         v.run_script("carol", PROJECT, "monthly", &changed, Mode::Dummy)

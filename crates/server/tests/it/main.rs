@@ -4,4 +4,5 @@ mod adbc;
 mod applications;
 mod http;
 mod openapi;
+mod scripts;
 mod support;
