@@ -8,10 +8,10 @@ use std::process::Command;
 /// receipts: every cell ACRO flags, niji flags too (the command fails otherwise).
 #[test]
 fn niji_flags_every_cell_acro_flags() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap();
+    // Read at run time: a test binary reused from another checkout (one target directory
+    // for several) must find this one's files.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo");
+    let repo = Path::new(&manifest).join("..").canonicalize().unwrap();
     let python = std::env::var_os("NIJI_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo.join(".venv/bin/python"));

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use niji_governance::Withdrawal;
 use niji_pseudo::Registration;
@@ -45,14 +46,20 @@ struct WithdrawBody {
 async fn withdraw(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
-    Json(body): Json<WithdrawBody>,
+    body: Result<Json<WithdrawBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<WithdrawalReport>), ServerError> {
-    // The permission first: a field error must not tell a non-custodian anything either.
+    // The permission first: whatever the body, a non-custodian learns only that they may not.
     state
         .visiting
         .platform()
         .may_record_withdrawals(&user)
         .await?;
+    // A body that does not parse is named, not quoted: the parser's message may hold a value.
+    let Json(body) = body.map_err(|_| {
+        ServerError::BadRequest(
+            "the body is JSON with database, kana_name, sex, birth_date and consent_no (strings) and not_yet_delivered (a boolean)".into(),
+        )
+    })?;
     let registration = Registration::parse(
         &body.kana_name,
         &body.sex,

@@ -101,6 +101,11 @@ async fn scripts_and_withdrawals_over_http_follow_the_same_rules() {
         }
         let (status, _) = s.request("GET", withdrawals, Some(&alice), None);
         assert_eq!(status, 403);
+        // A body that does not parse: refused as a researcher, named but never quoted as the
+        // custodian.
+        let garbled = json!({"database": "nanbyo", "kana_name": 19530606});
+        let (status, _) = s.request("POST", withdrawals, Some(&alice), Some(&garbled));
+        assert_eq!(status, 403);
         let (status, body) = s.request(
             "POST",
             "/api/v1/signin",
@@ -109,6 +114,9 @@ async fn scripts_and_withdrawals_over_http_follow_the_same_rules() {
         );
         assert_eq!(status, 200);
         let custodian = body["session"].as_str().expect("session").to_string();
+        let (status, answer) = s.request("POST", withdrawals, Some(&custodian), Some(&garbled));
+        assert_eq!(status, 422, "{answer}");
+        assert!(!answer.to_string().contains("19530606"), "{answer}");
         let (status, answer) =
             s.request("POST", withdrawals, Some(&custodian), Some(&registration));
         assert_eq!(status, 422, "nobody delivered it: {answer}");
