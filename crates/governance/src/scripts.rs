@@ -203,8 +203,8 @@ impl Platform {
         self.script(project, name, version).await
     }
 
-    /// A committee member's (or the chair's) decision on a submitted version. Nobody decides
-    /// on a script of a project they are a member of, or submitted from their organisation.
+    /// A committee member's (or the chair's) decision on a submitted version. The submitter,
+    /// the project's members and anyone of their organisations are recused.
     pub async fn decide_script(
         &self,
         actor: &str,

@@ -73,15 +73,14 @@ impl Visiting {
         database: &str,
         research_ids: &[String],
     ) -> Result<RegistrationRows, SandboxError> {
-        let mut catalog = (*self.catalog).clone();
-        catalog.databases.retain(|name, _| name == database);
         let ctx = datafusion::prelude::SessionContext::new_with_config(views::session_config(
             &self.limits,
         ));
         views::registration_rows(
             &ctx,
             &Store::new(&self.settings.data_dir),
-            &catalog,
+            &self.catalog,
+            Some(database),
             research_ids,
         )
         .await

@@ -208,6 +208,7 @@ impl ProjectEnv {
                 &builder.internal,
                 &builder.store,
                 catalog,
+                None,
                 &withdrawals.research_ids,
             )
             .await?;

@@ -14,11 +14,12 @@ pub struct RegistrationRows {
 }
 
 /// Finds the rows of the registrations `research_ids` in every stored table that has a
-/// 研究用ID.
+/// 研究用ID, of database `within` only when given.
 pub async fn registration_rows(
     ctx: &SessionContext,
     store: &Store,
     catalog: &Catalog,
+    within: Option<&str>,
     research_ids: &[String],
 ) -> Result<RegistrationRows, SandboxError> {
     let mut found = RegistrationRows::default();
@@ -27,7 +28,11 @@ pub async fn registration_rows(
     }
     let ids: Vec<Expr> = research_ids.iter().map(|r| lit(r.as_str())).collect();
     let mut persons = BTreeSet::new();
-    for (db, database) in &catalog.databases {
+    let databases = catalog
+        .databases
+        .iter()
+        .filter(|(db, _)| within.is_none_or(|w| w == db.as_str()));
+    for (db, database) in databases {
         for table in database.tables.iter().filter(|t| has_research_id(t)) {
             // A table not ingested, or ingested empty, has no files to read.
             if !has_rows(store, db, &table.name)? {
