@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod render;
+pub mod standard;
 pub use render::{display_width, render_table};
 
 #[derive(Debug, thiserror::Error)]

@@ -36,6 +36,10 @@ pub struct SynthArgs {
     /// Share of rows made defective, for the quarantine to catch.
     #[arg(long, default_value_t = 0.0005)]
     pub defect_rate: f64,
+    /// A 難病DB delivery alone: every person is a certified patient (for a registry of
+    /// national size, e.g. `--persons 1000000 --start 201904 --months 60`).
+    #[arg(long)]
+    pub nanbyo_registry: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +111,7 @@ pub fn synth(a: &SynthArgs) -> anyhow::Result<SynthReport> {
     cfg.months = a.months;
     cfg.copay_effect = a.copay_effect;
     cfg.defect_rate = a.defect_rate;
+    cfg.nanbyo_registry = a.nanbyo_registry;
     eprintln!(
         "synthesising {} persons (seed {}) into {}",
         a.persons,

@@ -9,6 +9,7 @@ mod applications;
 mod consent;
 mod context;
 mod custodian;
+mod datasets;
 mod demo;
 mod scripts;
 mod story;
@@ -94,6 +95,8 @@ enum Command {
     Script(scripts::ScriptArgs),
     /// Consent withdrawals of 難病DB and 小慢DB (the custodian's).
     Consent(consent::ConsentArgs),
+    /// Standard datasets: build, approve organisations, request, sign off, download.
+    Dataset(datasets::DatasetArgs),
     /// Serve the HTTP JSON API and the Flight SQL endpoint.
     Serve(visiting::ServeArgs),
 }
@@ -115,6 +118,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Review(_) => "review",
         Command::Script(_) => "script",
         Command::Consent(_) => "consent",
+        Command::Dataset(_) => "dataset",
         Command::Serve(_) => "serve",
     }
 }
@@ -178,6 +182,10 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Consent(a) => match consent::consent(&ctx, &cli.env, &a) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
+        Command::Dataset(a) => match datasets::dataset(&ctx, &cli.env, &a) {
             Ok(code) => return code,
             Err(e) => Err(e),
         },

@@ -59,6 +59,8 @@ pub enum RoleArg {
     OutputChecker,
     Custodian,
     Admin,
+    /// An organisation's analyst: standard datasets and feasibility counts only.
+    Analyst,
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,6 +200,7 @@ pub fn user(ctx: &Context, env: &EnvArgs, c: &UserCommand) -> anyhow::Result<()>
                     RoleArg::OutputChecker => UserRole::OutputChecker,
                     RoleArg::Custodian => UserRole::Custodian,
                     RoleArg::Admin => UserRole::Admin,
+                    RoleArg::Analyst => UserRole::Analyst,
                 };
                 let actor = custodian_actor();
                 let token = v.platform().add_user(&actor, name, role).await?;

@@ -46,6 +46,15 @@ pub enum Action {
     ReadAlerts,
     /// Approve or reject brought-in scripts (a committee member or the chair).
     ApproveScripts,
+    /// Build standard datasets, open them to approved organisations, approve organisations
+    /// (custodians).
+    ManageDatasets,
+    /// Request standard datasets on the short form (analysts and researchers).
+    RequestDatasets,
+    /// Sign off dataset requests (a committee member or the chair).
+    SignOffDatasets,
+    /// Download a standard dataset one's granted request covers.
+    DownloadDatasets,
 }
 
 impl Action {
@@ -71,6 +80,10 @@ impl Action {
             Action::WithdrawConsent => ("consent", "withdraw"),
             Action::ReadAlerts => ("alerts", "read"),
             Action::ApproveScripts => ("scripts", "approve"),
+            Action::ManageDatasets => ("datasets", "manage"),
+            Action::RequestDatasets => ("datasets", "request"),
+            Action::SignOffDatasets => ("datasets", "signoff"),
+            Action::DownloadDatasets => ("datasets", "download"),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod applications;
 mod authz;
 mod completion;
 mod consent;
+mod datasets;
 mod outputs;
 mod platform;
 mod review;
@@ -23,6 +24,9 @@ pub use applications::{
 pub use authz::{Action, Authz};
 pub use completion::CompletionReport;
 pub use consent::{Withdrawal, Withdrawals};
+pub use datasets::{
+    DATASET_BUILDER, DatasetRequest, DatasetRequestForm, DatasetVersion, GRANT_DAYS, RequestState,
+};
 pub use outputs::{CastVote, NewOutput, Output, OutputOutcome, Review, Stored, Vote};
 pub use platform::{PlatformDb, Project, ProjectState, User, UserRole, hash_token, new_token};
 pub use review::{OutputAccess, VoteTicket};

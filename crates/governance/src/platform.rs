@@ -30,16 +30,20 @@ pub enum UserRole {
     Custodian,
     /// Platform administrator: users and organisations.
     Admin,
+    /// An analyst of an organisation (a pharmaceutical company) that uses standard datasets
+    /// and feasibility counts, never a project's rows.
+    Analyst,
 }
 
 impl UserRole {
-    pub const ALL: [UserRole; 6] = [
+    pub const ALL: [UserRole; 7] = [
         UserRole::Researcher,
         UserRole::Committee,
         UserRole::Chair,
         UserRole::OutputChecker,
         UserRole::Custodian,
         UserRole::Admin,
+        UserRole::Analyst,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +54,7 @@ impl UserRole {
             UserRole::OutputChecker => "output_checker",
             UserRole::Custodian => "custodian",
             UserRole::Admin => "admin",
+            UserRole::Analyst => "analyst",
         }
     }
 

@@ -6,7 +6,7 @@ use super::*;
 #[derive(Debug, Clone)]
 pub struct QueryRequest {
     pub user: String,
-    /// What the query runs for (a project today).
+    /// What the query runs for: a project, or a standard dataset's build.
     pub scope: Scope,
     pub mode: Mode,
     pub sql: String,
@@ -113,7 +113,9 @@ impl Visiting {
             result = Err(SandboxError::Audit(e));
         }
         // Alert rules over the user's recent queries; one may suspend them before the next.
-        if let Err(e) = self.platform.watch(&req.user).await {
+        if req.scope.watched()
+            && let Err(e) = self.platform.watch(&req.user).await
+        {
             tracing::error!(error = %e, "alert rules could not be evaluated");
         }
         if let Err(SandboxError::RunFailed(cause)) = &result
@@ -166,7 +168,8 @@ impl Visiting {
         audit: &mut QueryAudit<'_>,
     ) -> Result<QueryOutcome, SandboxError> {
         let spec = match &req.scope {
-            Scope::Project(id) => self.authorize(&req.user, id, req.mode).await?,
+            Scope::Project { id } => self.authorize(&req.user, id, req.mode).await?,
+            Scope::Dataset { name, .. } => self.dataset_spec(&req.user, name, req.mode).await?,
         };
         let _permits = self.acquire(req.scope.key()).await?;
         // Counted once running may start, so that a burst of queries queued together cannot

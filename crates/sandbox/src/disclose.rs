@@ -9,6 +9,10 @@ pub(crate) struct KeptLedger {
     seen: i64,
 }
 
+fn plan_schema(plan: &datafusion::logical_expr::LogicalPlan) -> arrow::datatypes::SchemaRef {
+    outcome::nullable(plan.schema().as_arrow())
+}
+
 /// Inhabitants per municipality code, from the catalog's table with a population column (none
 /// when it was not ingested: then no cell about a municipality is released).
 pub(crate) async fn load_populations(
@@ -176,6 +180,12 @@ impl Visiting {
         why: &str,
         audit: &mut QueryAudit<'_>,
     ) -> Result<QueryOutcome, SandboxError> {
+        // Where nothing is kept for checkers, a held shape is refused before it runs.
+        if !req.scope.keeps_outputs() {
+            return self
+                .hold(req, query_id, &plan_schema(&plan), None, why)
+                .await;
+        }
         // The columns shown are the planned ones, in both cases: the types of the rows run
         // (after coercion) would tell apart the outcome of a run that failed.
         let shown = match env.ctx.state().optimize(&plan) {
@@ -262,9 +272,18 @@ impl Visiting {
             kept.ledger.extend(sets);
         }
         let ledger = &mut kept.ledger;
-        // A condition of the project's approval may ask for more persons per cell.
-        let stricter = self.platform.db().project(project).await?;
-        let policy = match stricter.and_then(|p| p.spec.min_persons) {
+        // A condition of the project's approval (or a dataset's definition) may ask for more
+        // persons per cell.
+        let stricter = match self.dataset_min_persons(project) {
+            Some(min) => Some(min),
+            None => self
+                .platform
+                .db()
+                .project(project)
+                .await?
+                .and_then(|p| p.spec.min_persons),
+        };
+        let policy = match stricter {
             Some(min) => std::borrow::Cow::Owned(self.disclosure.at_least(min)),
             None => std::borrow::Cow::Borrowed(&self.disclosure),
         };

@@ -12,6 +12,7 @@
 
 mod chokepoint;
 mod consent;
+mod datasets;
 mod disclose;
 mod dummy;
 pub mod engine;
@@ -60,6 +61,7 @@ use views::ProjectEnv;
 pub use chokepoint::QueryRequest;
 use chokepoint::{QueryAudit, ms};
 pub use consent::WithdrawalReport;
+pub use datasets::{DatasetFormat, Delivery};
 use disclose::KeptLedger;
 pub use dummy::DummyStoreMaker;
 pub use error::{Failure, SandboxError};
@@ -111,6 +113,11 @@ pub struct Visiting {
     /// Persons per cohort code, for risk summaries (counted once per store state).
     code_counts: Mutex<risk::CodeCounts>,
     make_dummy: DummyStoreMaker,
+    /// Standard dataset definitions (`catalog/standard/`), the disclosure policy's text (part
+    /// of every dataset version) and the lock builds take turns on.
+    standard: niji_catalog::standard::StandardDatasets,
+    disclosure_text: String,
+    dataset_builds: Mutex<()>,
 }
 
 impl Visiting {
@@ -126,7 +133,14 @@ impl Visiting {
         let catalog = Catalog::load(&settings.catalog_dir)
             .map_err(|e| SandboxError::Config(e.to_string()))?;
         let policy = SqlPolicy::load(&settings.policies_dir.join("sql.toml"))?;
-        let disclosure = DisclosurePolicy::load(&settings.policies_dir.join("disclosure.toml"))?;
+        let disclosure_path = settings.policies_dir.join("disclosure.toml");
+        let disclosure = DisclosurePolicy::load(&disclosure_path)?;
+        let disclosure_text = std::fs::read_to_string(&disclosure_path)?;
+        let standard = niji_catalog::standard::StandardDatasets::load(
+            &settings.catalog_dir.join("standard"),
+            &catalog,
+        )
+        .map_err(|e| SandboxError::Config(e.to_string()))?;
         let limits = Limits::load(&settings.limits_file)?;
         std::fs::create_dir_all(&settings.data_dir)?;
         let anchor = settings.key_file.with_file_name("audit.anchor");
@@ -160,6 +174,9 @@ impl Visiting {
             dummy_lock: Mutex::new(()),
             code_counts: Mutex::new(risk::CodeCounts::default()),
             make_dummy,
+            standard,
+            disclosure_text,
+            dataset_builds: Mutex::new(()),
         })
     }
 

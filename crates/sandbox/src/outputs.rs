@@ -67,6 +67,11 @@ impl Visiting {
         kept: Option<(&SchemaRef, &[RecordBatch])>,
         findings: serde_json::Value,
     ) -> Result<(), SandboxError> {
+        // A standard dataset has no checkers: its masked rows are not kept (they are built
+        // again from the store), and what it would hold it is refused (see `hold`).
+        if !req.scope.keeps_outputs() {
+            return Ok(());
+        }
         let rows = kept.map_or(0, |(_, b)| b.iter().map(RecordBatch::num_rows).sum());
         if let Some((schema, batches)) = kept {
             let dir = self.output_dir(req.scope.key(), "held");
@@ -97,6 +102,12 @@ impl Visiting {
         kept: Option<(&SchemaRef, &[RecordBatch])>,
         why: &str,
     ) -> Result<QueryOutcome, SandboxError> {
+        if !req.scope.keeps_outputs() {
+            return Err(SandboxError::Refused(format!(
+                "{} would be held ({why}): a standard dataset's definition must give cells that can be released",
+                req.scope
+            )));
+        }
         let findings = serde_json::json!({ "held": why });
         self.keep_output(req, query_id, OutputOutcome::Held, kept, findings)
             .await?;

@@ -1,36 +1,67 @@
 //! What a query runs for. The chokepoint takes a scope, not a project, so that what runs for
-//! something other than a project (the next issues: a standard dataset built once per data
-//! version, a feasibility count for an approved organisation) passes the same guard, checks,
-//! limits and audit without a fake project. Fail closed: each scope says who may run what in
-//! it, and a scope the chokepoint does not resolve runs nothing.
+//! something other than a project (a standard dataset built once per data version, next a
+//! feasibility count for an approved organisation) passes the same guard, checks, limits and
+//! audit without a fake project. Fail closed: each scope says who may run what in it, and a
+//! scope the chokepoint does not resolve runs nothing.
 
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Scope {
     /// A project the committee approved: its members, its views (tables, columns, period,
     /// cohort), its workspace, its release ledger and its held outputs.
-    Project(String),
+    Project { id: String },
+    /// A standard dataset's build: the views its definition names, its own release ledger
+    /// across versions (every requester holds every version), and no workspace or held
+    /// outputs: a result that would be held fails the build.
+    Dataset {
+        name: String,
+        /// `standard:<name>`: the ledger's and the audit's name for it (no project id has a ':').
+        key: String,
+    },
 }
 
 impl Scope {
     pub fn project(id: impl Into<String>) -> Self {
-        Scope::Project(id.into())
+        Scope::Project { id: id.into() }
+    }
+
+    pub fn dataset(name: impl Into<String>) -> Self {
+        let name = name.into();
+        Scope::Dataset {
+            key: format!("standard:{name}"),
+            name,
+        }
     }
 
     /// The name the scope's views, query slots, ledger and held outputs are kept under.
     pub fn key(&self) -> &str {
         match self {
-            Scope::Project(id) => id,
+            Scope::Project { id } => id,
+            Scope::Dataset { key, .. } => key,
         }
+    }
+
+    /// Whether results it holds are kept for output checkers (a project's); elsewhere a held
+    /// result is refused.
+    pub fn keeps_outputs(&self) -> bool {
+        matches!(self, Scope::Project { .. })
+    }
+
+    /// Whether the alert rules watch its queries: a researcher's are; a dataset's query is the
+    /// custodian's definition, run by niji once per data version, whose differencing against
+    /// earlier versions is the point of the checks, not an attack.
+    pub fn watched(&self) -> bool {
+        matches!(self, Scope::Project { .. })
     }
 }
 
 impl std::fmt::Display for Scope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Scope::Project(id) => write!(f, "project {id}"),
+            Scope::Project { id } => write!(f, "project {id}"),
+            Scope::Dataset { name, .. } => write!(f, "standard dataset {name}"),
         }
     }
 }

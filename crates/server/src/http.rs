@@ -78,6 +78,7 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .merge(crate::applications::api())
         .merge(crate::scripts::api())
         .merge(crate::consent::api())
+        .merge(crate::datasets::api())
 }
 
 /// The OpenAPI document of the API, as served.

@@ -4,6 +4,7 @@
 
 mod applications;
 mod consent;
+mod datasets;
 mod flight;
 mod http;
 mod scripts;

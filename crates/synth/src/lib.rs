@@ -57,6 +57,10 @@ pub struct SynthConfig {
     pub anticipation: f64,
     /// Share of extract rows made defective (column count, date, insured number, bytes).
     pub defect_rate: f64,
+    /// A 難病DB delivery alone: every person is a certified patient and only the registry's
+    /// forms, their insured history (for ID5) and the reference tables are written, so that a registry of national size
+    /// (a million patients) does not need a population of a hundred million behind it.
+    pub nanbyo_registry: bool,
 }
 
 impl SynthConfig {
@@ -70,6 +74,7 @@ impl SynthConfig {
             copay_effect: -0.031,
             anticipation: 0.02,
             defect_rate: 0.0005,
+            nanbyo_registry: false,
         }
     }
 }
@@ -110,6 +115,7 @@ fn shard_persons(
     seed: u64,
     shard: u64,
     persons: u64,
+    registry: bool,
 ) -> Vec<Person> {
     let mut rng = Rng::new(seed, 1 + shard);
     let first = shard * SHARD;
@@ -117,12 +123,12 @@ fn shard_persons(
     let mut out: Vec<Person> = Vec::with_capacity((last - first) as usize);
     let mut key = first;
     while key < last {
-        let p = person::generate(&mut rng, world, period, key, None);
-        let twin = key + 1 < last && p.age_on(period.start) < 40 && rng.chance(0.004);
+        let p = person::generate(&mut rng, world, period, key, None, registry);
+        let twin = !registry && key + 1 < last && p.age_on(period.start) < 40 && rng.chance(0.004);
         out.push(p);
         key += 1;
         if twin {
-            let t = person::generate(&mut rng, world, period, key, out.last());
+            let t = person::generate(&mut rng, world, period, key, out.last(), false);
             out.push(t);
             key += 1;
         }
@@ -131,7 +137,14 @@ fn shard_persons(
 }
 
 fn generate_shard(world: &World, cfg: &SynthConfig, period: Period, shard: u64) -> Sink {
-    let persons = shard_persons(world, period, cfg.seed, shard, cfg.persons);
+    let persons = shard_persons(
+        world,
+        period,
+        cfg.seed,
+        shard,
+        cfg.persons,
+        cfg.nanbyo_registry,
+    );
     let mut g = ShardGen {
         world,
         period,
@@ -142,6 +155,15 @@ fn generate_shard(world: &World, cfg: &SynthConfig, period: Period, shard: u64) 
         sink: Sink::new(&SPECS, shard, cfg.defect_rate),
         rng: Rng::new(cfg.seed, 0x1_0000_0000 + shard),
     };
+    if cfg.nanbyo_registry {
+        // The insured history too: ID5 (and so the person behind each form) comes from it.
+        for p in &persons {
+            g.history(p);
+            g.rare_disease_forms(p);
+        }
+        count_person_events(&mut g.sink, &persons, period);
+        return g.sink;
+    }
     for p in &persons {
         g.history(p);
     }

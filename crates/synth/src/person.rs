@@ -45,6 +45,8 @@ pub struct Nanbyo {
     pub code: u16,
     pub stage: u8,
     pub onset: CivilDate,
+    /// Fiscal year of the first certification (新規申請); renewals (更新) follow yearly.
+    pub first_fy: i32,
     pub consent: String,
     pub doctor: u32,
 }
@@ -241,6 +243,7 @@ pub fn generate(
     period: Period,
     key: u64,
     twin: Option<&Person>,
+    registry: bool,
 ) -> Person {
     let start = CivilDate::from_days_since_epoch(period.start);
     let (birth, municipality, surname) = match twin {
@@ -437,18 +440,43 @@ pub fn generate(
             Weighted::new(CARE_LEVELS.iter().map(|c| c.1)).sample(rng) as u8,
         )
     });
-    let nanbyo = (age >= 10 && rng.chance(0.0085)).then(|| Nanbyo {
-        code: world.nanbyo_codes[world.nanbyo.sample(rng)],
-        stage: 1 + rng.below(5) as u8,
-        onset: CivilDate {
-            year: start.year - rng.range(0, 25.min(i64::from(age))) as i32,
-            month: 1 + rng.below(12) as u32,
+    // In a registry-only delivery every person is a certified patient.
+    let nanbyo = (registry || (age >= 10 && rng.chance(0.0085))).then(|| {
+        let code = world.nanbyo_codes[world.nanbyo.sample(rng)];
+        let stage = 1 + rng.below(5) as u8;
+        let onset_year = start.year - rng.range(0, 25.min(i64::from(age))) as i32;
+        let onset_month = 1 + rng.below(12) as u32;
+        let consent = format!("{:010}", 1_000_000_000 + key);
+        let doctor = muni.pref as u32 * 100_000 + rng.below(2000) as u32;
+        // Drawn apart from the person's stream, so that adding them changed no other draw.
+        let mut own = Rng::new(key, 0x4e41_4e42);
+        let first_period_fy = if start.month >= 4 {
+            start.year
+        } else {
+            start.year - 1
+        };
+        let period_years = ((period.end - period.start) / 365).max(1);
+        // About a third certified within the period (新規), onset within the year before.
+        let first_fy = if own.chance(0.35) {
+            first_period_fy + own.below(period_years as u64) as i32
+        } else {
+            first_period_fy - 1 - own.below(8) as i32
+        };
+        let onset = CivilDate {
+            year: onset_year.min(first_fy),
+            month: onset_month,
             day: 1,
-        },
-        consent: format!("{:010}", 1_000_000_000 + key),
-        doctor: muni.pref as u32 * 100_000 + rng.below(2000) as u32,
+        };
+        Nanbyo {
+            code,
+            stage,
+            onset,
+            first_fy,
+            consent,
+            doctor,
+        }
     });
-    let shoman = (age < 20 && rng.chance(0.0012)).then(|| {
+    let shoman = (!registry && age < 20 && rng.chance(0.0012)).then(|| {
         let groups = Weighted::new(SHOMAN_GROUP_SIZES.iter().map(|g| g.1));
         let group = groups.sample(rng);
         Shoman {

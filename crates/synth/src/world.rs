@@ -288,7 +288,10 @@ pub const DRUGS: [(&str, &str, f64); 14] = [
 ];
 
 /// 指定難病: (告示番号, relative prevalence). The common ones carry published-like weights;
-/// the remaining numbers up to 341 decay from rare to ultra-rare.
+/// the remaining numbers up to 348 decay from rare to ultra-rare.
+/// 指定難病 in force from April 2025.
+pub const NANBYO_DISEASES: u16 = 348;
+
 pub const NANBYO_COMMON: [(u16, f64); 24] = [
     (6, 140.0),
     (97, 140.0),
@@ -459,14 +462,14 @@ impl World {
 
         let mut nanbyo_codes = Vec::new();
         let mut nanbyo_weights = Vec::new();
-        for code in 1..=341u16 {
+        for code in 1..=NANBYO_DISEASES {
             let weight = NANBYO_COMMON
                 .iter()
                 .find(|(c, _)| *c == code)
                 .map(|(_, w)| *w)
                 .unwrap_or_else(|| {
                     // Deterministic rank among the rest: from ~5 (rare) down to ~0.002 (ultra-rare).
-                    let rank = f64::from((u32::from(code) * 97) % 341 + 1);
+                    let rank = f64::from((u32::from(code) * 97) % u32::from(NANBYO_DISEASES) + 1);
                     5.0 / rank.powf(1.3)
                 });
             nanbyo_codes.push(code);

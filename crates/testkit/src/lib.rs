@@ -38,6 +38,25 @@ pub struct Overrides<'a> {
     pub limits: Option<&'a str>,
     /// For `policies/disclosure.toml` (the other policies are copied as they are).
     pub disclosure: Option<&'a str>,
+    /// A 難病DB delivery alone (every person a certified patient, fiscal years 2019–2023)
+    /// instead of the five databases.
+    pub nanbyo_registry: bool,
+}
+
+/// The synthetic delivery `seed` ingests for `persons` and `overrides` (seed 7), so that a test
+/// can generate the raw extract again (ingest removes it).
+pub fn synth_config(
+    persons: u64,
+    overrides: &Overrides<'_>,
+    out: PathBuf,
+) -> niji_synth::SynthConfig {
+    let mut cfg = niji_synth::SynthConfig::new(persons, 7, out);
+    if overrides.nanbyo_registry {
+        cfg.nanbyo_registry = true;
+        cfg.start_ym = 201904;
+        cfg.months = 60;
+    }
+    cfg
 }
 
 /// Builds everything under `root` from the checkout at `repo`, with `overrides`.
@@ -81,7 +100,7 @@ pub async fn seed(
         .map_err(|e| SandboxError::Config(e.to_string()))?;
     let catalog = niji_catalog::Catalog::load(&settings.catalog_dir)
         .map_err(|e| SandboxError::Config(e.to_string()))?;
-    let cfg = niji_synth::SynthConfig::new(persons, 7, root.join("synth"));
+    let cfg = synth_config(persons, &overrides, root.join("synth"));
     let data = settings.data_dir.clone();
     tokio::task::spawn_blocking(move || {
         niji_ingest::synthetic::synthetic_store(&catalog, &key, &cfg, &data, Vec::new())

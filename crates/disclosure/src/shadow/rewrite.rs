@@ -577,9 +577,16 @@ impl Rewrite<'_> {
             };
             let aggregate = expr.schema_name().to_string();
             let role = classify(f.func.name());
-            // Only the first argument's rows are followed: a second one (count(1, x) counts
-            // the rows where x is not null) would choose rows unseen.
-            if f.params.args.len() > 1 {
+            // One argument's rows are followed: a second one that is not a constant (count(x, y)
+            // counts the rows where both are not null) would choose rows unseen. A constant
+            // (the fraction of percentile_cont) chooses none.
+            let read: Vec<&Expr> = f
+                .params
+                .args
+                .iter()
+                .filter(|e| !matches!(e, Expr::Literal(..)))
+                .collect();
+            if read.len() > 1 {
                 return Err(unsupported(format!(
                     "{}() of several arguments: the rows it reads cannot be told",
                     f.func.name()
@@ -592,10 +599,9 @@ impl Rewrite<'_> {
                     f.func.name()
                 )));
             }
-            let value = f
-                .params
-                .args
+            let value = read
                 .first()
+                .copied()
                 .or(f.params.order_by.first().map(|s| &s.expr))
                 .filter(|e| !matches!(e, Expr::Literal(..)))
                 .cloned();

@@ -5,6 +5,7 @@
 mod alerts;
 mod applications;
 mod consent;
+mod datasets;
 mod refusals;
 mod scripts;
 

@@ -3,6 +3,7 @@
 mod attacks;
 mod benign;
 mod consent;
+mod datasets;
 mod disclosure;
 mod fixture;
 mod ledgers;

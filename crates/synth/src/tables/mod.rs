@@ -114,7 +114,7 @@ pub static SPECS: [TableSpec; 11] = [
         db: "nanbyo",
         table: "surveys",
         encoding: Enc::Utf8,
-        header: header!("record_key", "consent_no", "fiscal_year", "disease_no", "onset_ym", "severity_stage", "severe", "clinical_score", "designated_doctor", "facility_code"; identity; "address", "phone", "municipality"),
+        header: header!("record_key", "consent_no", "fiscal_year", "application_kind", "disease_no", "onset_ym", "severity_stage", "severe", "clinical_score", "designated_doctor", "facility_code"; identity; "address", "phone", "municipality"),
         person_level: true,
         defects: true,
     },

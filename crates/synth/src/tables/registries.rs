@@ -174,10 +174,22 @@ impl ShardGen<'_> {
         let muni = self.muni_code(p).to_string();
         if let Some(n) = p.nanbyo.clone() {
             let mut score = 20.0 + 12.0 * f64::from(n.stage) + self.rng.normal() * 6.0;
-            for fy in first_fy..=last_fy {
-                if fy > first_fy && !self.rng.chance(0.9) {
+            // The course between renewals, drawn apart from the shard's stream.
+            let mut course = crate::rng::Rng::new(p.key, 0x434f_5552);
+            let mut stage = n.stage;
+            for fy in first_fy.max(n.first_fy)..=last_fy {
+                if fy > first_fy.max(n.first_fy) && !self.rng.chance(0.9) {
                     break;
                 }
+                if fy > n.first_fy {
+                    // Most designated diseases progress: a stage up more often than down.
+                    match course.f64() {
+                        x if x < 0.14 => stage = (stage + 1).min(5),
+                        x if x < 0.20 => stage = stage.saturating_sub(1).max(1),
+                        _ => {}
+                    }
+                }
+                let application = if fy == n.first_fy { 1 } else { 2 };
                 let day = CivilDate {
                     year: fy,
                     month: 7,
@@ -192,10 +204,11 @@ impl ShardGen<'_> {
                     .push(&key)
                     .push(&n.consent)
                     .push(fy)
+                    .push(application)
                     .push(n.code)
                     .push(n.onset.year as u32 * 100 + n.onset.month)
-                    .push(n.stage)
-                    .push(u8::from(n.stage >= 3))
+                    .push(stage)
+                    .push(u8::from(stage >= 3))
                     .push(format!("{:.0}", score.clamp(0.0, 100.0)))
                     .push(format!("D{:07}", n.doctor))
                     .push(facility);
@@ -203,7 +216,7 @@ impl ShardGen<'_> {
                 let (address, phone) = self.contact(p);
                 self.sink.row.push(address).push(phone).push(&muni);
                 self.sink.emit(NANBYO, &mut self.rng, &key, Some(p.key));
-                score += 2.0 + self.rng.normal() * 3.0;
+                score += 2.0 + 3.0 * f64::from(stage) / 5.0 + self.rng.normal() * 3.0;
             }
         }
         if let Some(s) = p.shoman.clone() {
