@@ -1,4 +1,5 @@
-"""DuckDB's side of `niji-bench visiting`: the same analysis queries on the same Parquet.
+"""DuckDB's side of `niji-bench visiting` and `niji-bench datasets`: the same queries on the
+same Parquet.
 
     bench_duckdb_visiting.py STORE QUERIES.json RUNS
 
@@ -16,11 +17,17 @@ import duckdb
 store, queries_file, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 con = duckdb.connect()
 con.execute(f"SET threads TO {os.cpu_count()}")
-con.execute("CREATE SCHEMA ndb")
-for table in ("receipts", "diagnoses"):
-    con.execute(
-        f"CREATE VIEW ndb.{table} AS SELECT * FROM read_parquet('{store}/ndb/{table}/*.parquet')"
-    )
+# Every stored table with parts, as <db>.<table>.
+for db in sorted(os.listdir(store)):
+    if not os.path.isdir(os.path.join(store, db)):
+        continue
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {db}")
+    for table in sorted(os.listdir(os.path.join(store, db))):
+        parts = os.path.join(store, db, table)
+        if os.path.isdir(parts) and any(name.endswith(".parquet") for name in os.listdir(parts)):
+            con.execute(
+                f"CREATE VIEW {db}.{table} AS SELECT * FROM read_parquet('{parts}/*.parquet')"
+            )
 best = {}
 for q in json.load(open(queries_file)):
     times = []

@@ -3,6 +3,7 @@
 //! The method and the current table are in docs/benchmarks.md.
 
 mod acro;
+mod datasets;
 mod hmac;
 mod ingest;
 mod pseudonym;
@@ -125,6 +126,18 @@ enum Bench {
         #[arg(long, default_value_t = 200)]
         samples: usize,
     },
+    /// Standard datasets on a synthetic 難病DB: each built through the checks beside DuckDB's
+    /// plain aggregation, and the time from an analyst's request to the file.
+    Datasets {
+        #[arg(long, default_value_t = 1_000_000)]
+        patients: u64,
+        #[arg(long, default_value = "./niji-bench-datasets")]
+        work: PathBuf,
+        #[arg(long, env = "NIJI_PYTHON", default_value = ".venv/bin/python")]
+        python: PathBuf,
+        #[arg(long, default_value = "scripts/bench_duckdb_visiting.py")]
+        script: PathBuf,
+    },
     /// Analysis queries on 10M+ synthetic receipts: plain DataFusion, the same through the
     /// chokepoint, and DuckDB, on the same Parquet.
     Visiting {
@@ -175,6 +188,12 @@ fn main() -> ExitCode {
             audit_entries,
             samples,
         } => review::run(&ctx, &env, applications, audit_entries, samples),
+        Bench::Datasets {
+            patients,
+            work,
+            python,
+            script,
+        } => datasets::run(&ctx, &env, patients, &work, &python, &script),
         Bench::Visiting {
             persons,
             work,

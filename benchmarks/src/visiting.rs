@@ -51,7 +51,8 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-fn plain(sql: &str) -> String {
+/// A query over the stored tables: the store's person index for the views' pseudonym.
+pub(crate) fn plain(sql: &str) -> String {
     sql.replace("pid", "person_idx")
 }
 

@@ -5,7 +5,8 @@
 //! by the user who asked for it. A held result is an answer like any other: its FlightInfo
 //! has no endpoint, its schema's metadata says `niji.status = held` with the message, and its
 //! app_metadata is the outcome. A refused or failed outcome is an error status from the one
-//! mapping in `status`.
+//! mapping in `status`. With `x-niji-mode: dataset` the statement names a standard dataset,
+//! delivered to a user whose granted request covers it.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -26,7 +27,7 @@ use arrow_flight::{
 };
 use base64::Engine as _;
 use futures::{Stream, TryStreamExt};
-use niji_sandbox::{Mode, QueryRequest, Scope, Status as OutcomeStatus};
+use niji_sandbox::{DatasetFormat, Mode, QueryRequest, Scope, Status as OutcomeStatus};
 use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
@@ -86,6 +87,67 @@ impl NijiFlightSql {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| Status::from(ServerError::Unauthenticated))?;
         Ok(self.state.signed_in(token.trim()).await?)
+    }
+
+    /// Keeps `batches` for one `DoGet` by `user` and answers with its ticket.
+    fn keep_for_do_get(
+        &self,
+        user: String,
+        handle: String,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        descriptor: FlightDescriptor,
+    ) -> Result<FlightInfo, Status> {
+        {
+            let mut pending = self.pending();
+            pending.retain(|_, p| p.at.elapsed() < RESULT_TTL);
+            pending.insert(
+                handle.clone(),
+                Pending {
+                    user,
+                    schema: schema.clone(),
+                    batches,
+                    at: Instant::now(),
+                },
+            );
+        }
+        let ticket = TicketStatementQuery {
+            statement_handle: handle.into_bytes().into(),
+        };
+        flight_info(&schema, &ticket.as_any(), descriptor)
+    }
+
+    /// A standard dataset over Flight (`x-niji-mode: dataset`, the statement its name): the
+    /// rows of its current version, for a user whose granted request covers it. Audited as a
+    /// delivery like a file.
+    async fn dataset_info(
+        &self,
+        user: String,
+        name: &str,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let name = name.trim();
+        let delivery = self
+            .state
+            .visiting
+            .deliver_dataset(&user, name, DatasetFormat::Flight)
+            .instrument(tracing::info_span!("flight dataset", %user, dataset = name))
+            .await
+            .map_err(|e| Status::from(ServerError::from(e)))?;
+        let (schema, batches) = delivery
+            .batches()
+            .map_err(|e| Status::from(ServerError::from(e)))?;
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let metadata = serde_json::json!({
+            "dataset": name, "version": delivery.version.version,
+            "request": delivery.request, "sha256": delivery.sha256,
+        });
+        let handle = format!("{name}:{}", delivery.sha256);
+        let info = self
+            .keep_for_do_get(user, handle, schema, batches, request.into_inner())?
+            .with_total_records(rows as i64)
+            .with_app_metadata(metadata.to_string());
+        Ok(Response::new(info))
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
@@ -197,14 +259,19 @@ impl FlightSqlService for NijiFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let user = self.user(&request).await?;
-        let project = header(&request, "x-niji-project")
-            .ok_or_else(|| Status::invalid_argument("set the x-niji-project header"))?
-            .to_string();
         let mode = match header(&request, "x-niji-mode").unwrap_or("dummy") {
             "dummy" => Mode::Dummy,
             "real" => Mode::Real,
-            _ => return Err(Status::invalid_argument("x-niji-mode is dummy or real")),
+            "dataset" => return self.dataset_info(user, &query.query, request).await,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "x-niji-mode is dummy, real or dataset",
+                ));
+            }
         };
+        let project = header(&request, "x-niji-project")
+            .ok_or_else(|| Status::invalid_argument("set the x-niji-project header"))?
+            .to_string();
         let span = tracing::info_span!("flight", %user, %project);
         let outcome = self
             .state
@@ -230,25 +297,15 @@ impl FlightSqlService for NijiFlightSql {
             .schema
             .clone()
             .unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
-        let handle = outcome.query_id.clone();
         let metadata = outcome.summary_json().to_string();
-        {
-            let mut pending = self.pending();
-            pending.retain(|_, p| p.at.elapsed() < RESULT_TTL);
-            pending.insert(
-                handle.clone(),
-                Pending {
-                    user,
-                    schema: schema.clone(),
-                    batches: outcome.batches,
-                    at: Instant::now(),
-                },
-            );
-        }
-        let ticket = TicketStatementQuery {
-            statement_handle: handle.into_bytes().into(),
-        };
-        let info = flight_info(&schema, &ticket.as_any(), request.into_inner())?
+        let info = self
+            .keep_for_do_get(
+                user,
+                outcome.query_id.clone(),
+                schema,
+                outcome.batches,
+                request.into_inner(),
+            )?
             .with_total_records(outcome.row_count.map_or(-1, |n| n as i64))
             .with_app_metadata(metadata);
         Ok(Response::new(info))

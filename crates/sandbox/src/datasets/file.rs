@@ -26,6 +26,9 @@ use crate::outcome::QueryOutcome;
 pub enum DatasetFormat {
     Parquet,
     Csv,
+    /// Arrow record batches over Flight SQL, read from the Parquet file (whose digest the
+    /// delivery records).
+    Flight,
 }
 
 impl DatasetFormat {
@@ -33,6 +36,15 @@ impl DatasetFormat {
         match self {
             DatasetFormat::Parquet => "parquet",
             DatasetFormat::Csv => "csv",
+            DatasetFormat::Flight => "flight",
+        }
+    }
+
+    /// The kept file it is read from.
+    pub(crate) fn file(self) -> DatasetFormat {
+        match self {
+            DatasetFormat::Csv => DatasetFormat::Csv,
+            DatasetFormat::Parquet | DatasetFormat::Flight => DatasetFormat::Parquet,
         }
     }
 
@@ -46,7 +58,7 @@ impl DatasetFormat {
 
     pub fn media_type(self) -> &'static str {
         match self {
-            DatasetFormat::Parquet => "application/vnd.apache.parquet",
+            DatasetFormat::Parquet | DatasetFormat::Flight => "application/vnd.apache.parquet",
             DatasetFormat::Csv => "text/csv; charset=utf-8",
         }
     }
@@ -147,7 +159,7 @@ impl DatasetTable {
 
 /// Where a version's file of `format` is kept.
 pub(crate) fn path_of(dir: &Path, version: &str, format: DatasetFormat) -> PathBuf {
-    dir.join(format!("{version}.{}", format.as_str()))
+    dir.join(format!("{version}.{}", format.file().as_str()))
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {

@@ -15,7 +15,8 @@ use file::DatasetTable;
 
 use crate::{Mode, QueryRequest, SandboxError, Scope, Status, Visiting};
 
-/// A dataset's file as handed to one requester.
+/// A dataset's file as handed to one requester (for Flight, the Parquet file the batches are
+/// read from: see [`Delivery::batches`]).
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub version: DatasetVersion,
@@ -24,6 +25,22 @@ pub struct Delivery {
     pub format: DatasetFormat,
     pub bytes: Vec<u8>,
     pub sha256: String,
+}
+
+impl Delivery {
+    /// The rows of a Parquet (or Flight) delivery as Arrow batches.
+    pub fn batches(
+        &self,
+    ) -> Result<(arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>), SandboxError> {
+        let bytes = bytes::Bytes::from(self.bytes.clone());
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?
+            .build()?;
+        let schema = arrow::record_batch::RecordBatchReader::schema(&reader);
+        let batches = reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(datafusion::error::DataFusionError::from)?;
+        Ok((schema, batches))
+    }
 }
 
 /// The views a definition may read, as the spec of a project no one is a member of.
@@ -217,9 +234,9 @@ impl Visiting {
             format,
         ))?;
         let sha256 = file::sha256_hex(&bytes);
-        let recorded = match format {
-            DatasetFormat::Parquet => &version.parquet_sha256,
+        let recorded = match format.file() {
             DatasetFormat::Csv => &version.csv_sha256,
+            _ => &version.parquet_sha256,
         };
         if sha256 != *recorded {
             return Err(SandboxError::Unavailable(format!(

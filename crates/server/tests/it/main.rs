@@ -2,6 +2,7 @@
 
 mod adbc;
 mod applications;
+mod datasets;
 mod http;
 mod openapi;
 mod scripts;

@@ -61,6 +61,21 @@ impl TestServer {
         bearer: Option<&str>,
         body: Option<&serde_json::Value>,
     ) -> (u16, serde_json::Value) {
+        let (status, _, raw) = self.request_raw(method, path, bearer, body);
+        (
+            status,
+            serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// As [`Self::request`], with the headers (names in lower case) and the body's bytes.
+    pub fn request_raw(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, BTreeMap<String, String>, Vec<u8>) {
         let mut stream = TcpStream::connect(self.http).expect("connect");
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let auth = bearer
@@ -80,17 +95,20 @@ impl TestServer {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .expect("status");
-        let mut length = None;
+        let mut headers = BTreeMap::new();
         loop {
             let mut line = String::new();
             reader.read_line(&mut line).expect("header");
             if line == "\r\n" || line.is_empty() {
                 break;
             }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse::<usize>().ok();
+            if let Some((name, value)) = line.split_once(':') {
+                headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
             }
         }
+        let length = headers
+            .get("content-length")
+            .and_then(|v| v.parse::<usize>().ok());
         let mut raw = Vec::new();
         match length {
             Some(n) => {
@@ -101,10 +119,7 @@ impl TestServer {
                 reader.read_to_end(&mut raw).expect("body");
             }
         }
-        (
-            status,
-            serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null),
-        )
+        (status, headers, raw)
     }
 
     pub fn sign_in(&self, user: &str) -> String {
