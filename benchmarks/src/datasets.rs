@@ -2,7 +2,8 @@
 //! (five fiscal years of forms), ingested; each dataset built once through the chokepoint
 //! (checks, ledger, audit) beside DuckDB running the same aggregation, unchecked, over the same
 //! Parquet; then an analyst's request, one committee member's sign-off and the download, timed
-//! from request to file. Prints peak memory. The work directory is made anew each run.
+//! from request to file; then 100 feasibility counts through the chokepoint beside DuckDB's
+//! plain count of the same. Prints peak memory. The work directory is made anew each run.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use niji_governance::{DatasetRequestForm, UserRole};
-use niji_sandbox::{DatasetFormat, LocalEngine, Settings, Visiting};
+use niji_sandbox::{CountRequest, DatasetFormat, LocalEngine, Settings, Visiting};
 
 use crate::EnvArgs;
 
@@ -26,6 +27,64 @@ fn peak_rss_mib() -> f64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// (p50, p99) of `samples`.
+fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
+    if samples.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    samples.sort_by(f64::total_cmp);
+    let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+/// Counts an analyst might ask, each with the same count in SQL over the stored tables for
+/// DuckDB: diseases from common to rare, years, prefectures, age ranges and severities.
+fn feasibility_counts() -> Vec<(CountRequest, String)> {
+    let mut out = Vec::new();
+    for i in 0..100u16 {
+        let disease =
+            [6, 97, 49, 96, 18, 84, 13, 11, 63, 93][usize::from(i % 10)] + (i / 10) * 31 % 300;
+        let year = 2019 + i % 5;
+        let mut request = CountRequest {
+            disease_no: disease,
+            fiscal_year: year,
+            severity_from: (i % 3 == 0).then_some(3),
+            severity_to: None,
+            age_from: (i % 4 == 1).then_some(40),
+            age_to: (i % 4 == 1).then_some(64),
+            prefecture: None,
+            new_only: i % 7 == 0,
+        };
+        let mut conditions = vec![
+            format!("s.disease_no = {disease}"),
+            format!("s.fiscal_year = {year}"),
+        ];
+        if request.severity_from.is_some() {
+            conditions.push("s.severity_stage >= 3".into());
+        }
+        if request.age_from.is_some() {
+            let age = "(s.fiscal_year - CAST(date_part('year', s.birth_date) AS INT))";
+            conditions.push(format!("{age} >= 40 AND {age} <= 64"));
+        }
+        if request.new_only {
+            conditions.push("s.application_kind = 1".into());
+        }
+        let mut join = "";
+        if i % 5 == 2 {
+            let prefecture = format!("{:02}", 1 + i % 47);
+            conditions.push(format!("m.prefecture = '{prefecture}'"));
+            request.prefecture = Some(prefecture);
+            join = " JOIN reference.municipalities m ON s.municipality = m.municipality";
+        }
+        let sql = format!(
+            "SELECT count(DISTINCT s.person_idx) AS patients FROM nanbyo.surveys s{join} WHERE {}",
+            conditions.join(" AND ")
+        );
+        out.push((request, sql));
+    }
+    out
 }
 
 pub fn run(
@@ -61,12 +120,23 @@ pub fn run(
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // The published policies, with quotas that let the benchmark ask its counts in a row.
+    let policies = work.join("policies");
+    std::fs::create_dir_all(&policies)?;
+    for entry in std::fs::read_dir(&env.policies)? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), policies.join(entry.file_name()))?;
+    }
+    std::fs::write(
+        policies.join("feasibility.toml"),
+        "rounding = 10\nper_minute = 100000\nper_week = 100000\nper_organisation_week = 100000\nlockout_after = 100000\nlockout_window_hours = 1\n",
+    )?;
     rt.block_on(async {
         let settings = Settings {
             data_dir: data.clone(),
             key_file,
             catalog_dir: ctx.catalog.clone(),
-            policies_dir: env.policies.clone(),
+            policies_dir: policies.clone(),
             limits_file: env.limits.clone(),
             database: None,
         };
@@ -100,6 +170,23 @@ pub fn run(
                 }
                 Err(e) => println!("{name:<22} not built: {}", e.public_message()),
             }
+        }
+        // Feasibility counts: COUNTS of them, varied, each through the chokepoint.
+        p.approve_dataset_organisation("cathy", "pharma-a").await?;
+        let counts = feasibility_counts();
+        let mut count_ms = Vec::new();
+        let mut shown = std::collections::BTreeMap::<&str, usize>::new();
+        for (i, (request, sql)) in counts.iter().enumerate() {
+            let started = Instant::now();
+            let answer = v.feasibility_count("paula", request).await?;
+            count_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            let kind = match answer.patients.as_str() {
+                "<10" => "<10",
+                "withheld" => "withheld",
+                _ => "shown",
+            };
+            *shown.entry(kind).or_default() += 1;
+            queries.push(serde_json::json!({"name": format!("count-{i}"), "sql": sql}));
         }
         let queries_file = work.join("queries.json");
         std::fs::write(&queries_file, serde_json::to_vec(&queries)?)?;
@@ -153,6 +240,19 @@ pub fn run(
             delivered.bytes.len() / 1024,
             request_to_file * 1000.0,
             request_to_file + build
+        );
+        let duck_ms: Vec<f64> = (0..counts.len())
+            .filter_map(|i| duck[format!("count-{i}").as_str()].as_f64())
+            .map(|s| s * 1000.0)
+            .collect();
+        let (niji_p, duck_p) = (percentiles(count_ms), percentiles(duck_ms));
+        println!(
+            "feasibility counts ({} asked: {shown:?}): niji p50 {:.0} ms, p99 {:.0} ms; DuckDB plain p50 {:.0} ms, p99 {:.0} ms",
+            counts.len(),
+            niji_p.0,
+            niji_p.1,
+            duck_p.0,
+            duck_p.1
         );
         println!("peak memory {:.0} MiB", peak_rss_mib());
         Ok(())

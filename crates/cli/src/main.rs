@@ -11,6 +11,7 @@ mod context;
 mod custodian;
 mod datasets;
 mod demo;
+mod feasibility;
 mod scripts;
 mod story;
 mod visiting;
@@ -97,6 +98,8 @@ enum Command {
     Consent(consent::ConsentArgs),
     /// Standard datasets: build, approve organisations, request, sign off, download.
     Dataset(datasets::DatasetArgs),
+    /// Feasibility counts for analysts of approved organisations, within quotas.
+    Feasibility(feasibility::FeasibilityArgs),
     /// Serve the HTTP JSON API and the Flight SQL endpoint.
     Serve(visiting::ServeArgs),
 }
@@ -119,6 +122,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Script(_) => "script",
         Command::Consent(_) => "consent",
         Command::Dataset(_) => "dataset",
+        Command::Feasibility(_) => "feasibility",
         Command::Serve(_) => "serve",
     }
 }
@@ -186,6 +190,10 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Dataset(a) => match datasets::dataset(&ctx, &cli.env, &a) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
+        Command::Feasibility(a) => match feasibility::feasibility(&ctx, &cli.env, &a) {
             Ok(code) => return code,
             Err(e) => Err(e),
         },

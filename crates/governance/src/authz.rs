@@ -55,6 +55,8 @@ pub enum Action {
     SignOffDatasets,
     /// Download a standard dataset one's granted request covers.
     DownloadDatasets,
+    /// Ask for feasibility counts (analysts and researchers of approved organisations).
+    CountFeasibility,
 }
 
 impl Action {
@@ -84,6 +86,7 @@ impl Action {
             Action::RequestDatasets => ("datasets", "request"),
             Action::SignOffDatasets => ("datasets", "signoff"),
             Action::DownloadDatasets => ("datasets", "download"),
+            Action::CountFeasibility => ("feasibility", "count"),
         }
     }
 

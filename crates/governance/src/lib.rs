@@ -9,6 +9,7 @@ mod authz;
 mod completion;
 mod consent;
 mod datasets;
+mod feasibility;
 mod outputs;
 mod platform;
 mod review;
@@ -27,6 +28,7 @@ pub use consent::{Withdrawal, Withdrawals};
 pub use datasets::{
     DATASET_BUILDER, DatasetRequest, DatasetRequestForm, DatasetVersion, GRANT_DAYS, RequestState,
 };
+pub use feasibility::{FEASIBILITY_COUNT, FeasibilityPolicy};
 pub use outputs::{CastVote, NewOutput, Output, OutputOutcome, Review, Stored, Vote};
 pub use platform::{PlatformDb, Project, ProjectState, User, UserRole, hash_token, new_token};
 pub use review::{OutputAccess, VoteTicket};

@@ -30,6 +30,7 @@ pub struct Platform {
     audit: AuditLog,
     review: crate::ReviewPolicy,
     pub(crate) alerts: crate::AlertPolicy,
+    pub(crate) feasibility: crate::FeasibilityPolicy,
     /// Votes are counted one at a time, so that two second approvals cannot both release.
     pub(crate) review_lock: tokio::sync::Mutex<()>,
 }
@@ -65,12 +66,14 @@ impl Platform {
         let authz = Authz::load(policies, &db, &today()).await?;
         let review = crate::ReviewPolicy::load(&policies.join("review.toml"))?;
         let alerts = crate::AlertPolicy::load(&policies.join("alerts.toml"))?;
+        let feasibility = crate::FeasibilityPolicy::load(&policies.join("feasibility.toml"))?;
         Ok(Self {
             db,
             authz,
             audit,
             review,
             alerts,
+            feasibility,
             review_lock: tokio::sync::Mutex::new(()),
         })
     }

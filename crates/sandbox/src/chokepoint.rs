@@ -170,6 +170,10 @@ impl Visiting {
         let spec = match &req.scope {
             Scope::Project { id } => self.authorize(&req.user, id, req.mode).await?,
             Scope::Dataset { name, .. } => self.dataset_spec(&req.user, name, req.mode).await?,
+            Scope::Feasibility { organisation, .. } => {
+                self.feasibility_spec(&req.user, organisation, req.mode)
+                    .await?
+            }
         };
         let _permits = self.acquire(req.scope.key()).await?;
         // Counted once running may start, so that a burst of queries queued together cannot

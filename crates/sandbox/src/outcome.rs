@@ -75,6 +75,14 @@ pub struct QueryOutcome {
     pub failure: Option<Failure>,
 }
 
+/// The one cell of a one-row, one-column count, if that is what `outcome` holds.
+pub(crate) fn single_count(outcome: &QueryOutcome) -> Option<u64> {
+    let batch = outcome.batches.iter().find(|b| b.num_rows() > 0)?;
+    let cast = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::UInt64).ok()?;
+    let values = arrow::array::AsArray::as_primitive::<arrow::datatypes::UInt64Type>(&cast);
+    (batch.num_rows() == 1 && arrow::array::Array::is_valid(values, 0)).then(|| values.value(0))
+}
+
 pub fn new_query_id() -> String {
     let mut raw = [0u8; 8];
     if getrandom::fill(&mut raw).is_err() {

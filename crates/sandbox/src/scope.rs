@@ -1,5 +1,5 @@
 //! What a query runs for. The chokepoint takes a scope, not a project, so that what runs for
-//! something other than a project (a standard dataset built once per data version, next a
+//! something other than a project (a standard dataset built once per data version, a
 //! feasibility count for an approved organisation) passes the same guard, checks, limits and
 //! audit without a fake project. Fail closed: each scope says who may run what in it, and a
 //! scope the chokepoint does not resolve runs nothing.
@@ -20,6 +20,14 @@ pub enum Scope {
         /// `standard:<name>`: the ledger's and the audit's name for it (no project id has a ':').
         key: String,
     },
+    /// Feasibility counts of an organisation's analysts: fixed views of 難病DB, and one
+    /// release ledger for the whole organisation, so that two of its users cannot difference
+    /// each other's counts. Nothing is kept: a count that would be held is refused.
+    Feasibility {
+        organisation: String,
+        /// `feasibility:<organisation>`.
+        key: String,
+    },
 }
 
 impl Scope {
@@ -35,11 +43,19 @@ impl Scope {
         }
     }
 
+    pub fn feasibility(organisation: impl Into<String>) -> Self {
+        let organisation = organisation.into();
+        Scope::Feasibility {
+            key: format!("feasibility:{organisation}"),
+            organisation,
+        }
+    }
+
     /// The name the scope's views, query slots, ledger and held outputs are kept under.
     pub fn key(&self) -> &str {
         match self {
             Scope::Project { id } => id,
-            Scope::Dataset { key, .. } => key,
+            Scope::Dataset { key, .. } | Scope::Feasibility { key, .. } => key,
         }
     }
 
@@ -49,11 +65,11 @@ impl Scope {
         matches!(self, Scope::Project { .. })
     }
 
-    /// Whether the alert rules watch its queries: a researcher's are; a dataset's query is the
-    /// custodian's definition, run by niji once per data version, whose differencing against
-    /// earlier versions is the point of the checks, not an attack.
+    /// Whether the alert rules watch its queries: a researcher's and an analyst's are; a
+    /// dataset's query is the custodian's definition, run by niji once per data version, whose
+    /// differencing against earlier versions is the point of the checks, not an attack.
     pub fn watched(&self) -> bool {
-        matches!(self, Scope::Project { .. })
+        !matches!(self, Scope::Dataset { .. })
     }
 }
 
@@ -62,6 +78,9 @@ impl std::fmt::Display for Scope {
         match self {
             Scope::Project { id } => write!(f, "project {id}"),
             Scope::Dataset { name, .. } => write!(f, "standard dataset {name}"),
+            Scope::Feasibility { organisation, .. } => {
+                write!(f, "feasibility counts of {organisation}")
+            }
         }
     }
 }

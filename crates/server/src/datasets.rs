@@ -7,6 +7,7 @@
 //! - `POST /api/v1/datasets/requests/{id}/decision` `{"grant", "reason"}` → the request
 //! - `GET /api/v1/datasets/{name}/file?format=csv|parquet` → the file, its version and
 //!   SHA-256 in `x-niji-dataset-version` and `x-niji-sha256`
+//! - `POST /api/v1/feasibility/counts` `{"disease_no", "fiscal_year", …}` → a feasibility count
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use niji_governance::{DatasetRequest, DatasetRequestForm, DatasetVersion};
-use niji_sandbox::DatasetFormat;
+use niji_sandbox::{CountAnswer, CountRequest, DatasetFormat};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -33,6 +34,7 @@ pub fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(request, requests))
         .routes(routes!(decide))
         .routes(routes!(file))
+        .routes(routes!(count))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -226,4 +228,20 @@ async fn file(
         delivery.bytes,
     )
         .into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/feasibility/counts", tag = "datasets", security(("session" = [])), request_body = CountRequest, responses((status = 200, description = "the count: rounded, <10, or withheld (too close to an earlier count of the organisation's)", body = CountAnswer), (status = "4XX", description = "denied (no approved organisation, a quota, the lockout), refused (a condition out of range)", body = ErrorBody)))]
+async fn count(
+    State(state): State<Arc<AppState>>,
+    SignedIn(user): SignedIn,
+    body: Result<Json<CountRequest>, JsonRejection>,
+) -> Result<Json<CountAnswer>, ServerError> {
+    let Json(request) = body.map_err(|_| {
+        ServerError::BadRequest(
+            "the body is JSON with disease_no and fiscal_year, and optionally severity_from, severity_to, age_from, age_to, prefecture and new_only".into(),
+        )
+    })?;
+    Ok(Json(
+        state.visiting.feasibility_count(&user, &request).await?,
+    ))
 }

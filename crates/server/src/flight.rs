@@ -94,7 +94,7 @@ impl NijiFlightSql {
         &self,
         user: String,
         handle: String,
-        schema: SchemaRef,
+        schema: &SchemaRef,
         batches: Vec<RecordBatch>,
         descriptor: FlightDescriptor,
     ) -> Result<FlightInfo, Status> {
@@ -114,7 +114,7 @@ impl NijiFlightSql {
         let ticket = TicketStatementQuery {
             statement_handle: handle.into_bytes().into(),
         };
-        flight_info(&schema, &ticket.as_any(), descriptor)
+        flight_info(schema, &ticket.as_any(), descriptor)
     }
 
     /// A standard dataset over Flight (`x-niji-mode: dataset`, the statement its name): the
@@ -144,7 +144,7 @@ impl NijiFlightSql {
         });
         let handle = format!("{name}:{}", delivery.sha256);
         let info = self
-            .keep_for_do_get(user, handle, schema, batches, request.into_inner())?
+            .keep_for_do_get(user, handle, &schema, batches, request.into_inner())?
             .with_total_records(rows as i64)
             .with_app_metadata(metadata.to_string());
         Ok(Response::new(info))
@@ -302,7 +302,7 @@ impl FlightSqlService for NijiFlightSql {
             .keep_for_do_get(
                 user,
                 outcome.query_id.clone(),
-                schema,
+                &schema,
                 outcome.batches,
                 request.into_inner(),
             )?

@@ -38,6 +38,8 @@ pub struct Overrides<'a> {
     pub limits: Option<&'a str>,
     /// For `policies/disclosure.toml` (the other policies are copied as they are).
     pub disclosure: Option<&'a str>,
+    /// For `policies/feasibility.toml`.
+    pub feasibility: Option<&'a str>,
     /// A 難病DB delivery alone (every person a certified patient, fiscal years 2019–2023)
     /// instead of the five databases.
     pub nanbyo_registry: bool,
@@ -75,18 +77,25 @@ pub async fn seed(
         }
         None => repo.join("sandbox/limits.toml"),
     };
-    let policies_dir = match overrides.disclosure {
-        Some(text) => {
-            let dir = root.join("policies");
-            std::fs::create_dir_all(&dir)?;
-            for entry in std::fs::read_dir(repo.join("policies"))? {
-                let entry = entry?;
-                std::fs::copy(entry.path(), dir.join(entry.file_name()))?;
-            }
-            std::fs::write(dir.join("disclosure.toml"), text)?;
-            dir
+    let replaced = [
+        ("disclosure.toml", overrides.disclosure),
+        ("feasibility.toml", overrides.feasibility),
+    ];
+    let policies_dir = if replaced.iter().any(|(_, text)| text.is_some()) {
+        let dir = root.join("policies");
+        std::fs::create_dir_all(&dir)?;
+        for entry in std::fs::read_dir(repo.join("policies"))? {
+            let entry = entry?;
+            std::fs::copy(entry.path(), dir.join(entry.file_name()))?;
         }
-        None => repo.join("policies"),
+        for (file, text) in replaced {
+            if let Some(text) = text {
+                std::fs::write(dir.join(file), text)?;
+            }
+        }
+        dir
+    } else {
+        repo.join("policies")
     };
     let settings = Settings {
         data_dir: root.join("data"),

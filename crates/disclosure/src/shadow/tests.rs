@@ -431,9 +431,11 @@ async fn grouped_by_the_person_a_shadow_has_the_groups_of_the_pseudonym() {
     }
 }
 
-/// A second argument chooses rows the shadow does not follow (`count(1, x)` counts rows
-/// where x is not null), and a sum of distinct values is not the sum of its contributions:
-/// neither has a shadow, bounded or exact, so the result is held.
+/// A second argument that is not a constant chooses rows the shadow does not follow
+/// (`count(x, y)` counts rows where both are not null), and a sum of distinct values is not
+/// the sum of its contributions: neither has a shadow, bounded or exact, so the result is
+/// held. A constant beside one column (`count(1, x)`, `percentile_cont`'s fraction) chooses
+/// nothing: the column's rows are followed.
 #[tokio::test]
 async fn aggregates_reading_rows_unseen_have_no_shadow() {
     let ctx = SessionContext::new();
@@ -446,7 +448,7 @@ async fn aggregates_reading_rows_unseen_have_no_shadow() {
     ctx.register_table("receipts", Arc::new(table))
         .expect("register");
     for sql in [
-        "SELECT prefecture, count(1, CASE WHEN points > 100 THEN 1 END) AS n FROM receipts GROUP BY prefecture",
+        "SELECT prefecture, count(points, CASE WHEN points > 100 THEN 1 END) AS n FROM receipts GROUP BY prefecture",
         "SELECT prefecture, sum(DISTINCT points) AS s FROM receipts GROUP BY prefecture",
     ] {
         let plan = ctx.sql(sql).await.expect("plan").into_unoptimized_plan();
@@ -455,6 +457,12 @@ async fn aggregates_reading_rows_unseen_have_no_shadow() {
         let bounds = Bounds::default();
         assert!(shadow(plan, &visible, 3, Some(&bounds)).is_err(), "{sql}");
     }
+    let sql = "SELECT prefecture, count(1, CASE WHEN points > 100 THEN 1 END) AS n FROM receipts GROUP BY prefecture";
+    let plan = ctx.sql(sql).await.expect("plan").into_unoptimized_plan();
+    let visible = plan.schema().as_arrow().clone();
+    let followed = shadow(plan, &visible, 3, None).expect("a shadow");
+    // The rows counted (points over 100) have a person set of their own.
+    assert_eq!(followed.cell_sets.len(), 1, "{sql}");
 }
 
 /// Cells only stand in for plain, never-null magnitudes without a FILTER, and keep the

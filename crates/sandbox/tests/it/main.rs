@@ -5,6 +5,7 @@ mod benign;
 mod consent;
 mod datasets;
 mod disclosure;
+mod feasibility;
 mod fixture;
 mod ledgers;
 mod monitoring;

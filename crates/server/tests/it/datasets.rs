@@ -113,6 +113,35 @@ async fn a_granted_request_gets_the_file_over_http_and_flight_and_nothing_else_d
         );
         // paula's grant is not quinn's.
         assert_eq!(s.request_raw("GET", &file, Some(&quinn), None).0, 403);
+        // Feasibility counts: for approved organisations only, structured, never SQL.
+        let counts = "/api/v1/feasibility/counts";
+        let ask = serde_json::json!({"disease_no": 6, "fiscal_year": 2021, "age_from": 40});
+        assert_eq!(
+            s.request("POST", counts, Some(&paula), Some(&ask)).0,
+            403,
+            "not approved yet"
+        );
+        tokio::runtime::Handle::current()
+            .block_on(p.approve_dataset_organisation("cathy", "pharma-a"))
+            .unwrap();
+        let (status, answer) = s.request("POST", counts, Some(&paula), Some(&ask));
+        assert_eq!(status, 200, "{answer}");
+        assert!(
+            answer["patients"].is_string() && answer["rounded_to"] == 10,
+            "{answer}"
+        );
+        let sql = serde_json::json!({"disease_no": 6, "fiscal_year": 2021, "sql": "SELECT 1"});
+        assert_eq!(s.request("POST", counts, Some(&paula), Some(&sql)).0, 422);
+        let injected = serde_json::json!({"disease_no": 6, "fiscal_year": 2021, "prefecture": "13' OR '1'='1"});
+        assert_eq!(
+            s.request("POST", counts, Some(&paula), Some(&injected)).0,
+            422
+        );
+        assert_eq!(
+            s.request("POST", counts, Some(&quinn), Some(&ask)).0,
+            422,
+            "quinn has no organisation"
+        );
         bytes
     });
     let rows = String::from_utf8(csv).unwrap().lines().count() - 1;
