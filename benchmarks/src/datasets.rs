@@ -188,17 +188,8 @@ pub fn run(
             *shown.entry(kind).or_default() += 1;
             queries.push(serde_json::json!({"name": format!("count-{i}"), "sql": sql}));
         }
-        let queries_file = work.join("queries.json");
-        std::fs::write(&queries_file, serde_json::to_vec(&queries)?)?;
-        let duck = std::process::Command::new(python)
-            .arg(script)
-            .arg(data.join("store"))
-            .arg(&queries_file)
-            .arg("3")
-            .output()
-            .with_context(|| format!("running {}", python.display()))?;
-        anyhow::ensure!(duck.status.success(), "duckdb: {}", String::from_utf8_lossy(&duck.stderr));
-        let duck: serde_json::Value = serde_json::from_slice(&duck.stdout)?;
+        let duck =
+            crate::visiting::duckdb_best(python, script, &data.join("store"), work, &queries, 3)?;
         println!(
             "{:<22} {:>10} {:>12} {:>9} {:>10} {:>12} {:>12}",
             "dataset", "niji build", "duckdb plain", "niji/duck", "rows", "cells masked", "parquet KiB"

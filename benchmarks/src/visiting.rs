@@ -51,6 +51,33 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
+/// DuckDB's best seconds of `runs` (after a warm-up) for each of `queries` (`{"name", "sql"}`
+/// over the stored tables), by name, from `script` run by `python` over `store`.
+pub(crate) fn duckdb_best(
+    python: &Path,
+    script: &Path,
+    store: &Path,
+    work: &Path,
+    queries: &[serde_json::Value],
+    runs: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let queries_file = work.join("queries.json");
+    std::fs::write(&queries_file, serde_json::to_vec(queries)?)?;
+    let duck = std::process::Command::new(python)
+        .arg(script)
+        .arg(store)
+        .arg(&queries_file)
+        .arg(runs.to_string())
+        .output()
+        .with_context(|| format!("running {}", python.display()))?;
+    anyhow::ensure!(
+        duck.status.success(),
+        "duckdb: {}",
+        String::from_utf8_lossy(&duck.stderr)
+    );
+    Ok(serde_json::from_slice(&duck.stdout)?)
+}
+
 /// A query over the stored tables: the store's person index for the views' pseudonym.
 pub(crate) fn plain(sql: &str) -> String {
     sql.replace("pid", "person_idx")
@@ -290,17 +317,7 @@ pub fn run(
             .iter()
             .map(|(name, sql)| serde_json::json!({"name": name, "sql": plain(sql)}))
             .collect();
-        let queries_file = work.join("queries.json");
-        std::fs::write(&queries_file, serde_json::to_vec(&queries)?)?;
-        let duck = std::process::Command::new(python)
-            .arg(script)
-            .arg(data.join("store"))
-            .arg(&queries_file)
-            .arg(runs.to_string())
-            .output()
-            .with_context(|| format!("running {}", python.display()))?;
-        anyhow::ensure!(duck.status.success(), "duckdb: {}", String::from_utf8_lossy(&duck.stderr));
-        let duck: serde_json::Value = serde_json::from_slice(&duck.stdout)?;
+        let duck = duckdb_best(python, script, &data.join("store"), work, &queries, runs)?;
 
         println!("niji-bench visiting: {receipts} receipts, best of {runs} runs after one warm-up, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
         println!("{:<38} {:>12} {:>12} {:>9} {:>12} {:>10} {:>12} {:>12} {:>14} {:>8}", "query", "datafusion", "niji", "overhead", "duckdb", "niji/duck", "niji FY2022", "niji held", "niji checked", "checks");

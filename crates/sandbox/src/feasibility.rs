@@ -145,18 +145,51 @@ impl Visiting {
     }
 
     /// One count for `actor`: permission, organisation, quotas and lockout first; then the
-    /// count through the chokepoint; then its audit entry with what it showed.
+    /// count through the chokepoint; then its audit entry with what it showed. Counts take
+    /// turns from the quota check to their audit entry, so that a burst cannot pass the
+    /// quotas on one reading of the log; and every attempt past the check is counted, whether
+    /// it ended in an answer or not.
     pub async fn feasibility_count(
         &self,
         actor: &str,
         request: &CountRequest,
     ) -> Result<CountAnswer, SandboxError> {
+        let _one_at_a_time = self.count_lock.lock().await;
         let organisation = self.platform.may_count(actor).await?;
+        let counted = self.count_once(actor, &organisation, request).await;
+        let (shown, differencing, query_id) = match &counted {
+            Ok((answer, differencing)) => (
+                answer.patients.clone(),
+                *differencing,
+                answer.query_id.clone(),
+            ),
+            Err(e) => (format!("not counted: {}", e.kind()), false, String::new()),
+        };
+        self.platform
+            .audited(
+                actor,
+                FEASIBILITY_COUNT,
+                &serde_json::json!({
+                    "organisation": organisation, "query_id": query_id,
+                    "request": request, "shown": shown, "differencing": differencing,
+                }),
+            )
+            .await?;
+        counted.map(|(answer, _)| answer)
+    }
+
+    /// The count itself, and whether it was withheld for differencing.
+    async fn count_once(
+        &self,
+        actor: &str,
+        organisation: &str,
+        request: &CountRequest,
+    ) -> Result<(CountAnswer, bool), SandboxError> {
         let sql = request.sql()?;
         let outcome = self
             .query(&QueryRequest {
                 user: actor.to_string(),
-                scope: Scope::feasibility(&organisation),
+                scope: Scope::feasibility(organisation),
                 mode: Mode::Real,
                 sql,
                 via: "feasibility",
@@ -189,17 +222,7 @@ impl Visiting {
             patients,
             rounded_to: policy.rounding,
         };
-        self.platform
-            .audited(
-                actor,
-                FEASIBILITY_COUNT,
-                &serde_json::json!({
-                    "organisation": organisation, "query_id": answer.query_id,
-                    "request": request, "shown": answer.patients, "differencing": differencing,
-                }),
-            )
-            .await?;
-        Ok(answer)
+        Ok((answer, differencing))
     }
 }
 

@@ -55,7 +55,7 @@ use tracing::Instrument;
 
 pub use engine::{Engine, LocalEngine, StopFlag};
 pub use guard::SqlPolicy;
-pub use outcome::{ColumnInfo, QueryOutcome, Status};
+pub use outcome::{ColumnInfo, QueryOutcome, Status, new_query_id};
 pub use outputs::{OutputView, Preview};
 use views::ProjectEnv;
 
@@ -120,6 +120,8 @@ pub struct Visiting {
     standard: niji_catalog::standard::StandardDatasets,
     disclosure_text: String,
     dataset_builds: Mutex<()>,
+    /// Feasibility counts take turns from their quota check to their audit entry.
+    count_lock: Mutex<()>,
 }
 
 impl Visiting {
@@ -179,6 +181,7 @@ impl Visiting {
             standard,
             disclosure_text,
             dataset_builds: Mutex::new(()),
+            count_lock: Mutex::new(()),
         })
     }
 

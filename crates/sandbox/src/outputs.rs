@@ -104,7 +104,7 @@ impl Visiting {
     ) -> Result<QueryOutcome, SandboxError> {
         if !req.scope.keeps_outputs() {
             return Err(SandboxError::Refused(format!(
-                "{} would be held ({why}): a standard dataset's definition must give cells that can be released",
+                "{} would be held ({why}): nothing is kept here for output checkers, so its cells must be releasable as they are",
                 req.scope
             )));
         }

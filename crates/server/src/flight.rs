@@ -142,7 +142,8 @@ impl NijiFlightSql {
             "dataset": name, "version": delivery.version.version,
             "request": delivery.request, "sha256": delivery.sha256,
         });
-        let handle = format!("{name}:{}", delivery.sha256);
+        // A handle of its own, as for a query: two users' deliveries never share one.
+        let handle = niji_sandbox::new_query_id();
         let info = self
             .keep_for_do_get(user, handle, &schema, batches, request.into_inner())?
             .with_total_records(rows as i64)

@@ -449,7 +449,7 @@ pub fn generate(
         let consent = format!("{:010}", 1_000_000_000 + key);
         let doctor = muni.pref as u32 * 100_000 + rng.below(2000) as u32;
         // Drawn apart from the person's stream, so that adding them changed no other draw.
-        let mut own = Rng::new(key, 0x4e41_4e42);
+        let mut own = Rng::new(world.seed ^ crate::rng::splitmix64(key), 0x4e41_4e42);
         let first_period_fy = if start.month >= 4 {
             start.year
         } else {

@@ -374,6 +374,8 @@ pub struct World {
     pub age_bands: Weighted,
     pub nanbyo: Weighted,
     pub nanbyo_codes: Vec<u16>,
+    /// The run's seed, for streams drawn per person apart from the shard's.
+    pub seed: u64,
 }
 
 impl World {
@@ -485,6 +487,7 @@ impl World {
             age_bands: Weighted::new(AGE_BANDS.iter().map(|(w, _)| *w)),
             nanbyo: Weighted::new(nanbyo_weights),
             nanbyo_codes,
+            seed,
         }
     }
 }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::SandboxError;
 
-/// SHA-256 (hex) over the definition's text, the disclosure policy's text, the content digest
+/// SHA-256 (hex) over niji's version, the definition's text, the disclosure policy's text, the content digest
 /// of each source table in the store and the withdrawn registrations. A source table missing
 /// from the store, or empty, is an error that names it.
 pub(crate) fn data_version(
@@ -28,6 +28,9 @@ pub(crate) fn data_version(
         h.update(value);
     };
     field("niji standard dataset v1", b"");
+    // The writer is part of the bytes (Parquet's created_by, its encoders): a new niji is a
+    // new version, never a rebuild that cannot match what was handed out.
+    field("niji", env!("CARGO_PKG_VERSION").as_bytes());
     field("definition", definition.text.as_bytes());
     field("disclosure", disclosure_policy.as_bytes());
     let mut tables: Vec<&str> = definition

@@ -34,32 +34,9 @@ async fn study(f: &Fixture) {
     .await;
 }
 
-/// The registrations of the raw 難病DB extract the fixture ingested, by record key: the
-/// extract is generated again from the fixture's seed (ingest removed it).
+/// The registrations of the raw 難病DB extract the fixture ingested, by record key.
 fn registrations() -> BTreeMap<String, [String; 4]> {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = niji_synth::SynthConfig::new(PERSONS, 7, dir.path().to_path_buf());
-    niji_synth::generate(&cfg, &|_, _| {}).unwrap();
-    let raw = std::fs::read(dir.path().join("raw/nanbyo/surveys.csv")).unwrap();
-    let text = String::from_utf8_lossy(&raw);
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
-    let (key, kana, sex, birth, consent) = (
-        at("record_key"),
-        at("kana_name"),
-        at("sex"),
-        at("birth_date"),
-        at("consent_no"),
-    );
-    lines
-        .map(|l| l.split(',').collect::<Vec<_>>())
-        .filter(|f| f.len() == header.len())
-        .map(|f| {
-            let fields = [f[kana], f[sex], f[birth], f[consent]].map(str::to_string);
-            (f[key].to_string(), fields)
-        })
-        .collect()
+    crate::fixture::raw_registrations(PERSONS, &niji_testkit::Overrides::default())
 }
 
 fn registration(fields: &[String; 4]) -> Registration {

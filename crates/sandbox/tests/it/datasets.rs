@@ -262,34 +262,15 @@ async fn every_released_cell_rests_on_ten_or_more_persons_of_the_store() {
     assert_eq!(i64::try_from(masked).unwrap(), d.version.cells_masked);
 }
 
-/// The registrations of the registry's raw extract, by record key (generated again from the
-/// fixture's seed: ingest removed it).
+/// The registrations of the registry's raw extract, by record key.
 fn registrations() -> BTreeMap<String, Registration> {
-    let dir = tempfile::tempdir().unwrap();
     let overrides = niji_testkit::Overrides {
         nanbyo_registry: true,
         ..Default::default()
     };
-    let cfg = niji_testkit::synth_config(PATIENTS, &overrides, dir.path().to_path_buf());
-    niji_synth::generate(&cfg, &|_, _| {}).unwrap();
-    let raw = std::fs::read(dir.path().join("raw/nanbyo/surveys.csv")).unwrap();
-    let text = String::from_utf8_lossy(&raw);
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
-    lines
-        .map(|l| l.split(',').collect::<Vec<_>>())
-        .filter(|f| f.len() == header.len())
-        .filter_map(|f| {
-            let r = Registration::parse(
-                f[at("kana_name")],
-                f[at("sex")],
-                f[at("birth_date")],
-                f[at("consent_no")],
-            )
-            .ok()?;
-            Some((f[at("record_key")].to_string(), r))
-        })
+    crate::fixture::raw_registrations(PATIENTS, &overrides)
+        .into_iter()
+        .filter_map(|(key, f)| Some((key, Registration::parse(&f[0], &f[1], &f[2], &f[3]).ok()?)))
         .collect()
 }
 

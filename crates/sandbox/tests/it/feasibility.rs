@@ -161,7 +161,7 @@ async fn two_counts_that_differ_by_one_condition_are_not_both_shown() {
     let all = truth(&f, &base).await;
     let mut narrowed = base.clone();
     let mut found = None;
-    for age in (20..100).rev() {
+    for age in (20..=120).rev() {
         narrowed.age_to = Some(age);
         let n = truth(&f, &narrowed).await;
         if (1..10).contains(&(all - n)) && n >= 10 {

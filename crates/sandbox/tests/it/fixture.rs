@@ -232,3 +232,32 @@ pub async fn narrow_project(f: &Fixture) {
         .await
         .expect("narrow project");
 }
+
+/// The registrations of the raw 難病DB extract a fixture of `persons` with `overrides`
+/// ingested, by record key (kana name, sex, birth date, consent number as written): the
+/// extract is generated again from the fixture's seed (ingest removed it).
+pub fn raw_registrations(persons: u64, overrides: &Overrides<'_>) -> BTreeMap<String, [String; 4]> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = niji_testkit::synth_config(persons, overrides, dir.path().to_path_buf());
+    niji_synth::generate(&cfg, &|_, _| {}).expect("synthetic extract");
+    let raw = std::fs::read(dir.path().join("raw/nanbyo/surveys.csv")).expect("surveys");
+    let text = String::from_utf8_lossy(&raw);
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).expect("column");
+    let (key, kana, sex, birth, consent) = (
+        at("record_key"),
+        at("kana_name"),
+        at("sex"),
+        at("birth_date"),
+        at("consent_no"),
+    );
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f.len() == header.len())
+        .map(|f| {
+            let fields = [f[kana], f[sex], f[birth], f[consent]].map(str::to_string);
+            (f[key].to_string(), fields)
+        })
+        .collect()
+}

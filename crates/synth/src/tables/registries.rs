@@ -175,7 +175,8 @@ impl ShardGen<'_> {
         if let Some(n) = p.nanbyo.clone() {
             let mut score = 20.0 + 12.0 * f64::from(n.stage) + self.rng.normal() * 6.0;
             // The course between renewals, drawn apart from the shard's stream.
-            let mut course = crate::rng::Rng::new(p.key, 0x434f_5552);
+            let mut course =
+                crate::rng::Rng::new(self.world.seed ^ crate::rng::splitmix64(p.key), 0x434f_5552);
             let mut stage = n.stage;
             for fy in first_fy.max(n.first_fy)..=last_fy {
                 if fy > first_fy.max(n.first_fy) && !self.rng.chance(0.9) {
