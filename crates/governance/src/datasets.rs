@@ -459,9 +459,8 @@ impl Platform {
                 "{actor} made {id} or is of its organisation ({}), and is recused",
                 request.organisation
             ));
-            let detail = serde_json::json!({"attempted": "sign off", "request": id, "reason": e.to_string()});
-            self.audited(actor, "refused", &detail).await?;
-            return Err(e);
+            let detail = serde_json::json!({"attempted": "sign off", "request": id});
+            return Err(self.refusal(actor, detail, e).await);
         }
         if request.state != RequestState::Submitted {
             return Err(GovernanceError::Refused(format!(
@@ -534,9 +533,8 @@ impl Platform {
         let e = GovernanceError::Denied(format!(
             "downloading {dataset}: no granted, unexpired request of yours covers it"
         ));
-        let detail = serde_json::json!({"attempted": "download", "dataset": dataset, "reason": e.to_string()});
-        self.audited(actor, "refused", &detail).await?;
-        Err(e)
+        let detail = serde_json::json!({"attempted": "download", "dataset": dataset});
+        Err(self.refusal(actor, detail, e).await)
     }
 
     /// Audits a delivery: who, which dataset and version, which request, the format and the

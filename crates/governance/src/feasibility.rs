@@ -131,10 +131,10 @@ impl Platform {
             })
         };
         if let Some(why) = refusal {
-            let e = GovernanceError::Denied(why);
-            let detail = serde_json::json!({"attempted": "count", "reason": e.to_string()});
-            self.audited(actor, "refused", &detail).await?;
-            return Err(e);
+            let detail = serde_json::json!({ "attempted": "count" });
+            return Err(self
+                .refusal(actor, detail, GovernanceError::Denied(why))
+                .await);
         }
         Ok(organisation)
     }

@@ -173,9 +173,24 @@ impl Platform {
             return Ok(());
         }
         let e = GovernanceError::Denied(format!("you may not {what}"));
-        let detail = serde_json::json!({"attempted": what, "reason": e.to_string()});
-        self.audited(actor, "refused", &detail).await?;
-        Err(e)
+        Err(self
+            .refusal(actor, serde_json::json!({ "attempted": what }), e)
+            .await)
+    }
+
+    /// Logs that `actor` was refused (`detail` says what they attempted; the reason is added)
+    /// and gives the refusal back, or the audit's error should the log fail.
+    pub(crate) async fn refusal(
+        &self,
+        actor: &str,
+        mut detail: serde_json::Value,
+        e: GovernanceError,
+    ) -> GovernanceError {
+        detail["reason"] = e.to_string().into();
+        match self.audited(actor, "refused", &detail).await {
+            Ok(()) => e,
+            Err(logging) => logging,
+        }
     }
 
     pub async fn allows(&self, user: &str, project: &str, action: Action) -> bool {

@@ -9,6 +9,17 @@ pub(crate) struct KeptLedger {
     seen: i64,
 }
 
+/// How a result is judged: automatically or with the judgement rules waived by checkers,
+/// whether what it releases joins the ledger, and at least how many persons per cell where
+/// the scope's spec asks for more than the policy (a condition of the project's approval, a
+/// dataset's definition).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Judging {
+    pub(crate) strictness: Strictness,
+    pub(crate) record: bool,
+    pub(crate) stricter: Option<u64>,
+}
+
 fn plan_schema(plan: &datafusion::logical_expr::LogicalPlan) -> arrow::datatypes::SchemaRef {
     outcome::nullable(plan.schema().as_arrow())
 }
@@ -105,8 +116,11 @@ impl Visiting {
                     query_id,
                     &shadow,
                     &batches,
-                    Strictness::Automatic,
-                    true,
+                    Judging {
+                        strictness: Strictness::Automatic,
+                        record: true,
+                        stricter: env.spec.min_persons,
+                    },
                 )
                 .await?;
             if !matches!(verdict, Verdict::Recheck) || audit.rechecked {
@@ -234,7 +248,8 @@ impl Visiting {
         niji_disclosure::prepare(plan, visible, cap, bounds, &self.catalog)
     }
 
-    /// Applies the rules to a shadow result under the project's release ledger; when `record`
+    /// Applies the rules to a shadow result under the project's release ledger, as `rules`
+    /// says; when it says `record`
     /// and something is released, its person sets join the ledger (recorded in the platform
     /// database before the result leaves, so that a crash never forgets a release).
     pub(crate) async fn judge(
@@ -243,8 +258,7 @@ impl Visiting {
         query_id: &str,
         shadow: &niji_disclosure::Shadow,
         batches: &[RecordBatch],
-        strictness: Strictness,
-        record: bool,
+        rules: Judging,
     ) -> Result<Verdict, SandboxError> {
         let populations = self.populations().await?;
         let project_ledger = self
@@ -272,17 +286,11 @@ impl Visiting {
             kept.ledger.extend(sets);
         }
         let ledger = &mut kept.ledger;
-        // A condition of the project's approval (or a dataset's definition) may ask for more
-        // persons per cell.
-        let stricter = match self.dataset_min_persons(project) {
-            Some(min) => Some(min),
-            None => self
-                .platform
-                .db()
-                .project(project)
-                .await?
-                .and_then(|p| p.spec.min_persons),
-        };
+        let Judging {
+            strictness,
+            record,
+            stricter,
+        } = rules;
         let policy = match stricter {
             Some(min) => std::borrow::Cow::Owned(self.disclosure.at_least(min)),
             None => std::borrow::Cow::Borrowed(&self.disclosure),

@@ -69,7 +69,7 @@ pub use error::{Failure, SandboxError};
 use execute::QueryRuntime;
 pub use feasibility::{CountAnswer, CountRequest};
 pub use niji_governance::{DeletedFile, DeletionCertificate};
-pub use scope::Scope;
+pub use scope::{Compiled, Scope};
 pub(crate) use settings::load_toml;
 pub use settings::{Limits, Mode, Settings};
 

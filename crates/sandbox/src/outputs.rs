@@ -50,6 +50,16 @@ impl OutputView {
 }
 
 impl Visiting {
+    /// The stricter minimum of persons per cell a project's approval set, if any.
+    async fn project_min_persons(&self, project: &str) -> Result<Option<u64>, SandboxError> {
+        Ok(self
+            .platform
+            .db()
+            .project(project)
+            .await?
+            .and_then(|p| p.spec.min_persons))
+    }
+
     fn output_dir(&self, project: &str, kind: &str) -> PathBuf {
         self.project_dir(project).join("real").join(kind)
     }
@@ -246,13 +256,17 @@ impl Visiting {
         record: bool,
     ) -> Result<Verdict, SandboxError> {
         let shadow = self.shadow_again(output, schema, batches).await?;
+        let stricter = self.project_min_persons(&output.project).await?;
         self.judge(
             &output.project,
             &output.id,
             &shadow,
             batches,
-            Strictness::Approved,
-            record,
+            crate::disclose::Judging {
+                strictness: Strictness::Approved,
+                record,
+                stricter,
+            },
         )
         .await
     }
@@ -323,14 +337,18 @@ impl Visiting {
         shadow: &Shadow,
         batches: &[RecordBatch],
     ) -> Result<(), SandboxError> {
+        let stricter = self.project_min_persons(&output.project).await?;
         let verdict = self
             .judge(
                 &output.project,
                 &output.id,
                 shadow,
                 batches,
-                Strictness::Approved,
-                true,
+                crate::disclose::Judging {
+                    strictness: Strictness::Approved,
+                    record: true,
+                    stricter,
+                },
             )
             .await?;
         let (batch, still_masked) = match verdict {

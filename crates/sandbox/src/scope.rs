@@ -27,8 +27,17 @@ pub enum Scope {
         organisation: String,
         /// `feasibility:<organisation>`.
         key: String,
+        /// Only a count compiled here runs in this scope: its quotas and lockout are checked
+        /// before it is compiled (`Visiting::feasibility_count`), so no other caller of the
+        /// chokepoint may bring SQL of its own into it.
+        #[serde(skip)]
+        compiled: Compiled,
     },
 }
+
+/// Proof that a scope was made inside the sandbox: it has no public constructor.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Compiled(());
 
 impl Scope {
     pub fn project(id: impl Into<String>) -> Self {
@@ -43,11 +52,13 @@ impl Scope {
         }
     }
 
-    pub fn feasibility(organisation: impl Into<String>) -> Self {
+    /// A count's scope: made only by the sandbox, for a count it compiled.
+    pub(crate) fn feasibility(organisation: impl Into<String>) -> Self {
         let organisation = organisation.into();
         Scope::Feasibility {
             key: format!("feasibility:{organisation}"),
             organisation,
+            compiled: Compiled(()),
         }
     }
 

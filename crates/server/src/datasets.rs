@@ -91,14 +91,8 @@ async fn list(
             meaning_en: d.meaning_en.clone(),
             grouping: items(&d.grouping),
             measures: items(&d.measures),
-            open: platform
-                .dataset_is_open(name)
-                .await
-                .map_err(niji_sandbox::SandboxError::from)?,
-            versions: platform
-                .dataset_versions(name)
-                .await
-                .map_err(niji_sandbox::SandboxError::from)?,
+            open: platform.dataset_is_open(name).await?,
+            versions: platform.dataset_versions(name).await?,
         });
     }
     Ok(Json(Datasets { datasets }))
@@ -133,8 +127,7 @@ async fn request(
         .visiting
         .platform()
         .request_dataset(&user, &form, known)
-        .await
-        .map_err(niji_sandbox::SandboxError::from)?;
+        .await?;
     Ok((StatusCode::CREATED, Json(filed)))
 }
 
@@ -148,12 +141,7 @@ async fn requests(
     State(state): State<Arc<AppState>>,
     SignedIn(user): SignedIn,
 ) -> Result<Json<Requests>, ServerError> {
-    let requests = state
-        .visiting
-        .platform()
-        .dataset_requests(&user)
-        .await
-        .map_err(niji_sandbox::SandboxError::from)?;
+    let requests = state.visiting.platform().dataset_requests(&user).await?;
     Ok(Json(Requests { requests }))
 }
 
@@ -179,8 +167,7 @@ async fn decide(
         .visiting
         .platform()
         .sign_off_dataset_request(&user, &id, d.grant, &d.reason)
-        .await
-        .map_err(niji_sandbox::SandboxError::from)?;
+        .await?;
     Ok(Json(decided))
 }
 

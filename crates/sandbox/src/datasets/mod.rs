@@ -101,12 +101,6 @@ impl Visiting {
         Ok(spec_of(self.definition(name)?))
     }
 
-    /// The stricter minimum of persons per cell a dataset's definition asks for.
-    pub(crate) fn dataset_min_persons(&self, key: &str) -> Option<u64> {
-        let name = key.strip_prefix("standard:")?;
-        self.standard.get(name)?.dataset.min_persons
-    }
-
     /// The data version `name` would be built at now.
     pub async fn dataset_data_version(&self, name: &str) -> Result<String, SandboxError> {
         let definition = self.definition(name)?;
