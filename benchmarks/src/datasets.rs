@@ -87,14 +87,23 @@ fn feasibility_counts() -> Vec<(CountRequest, String)> {
     out
 }
 
-pub fn run(
+/// A synthetic 難病DB of `patients` certified patients (FY2019–2023), ingested under `work`
+/// (made anew), with the published policies copied to `work/policies` for a benchmark to adjust.
+pub(crate) struct Registry {
+    pub(crate) data: std::path::PathBuf,
+    pub(crate) key_file: std::path::PathBuf,
+    pub(crate) policies: std::path::PathBuf,
+    pub(crate) forms: u64,
+    pub(crate) synth_s: f64,
+    pub(crate) ingest_s: f64,
+}
+
+pub(crate) fn registry(
     ctx: &crate::Context,
     env: &EnvArgs,
     patients: u64,
     work: &Path,
-    python: &Path,
-    script: &Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Registry> {
     if work.exists() {
         std::fs::remove_dir_all(work).with_context(|| format!("clearing {}", work.display()))?;
     }
@@ -116,33 +125,69 @@ pub fn run(
     let ingest_s = started.elapsed().as_secs_f64();
     std::fs::remove_dir_all(&cfg.out)?;
     drop(ingested);
-
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    // The published policies, with quotas that let the benchmark ask its counts in a row.
     let policies = work.join("policies");
     std::fs::create_dir_all(&policies)?;
     for entry in std::fs::read_dir(&env.policies)? {
         let entry = entry?;
         std::fs::copy(entry.path(), policies.join(entry.file_name()))?;
     }
-    std::fs::write(
-        policies.join("feasibility.toml"),
-        "rounding = 10\nper_minute = 100000\nper_week = 100000\nper_organisation_week = 100000\nlockout_after = 100000\nlockout_window_hours = 1\n",
-    )?;
-    rt.block_on(async {
+    Ok(Registry {
+        data,
+        key_file,
+        policies,
+        forms: forms as u64,
+        synth_s,
+        ingest_s,
+    })
+}
+
+impl Registry {
+    /// The Visiting environment over it.
+    pub(crate) async fn open(
+        &self,
+        ctx: &crate::Context,
+        env: &EnvArgs,
+    ) -> anyhow::Result<Arc<Visiting>> {
         let settings = Settings {
-            data_dir: data.clone(),
-            key_file,
+            data_dir: self.data.clone(),
+            key_file: self.key_file.clone(),
             catalog_dir: ctx.catalog.clone(),
-            policies_dir: policies.clone(),
+            policies_dir: self.policies.clone(),
             limits_file: env.limits.clone(),
             database: None,
         };
-        let v = Arc::new(
+        Ok(Arc::new(
             Visiting::open(settings, Arc::new(LocalEngine), niji_testkit::dummy_store()).await?,
-        );
+        ))
+    }
+}
+
+pub fn run(
+    ctx: &crate::Context,
+    env: &EnvArgs,
+    patients: u64,
+    work: &Path,
+    python: &Path,
+    script: &Path,
+) -> anyhow::Result<()> {
+    let registry = registry(ctx, env, patients, work)?;
+    let Registry {
+        data,
+        forms,
+        synth_s,
+        ingest_s,
+        ..
+    } = &registry;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    // The published policies, with quotas that let the benchmark ask its counts in a row.
+    std::fs::write(
+        registry.policies.join("feasibility.toml"),
+        "rounding = 10\nper_minute = 100000\nper_week = 100000\nper_organisation_week = 100000\nlockout_after = 100000\nlockout_window_hours = 1\n",
+    )?;
+    rt.block_on(async {
+        let v = registry.open(ctx, env).await?;
         let p = v.platform();
         p.add_organisation(SHELL, "pharma-a", "Pharma A").await?;
         for (name, role) in [

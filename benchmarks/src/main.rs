@@ -3,6 +3,7 @@
 //! The method and the current table are in docs/benchmarks.md.
 
 mod acro;
+mod anonymise;
 mod datasets;
 mod hmac;
 mod ingest;
@@ -138,6 +139,18 @@ enum Bench {
         #[arg(long, default_value = "scripts/bench_duckdb_visiting.py")]
         script: PathBuf,
     },
+    /// Anonymised record-level extracts: niji's anonymiser beside anjana (PyPI) on the same
+    /// prepared extract, hierarchies, k and suppression limit, measured by one evaluator.
+    Anonymise {
+        #[arg(long, default_value_t = 100_000)]
+        patients: u64,
+        #[arg(long, default_value = "./niji-bench-anonymise")]
+        work: PathBuf,
+        #[arg(long, env = "NIJI_PYTHON", default_value = ".venv/bin/python")]
+        python: PathBuf,
+        #[arg(long, default_value = "scripts/bench_anjana.py")]
+        script: PathBuf,
+    },
     /// Analysis queries on 10M+ synthetic receipts: plain DataFusion, the same through the
     /// chokepoint, and DuckDB, on the same Parquet.
     Visiting {
@@ -194,6 +207,12 @@ fn main() -> ExitCode {
             python,
             script,
         } => datasets::run(&ctx, &env, patients, &work, &python, &script),
+        Bench::Anonymise {
+            patients,
+            work,
+            python,
+            script,
+        } => anonymise::run(&ctx, &env, patients, &work, &python, &script),
         Bench::Visiting {
             persons,
             work,

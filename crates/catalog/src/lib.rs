@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod anonymisation;
 mod render;
 pub mod standard;
 pub use render::{display_width, render_table};

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::anonymisation::Anonymisation;
 use crate::{Catalog, CatalogError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,10 +27,16 @@ pub struct StandardDataset {
     /// Databases linked by ID5 for it (as a project's linkage groups).
     #[serde(default)]
     pub linkage: Vec<Vec<String>>,
-    /// Items the rows are grouped by, in the order the file is sorted by.
+    /// Items the rows are grouped by, in the order the file is sorted by (a table of counts).
+    #[serde(default)]
     pub grouping: Vec<Item>,
     /// Counts and distributions per group.
+    #[serde(default)]
     pub measures: Vec<Item>,
+    /// For an anonymised record-level extract instead of a table of counts: its columns and
+    /// how they are anonymised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymisation: Option<Anonymisation>,
     /// The query: it must give exactly the grouping items, then the measures.
     pub sql: String,
     /// Persons a released cell must rest on, where stricter than the disclosure policy's.
@@ -77,9 +84,22 @@ fn plain_name(name: &str) -> bool {
 }
 
 impl StandardDataset {
-    /// The file's columns, in order (before the `masked` column).
-    pub fn items(&self) -> impl Iterator<Item = &Item> {
-        self.grouping.iter().chain(&self.measures)
+    /// The file's columns, in order (for a table of counts, before the `masked` column).
+    pub fn items(&self) -> Vec<Item> {
+        match &self.anonymisation {
+            Some(a) => a.items(),
+            None => self
+                .grouping
+                .iter()
+                .chain(&self.measures)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Whether its file is anonymised records rather than counts.
+    pub fn is_record_level(&self) -> bool {
+        self.anonymisation.is_some()
     }
 
     /// Problems with the definition against the catalog, each named.
@@ -110,8 +130,20 @@ impl StandardDataset {
             }
         }
         let mut seen = BTreeSet::new();
+        if let Some(a) = &self.anonymisation {
+            if !self.grouping.is_empty() || !self.measures.is_empty() {
+                problems.push(
+                    "an anonymised extract has columns, not grouping items and measures".into(),
+                );
+            }
+            problems.extend(a.problems());
+            if self.sql.trim().is_empty() {
+                problems.push("it has no query".into());
+            }
+            return problems;
+        }
         for item in self.items() {
-            if !seen.insert(item.name.as_str()) {
+            if !seen.insert(item.name.clone()) {
                 problems.push(format!("item {} is named twice", item.name));
             }
             if item.name == MASKED_COLUMN {

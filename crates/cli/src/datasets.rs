@@ -89,26 +89,28 @@ async fn act(
                     "name": name,
                     "title_ja": d.dataset.title_ja,
                     "title_en": d.dataset.title_en,
-                    "items": d.dataset.items().map(|i| &i.name).collect::<Vec<_>>(),
+                    "items": d.dataset.items().into_iter().map(|i| i.name).collect::<Vec<_>>(),
+                    "record_level": d.dataset.is_record_level(),
                     "open": p.dataset_is_open(name).await?,
                     "versions": versions,
                 }));
             }
             Ok(serde_json::Value::Array(out))
         }
-        DatasetCommand::Build { name } => v.build_dataset(user, name).await.map(|b| json(&b)),
-        DatasetCommand::Open { name } => {
-            if v.standard_datasets().get(name).is_none() {
-                Err(SandboxError::Refused(format!(
-                    "no standard dataset {name:?}"
-                )))
-            } else {
-                p.open_dataset(user, name)
-                    .await
-                    .map(|()| serde_json::json!({ "opened": name }))
-                    .map_err(Into::into)
+        DatasetCommand::Build { name } => match v.build_dataset(user, name).await {
+            Ok(built) => {
+                let mut out = json(&built);
+                if let Some(report) = v.extract_report(name).await? {
+                    out["anonymisation"] = json(&report);
+                }
+                Ok(out)
             }
-        }
+            Err(e) => Err(e),
+        },
+        DatasetCommand::Open { name } => v
+            .open_dataset(user, name)
+            .await
+            .map(|()| serde_json::json!({ "opened": name })),
         DatasetCommand::ApproveOrganisation { organisation } => p
             .approve_dataset_organisation(user, organisation)
             .await

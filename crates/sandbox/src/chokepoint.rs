@@ -218,6 +218,10 @@ impl Visiting {
                     audit.result_digest = outcome::digest(&schema, &batches)?;
                     QueryOutcome::rows(schema, batches, rows)
                 }
+                // Records leave only anonymised, never through disclosure control.
+                Mode::Real if self.is_record_level(&req.scope) => {
+                    self.anonymise(env, req, plan, audit).await?
+                }
                 Mode::Real => self.disclose(env, req, query_id, plan, audit).await?,
             },
             guard::Intent::CreateWork {

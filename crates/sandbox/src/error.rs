@@ -35,6 +35,10 @@ pub enum SandboxError {
     Disclosure(#[from] niji_disclosure::DisclosureError),
     #[error(transparent)]
     Ledger(#[from] niji_disclosure::LedgerStoreError),
+    /// An extract's rows could not be anonymised (or failed the check after). It arises from
+    /// the data, so on real data its text is kept for custodians only.
+    #[error(transparent)]
+    Anonymisation(#[from] niji_anonymise::AnonymiseError),
     /// A real-data query failed while it ran. What failed could tell about the data, so the
     /// cause is kept for custodians (the audit log, by query id) and never shown or logged.
     #[error("the query failed while it ran on real data")]
@@ -103,6 +107,7 @@ impl SandboxError {
             SandboxError::Synthetic(_) => "synthetic store",
             SandboxError::Disclosure(_) => "disclosure",
             SandboxError::Ledger(_) => "ledger",
+            SandboxError::Anonymisation(_) => "anonymisation",
             SandboxError::RunFailed(_) => "run failed",
         }
     }

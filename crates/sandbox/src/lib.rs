@@ -119,6 +119,10 @@ pub struct Visiting {
     /// of every dataset version) and the lock builds take turns on.
     standard: niji_catalog::standard::StandardDatasets,
     disclosure_text: String,
+    /// The anonymisation policy of record-level extracts, and its text (part of their
+    /// versions).
+    anonymisation: niji_anonymise::AnonymisationPolicy,
+    anonymisation_text: String,
     dataset_builds: Mutex<()>,
     /// Feasibility counts take turns from their quota check to their audit entry.
     count_lock: Mutex<()>,
@@ -145,6 +149,10 @@ impl Visiting {
             &catalog,
         )
         .map_err(|e| SandboxError::Config(e.to_string()))?;
+        let anonymisation_path = settings.policies_dir.join("anonymisation.toml");
+        let anonymisation = niji_anonymise::AnonymisationPolicy::load(&anonymisation_path)
+            .map_err(|e| SandboxError::Config(e.to_string()))?;
+        let anonymisation_text = std::fs::read_to_string(&anonymisation_path)?;
         let limits = Limits::load(&settings.limits_file)?;
         std::fs::create_dir_all(&settings.data_dir)?;
         let anchor = settings.key_file.with_file_name("audit.anchor");
@@ -180,6 +188,8 @@ impl Visiting {
             make_dummy,
             standard,
             disclosure_text,
+            anonymisation,
+            anonymisation_text,
             dataset_builds: Mutex::new(()),
             count_lock: Mutex::new(()),
         })

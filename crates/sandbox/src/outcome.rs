@@ -73,6 +73,8 @@ pub struct QueryOutcome {
     /// For a refused or failed query, what kind of failure it was (its status on each
     /// interface); none for an answer, held or not.
     pub failure: Option<Failure>,
+    /// For an anonymised extract's build: what the anonymisation reached and lost.
+    pub anonymised: Option<niji_anonymise::Report>,
 }
 
 /// The one cell of a one-row, one-column count, if that is what `outcome` holds.
@@ -127,6 +129,7 @@ impl QueryOutcome {
             small_groups_withheld: false,
             totals: Vec::new(),
             failure: None,
+            anonymised: None,
         }
     }
 
@@ -155,6 +158,7 @@ impl QueryOutcome {
             small_groups_withheld: false,
             totals: Vec::new(),
             failure: None,
+            anonymised: None,
         }
     }
 
@@ -194,6 +198,7 @@ impl QueryOutcome {
             small_groups_withheld,
             totals: Vec::new(),
             failure: None,
+            anonymised: None,
         }
     }
 
@@ -215,6 +220,7 @@ impl QueryOutcome {
             small_groups_withheld: false,
             totals: Vec::new(),
             failure: None,
+            anonymised: None,
         }
     }
 
@@ -224,6 +230,7 @@ impl QueryOutcome {
             query_id,
             status: error.status(),
             failure: Some(error.failure()),
+            anonymised: None,
             schema: None,
             batches: Vec::new(),
             row_count: None,

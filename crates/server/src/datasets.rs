@@ -53,6 +53,14 @@ struct DatasetInfo {
     meaning_en: String,
     grouping: Vec<DatasetItem>,
     measures: Vec<DatasetItem>,
+    /// An anonymised record-level extract (匿名加工): one record per person, never open.
+    record_level: bool,
+    /// For an extract: its file's columns (the record number first).
+    columns: Vec<DatasetItem>,
+    /// For an extract built at the current data: the k reached, records and values
+    /// suppressed, levels chosen and information lost.
+    #[schema(value_type = Option<Object>)]
+    anonymisation: Option<niji_anonymise::Report>,
     /// Open to every approved organisation (no sign-off).
     open: bool,
     versions: Vec<DatasetVersion>,
@@ -91,6 +99,18 @@ async fn list(
             meaning_en: d.meaning_en.clone(),
             grouping: items(&d.grouping),
             measures: items(&d.measures),
+            record_level: d.is_record_level(),
+            columns: if d.is_record_level() {
+                items(&d.items())
+            } else {
+                Vec::new()
+            },
+            // None too where it cannot be built at the current data (a source table missing).
+            anonymisation: state
+                .visiting
+                .extract_report(name)
+                .await
+                .unwrap_or_default(),
             open: platform.dataset_is_open(name).await?,
             versions: platform.dataset_versions(name).await?,
         });

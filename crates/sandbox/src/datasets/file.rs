@@ -83,7 +83,8 @@ impl DatasetTable {
             .clone()
             .ok_or_else(|| SandboxError::Refused(format!("{} gave no result", def.name)))?;
         let got: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        let want: Vec<&str> = def.items().map(|i| i.name.as_str()).collect();
+        let items = def.items();
+        let want: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
         if got != want {
             // Names from the plan, not values: the custodian may see them.
             return Err(SandboxError::Refused(format!(
@@ -153,6 +154,26 @@ impl DatasetTable {
         Ok(Self {
             batch,
             cells_masked,
+        })
+    }
+}
+
+impl DatasetTable {
+    /// An extract's records as the anonymiser left them (ordered, numbered, checked); its
+    /// suppressed values are counted as masked cells.
+    pub(crate) fn anonymised(
+        outcome: &QueryOutcome,
+        report: &niji_anonymise::Report,
+    ) -> Result<Self, SandboxError> {
+        let schema = outcome
+            .schema
+            .clone()
+            .ok_or_else(|| SandboxError::Refused("the extract gave no result".into()))?;
+        let batch = arrow::compute::concat_batches(&schema, &outcome.batches)
+            .map_err(datafusion::error::DataFusionError::from)?;
+        Ok(Self {
+            batch,
+            cells_masked: usize::try_from(report.cells_suppressed).unwrap_or(usize::MAX),
         })
     }
 }

@@ -4,6 +4,7 @@
 //! dataset's own release ledger across versions. Each data version is built once into files
 //! kept under `data/standard/<name>/`; every requester of that version gets their bytes.
 
+mod extract;
 mod file;
 mod version;
 
@@ -101,16 +102,28 @@ impl Visiting {
         Ok(spec_of(self.definition(name)?))
     }
 
+    /// Opens `name` to every approved organisation. Never an anonymised extract: records,
+    /// however anonymised, go only where one committee member signed off the purpose.
+    pub async fn open_dataset(&self, actor: &str, name: &str) -> Result<(), SandboxError> {
+        self.platform.may_manage_datasets(actor).await?;
+        if self.definition(name)?.dataset.is_record_level() {
+            return Err(SandboxError::Refused(format!(
+                "{name} is an anonymised record-level extract: each request is signed off"
+            )));
+        }
+        Ok(self.platform.open_dataset(actor, name).await?)
+    }
+
     /// The data version `name` would be built at now.
     pub async fn dataset_data_version(&self, name: &str) -> Result<String, SandboxError> {
         let definition = self.definition(name)?;
         let withdrawals = self.platform.withdrawals().await?;
-        version::data_version(
-            definition,
-            &self.disclosure_text,
-            &self.settings.data_dir,
-            &withdrawals,
-        )
+        let policy = if definition.dataset.is_record_level() {
+            &self.anonymisation_text
+        } else {
+            &self.disclosure_text
+        };
+        version::data_version(definition, policy, &self.settings.data_dir, &withdrawals)
     }
 
     /// Builds `name` at the current data version for a custodian (or returns the version
@@ -144,6 +157,8 @@ impl Visiting {
         let known = self.platform.dataset_version(name, &version).await?;
         if let Some(known) = &known
             && self.files_match(&dir, known)?
+            && (!definition.dataset.is_record_level()
+                || extract::read_report(&dir, &known.version)?.is_some())
         {
             return Ok(known.clone());
         }
@@ -164,7 +179,14 @@ impl Visiting {
                 outcome.query_id, outcome.message
             )));
         }
-        let table = DatasetTable::from_outcome(&definition.dataset, &outcome)?;
+        let table = match &outcome.anonymised {
+            Some(report) => {
+                let table = DatasetTable::anonymised(&outcome, report)?;
+                extract::write_report(&dir, &version, report)?;
+                table
+            }
+            None => DatasetTable::from_outcome(&definition.dataset, &outcome)?,
+        };
         let (parquet_sha256, csv_sha256) = file::write_files(&dir, name, &version, &table)?;
         if let Some(known) = known {
             // Files lost or damaged since: made again, they must be the bytes handed out before.

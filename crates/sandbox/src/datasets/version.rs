@@ -10,12 +10,13 @@ use sha2::{Digest, Sha256};
 
 use crate::SandboxError;
 
-/// SHA-256 (hex) over niji's version, the definition's text, the disclosure policy's text, the content digest
-/// of each source table in the store and the withdrawn registrations. A source table missing
+/// SHA-256 (hex) over niji's version, the definition's text, the policy that judges its file
+/// (disclosure for counts, anonymisation for records), the content digest of each source table
+/// in the store and the withdrawn registrations. A source table missing
 /// from the store, or empty, is an error that names it.
 pub(crate) fn data_version(
     definition: &Definition,
-    disclosure_policy: &str,
+    policy: &str,
     data_dir: &Path,
     withdrawals: &Withdrawals,
 ) -> Result<String, SandboxError> {
@@ -32,7 +33,12 @@ pub(crate) fn data_version(
     // new version, never a rebuild that cannot match what was handed out.
     field("niji", env!("CARGO_PKG_VERSION").as_bytes());
     field("definition", definition.text.as_bytes());
-    field("disclosure", disclosure_policy.as_bytes());
+    let judged_by = if definition.dataset.is_record_level() {
+        "anonymisation"
+    } else {
+        "disclosure"
+    };
+    field(judged_by, policy.as_bytes());
     let mut tables: Vec<&str> = definition
         .dataset
         .tables

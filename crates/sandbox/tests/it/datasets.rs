@@ -14,7 +14,7 @@ use niji_sandbox::{DatasetFormat, Mode, QueryRequest, SandboxError, Scope};
 use crate::fixture::{Fixture, from_store, text_rows};
 
 /// Certified patients in the fixture's registry (fiscal years 2019–2023).
-const PATIENTS: u64 = 20_000;
+pub(crate) const PATIENTS: u64 = 20_000;
 
 fn custodian() -> String {
     format!("{SHELL_ACTOR_PREFIX}test")
@@ -23,7 +23,7 @@ fn custodian() -> String {
 /// The registry, with the custodian cathy, analysts paula (pharma-a) and quinn (pharma-b),
 /// and the committee member dora, of pharma-b's parent university (to test recusal, erin is
 /// made a member of pharma-a).
-async fn registry() -> Fixture {
+pub(crate) async fn registry() -> Fixture {
     let f = Fixture::with(
         PATIENTS,
         niji_testkit::Overrides {
@@ -62,7 +62,7 @@ fn form(dataset: &str) -> DatasetRequestForm {
 }
 
 /// `user` requests `dataset` and dora signs it off.
-async fn granted(f: &Fixture, user: &str, dataset: &str) {
+pub(crate) async fn granted(f: &Fixture, user: &str, dataset: &str) {
     let p = f.visiting.platform();
     let r = p.request_dataset(user, &form(dataset), true).await.unwrap();
     assert_eq!(r.state, RequestState::Submitted);
@@ -74,7 +74,7 @@ async fn granted(f: &Fixture, user: &str, dataset: &str) {
 }
 
 /// The CSV's rows by column name.
-fn csv_rows(bytes: &[u8]) -> Vec<BTreeMap<String, String>> {
+pub(crate) fn csv_rows(bytes: &[u8]) -> Vec<BTreeMap<String, String>> {
     let mut reader = csv::Reader::from_reader(bytes);
     let header: Vec<String> = reader
         .headers()
@@ -274,6 +274,31 @@ fn registrations() -> BTreeMap<String, Registration> {
         .collect()
 }
 
+/// A custodian records the withdrawal of the first person (by record key) of the stored
+/// surveys `where` selects; their person index.
+pub(crate) async fn withdraw_one(f: &Fixture, r#where: &str) -> String {
+    let stored = text_rows(
+        &from_store(
+            f,
+            &format!(
+                "SELECT record_key, person_idx FROM surveys
+                 WHERE {where} AND person_idx IS NOT NULL ORDER BY record_key"
+            ),
+        )
+        .await,
+    );
+    let registrations = registrations();
+    let (record, person) = stored
+        .iter()
+        .find_map(|row| registrations.get(&row[0]).map(|r| (r, row[1].clone())))
+        .unwrap();
+    f.visiting
+        .withdraw_consent(&custodian(), "nanbyo", record, false)
+        .await
+        .unwrap();
+    person
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_withdrawn_person_is_gone_from_the_next_version_and_their_cell_is_not_differenced() {
     let f = registry().await;
@@ -289,26 +314,14 @@ async fn a_withdrawn_person_is_gone_from_the_next_version_and_their_cell_is_not_
         .find(|r| r["masked"].is_empty())
         .unwrap();
     let keys = keys_of(&cell);
-    let stored = text_rows(
-        &from_store(
-            &f,
-            &format!(
-                "SELECT record_key, person_idx FROM surveys
-                 WHERE fiscal_year = {} AND disease_no = {} AND {AGE_BAND} = {} AND sex = {}
-                   AND person_idx IS NOT NULL ORDER BY record_key",
-                keys[0], keys[1], keys[2], keys[3]
-            ),
-        )
-        .await,
-    );
-    let registrations = registrations();
-    let (record, person) = stored
-        .iter()
-        .find_map(|row| registrations.get(&row[0]).map(|r| (r, row[1].clone())))
-        .unwrap();
-    v.withdraw_consent(&custodian(), "nanbyo", record, false)
-        .await
-        .unwrap();
+    let person = withdraw_one(
+        &f,
+        &format!(
+            "fiscal_year = {} AND disease_no = {} AND {AGE_BAND} = {} AND sex = {}",
+            keys[0], keys[1], keys[2], keys[3]
+        ),
+    )
+    .await;
     let second = v
         .deliver_dataset("paula", DATASET, DatasetFormat::Csv)
         .await

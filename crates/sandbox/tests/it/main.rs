@@ -1,5 +1,6 @@
 //! Integration tests of the Visiting environment on a real (small) synthetic store.
 
+mod anonymised;
 mod attacks;
 mod benign;
 mod consent;

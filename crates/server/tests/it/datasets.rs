@@ -46,7 +46,16 @@ async fn a_granted_request_gets_the_file_over_http_and_flight_and_nothing_else_d
         let cathy = s.sign_in("cathy");
         let (status, body) = s.request("GET", "/api/v1/datasets", Some(&paula), None);
         assert_eq!(status, 200, "{body}");
-        assert_eq!(body["datasets"].as_array().unwrap().len(), 6, "{body}");
+        let listed = body["datasets"].as_array().unwrap();
+        assert_eq!(listed.len(), 7, "{body}");
+        // The anonymised extract says so, with its columns and no report before a build.
+        let extract = listed
+            .iter()
+            .find(|d| d["name"] == "anonymised-patients")
+            .unwrap();
+        assert_eq!(extract["record_level"], true);
+        assert_eq!(extract["columns"][0]["name"], "record_id");
+        assert!(extract["anonymisation"].is_null());
         // No grant: the same 403 for a dataset and for none.
         let (status, a, _) = s.request_raw("GET", &file, Some(&paula), None);
         let (status_none, b, _) =
