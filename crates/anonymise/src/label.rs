@@ -42,7 +42,10 @@ pub(crate) fn raw_values(name: &str, array: &ArrayRef) -> Result<Vec<Raw>, Anony
                 ..Default::default()
             };
             let cast = arrow::compute::cast_with_options(array, &DataType::Int64, &options)
-                .map_err(|e| AnonymiseError::Input(format!("{name}: {e}")))?;
+                .map_err(|source| AnonymiseError::Column {
+                    column: name.to_string(),
+                    source,
+                })?;
             let a = cast.as_primitive::<Int64Type>();
             (0..n)
                 .map(|i| {
@@ -55,8 +58,12 @@ pub(crate) fn raw_values(name: &str, array: &ArrayRef) -> Result<Vec<Raw>, Anony
                 .collect()
         }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            let cast = arrow::compute::cast(array, &DataType::Utf8)
-                .map_err(|e| AnonymiseError::Input(format!("{name}: {e}")))?;
+            let cast = arrow::compute::cast(array, &DataType::Utf8).map_err(|source| {
+                AnonymiseError::Column {
+                    column: name.to_string(),
+                    source,
+                }
+            })?;
             let a = cast.as_string::<i32>();
             (0..n)
                 .map(|i| {
@@ -76,10 +83,12 @@ pub(crate) fn raw_values(name: &str, array: &ArrayRef) -> Result<Vec<Raw>, Anony
     })
 }
 
-/// Year, month, day of days since 1970-01-01.
-pub(crate) fn civil(days: i32) -> (i64, u32, u32) {
-    let d = niji_pseudo::CivilDate::from_days_since_epoch(days);
-    (i64::from(d.year), d.month, d.day)
+/// Year, month, day of days since 1970-01-01, for years 0000 to 9999.
+pub(crate) fn civil(days: i32) -> Option<(i64, u32, u32)> {
+    (-719_528..=2_932_896).contains(&days).then(|| {
+        let d = niji_pseudo::CivilDate::from_days_since_epoch(days);
+        (i64::from(d.year), d.month, d.day)
+    })
 }
 
 /// The region (地方区分) of a JIS prefecture code.
@@ -103,7 +112,7 @@ fn span(value: i64, width: u32) -> String {
     if w == 1 {
         lo.to_string()
     } else {
-        format!("{lo}-{}", lo + w - 1)
+        format!("{lo}-{}", lo.saturating_add(w - 1))
     }
 }
 
@@ -125,7 +134,7 @@ pub(crate) fn label(name: &str, raw: &Raw, level: Level) -> Result<String, Anony
         return Ok(SUPPRESSED_LABEL.to_string());
     }
     let year = || match raw {
-        Raw::Date(d) => Some(civil(*d).0),
+        Raw::Date(d) => civil(*d).map(|c| c.0),
         Raw::Int(y) => Some(*y),
         _ => None,
     };
@@ -140,13 +149,13 @@ pub(crate) fn label(name: &str, raw: &Raw, level: Level) -> Result<String, Anony
     Ok(match (level, raw) {
         (_, Raw::Null) => String::new(),
         (Level::Value, Raw::Date(d)) => {
-            let (y, m, d) = civil(*d);
+            let (y, m, d) = civil(*d).ok_or_else(unfit)?;
             format!("{y:04}-{m:02}-{d:02}")
         }
         (Level::Value, Raw::Int(v)) => v.to_string(),
         (Level::Value, Raw::Text(t)) => t.clone(),
         (Level::Month, Raw::Date(d)) => {
-            let (y, m, _) = civil(*d);
+            let (y, m, _) = civil(*d).ok_or_else(unfit)?;
             format!("{y:04}-{m:02}")
         }
         (Level::Year, _) => year().ok_or_else(unfit)?.to_string(),
@@ -183,7 +192,8 @@ mod tests {
         assert_eq!(l(&d, Level::Suppressed), "*");
         assert!(label("c", &Raw::Text("x".into()), Level::Prefecture).is_err());
         assert!(label("c", &Raw::Int(3), Level::Month).is_err());
-        assert_eq!(civil(0), (1970, 1, 1));
-        assert_eq!(civil(-1), (1969, 12, 31));
+        assert_eq!(civil(0), Some((1970, 1, 1)));
+        assert_eq!(civil(-1), Some((1969, 12, 31)));
+        assert!(label("c", &Raw::Date(i32::MAX), Level::Year).is_err());
     }
 }

@@ -83,12 +83,15 @@ fn dominates(upper: &[usize], lower: &[usize]) -> bool {
 /// The acceptable node that loses least (ties: the lower node, then the first in order).
 pub(crate) fn search(quasi: &[Quasi], k: u64, max_at_risk: u64) -> Result<Choice, AnonymiseError> {
     let heights: Vec<usize> = quasi.iter().map(|q| q.levels.len()).collect();
-    let total: usize = heights.iter().product();
-    if total > 100_000 {
-        return Err(AnonymiseError::Input(format!(
-            "the hierarchies make {total} generalisations to try; shorten them"
-        )));
-    }
+    let total = heights
+        .iter()
+        .try_fold(1usize, |n, h| n.checked_mul(*h))
+        .filter(|n| *n <= 100_000)
+        .ok_or_else(|| {
+            AnonymiseError::Input(
+                "the hierarchies make over 100,000 generalisations to try; shorten them".into(),
+            )
+        })?;
     let mut nodes: Vec<Vec<usize>> = (0..total)
         .map(|mut i| {
             heights
@@ -110,7 +113,10 @@ pub(crate) fn search(quasi: &[Quasi], k: u64, max_at_risk: u64) -> Result<Choice
             continue;
         }
         evaluated += 1;
-        let groups = Groups::of(quasi, node)?;
+        // A node whose combinations do not fit a key is not tried; coarser ones may fit.
+        let Ok(groups) = Groups::of(quasi, node) else {
+            continue;
+        };
         let at_risk = groups.at_risk(k).len() as u64;
         if at_risk > max_at_risk {
             continue;

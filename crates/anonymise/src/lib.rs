@@ -34,6 +34,14 @@ pub enum AnonymiseError {
     Unreachable(String),
     #[error("the extract's rows could not be arranged: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    /// A column's values could not be read as its kind (the cause may quote a value: it
+    /// reaches custodians only, through the audit log's record of the failed build).
+    #[error("column {column} cannot be read")]
+    Column {
+        column: String,
+        #[source]
+        source: arrow::error::ArrowError,
+    },
     /// The independent check failed: nothing is written.
     #[error("the anonymised extract failed its check: {0}")]
     Check(String),
@@ -62,6 +70,30 @@ pub struct Report {
     /// Generalisations in the lattice, and how many were tried.
     pub lattice_nodes: u64,
     pub lattice_evaluated: u64,
+}
+
+/// What a requester is told of an extract before and besides its file: how it was
+/// anonymised and what that cost, without the counts of records left out, pooled or coded
+/// (small numbers, and across versions they tell who came and went).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub k: u64,
+    pub k_reached: u64,
+    pub levels: Vec<ChosenLevel>,
+    pub generalisation_loss: f64,
+    pub average_group_size: f64,
+}
+
+impl Report {
+    pub fn summary(&self) -> Summary {
+        Summary {
+            k: self.k,
+            k_reached: self.k_reached,
+            levels: self.levels.clone(),
+            generalisation_loss: self.loss.generalisation,
+            average_group_size: self.loss.average_group_size,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,8 +155,13 @@ fn check_one_per_person(input: &RecordBatch, person: &str) -> Result<(), Anonymi
         AnonymiseError::Input(format!("the query gives no person column {person}"))
     })?;
     // As text: a pseudonym may be any type (an unsigned 64-bit hash, a string).
-    let values = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8)
-        .map_err(|e| AnonymiseError::Input(format!("{person}: {e}")))?;
+    let values =
+        arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8).map_err(|source| {
+            AnonymiseError::Column {
+                column: person.to_string(),
+                source,
+            }
+        })?;
     let values = arrow::array::AsArray::as_string::<i32>(&values);
     let mut seen = ahash::AHashSet::with_capacity(values.len());
     let distinct = values.iter().flatten().filter(|v| seen.insert(*v)).count();

@@ -5,30 +5,32 @@
 use crate::encode::Quasi;
 use crate::suppress::Suppressed;
 
-/// The mean penalty over every quasi-identifier cell of the input.
+/// The mean penalty over every quasi-identifier cell of the input. Cells are counted per code
+/// first and the penalties summed in code order, so that the sum (and the node it chooses)
+/// does not depend on the order the rows came in.
 pub(crate) fn mean_penalty(quasi: &[Quasi], node: &[usize], s: &Suppressed) -> f64 {
     let rows = s.kept.len();
     if rows == 0 || quasi.is_empty() {
         return 0.0;
     }
-    let penalties: Vec<Vec<f64>> = quasi
-        .iter()
-        .zip(node)
-        .map(|(q, &l)| {
-            (0..q.labels[l].len() as u32)
-                .map(|c| q.penalty(l, c))
-                .collect()
-        })
-        .collect();
     let mut total = s.records_suppressed as f64 * quasi.len() as f64;
-    for (i, cells) in s.cells.iter().enumerate() {
-        for (row, &c) in cells.iter().enumerate() {
-            if s.kept[row] {
-                total += if c == s.star[i] {
-                    1.0
-                } else {
-                    penalties[i][c as usize]
-                };
+    for (i, (q, &level)) in quasi.iter().zip(node).enumerate() {
+        let mut per_code = vec![0u64; q.labels[level].len()];
+        let mut stars = 0u64;
+        for (row, &c) in s.cells[i].iter().enumerate() {
+            if !s.kept[row] {
+                continue;
+            }
+            if c == s.star[i] {
+                stars += 1;
+            } else {
+                per_code[c as usize] += 1;
+            }
+        }
+        total += stars as f64;
+        for (code, &n) in per_code.iter().enumerate() {
+            if n > 0 {
+                total += n as f64 * q.penalty(level, code as u32);
             }
         }
     }

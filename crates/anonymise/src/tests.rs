@@ -271,3 +271,31 @@ fn prepared_input_and_hierarchies_agree() {
     let tokyo = area.rows.iter().find(|r| r[0] == "13101").unwrap();
     assert_eq!(tokyo[1..], ["13", "関東", "*"]);
 }
+
+#[test]
+fn a_missing_value_is_a_value_of_its_own() {
+    let rows = population(400, 13);
+    let b = batch(&rows);
+    let areas: StringArray = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (i % 3 != 0).then_some(r.area))
+        .collect();
+    let mut columns = b.columns().to_vec();
+    columns[3] = Arc::new(areas);
+    let with_nulls = RecordBatch::try_new(b.schema(), columns).unwrap();
+    let out = anonymise(&with_nulls, &spec(), &policy(5, 5.0)).unwrap();
+    check_k(&out.batch, &["birth", "sex", "area", "disease"], 5).unwrap();
+    let areas = strings(&out.batch, "area");
+    // Missing stays missing (null, not an empty label), unless the column is generalised away.
+    assert!(!areas.iter().any(|a| a.as_deref() == Some("")));
+    assert!(areas.iter().any(Option::is_none) || out.report.levels[2].level == "*");
+}
+
+#[test]
+fn an_empty_extract_is_an_empty_file() {
+    let out = anonymise(&batch(&[]), &spec(), &policy(5, 5.0)).unwrap();
+    assert_eq!(out.batch.num_rows(), 0);
+    assert_eq!(out.report.records_in, 0);
+    assert_eq!(out.report.k_reached, 0);
+}

@@ -16,8 +16,7 @@ pub fn check_k(batch: &RecordBatch, quasi: &[&str], k: u64) -> Result<Vec<u64>, 
         let c = batch
             .column_by_name(name)
             .ok_or_else(|| AnonymiseError::Check(format!("the extract has no column {name}")))?;
-        let c = arrow::compute::cast(c, &DataType::Utf8)
-            .map_err(|e| AnonymiseError::Check(e.to_string()))?;
+        let c = arrow::compute::cast(c, &DataType::Utf8)?;
         columns.push(c);
     }
     let strings: Vec<_> = columns.iter().map(|c| c.as_string::<i32>()).collect();

@@ -206,6 +206,12 @@ impl Anonymisation {
                     c.name
                 ));
             }
+            if !c.is_quasi() && (c.pool_below.is_some() || !c.suppressible) {
+                problems.push(format!(
+                    "{}: pool_below and suppressible are for quasi-identifiers (a column with levels)",
+                    c.name
+                ));
+            }
             if c.is_quasi() && (c.top.is_some() || c.bottom.is_some()) {
                 problems.push(format!(
                     "{}: a quasi-identifier is generalised by its levels, not top- or bottom-coded",

@@ -57,10 +57,11 @@ struct DatasetInfo {
     record_level: bool,
     /// For an extract: its file's columns (the record number first).
     columns: Vec<DatasetItem>,
-    /// For an extract built at the current data: the k reached, records and values
-    /// suppressed, levels chosen and information lost.
+    /// For an extract built at the current data: to custodians, the whole report (records in,
+    /// out and suppressed, values suppressed, levels, information lost); to others, the
+    /// summary (k, levels, information lost) without counts.
     #[schema(value_type = Option<Object>)]
-    anonymisation: Option<niji_anonymise::Report>,
+    anonymisation: Option<serde_json::Value>,
     /// Open to every approved organisation (no sign-off).
     open: bool,
     versions: Vec<DatasetVersion>,
@@ -85,9 +86,13 @@ fn items(items: &[niji_catalog::standard::Item]) -> Vec<DatasetItem> {
 #[utoipa::path(get, path = "/api/v1/datasets", tag = "datasets", security(("session" = [])), responses((status = 200, body = Datasets), (status = 401, body = ErrorBody)))]
 async fn list(
     State(state): State<Arc<AppState>>,
-    SignedIn(_user): SignedIn,
+    SignedIn(user): SignedIn,
 ) -> Result<Json<Datasets>, ServerError> {
     let platform = state.visiting.platform();
+    // Asked, not attempted: no refusal is logged for a reader who is not a custodian.
+    let custodian = platform
+        .allows(&user, "", niji_governance::Action::ManageDatasets)
+        .await;
     let mut datasets = Vec::new();
     for (name, d) in &state.visiting.standard_datasets().datasets {
         let d = &d.dataset;
@@ -110,7 +115,15 @@ async fn list(
                 .visiting
                 .extract_report(name)
                 .await
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .map(|r| {
+                    if custodian {
+                        serde_json::to_value(&r)
+                    } else {
+                        serde_json::to_value(r.summary())
+                    }
+                    .unwrap_or_default()
+                }),
             open: platform.dataset_is_open(name).await?,
             versions: platform.dataset_versions(name).await?,
         });

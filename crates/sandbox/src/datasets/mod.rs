@@ -180,21 +180,23 @@ impl Visiting {
             )));
         }
         let table = match &outcome.anonymised {
-            Some(report) => {
-                let table = DatasetTable::anonymised(&outcome, report)?;
-                extract::write_report(&dir, &version, report)?;
-                table
-            }
+            Some(report) => DatasetTable::anonymised(&outcome, report)?,
             None => DatasetTable::from_outcome(&definition.dataset, &outcome)?,
         };
         let (parquet_sha256, csv_sha256) = file::write_files(&dir, name, &version, &table)?;
+        // Files lost or damaged since: made again, they must be the bytes handed out before.
+        if let Some(known) = &known
+            && (known.parquet_sha256 != parquet_sha256 || known.csv_sha256 != csv_sha256)
+        {
+            return Err(SandboxError::Unavailable(format!(
+                "{name} {version} was built again with other bytes than recorded"
+            )));
+        }
+        // Beside files that match their record only.
+        if let Some(report) = &outcome.anonymised {
+            extract::write_report(&dir, &version, report)?;
+        }
         if let Some(known) = known {
-            // Files lost or damaged since: made again, they must be the bytes handed out before.
-            if known.parquet_sha256 != parquet_sha256 || known.csv_sha256 != csv_sha256 {
-                return Err(SandboxError::Unavailable(format!(
-                    "{name} {version} was built again with other bytes than recorded"
-                )));
-            }
             return Ok(known);
         }
         let built = DatasetVersion {
