@@ -122,6 +122,42 @@ async fn a_granted_request_gets_the_file_over_http_and_flight_and_nothing_else_d
         );
         // paula's grant is not quinn's.
         assert_eq!(s.request_raw("GET", &file, Some(&quinn), None).0, 403);
+        // An anonymised extract's report: custodians see its counts (small numbers, which
+        // across versions tell who came and went); others see how it was anonymised only.
+        let (status, extract) = s.request(
+            "POST",
+            "/api/v1/datasets/anonymised-patients/build",
+            Some(&cathy),
+            None,
+        );
+        assert_eq!(status, 200, "{extract}");
+        let report_as = |session: &String| {
+            let (status, body) = s.request("GET", "/api/v1/datasets", Some(session), None);
+            assert_eq!(status, 200, "{body}");
+            body["datasets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["name"] == "anonymised-patients")
+                .unwrap()["anonymisation"]
+                .clone()
+        };
+        let full = report_as(&cathy);
+        assert!(full["records_in"].as_u64().unwrap() > 0, "{full}");
+        let summary = report_as(&paula);
+        assert_eq!(summary["k"], full["k"]);
+        assert_eq!(summary["levels"], full["levels"]);
+        for count in [
+            "records_in",
+            "records_out",
+            "records_suppressed",
+            "cells_suppressed",
+            "pooled",
+            "coded",
+            "groups",
+        ] {
+            assert!(summary.get(count).is_none(), "{count} shown: {summary}");
+        }
         // Feasibility counts: for approved organisations only, structured, never SQL.
         let counts = "/api/v1/feasibility/counts";
         let ask = serde_json::json!({"disease_no": 6, "fiscal_year": 2021, "age_from": 40});
