@@ -263,7 +263,7 @@ pub fn run(
             pledge: true,
         };
         let started = Instant::now();
-        let request = p.request_dataset("paula", &form, true).await?;
+        let request = p.request_dataset("paula", &form, v.offered(dataset)).await?;
         p.sign_off_dataset_request("dora", &request.id, true, "").await?;
         let delivered = v.deliver_dataset("paula", dataset, DatasetFormat::Csv).await?;
         let request_to_file = started.elapsed().as_secs_f64();

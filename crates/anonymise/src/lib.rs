@@ -202,8 +202,8 @@ pub fn anonymise(
         lattice::Groups::of(&quasi, &choice.node)?,
         k,
     );
-    let columns = output::columns(input, spec, &quasi, &choice.node, &suppressed)?;
-    let coded = columns.coded.clone();
+    let mut columns = output::columns(input, spec, &quasi, &choice.node, &suppressed)?;
+    let coded = std::mem::take(&mut columns.coded);
     let batch = output::file_batch(spec, columns, &suppressed.kept)?;
     let names: Vec<&str> = quasi.iter().map(|q| q.name.as_str()).collect();
     let sizes = check_k(&batch, &names, k)?;

@@ -128,8 +128,7 @@ async fn act(
                 public_interest: public_interest.clone(),
                 pledge: *pledge,
             };
-            let known = v.standard_datasets().get(dataset).is_some();
-            p.request_dataset(user, &form, known)
+            p.request_dataset(user, &form, v.offered(dataset))
                 .await
                 .map(|r| json(&r))
                 .map_err(Into::into)

@@ -148,6 +148,17 @@ fn grant_expiry(today: &str) -> Result<String, GovernanceError> {
     )
 }
 
+/// What a requested dataset is, as the sandbox's definitions say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offered {
+    /// No such dataset.
+    Nothing,
+    /// A table of counts: an opening may grant it without a sign-off.
+    Counts,
+    /// An anonymised record-level extract: every request is signed off.
+    Records,
+}
+
 impl Platform {
     /// Refused unless `actor` may build and open datasets: checked before anything is read.
     pub async fn may_manage_datasets(&self, actor: &str) -> Result<(), GovernanceError> {
@@ -322,14 +333,15 @@ impl Platform {
         Ok(known.is_some())
     }
 
-    /// Files a request on the short form. `known` says whether the dataset exists (the
-    /// definitions are the sandbox's). An approved organisation's request for an open dataset
-    /// is granted at once; any other waits for one committee member's sign-off.
+    /// Files a request on the short form. `offered` says what the dataset is (the
+    /// definitions are the sandbox's). An approved organisation's request for an open table of
+    /// counts is granted at once; any other, and every request for records, waits for one
+    /// committee member's sign-off.
     pub async fn request_dataset(
         &self,
         actor: &str,
         form: &DatasetRequestForm,
-        known: bool,
+        offered: Offered,
     ) -> Result<DatasetRequest, GovernanceError> {
         self.may(actor, Action::RequestDatasets, "request standard datasets")
             .await?;
@@ -348,7 +360,7 @@ impl Platform {
         if !form.pledge {
             problems.add("pledge", "the pledge must be given");
         }
-        if !known {
+        if offered == Offered::Nothing {
             problems.add("dataset", format!("no standard dataset {:?}", form.dataset));
         }
         if !problems.0.is_empty() {
@@ -360,7 +372,8 @@ impl Platform {
             )
         })?;
         let approved = self.organisation_approved(&organisation).await?;
-        let open = self.dataset_is_open(&form.dataset).await?;
+        // Records are never granted without a sign-off, whatever an opening says.
+        let open = offered == Offered::Counts && self.dataset_is_open(&form.dataset).await?;
         let now = niji_audit::now_rfc3339();
         let today = crate::today();
         let mut tx = self.db().db.begin_write("dataset_requests").await?;

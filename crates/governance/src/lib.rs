@@ -26,7 +26,8 @@ pub use authz::{Action, Authz};
 pub use completion::CompletionReport;
 pub use consent::{Withdrawal, Withdrawals};
 pub use datasets::{
-    DATASET_BUILDER, DatasetRequest, DatasetRequestForm, DatasetVersion, GRANT_DAYS, RequestState,
+    DATASET_BUILDER, DatasetRequest, DatasetRequestForm, DatasetVersion, GRANT_DAYS, Offered,
+    RequestState,
 };
 pub use feasibility::{FEASIBILITY_COUNT, FeasibilityPolicy};
 pub use outputs::{CastVote, NewOutput, Output, OutputOutcome, Review, Stored, Vote};

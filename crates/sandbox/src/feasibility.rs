@@ -47,6 +47,20 @@ pub struct CountAnswer {
 const AGE: &str = "(s.fiscal_year - CAST(date_part('year', s.birth_date) AS INT))";
 
 impl CountRequest {
+    /// All patients of a disease in a fiscal year: no other condition.
+    pub fn new(disease_no: u16, fiscal_year: u16) -> Self {
+        Self {
+            disease_no,
+            fiscal_year,
+            severity_from: None,
+            severity_to: None,
+            age_from: None,
+            age_to: None,
+            prefecture: None,
+            new_only: false,
+        }
+    }
+
     /// The aggregate it compiles to. Only checked numbers and a two-digit code go in.
     fn sql(&self) -> Result<String, SandboxError> {
         let bad = |what: &str| Err(SandboxError::Refused(format!("feasibility count: {what}")));
@@ -231,16 +245,7 @@ mod tests {
     use super::*;
 
     fn count() -> CountRequest {
-        CountRequest {
-            disease_no: 6,
-            fiscal_year: 2022,
-            severity_from: None,
-            severity_to: None,
-            age_from: None,
-            age_to: None,
-            prefecture: None,
-            new_only: false,
-        }
+        CountRequest::new(6, 2022)
     }
 
     #[test]

@@ -151,15 +151,11 @@ async fn request(
             "the body is JSON with dataset, purpose and public_interest (strings) and pledge (a boolean)".into(),
         )
     })?;
-    let known = state
-        .visiting
-        .standard_datasets()
-        .get(&form.dataset)
-        .is_some();
+    let offered = state.visiting.offered(&form.dataset);
     let filed = state
         .visiting
         .platform()
-        .request_dataset(&user, &form, known)
+        .request_dataset(&user, &form, offered)
         .await?;
     Ok((StatusCode::CREATED, Json(filed)))
 }

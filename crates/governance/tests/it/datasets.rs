@@ -3,7 +3,7 @@
 //! versions recorded once, and a dataset's released sets kept under its own scope.
 
 use niji_governance::{
-    DATASET_BUILDER, DatasetRequestForm, DatasetVersion, RequestState, UserRole,
+    DATASET_BUILDER, DatasetRequestForm, DatasetVersion, Offered, RequestState, UserRole,
 };
 use niji_testdb::TestDb;
 
@@ -39,7 +39,7 @@ async fn datasets_are_granted_on_the_fast_track_and_only_to_the_requester(db: Te
 
     // One sign-off by a member from another organisation.
     let r = p
-        .request_dataset("paula", &form("patients"), true)
+        .request_dataset("paula", &form("patients"), Offered::Counts)
         .await
         .unwrap();
     assert_eq!(
@@ -95,7 +95,7 @@ async fn datasets_are_granted_on_the_fast_track_and_only_to_the_requester(db: Te
         "opened once"
     );
     let r = p
-        .request_dataset("petra", &form("incidence"), true)
+        .request_dataset("petra", &form("incidence"), Offered::Counts)
         .await
         .unwrap();
     assert_eq!(
@@ -107,10 +107,18 @@ async fn datasets_are_granted_on_the_fast_track_and_only_to_the_requester(db: Te
         .await
         .unwrap();
     let r = p
-        .request_dataset("petra", &form("incidence"), true)
+        .request_dataset("petra", &form("incidence"), Offered::Counts)
         .await
         .unwrap();
     assert_eq!(r.state, RequestState::Granted);
+    // Records are signed off whatever an opening says: an extract opened here by a direct
+    // call is still not granted at once.
+    p.open_dataset("cathy", "records").await.unwrap();
+    let r = p
+        .request_dataset("petra", &form("records"), Offered::Records)
+        .await
+        .unwrap();
+    assert_eq!(r.state, RequestState::Submitted);
     assert!(
         p.approve_dataset_organisation("cathy", "no-such-org")
             .await
@@ -122,17 +130,17 @@ async fn datasets_are_granted_on_the_fast_track_and_only_to_the_requester(db: Te
         .await
         .unwrap();
     let e = p
-        .request_dataset("nobody", &form("patients"), true)
+        .request_dataset("nobody", &form("patients"), Offered::Counts)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("organisation"), "{e}");
     assert!(
-        p.request_dataset("alice", &form("patients"), true)
+        p.request_dataset("alice", &form("patients"), Offered::Counts)
             .await
             .is_ok()
     );
     let e = p
-        .request_dataset("paula", &form("patients"), false)
+        .request_dataset("paula", &form("patients"), Offered::Nothing)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("dataset"), "{e}");

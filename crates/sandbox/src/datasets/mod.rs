@@ -9,7 +9,7 @@ mod file;
 mod version;
 
 use niji_catalog::standard::{Definition, StandardDatasets};
-use niji_governance::{DATASET_BUILDER, DatasetVersion, ProjectSpec};
+use niji_governance::{DATASET_BUILDER, DatasetVersion, Offered, ProjectSpec};
 
 pub use file::DatasetFormat;
 use file::DatasetTable;
@@ -112,6 +112,15 @@ impl Visiting {
             )));
         }
         Ok(self.platform.open_dataset(actor, name).await?)
+    }
+
+    /// What `name` is, for a request on the fast track.
+    pub fn offered(&self, name: &str) -> Offered {
+        match self.standard.get(name) {
+            None => Offered::Nothing,
+            Some(d) if d.dataset.is_record_level() => Offered::Records,
+            Some(_) => Offered::Counts,
+        }
     }
 
     /// The data version `name` would be built at now.

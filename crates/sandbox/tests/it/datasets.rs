@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use niji_governance::{DatasetRequestForm, RequestState, SHELL_ACTOR_PREFIX, UserRole};
+use niji_governance::{DatasetRequestForm, Offered, RequestState, SHELL_ACTOR_PREFIX, UserRole};
 use niji_pseudo::Registration;
 use niji_sandbox::{DatasetFormat, Mode, QueryRequest, SandboxError, Scope};
 
@@ -64,7 +64,10 @@ fn form(dataset: &str) -> DatasetRequestForm {
 /// `user` requests `dataset` and dora signs it off.
 pub(crate) async fn granted(f: &Fixture, user: &str, dataset: &str) {
     let p = f.visiting.platform();
-    let r = p.request_dataset(user, &form(dataset), true).await.unwrap();
+    let r = p
+        .request_dataset(user, &form(dataset), f.visiting.offered(dataset))
+        .await
+        .unwrap();
     assert_eq!(r.state, RequestState::Submitted);
     let r = p
         .sign_off_dataset_request("dora", &r.id, true, "")
@@ -390,7 +393,7 @@ async fn nobody_gets_or_builds_a_dataset_beyond_their_role() {
     // A submitted request is not a grant; a researcher of a project may not sign it off; a
     // committee member of the requester's organisation is recused.
     let r = p
-        .request_dataset("paula", &form("patients"), true)
+        .request_dataset("paula", &form("patients"), Offered::Counts)
         .await
         .unwrap();
     assert!(
@@ -436,7 +439,7 @@ async fn nobody_gets_or_builds_a_dataset_beyond_their_role() {
     bad.pledge = false;
     bad.purpose = "trial".into();
     let e = p
-        .request_dataset("quinn", &bad, true)
+        .request_dataset("quinn", &bad, Offered::Counts)
         .await
         .unwrap_err()
         .to_string();
@@ -444,7 +447,7 @@ async fn nobody_gets_or_builds_a_dataset_beyond_their_role() {
     // An open dataset: granted at once, but only to approved organisations.
     p.open_dataset("cathy", "incidence").await.unwrap();
     let r = p
-        .request_dataset("quinn", &form("incidence"), true)
+        .request_dataset("quinn", &form("incidence"), Offered::Counts)
         .await
         .unwrap();
     assert_eq!(r.state, RequestState::Submitted, "pharma-b is not approved");
@@ -452,7 +455,7 @@ async fn nobody_gets_or_builds_a_dataset_beyond_their_role() {
         .await
         .unwrap();
     let r = p
-        .request_dataset("quinn", &form("incidence"), true)
+        .request_dataset("quinn", &form("incidence"), Offered::Counts)
         .await
         .unwrap();
     assert_eq!(r.state, RequestState::Granted);

@@ -45,17 +45,22 @@ async fn registry(feasibility: Option<&str>) -> Fixture {
     f
 }
 
+/// paula's audited counts, those whose detail contains `detail` if given.
+async fn counts_of(v: &niji_sandbox::Visiting, detail: Option<&str>) -> Vec<niji_audit::Entry> {
+    v.platform()
+        .audit()
+        .entries_since(
+            Some("paula"),
+            niji_governance::FEASIBILITY_COUNT,
+            "2000-01-01T00:00:00Z",
+            detail,
+        )
+        .await
+        .unwrap()
+}
+
 fn count(disease_no: u16, fiscal_year: u16) -> CountRequest {
-    CountRequest {
-        disease_no,
-        fiscal_year,
-        severity_from: None,
-        severity_to: None,
-        age_from: None,
-        age_to: None,
-        prefecture: None,
-        new_only: false,
-    }
+    CountRequest::new(disease_no, fiscal_year)
 }
 
 /// The persons a count rests on, from the store with its own person index.
@@ -138,17 +143,7 @@ async fn counts_are_the_stores_rounded_and_small_ones_show_as_under_ten() {
         "some diseases have fewer than ten patients"
     );
     // Every count is audited with what it showed.
-    let audited = v
-        .platform()
-        .audit()
-        .entries_since(
-            Some("paula"),
-            niji_governance::FEASIBILITY_COUNT,
-            "2000-01-01T00:00:00Z",
-            None,
-        )
-        .await
-        .unwrap();
+    let audited = counts_of(v, None).await;
     assert_eq!(audited.len(), 2 + shown_small);
 }
 
@@ -277,18 +272,7 @@ async fn a_sequence_narrowing_to_one_patient_shows_no_difference_under_ten_and_l
     );
     // Locked out within the sequence, or at the latest on the next count.
     if !locked {
-        let withheld = v
-            .platform()
-            .audit()
-            .entries_since(
-                Some("paula"),
-                niji_governance::FEASIBILITY_COUNT,
-                "2000-01-01T00:00:00Z",
-                Some("\"differencing\":true"),
-            )
-            .await
-            .unwrap()
-            .len();
+        let withheld = counts_of(v, Some("\"differencing\":true")).await.len();
         let next = v.feasibility_count("paula", &count(97, 2019)).await;
         assert_eq!(next.is_err(), withheld >= 3, "{withheld} withheld");
     }
