@@ -9,6 +9,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/niji-target}"
 bash scripts/setup-python.sh
 # Every governance and audit test runs on SQLite and on a PostgreSQL server the tests start.
 bash scripts/setup-postgres.sh
+# The portal's tests drive Debian's headless Chromium through chromedriver.
+bash scripts/setup-browser.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

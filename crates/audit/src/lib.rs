@@ -16,6 +16,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 mod database;
+mod search;
+
+pub use search::Filter;
 pub use database::{Backend, BadDatabaseUrl, Database, DatabaseUrl};
 
 #[derive(Debug, thiserror::Error)]

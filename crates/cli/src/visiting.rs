@@ -161,6 +161,10 @@ pub struct ServeArgs {
     pub http: SocketAddr,
     #[arg(long, default_value = "127.0.0.1:8471")]
     pub flight: SocketAddr,
+    /// A TLS proxy serves the portal to browsers: cookies are `Secure` and `__Host-`, and
+    /// HSTS is sent.
+    #[arg(long)]
+    pub behind_tls: bool,
 }
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -339,9 +343,12 @@ pub fn outputs(ctx: &Context, env: &EnvArgs, a: &OutputsArgs) -> anyhow::Result<
 pub fn serve(ctx: &Context, env: &EnvArgs, a: &ServeArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let v = Arc::new(open(ctx, env).await?);
-        let running = niji_server::serve(v, a.http, a.flight).await?;
+        let portal = niji_portal::PortalSettings {
+            behind_tls: a.behind_tls,
+        };
+        let running = niji_server::serve_with(v, a.http, a.flight, portal).await?;
         eprintln!(
-            "niji serving: HTTP http://{} (JSON API under /api/v1), Flight SQL grpc://{}; Ctrl-C stops",
+            "niji serving: HTTP http://{} (the portal at /, the JSON API under /api/v1), Flight SQL grpc://{}; Ctrl-C stops",
             running.http, running.flight
         );
         tokio::signal::ctrl_c().await?;

@@ -3,11 +3,14 @@
 //! (SQLite embedded); roles and project membership are decided by casbin ([`Authz`]) with the
 //! model and policy in `policies/`.
 
+mod accounts;
 mod alerts;
+mod audit_access;
 pub mod applications;
 mod authz;
 mod completion;
 mod consent;
+mod dashboard;
 mod datasets;
 mod feasibility;
 mod outputs;
@@ -16,7 +19,10 @@ mod review;
 mod scripts;
 mod service;
 pub mod spec;
+mod totp;
+mod web_sessions;
 
+pub use accounts::{Account, LOCK_AFTER, LOCK_WINDOW, TotpEnrolment};
 pub use alerts::{Alert, AlertKind, AlertPolicy, AlertRule};
 pub use applications::{
     Application, ApplicationForm, ApplicationKind, ApplicationPage, ApplicationState, Conditions,
@@ -35,6 +41,8 @@ pub use platform::{PlatformDb, Project, ProjectState, User, UserRole, hash_token
 pub use review::{OutputAccess, VoteTicket};
 pub use scripts::{Script, ScriptFile, ScriptState, bundle_digest};
 pub use service::{DeletedFile, DeletionCertificate, Platform, SHELL_ACTOR_PREFIX, today};
+pub use totp::current_code as totp_code;
+pub use web_sessions::{WEB_SESSION_LIFETIME, WebSession};
 pub use spec::{
     ApprovedTable, Cohort, FieldError, Member, MemberRole, PSEUDONYM_COLUMN, Period, ProjectSpec,
 };

@@ -62,7 +62,7 @@ use views::ProjectEnv;
 pub use chokepoint::QueryRequest;
 use chokepoint::{QueryAudit, ms};
 pub use consent::WithdrawalReport;
-pub use datasets::{DatasetFormat, Delivery};
+pub use datasets::{DatasetFormat, Delivery, PublishedTable};
 use disclose::KeptLedger;
 pub use dummy::DummyStoreMaker;
 pub use error::{Failure, SandboxError};

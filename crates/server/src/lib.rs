@@ -68,6 +68,17 @@ pub async fn serve(
     http_addr: SocketAddr,
     flight_addr: SocketAddr,
 ) -> Result<Running, ServerError> {
+    serve_with(visiting, http_addr, flight_addr, niji_portal::PortalSettings::default()).await
+}
+
+/// As [`serve`], with the portal's settings (behind TLS: secure cookies and HSTS).
+pub async fn serve_with(
+    visiting: Arc<Visiting>,
+    http_addr: SocketAddr,
+    flight_addr: SocketAddr,
+    portal: niji_portal::PortalSettings,
+) -> Result<Running, ServerError> {
+    let pages = niji_portal::router(visiting.clone(), portal);
     let state = Arc::new(AppState {
         visiting,
         sessions: Sessions::default(),
@@ -84,7 +95,11 @@ pub async fn serve(
     let shutdown = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let app = http::router(state.clone());
+    // The portal's pages beside the API, each with its own middleware; the peer address is
+    // kept for the sign-in limiter.
+    let app = http::router(state.clone())
+        .merge(pages)
+        .into_make_service_with_connect_info::<SocketAddr>();
     let http_task = tokio::spawn({
         let rx = stopped.clone();
         async move {

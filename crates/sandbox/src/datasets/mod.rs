@@ -4,6 +4,7 @@
 //! dataset's own release ledger across versions. Each data version is built once into files
 //! kept under `data/standard/<name>/`; every requester of that version gets their bytes.
 
+mod dashboard;
 mod extract;
 mod file;
 mod version;
@@ -11,6 +12,7 @@ mod version;
 use niji_catalog::standard::{Definition, StandardDatasets};
 use niji_governance::{DATASET_BUILDER, DatasetVersion, Offered, ProjectSpec};
 
+pub use dashboard::PublishedTable;
 pub use file::DatasetFormat;
 use file::DatasetTable;
 
