@@ -4,6 +4,7 @@ mod adbc;
 mod applications;
 mod datasets;
 mod http;
+mod portal;
 mod openapi;
 mod scripts;
 mod support;
