@@ -7,6 +7,7 @@ mod anonymise;
 mod datasets;
 mod hmac;
 mod ingest;
+mod portal;
 mod pseudonym;
 mod review;
 mod visiting;
@@ -127,6 +128,18 @@ enum Bench {
         #[arg(long, default_value_t = 200)]
         samples: usize,
     },
+    /// The portal's pages at 10,000 applications and 100,000 audit entries, served on
+    /// loopback and asked over HTTP as their users would: p50 and p95 per page.
+    Portal {
+        #[arg(long, default_value_t = 10_000)]
+        applications: usize,
+        #[arg(long, default_value_t = 100_000)]
+        audit_entries: usize,
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        #[arg(long, default_value = "./niji-bench-portal")]
+        work: PathBuf,
+    },
     /// Standard datasets on a synthetic 難病DB: each built through the checks beside DuckDB's
     /// plain aggregation, and the time from an analyst's request to the file.
     Datasets {
@@ -201,6 +214,12 @@ fn main() -> ExitCode {
             audit_entries,
             samples,
         } => review::run(&ctx, &env, applications, audit_entries, samples),
+        Bench::Portal {
+            applications,
+            audit_entries,
+            samples,
+            work,
+        } => portal::run(&ctx, &env, applications, audit_entries, samples, &work),
         Bench::Datasets {
             patients,
             work,

@@ -45,7 +45,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn seed(
+pub(crate) async fn seed(
     platform: &Platform,
     applications: usize,
     audit_entries: usize,

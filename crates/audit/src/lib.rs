@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 mod database;
 mod search;
 
-pub use search::Filter;
 pub use database::{Backend, BadDatabaseUrl, Database, DatabaseUrl};
+pub use search::Filter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {

@@ -38,7 +38,11 @@ impl AuditLog {
         let contains = given(&filter.contains);
         let to = given(&filter.to);
         // The day's last timestamp sorts before the next day's first.
-        let to = if to.is_empty() { to } else { format!("{to}T99") };
+        let to = if to.is_empty() {
+            to
+        } else {
+            format!("{to}T99")
+        };
         Ok(sqlx::query_as(
             "SELECT seq, at, actor, action, detail, prev_hash, hash, mac FROM audit_log \
              WHERE ($1 = '' OR actor = $1) AND ($2 = '' OR action = $2) \
@@ -47,7 +51,11 @@ impl AuditLog {
         )
         .bind(given(&filter.actor))
         .bind(given(&filter.action))
-        .bind(if contains.is_empty() { contains } else { like_pattern(&contains) })
+        .bind(if contains.is_empty() {
+            contains
+        } else {
+            like_pattern(&contains)
+        })
         .bind(given(&filter.from))
         .bind(to)
         .bind(filter.before.unwrap_or(i64::MAX))

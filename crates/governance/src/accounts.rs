@@ -98,7 +98,8 @@ impl Platform {
         password: &str,
     ) -> Result<(), GovernanceError> {
         if actor != user {
-            self.may(actor, Action::ManageUsers, "set passwords").await?;
+            self.may(actor, Action::ManageUsers, "set passwords")
+                .await?;
         }
         check_strength(user, password)?;
         if self.db().user(user).await?.is_none() {
@@ -150,7 +151,12 @@ impl Platform {
         let since = niji_audit::rfc3339(SystemTime::now() - LOCK_WINDOW);
         Ok(self
             .audit()
-            .entries_since(Some(name), "signin", &since, Some("\"outcome\":\"refused\""))
+            .entries_since(
+                Some(name),
+                "signin",
+                &since,
+                Some("\"outcome\":\"refused\""),
+            )
             .await?
             .len())
     }
@@ -201,7 +207,11 @@ impl Platform {
                 role,
             });
         }
-        let outcome = if ok && user.is_some() { "ok" } else { "refused" };
+        let outcome = if ok && user.is_some() {
+            "ok"
+        } else {
+            "refused"
+        };
         let detail = serde_json::json!({"via": via, "outcome": outcome});
         self.audited(&shown, "signin", &detail).await?;
         match user.filter(|_| ok) {
@@ -277,13 +287,19 @@ impl Platform {
                 .fetch_optional(self.db().pool())
                 .await?;
         let Some(secret) = pending.flatten() else {
-            return Err(GovernanceError::Refused("no second factor is being set up".into()));
+            return Err(GovernanceError::Refused(
+                "no second factor is being set up".into(),
+            ));
         };
         let key = totp::base32_decode(&secret).unwrap_or_default();
         let Some(step) = totp::accepted_step(&key, code, totp::now_step(), 0) else {
             let e = GovernanceError::Refused("the code does not match".into());
             return Err(self
-                .refusal(user, serde_json::json!({"attempted": "confirm a second factor"}), e)
+                .refusal(
+                    user,
+                    serde_json::json!({"attempted": "confirm a second factor"}),
+                    e,
+                )
                 .await);
         };
         sqlx::query("UPDATE user_passwords SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = $2 WHERE name = $1")
@@ -291,13 +307,18 @@ impl Platform {
             .bind(i64::try_from(step).unwrap_or(i64::MAX))
             .execute(self.db().pool())
             .await?;
-        self.audited(user, "user.totp", &serde_json::json!({"user": user, "enabled": true}))
-            .await
+        self.audited(
+            user,
+            "user.totp",
+            &serde_json::json!({"user": user, "enabled": true}),
+        )
+        .await
     }
 
     /// Every account, suspended ones too (administrators).
     pub async fn accounts(&self, actor: &str) -> Result<Vec<Account>, GovernanceError> {
-        self.may(actor, Action::ManageUsers, "list accounts").await?;
+        self.may(actor, Action::ManageUsers, "list accounts")
+            .await?;
         let rows = sqlx::query("SELECT u.name, u.role, u.organisation, u.disabled, CAST(CASE WHEN p.phc IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_password, CAST(CASE WHEN p.totp_secret IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_totp FROM users u LEFT JOIN user_passwords p ON p.name = u.name ORDER BY u.name")
             .fetch_all(self.db().pool())
             .await?;
@@ -326,7 +347,8 @@ impl Platform {
         organisation: Option<&str>,
         password: &str,
     ) -> Result<String, GovernanceError> {
-        self.may(actor, Action::ManageUsers, "create accounts").await?;
+        self.may(actor, Action::ManageUsers, "create accounts")
+            .await?;
         check_strength(name, password)?;
         let token = self.add_user(actor, name, role).await?;
         if let Some(org) = organisation.filter(|o| !o.is_empty()) {

@@ -13,14 +13,16 @@ impl Platform {
         filter: &Filter,
         limit: i64,
     ) -> Result<Vec<Entry>, GovernanceError> {
-        self.may(actor, Action::ReadAudit, "read the audit log").await?;
+        self.may(actor, Action::ReadAudit, "read the audit log")
+            .await?;
         Ok(self.audit().search(filter, limit).await?)
     }
 
     /// Walks the whole chain and compares it with its anchor (custodians); the check is
     /// itself logged.
     pub async fn verify_audit(&self, actor: &str) -> Result<Verification, GovernanceError> {
-        self.may(actor, Action::ReadAudit, "verify the audit log").await?;
+        self.may(actor, Action::ReadAudit, "verify the audit log")
+            .await?;
         let verification = self.audit().verify().await?;
         let detail = serde_json::json!({
             "entries": verification.entries,

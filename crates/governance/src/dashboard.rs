@@ -14,7 +14,8 @@ impl Platform {
         dataset: &str,
         published: bool,
     ) -> Result<(), GovernanceError> {
-        self.may(actor, Action::ManageDatasets, "publish datasets").await?;
+        self.may(actor, Action::ManageDatasets, "publish datasets")
+            .await?;
         if published {
             sqlx::query("INSERT INTO dashboard_datasets (dataset, published_by, published_at) VALUES ($1, $2, $3) ON CONFLICT (dataset) DO NOTHING")
                 .bind(dataset)

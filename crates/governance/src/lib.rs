@@ -5,8 +5,8 @@
 
 mod accounts;
 mod alerts;
-mod audit_access;
 pub mod applications;
+mod audit_access;
 mod authz;
 mod completion;
 mod consent;
@@ -41,11 +41,11 @@ pub use platform::{PlatformDb, Project, ProjectState, User, UserRole, hash_token
 pub use review::{OutputAccess, VoteTicket};
 pub use scripts::{Script, ScriptFile, ScriptState, bundle_digest};
 pub use service::{DeletedFile, DeletionCertificate, Platform, SHELL_ACTOR_PREFIX, today};
-pub use totp::current_code as totp_code;
-pub use web_sessions::{WEB_SESSION_LIFETIME, WebSession};
 pub use spec::{
     ApprovedTable, Cohort, FieldError, Member, MemberRole, PSEUDONYM_COLUMN, Period, ProjectSpec,
 };
+pub use totp::current_code as totp_code;
+pub use web_sessions::{WEB_SESSION_LIFETIME, WebSession};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GovernanceError {

@@ -26,7 +26,12 @@ fn code_at(secret: &[u8], step: u64, digits: u32) -> u32 {
 
 /// The step a code shown now belongs to, if it is one of `secret`'s codes within one step of
 /// `now_step` (clocks drift) and later than `last_step` (a code is never accepted twice).
-pub(crate) fn accepted_step(secret: &[u8], code: &str, now_step: u64, last_step: u64) -> Option<u64> {
+pub(crate) fn accepted_step(
+    secret: &[u8],
+    code: &str,
+    now_step: u64,
+    last_step: u64,
+) -> Option<u64> {
     let code = code.trim();
     if code.len() != DIGITS as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -100,7 +105,11 @@ mod tests {
             (1234567890, 89005924),
             (2000000000, 69279037),
         ] {
-            assert_eq!(code_at(secret, time / STEP_SECONDS, 8), expected, "T = {time}");
+            assert_eq!(
+                code_at(secret, time / STEP_SECONDS, 8),
+                expected,
+                "T = {time}"
+            );
         }
     }
 
@@ -110,7 +119,11 @@ mod tests {
         let code = format!("{:06}", code_at(secret, 1000, 6));
         assert_eq!(accepted_step(secret, &code, 1000, 0), Some(1000));
         assert_eq!(accepted_step(secret, &code, 1001, 0), Some(1000));
-        assert_eq!(accepted_step(secret, &code, 1002, 0), None, "two steps late");
+        assert_eq!(
+            accepted_step(secret, &code, 1002, 0),
+            None,
+            "two steps late"
+        );
         assert_eq!(accepted_step(secret, &code, 1000, 1000), None, "replayed");
         assert_eq!(accepted_step(secret, "12345", 1000, 0), None);
         assert_eq!(accepted_step(secret, "abcdef", 1000, 0), None);
@@ -120,6 +133,9 @@ mod tests {
     fn base32_round_trip() {
         let bytes: Vec<u8> = (0u8..20).collect();
         assert_eq!(base32_decode(&base32_encode(&bytes)).unwrap(), bytes);
-        assert_eq!(base32_encode(b"12345678901234567890"), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+        assert_eq!(
+            base32_encode(b"12345678901234567890"),
+            "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+        );
     }
 }

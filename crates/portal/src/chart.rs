@@ -92,8 +92,16 @@ mod tests {
     #[test]
     fn masked_bars_are_marked_and_widths_scale() {
         let bars = [
-            Bar { label: "a".into(), value: 100, masked: 0 },
-            Bar { label: "b".into(), value: 50, masked: 2 },
+            Bar {
+                label: "a".into(),
+                value: 100,
+                masked: 0,
+            },
+            Bar {
+                label: "b".into(),
+                value: 50,
+                masked: 2,
+            },
         ];
         let svg = horizontal_bars("t", &bars, "masked cells");
         assert!(svg.contains(r#"class="bar masked""#));

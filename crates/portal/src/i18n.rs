@@ -82,8 +82,16 @@ mod tests {
     fn both_languages_have_the_same_keys() {
         assert!(JA.keys().count() > 100, "ja.toml parsed");
         let (ja, en) = (keys(&JA), keys(&EN));
-        assert_eq!(ja.difference(&en).collect::<Vec<_>>(), Vec::<&String>::new(), "only in ja");
-        assert_eq!(en.difference(&ja).collect::<Vec<_>>(), Vec::<&String>::new(), "only in en");
+        assert_eq!(
+            ja.difference(&en).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "only in ja"
+        );
+        assert_eq!(
+            en.difference(&ja).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "only in en"
+        );
     }
 
     /// Every `t.get("…")` in a template and every key named in the source has its text.

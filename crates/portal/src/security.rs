@@ -24,7 +24,11 @@ pub(crate) struct CurrentSession {
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-pub(crate) async fn headers(State(portal): State<Arc<Portal>>, req: Request, next: Next) -> Response {
+pub(crate) async fn headers(
+    State(portal): State<Arc<Portal>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     let set = |h: &mut axum::http::HeaderMap, name: &'static str, value: &'static str| {
@@ -42,7 +46,11 @@ pub(crate) async fn headers(State(portal): State<Arc<Portal>>, req: Request, nex
         "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()",
     );
     if portal.settings.behind_tls {
-        set(h, "strict-transport-security", "max-age=63072000; includeSubDomains");
+        set(
+            h,
+            "strict-transport-security",
+            "max-age=63072000; includeSubDomains",
+        );
     }
     if !h.contains_key(header::CACHE_CONTROL) {
         // Pages carry health-data results and tokens: never kept by a browser or a proxy.
@@ -131,7 +139,8 @@ pub(crate) async fn csrf_check(
     if let Some(c) = current {
         parts.extensions.insert(c);
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 async fn current_session(

@@ -68,7 +68,13 @@ pub async fn serve(
     http_addr: SocketAddr,
     flight_addr: SocketAddr,
 ) -> Result<Running, ServerError> {
-    serve_with(visiting, http_addr, flight_addr, niji_portal::PortalSettings::default()).await
+    serve_with(
+        visiting,
+        http_addr,
+        flight_addr,
+        niji_portal::PortalSettings::default(),
+    )
+    .await
 }
 
 /// As [`serve`], with the portal's settings (behind TLS: secure cookies and HSTS).

@@ -2,6 +2,7 @@
 //! draft to a live project, and every refusal from the side of whoever tries to go around it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod accounts;
 mod alerts;
 mod applications;
 mod consent;

@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Form;
 use axum::extract::State;
 use axum::response::Response;
-use axum::Form;
 use serde::Deserialize;
 
+use crate::Portal;
 use crate::chrome::{Chrome, Member};
 use crate::error::PortalError;
-use crate::Portal;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "account.html")]
@@ -70,7 +70,10 @@ pub(crate) async fn confirm_totp(
     m: Member,
     Form(f): Form<CodeForm>,
 ) -> Result<AccountPage, PortalError> {
-    portal.platform().confirm_totp(&m.user.name, &f.code).await?;
+    portal
+        .platform()
+        .confirm_totp(&m.user.name, &f.code)
+        .await?;
     Ok(AccountPage {
         c: m.chrome,
         done: Some("account.totp_on"),

@@ -66,7 +66,13 @@ pub(crate) async fn create_user(
         .ok_or_else(|| PortalError::Refused(format!("no role {:?}", f.role)))?;
     let token = portal
         .platform()
-        .create_account(&m.user.name, f.name.trim(), role, Some(f.organisation.trim()), &f.password)
+        .create_account(
+            &m.user.name,
+            f.name.trim(),
+            role,
+            Some(f.organisation.trim()),
+            &f.password,
+        )
         .await?;
     render(&portal, m, Some((f.name.trim().to_string(), token))).await
 }

@@ -79,7 +79,9 @@ impl FormFields {
         let mut problems = Vec::new();
         let analysts = lines(&self.analysts)
             .filter_map(|l| {
-                let (user, role) = l.split_once(char::is_whitespace).unwrap_or((l, "researcher"));
+                let (user, role) = l
+                    .split_once(char::is_whitespace)
+                    .unwrap_or((l, "researcher"));
                 match serde_json::from_value(serde_json::json!(role.trim())) {
                     Ok(role) => Some(ProjectMember {
                         user: user.to_string(),
@@ -111,7 +113,10 @@ impl FormFields {
             .collect();
         let public_interest = serde_json::from_value(serde_json::json!(self.public_interest))
             .map_err(|_| {
-                PortalError::Refused(format!("unknown public interest {:?}", self.public_interest))
+                PortalError::Refused(format!(
+                    "unknown public interest {:?}",
+                    self.public_interest
+                ))
             })?;
         let duration_months = self.duration_months.trim().parse().unwrap_or_else(|_| {
             problems.push(FieldError {
@@ -166,7 +171,11 @@ impl FormFields {
                 .map(|t| format!("{}: {}", t.table, t.columns.join(", ")))
                 .collect::<Vec<_>>()
                 .join("\n"),
-            period_from: f.period.as_ref().map(|p| p.from.clone()).unwrap_or_default(),
+            period_from: f
+                .period
+                .as_ref()
+                .map(|p| p.from.clone())
+                .unwrap_or_default(),
             period_to: f.period.as_ref().map(|p| p.to.clone()).unwrap_or_default(),
             linkage: f
                 .linkage
@@ -200,7 +209,11 @@ pub(crate) async fn new_form(
     State(portal): State<Arc<Portal>>,
     m: Member,
 ) -> Result<FormPage, PortalError> {
-    if !portal.platform().allows(&m.user.name, "", Action::Apply).await {
+    if !portal
+        .platform()
+        .allows(&m.user.name, "", Action::Apply)
+        .await
+    {
         return Err(niji_governance::GovernanceError::Denied("you may not apply".into()).into());
     }
     let organisation = portal
@@ -234,7 +247,10 @@ pub(crate) async fn create(
         .platform()
         .draft_application(&m.user.name, &form)
         .await?;
-    Ok(super::see_other(&format!("/applications/{}", super::url_encode(&id))))
+    Ok(super::see_other(&format!(
+        "/applications/{}",
+        super::url_encode(&id)
+    )))
 }
 
 pub(crate) async fn edit(
@@ -248,7 +264,10 @@ pub(crate) async fn edit(
         .platform()
         .edit_application(&m.user.name, &id, &form)
         .await?;
-    Ok(super::see_other(&format!("/applications/{}", super::url_encode(&id))))
+    Ok(super::see_other(&format!(
+        "/applications/{}",
+        super::url_encode(&id)
+    )))
 }
 
 /// What the application page offers the one viewing it.
@@ -294,7 +313,11 @@ pub(crate) async fn page(
     let offers = Offers {
         edit: mine && open_for_applicant,
         submit: mine && open_for_applicant,
-        withdraw: mine && matches!(state.as_str(), "draft" | "submitted" | "under_review" | "revision_requested" | "approved"),
+        withdraw: mine
+            && matches!(
+                state.as_str(),
+                "draft" | "submitted" | "under_review" | "revision_requested" | "approved"
+            ),
         accept: mine && state == "approved",
         vote: assigned && state == "under_review",
         assign: matches!(state.as_str(), "submitted" | "under_review")
@@ -344,7 +367,10 @@ pub(crate) async fn submit(
         .platform()
         .submit_application(&m.user.name, &id, portal.visiting.catalog())
         .await?;
-    Ok(super::see_other(&format!("/applications/{}", super::url_encode(&id))))
+    Ok(super::see_other(&format!(
+        "/applications/{}",
+        super::url_encode(&id)
+    )))
 }
 
 pub(crate) async fn withdraw(
@@ -356,7 +382,10 @@ pub(crate) async fn withdraw(
         .platform()
         .withdraw_application(&m.user.name, &id)
         .await?;
-    Ok(super::see_other(&format!("/applications/{}", super::url_encode(&id))))
+    Ok(super::see_other(&format!(
+        "/applications/{}",
+        super::url_encode(&id)
+    )))
 }
 
 /// Accepting the decision's conditions makes the project live.
@@ -369,5 +398,8 @@ pub(crate) async fn accept(
         .platform()
         .accept_decision(&m.user.name, &id, portal.visiting.catalog())
         .await?;
-    Ok(super::see_other(&format!("/projects/{}", super::url_encode(&project.id))))
+    Ok(super::see_other(&format!(
+        "/projects/{}",
+        super::url_encode(&project.id)
+    )))
 }

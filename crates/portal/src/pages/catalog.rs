@@ -10,8 +10,8 @@ use axum::extract::{Query, State};
 use niji_catalog::{Column, Table};
 use serde::Deserialize;
 
-use crate::chrome::{Chrome, Visitor};
 use crate::Portal;
+use crate::chrome::{Chrome, Visitor};
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct Search {
@@ -106,7 +106,11 @@ fn search(portal: &Portal, q: &str) -> (Vec<DatabaseView>, usize) {
         .databases
         .values()
         .filter_map(|d| {
-            let tables: Vec<TableView> = d.tables.iter().filter_map(|t| table_view(t, &needle)).collect();
+            let tables: Vec<TableView> = d
+                .tables
+                .iter()
+                .filter_map(|t| table_view(t, &needle))
+                .collect();
             (!tables.is_empty()).then(|| DatabaseView {
                 name: d.name.clone(),
                 title_ja: d.title_ja.clone(),

@@ -93,7 +93,8 @@ pub(crate) struct QueryForm {
 pub(crate) struct ResultFragment {
     c: Chrome,
     r: ResultView,
-    /// A real-data result held for review: its author may ask checkers to release it.
+    /// A real-data result held or masked: its author may ask checkers to release it (the
+    /// platform decides whether this one can be).
     may_request: bool,
 }
 
@@ -116,7 +117,10 @@ pub(crate) async fn run(
         })
         .await;
     ResultFragment {
-        may_request: outcome.status == niji_sandbox::Status::Held,
+        may_request: matches!(
+            outcome.status,
+            niji_sandbox::Status::Held | niji_sandbox::Status::Suppressed
+        ),
         r: ResultView::of(&outcome, &[]),
         c: m.chrome,
     }

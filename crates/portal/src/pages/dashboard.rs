@@ -11,10 +11,10 @@ use askama_web::WebTemplate;
 use axum::extract::{Query, State};
 use serde::Deserialize;
 
+use crate::Portal;
 use crate::chart::{Bar, horizontal_bars};
 use crate::chrome::{Chrome, Visitor};
 use crate::error::PortalError;
-use crate::Portal;
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct Choice {
@@ -85,7 +85,12 @@ async fn draw(portal: &Portal, c: &Chrome, choice: Choice) -> Result<Drawn, Port
         .filter(|d| published.contains(d))
         .or_else(|| published.first().cloned())
     else {
-        return Ok(Drawn { datasets: vec![], groupings: vec![], diseases: vec![], charts: None });
+        return Ok(Drawn {
+            datasets: vec![],
+            groupings: vec![],
+            diseases: vec![],
+            charts: None,
+        });
     };
     let standard = v.standard_datasets();
     let datasets = published
@@ -93,7 +98,11 @@ async fn draw(portal: &Portal, c: &Chrome, choice: Choice) -> Result<Drawn, Port
         .filter_map(|p| standard.get(p).map(|d| (p, d)))
         .map(|(p, d)| Option_ {
             value: p.clone(),
-            label: if ja { d.dataset.title_ja.clone() } else { d.dataset.title_en.clone() },
+            label: if ja {
+                d.dataset.title_ja.clone()
+            } else {
+                d.dataset.title_en.clone()
+            },
             selected: *p == name,
         })
         .collect();
@@ -104,7 +113,12 @@ async fn draw(portal: &Portal, c: &Chrome, choice: Choice) -> Result<Drawn, Port
     let by = choice
         .by
         .filter(|b| items.iter().any(|i| i.name == *b))
-        .or_else(|| items.iter().find(|i| i.name == "fiscal_year").map(|i| i.name.clone()))
+        .or_else(|| {
+            items
+                .iter()
+                .find(|i| i.name == "fiscal_year")
+                .map(|i| i.name.clone())
+        })
         .or_else(|| items.first().map(|i| i.name.clone()))
         .unwrap_or_default();
     let groupings = items
@@ -112,15 +126,29 @@ async fn draw(portal: &Portal, c: &Chrome, choice: Choice) -> Result<Drawn, Port
         .filter(|i| i.name != "disease_no")
         .map(|i| Option_ {
             value: i.name.clone(),
-            label: if ja { i.meaning_ja.clone() } else { i.meaning_en.clone() },
+            label: if ja {
+                i.meaning_ja.clone()
+            } else {
+                i.meaning_en.clone()
+            },
             selected: i.name == by,
         })
         .collect();
     let Some(measure) = definition.dataset.measures.first() else {
-        return Ok(Drawn { datasets, groupings, diseases: vec![], charts: None });
+        return Ok(Drawn {
+            datasets,
+            groupings,
+            diseases: vec![],
+            charts: None,
+        });
     };
     let Some(table) = v.published_table(&name).await? else {
-        return Ok(Drawn { datasets, groupings, diseases: vec![], charts: None });
+        return Ok(Drawn {
+            datasets,
+            groupings,
+            diseases: vec![],
+            charts: None,
+        });
     };
     let disease = choice.disease.filter(|d| !d.is_empty());
     let mut sums: BTreeMap<(i64, String), (i64, usize)> = BTreeMap::new();
@@ -151,7 +179,11 @@ async fn draw(portal: &Portal, c: &Chrome, choice: Choice) -> Result<Drawn, Port
                     continue;
                 }
             }
-            let label = if keys.is_valid(row) { keys.value(row).to_string() } else { "—".into() };
+            let label = if keys.is_valid(row) {
+                keys.value(row).to_string()
+            } else {
+                "—".into()
+            };
             let order = label.parse::<i64>().unwrap_or(i64::MAX);
             let slot = sums.entry((order, label)).or_default();
             if values.is_valid(row) {
@@ -163,7 +195,11 @@ async fn draw(portal: &Portal, c: &Chrome, choice: Choice) -> Result<Drawn, Port
     }
     let bars: Vec<Bar> = sums
         .into_iter()
-        .map(|((_, label), (value, masked))| Bar { label, value, masked })
+        .map(|((_, label), (value, masked))| Bar {
+            label,
+            value,
+            masked,
+        })
         .collect();
     let mut disease_list: Vec<String> = diseases.into_iter().collect();
     disease_list.sort_by_key(|d| d.parse::<i64>().unwrap_or(i64::MAX));
@@ -175,10 +211,18 @@ async fn draw(portal: &Portal, c: &Chrome, choice: Choice) -> Result<Drawn, Port
             value: d,
         })
         .collect();
-    let measure_label = if ja { measure.meaning_ja.clone() } else { measure.meaning_en.clone() };
+    let measure_label = if ja {
+        measure.meaning_ja.clone()
+    } else {
+        measure.meaning_en.clone()
+    };
     let title = format!(
         "{} — {}",
-        if ja { &definition.dataset.title_ja } else { &definition.dataset.title_en },
+        if ja {
+            &definition.dataset.title_ja
+        } else {
+            &definition.dataset.title_en
+        },
         measure_label
     );
     let masked_note = c.t.get("dashboard.masked_cells");
@@ -191,7 +235,12 @@ async fn draw(portal: &Portal, c: &Chrome, choice: Choice) -> Result<Drawn, Port
         measure: measure_label,
         bars,
     };
-    Ok(Drawn { datasets, groupings, diseases, charts: Some(charts) })
+    Ok(Drawn {
+        datasets,
+        groupings,
+        diseases,
+        charts: Some(charts),
+    })
 }
 
 pub(crate) async fn page(
@@ -215,5 +264,8 @@ pub(crate) async fn charts(
     Query(choice): Query<Choice>,
 ) -> Result<ChartsFragment, PortalError> {
     let d = draw(&portal, &v.chrome, choice).await?;
-    Ok(ChartsFragment { c: v.chrome, charts: d.charts })
+    Ok(ChartsFragment {
+        c: v.chrome,
+        charts: d.charts,
+    })
 }

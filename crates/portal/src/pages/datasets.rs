@@ -45,6 +45,8 @@ pub(crate) struct DatasetsPage {
     datasets: Vec<DatasetLine>,
     requests: Vec<DatasetRequest>,
     powers: Powers,
+    /// For custodians: the organisations to approve for datasets.
+    organisations: Vec<(String, String)>,
 }
 
 pub(crate) async fn page(
@@ -73,8 +75,16 @@ pub(crate) async fn page(
         let d = &d.dataset;
         datasets.push(DatasetLine {
             name: name.clone(),
-            title: if ja { d.title_ja.clone() } else { d.title_en.clone() },
-            meaning: if ja { d.meaning_ja.clone() } else { d.meaning_en.clone() },
+            title: if ja {
+                d.title_ja.clone()
+            } else {
+                d.title_en.clone()
+            },
+            meaning: if ja {
+                d.meaning_ja.clone()
+            } else {
+                d.meaning_en.clone()
+            },
             record_level: d.is_record_level(),
             open: p.dataset_is_open(name).await?,
             published: published.contains(name),
@@ -84,13 +94,21 @@ pub(crate) async fn page(
                 .into_iter()
                 .max_by(|a, b| a.built_at.cmp(&b.built_at)),
             granted: requests.iter().any(|r| {
-                r.dataset == *name && r.requester == *me && r.state == niji_governance::RequestState::Granted
+                r.dataset == *name
+                    && r.requester == *me
+                    && r.state == niji_governance::RequestState::Granted
             }),
         });
     }
+    let organisations = if powers.manage {
+        p.organisations().await?
+    } else {
+        Vec::new()
+    };
     Ok(DatasetsPage {
         datasets,
         requests,
+        organisations,
         powers,
         c: m.chrome,
     })
@@ -164,15 +182,28 @@ pub(crate) async fn download(
         .deliver_dataset(&m.user.name, &name, format)
         .await?;
     let value = |s: &str| HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static(""));
-    let short = delivery.version.version.get(..12).unwrap_or(&delivery.version.version);
+    let short = delivery
+        .version
+        .version
+        .get(..12)
+        .unwrap_or(&delivery.version.version);
     Ok((
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(format.media_type())),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.media_type()),
+            ),
             (
                 header::CONTENT_DISPOSITION,
-                value(&format!("attachment; filename=\"{name}-{short}.{}\"", format.as_str())),
+                value(&format!(
+                    "attachment; filename=\"{name}-{short}.{}\"",
+                    format.as_str()
+                )),
             ),
-            (header::HeaderName::from_static("x-niji-sha256"), value(&delivery.sha256)),
+            (
+                header::HeaderName::from_static("x-niji-sha256"),
+                value(&delivery.sha256),
+            ),
         ],
         delivery.bytes,
     )
@@ -194,6 +225,25 @@ pub(crate) async fn open(
     Path(name): Path<String>,
 ) -> Result<Response, PortalError> {
     portal.visiting.open_dataset(&m.user.name, &name).await?;
+    Ok(super::see_other("/datasets"))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct OrganisationForm {
+    organisation: String,
+}
+
+/// Approves an organisation for standard datasets (custodians): its analysts may then
+/// request open datasets on the short form.
+pub(crate) async fn approve_organisation(
+    State(portal): State<Arc<Portal>>,
+    m: Member,
+    Form(f): Form<OrganisationForm>,
+) -> Result<Response, PortalError> {
+    portal
+        .platform()
+        .approve_dataset_organisation(&m.user.name, f.organisation.trim())
+        .await?;
     Ok(super::see_other("/datasets"))
 }
 

@@ -40,9 +40,15 @@ pub(crate) fn routes() -> Router<Arc<Portal>> {
         .route("/f/catalog", get(catalog::results))
         .route("/dashboard", get(dashboard::page))
         .route("/f/dashboard", get(dashboard::charts))
-        .route("/applications", get(applications::mine).post(applications::create))
+        .route(
+            "/applications",
+            get(applications::mine).post(applications::create),
+        )
         .route("/applications/new", get(applications::new_form))
-        .route("/applications/{id}", get(applications::page).post(applications::edit))
+        .route(
+            "/applications/{id}",
+            get(applications::page).post(applications::edit),
+        )
         .route("/applications/{id}/submit", post(applications::submit))
         .route("/applications/{id}/withdraw", post(applications::withdraw))
         .route("/applications/{id}/accept", post(applications::accept))
@@ -62,6 +68,10 @@ pub(crate) fn routes() -> Router<Arc<Portal>> {
         .route("/datasets", get(datasets::page))
         .route("/datasets/requests", post(datasets::request))
         .route("/datasets/requests/{id}/decision", post(datasets::decide))
+        .route(
+            "/datasets/organisations",
+            post(datasets::approve_organisation),
+        )
         .route("/datasets/{name}/file", get(datasets::download))
         .route("/datasets/{name}/build", post(datasets::build))
         .route("/datasets/{name}/open", post(datasets::open))
@@ -165,6 +175,9 @@ mod tests {
 
     #[test]
     fn encodes_what_a_query_value_cannot_hold() {
-        assert_eq!(url_encode("/audit?actor=a b&x=ü"), "/audit%3Factor%3Da%20b%26x%3D%C3%BC");
+        assert_eq!(
+            url_encode("/audit?actor=a b&x=ü"),
+            "/audit%3Factor%3Da%20b%26x%3D%C3%BC"
+        );
     }
 }

@@ -58,7 +58,10 @@ pub(crate) async fn page(
         .map(|p| p.still_masked.clone())
         .unwrap_or_default();
     let may_vote = view.preview.is_some()
-        && portal.platform().allows(&m.user.name, "", Action::CheckOutputs).await
+        && portal
+            .platform()
+            .allows(&m.user.name, "", Action::CheckOutputs)
+            .await
         && !view.votes.iter().any(|v| v.checker == m.user.name);
     Ok(OutputPage {
         r: view.result.as_ref().map(|o| ResultView::of(o, &still)),
@@ -86,7 +89,10 @@ pub(crate) async fn request_release(
         .visiting
         .request_release(&m.user.name, &id, &f.justification)
         .await?;
-    Ok(super::see_other(&format!("/outputs/{}", super::url_encode(&id))))
+    Ok(super::see_other(&format!(
+        "/outputs/{}",
+        super::url_encode(&id)
+    )))
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,5 +117,8 @@ pub(crate) async fn vote(
         .visiting
         .vote(&m.user.name, &id, vote, &f.reason)
         .await?;
-    Ok(super::see_other(&format!("/outputs/{}", super::url_encode(&id))))
+    Ok(super::see_other(&format!(
+        "/outputs/{}",
+        super::url_encode(&id)
+    )))
 }

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::Form;
 use serde::Deserialize;
 
 use crate::chrome::{Chrome, Member, Visitor};
@@ -47,7 +47,12 @@ fn render(
     status: axum::http::StatusCode,
 ) -> Result<Response, PortalError> {
     let token = niji_governance::new_token("")?;
-    let cookie = cookies::set(&portal.settings, cookies::signin_name(&portal.settings), &token, 1800);
+    let cookie = cookies::set(
+        &portal.settings,
+        cookies::signin_name(&portal.settings),
+        &token,
+        1800,
+    );
     let page = SignInPage {
         c,
         token,
@@ -77,7 +82,13 @@ pub(crate) async fn submit(
     let t = v.chrome.t;
     if !portal.limiter.allows(peer.ip()) {
         let message = t.get("signin.too_many").to_string();
-        return render(&portal, v.chrome, next, Some(message), axum::http::StatusCode::TOO_MANY_REQUESTS);
+        return render(
+            &portal,
+            v.chrome,
+            next,
+            Some(message),
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+        );
     }
     let code = Some(form.code.as_str()).filter(|c| !c.trim().is_empty());
     let user = match portal
@@ -90,16 +101,34 @@ pub(crate) async fn submit(
             portal.limiter.failed(peer.ip());
             let message = match e {
                 niji_governance::GovernanceError::Refused(m) => m,
-                niji_governance::GovernanceError::Unauthenticated => t.get("signin.failed").to_string(),
+                niji_governance::GovernanceError::Unauthenticated => {
+                    t.get("signin.failed").to_string()
+                }
                 other => return Err(other.into()),
             };
-            return render(&portal, v.chrome, next, Some(message), axum::http::StatusCode::UNAUTHORIZED);
+            return render(
+                &portal,
+                v.chrome,
+                next,
+                Some(message),
+                axum::http::StatusCode::UNAUTHORIZED,
+            );
         }
     };
     let (token, _) = portal.platform().open_web_session(&user).await?;
     let lifetime = niji_governance::WEB_SESSION_LIFETIME.as_secs();
-    let session = cookies::set(&portal.settings, cookies::session_name(&portal.settings), &token, lifetime);
-    let used = cookies::set(&portal.settings, cookies::signin_name(&portal.settings), "", 0);
+    let session = cookies::set(
+        &portal.settings,
+        cookies::session_name(&portal.settings),
+        &token,
+        lifetime,
+    );
+    let used = cookies::set(
+        &portal.settings,
+        cookies::signin_name(&portal.settings),
+        "",
+        0,
+    );
     Ok((
         axum::response::AppendHeaders([(header::SET_COOKIE, session), (header::SET_COOKIE, used)]),
         super::see_other(&next),
@@ -111,7 +140,15 @@ pub(crate) async fn sign_out(
     State(portal): State<Arc<Portal>>,
     m: Member,
 ) -> Result<Response, PortalError> {
-    portal.platform().end_web_session(&m.token, "portal").await?;
-    let gone = cookies::set(&portal.settings, cookies::session_name(&portal.settings), "", 0);
+    portal
+        .platform()
+        .end_web_session(&m.token, "portal")
+        .await?;
+    let gone = cookies::set(
+        &portal.settings,
+        cookies::session_name(&portal.settings),
+        "",
+        0,
+    );
     Ok(([(header::SET_COOKIE, gone)], super::see_other("/")).into_response())
 }

@@ -3,9 +3,9 @@
 
 use niji_governance::DatasetVersion;
 
+use super::DatasetFormat;
 use super::file;
 use crate::{SandboxError, Visiting};
-use super::DatasetFormat;
 
 /// A published dataset as the dashboard draws it: released cells only, masked ones null.
 #[derive(Debug, Clone)]
@@ -38,10 +38,17 @@ impl Visiting {
 
     /// The newest built version of a published dataset (none if it was never built); for
     /// anyone, signed in or not.
-    pub async fn published_table(&self, name: &str) -> Result<Option<PublishedTable>, SandboxError> {
+    pub async fn published_table(
+        &self,
+        name: &str,
+    ) -> Result<Option<PublishedTable>, SandboxError> {
         let published = self.platform.published_datasets().await?;
-        if !published.iter().any(|p| p == name) || self.offered(name) != niji_governance::Offered::Counts {
-            return Err(SandboxError::Refused(format!("{name} is not on the dashboard")));
+        if !published.iter().any(|p| p == name)
+            || self.offered(name) != niji_governance::Offered::Counts
+        {
+            return Err(SandboxError::Refused(format!(
+                "{name} is not on the dashboard"
+            )));
         }
         let Some(version) = self
             .platform
@@ -52,7 +59,11 @@ impl Visiting {
         else {
             return Ok(None);
         };
-        let path = file::path_of(&self.dataset_dir(name), &version.version, DatasetFormat::Parquet);
+        let path = file::path_of(
+            &self.dataset_dir(name),
+            &version.version,
+            DatasetFormat::Parquet,
+        );
         let bytes = std::fs::read(path)?;
         if file::sha256_hex(&bytes) != version.parquet_sha256 {
             return Err(SandboxError::Unavailable(format!(

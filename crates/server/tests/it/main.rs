@@ -4,7 +4,7 @@ mod adbc;
 mod applications;
 mod datasets;
 mod http;
-mod portal;
 mod openapi;
+mod portal;
 mod scripts;
 mod support;

@@ -24,7 +24,11 @@ const AXE: &str = include_str!("../vendor/axe.min.js");
 
 impl Browser {
     pub async fn start(base: String) -> Browser {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -50,7 +54,12 @@ impl Browser {
                 Ok(c) => {
                     let shots = repo().join("docs/screenshots");
                     std::fs::create_dir_all(&shots).unwrap();
-                    return Browser { c, base, driver, shots };
+                    return Browser {
+                        c,
+                        base,
+                        driver,
+                        shots,
+                    };
                 }
                 Err(e) => last = Some(e),
             }
@@ -64,22 +73,78 @@ impl Browser {
     }
 
     pub async fn fill(&self, css: &str, text: &str) {
-        let e = self.c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+        let e = self
+            .c
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
         e.clear().await.unwrap();
         e.send_keys(text).await.unwrap();
     }
 
     pub async fn click(&self, css: &str) {
-        self.c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+        self.c
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Clicks a form's button and waits for the page the post answers with (a new document,
+    /// loaded), whatever its address.
+    pub async fn submit(&self, css: &str) {
+        self.c
+            .execute("window.nijiOld = true; return true;", vec![])
+            .await
+            .unwrap();
+        self.click(css).await;
+        for _ in 0..200 {
+            let state = self
+                .c
+                .execute(
+                    "return (window.nijiOld ? 'old' : '') + document.readyState",
+                    vec![],
+                )
+                .await
+                .ok();
+            if state.as_ref().and_then(|r| r.as_str()) == Some("complete") {
+                let title = self.c.title().await.unwrap_or_default();
+                let refused = title
+                    .split(' ')
+                    .next()
+                    .is_some_and(|w| w.len() == 3 && w.parse::<u16>().is_ok());
+                if refused {
+                    let body = self.text("main").await;
+                    panic!("{css} was answered with {title}: {body}");
+                }
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no page came after {css}");
     }
 
     pub async fn text(&self, css: &str) -> String {
-        self.c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
+        self.c
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .text()
+            .await
+            .unwrap()
     }
 
     /// Waits for `css` (an htmx swap) and gives its text.
     pub async fn wait_text(&self, css: &str) -> String {
-        let e = self.c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+        let e = self
+            .c
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
         e.text().await.unwrap()
     }
 
@@ -96,9 +161,18 @@ impl Browser {
         self.go("/signin").await;
         self.fill("#user", user).await;
         self.fill("#password", super::PASSWORD).await;
-        self.click("form.stack button[type=submit]").await;
-        let who = self.wait_text("header .who a").await;
-        assert_eq!(who, user, "signed in");
+        self.submit("form.stack button[type=submit]").await;
+        // The sign-in page has the same header: wait for the page after it.
+        for _ in 0..100 {
+            if self.path().await != "/signin" {
+                let who = self.wait_text("header .who a").await;
+                if who == user {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{user} did not sign in (at {})", self.path().await);
     }
 
     /// Saves the screen as docs/screenshots/<name>.png and fails on any serious or critical
@@ -106,7 +180,10 @@ impl Browser {
     pub async fn check(&self, name: &str) {
         let png = self.c.screenshot().await.unwrap();
         std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
-        self.c.execute(&format!("{AXE}\n;return true;"), vec![]).await.unwrap();
+        self.c
+            .execute(&format!("{AXE}\n;return true;"), vec![])
+            .await
+            .unwrap();
         let found = self
             .c
             .execute_async(

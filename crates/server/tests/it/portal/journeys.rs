@@ -37,21 +37,30 @@ async fn every_role_does_its_part_in_a_real_browser() {
     b.fill("#title", &form.title).await;
     b.fill("#purpose", &form.purpose).await;
     b.fill("#organisation", "u-tokyo").await;
-    let tables: Vec<String> = form.tables.iter().map(|t| format!("{}: {}", t.table, t.columns.join(", "))).collect();
+    let tables: Vec<String> = form
+        .tables
+        .iter()
+        .map(|t| format!("{}: {}", t.table, t.columns.join(", ")))
+        .collect();
     b.fill("#tables", &tables.join("\n")).await;
-    let analysts: Vec<String> = form.analysts.iter().map(|a| format!("{} {}", a.user, a.role.as_str())).collect();
+    let analysts: Vec<String> = form
+        .analysts
+        .iter()
+        .map(|a| format!("{} {}", a.user, a.role.as_str()))
+        .collect();
     b.fill("#analysts", &analysts.join("\n")).await;
     if let Some(p) = &form.period {
         b.fill("#period_from", &p.from).await;
         b.fill("#period_to", &p.to).await;
     }
-    b.fill("#duration_months", &form.duration_months.to_string()).await;
+    b.fill("#duration_months", &form.duration_months.to_string())
+        .await;
     b.check("application-form").await;
-    b.click("form.stack button.primary").await;
+    b.submit("form.stack button.primary").await;
     let at = b.path().await;
     assert!(at.starts_with("/applications/"), "{at}");
     b.check("application-draft").await;
-    b.click("form[action$='/submit'] button").await;
+    b.submit("form[action$='/submit'] button").await;
     let id = at.trim_start_matches("/applications/").to_string();
     b.go("/applications").await;
     b.check("applications").await;
@@ -62,9 +71,14 @@ async fn every_role_does_its_part_in_a_real_browser() {
     b.check("review-queue").await;
     for (reviewer, db) in [("dora", "ndb"), ("erin", "kaigo")] {
         b.go(&format!("/applications/{id}")).await;
-        b.c.find(fantoccini::Locator::Css("#reviewer")).await.unwrap().select_by_value(reviewer).await.unwrap();
+        b.c.find(fantoccini::Locator::Css("#reviewer"))
+            .await
+            .unwrap()
+            .select_by_value(reviewer)
+            .await
+            .unwrap();
         b.fill("#databases", db).await;
-        b.click("form[action$='/assign'] button").await;
+        b.submit("form[action$='/assign'] button").await;
     }
     b.check("review-application").await;
     // Members vote.
@@ -72,32 +86,68 @@ async fn every_role_does_its_part_in_a_real_browser() {
         b.sign_in(member).await;
         b.go(&format!("/applications/{id}")).await;
         b.fill("#comment", "公益性が高く、識別のおそれは低い").await;
-        b.click("form[action$='/vote'] button").await;
+        b.submit("form[action$='/vote'] button").await;
     }
     // The chair signs the decision.
     b.sign_in("frank").await;
     b.go(&format!("/applications/{id}")).await;
     b.fill("#notes", "公表前に成果物審査を受けること").await;
     b.fill("#decision-reason", "公益性が認められる").await;
-    b.click("form[action$='/decide'] button").await;
+    b.submit("form[action$='/decide'] button").await;
     b.check("review-decided").await;
 
     // The researcher accepts and works in the project.
     b.sign_in("alice").await;
     b.go(&format!("/applications/{id}")).await;
-    b.click("form[action$='/accept'] button").await;
+    b.submit("form[action$='/accept'] button").await;
     assert_eq!(b.path().await, "/projects/copay-followup");
-    b.fill("#sql", "SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex ORDER BY sex").await;
+    b.fill(
+        "#sql",
+        "SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex ORDER BY sex",
+    )
+    .await;
     b.click("#run").await;
     let dummy = b.wait_text("#results .result").await;
     assert!(!dummy.is_empty());
-    b.fill("#sql", "SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex ORDER BY sex").await;
+    // Real data: an aggregate is released with what it masks; rows are held for checkers.
     b.click("input[value=real]").await;
     b.click("#run").await;
-    b.c.wait().for_element(fantoccini::Locator::Css("form.request textarea")).await.unwrap();
+    b.c.wait()
+        .for_element(fantoccini::Locator::Css("#results .outcome:nth-child(2)"))
+        .await
+        .unwrap();
+    b.check("console-released").await;
+    // Rows stay inside; small cells are masked, and judgement may release them.
+    b.fill("#sql", "SELECT pid, days FROM ndb.receipts LIMIT 3")
+        .await;
+    b.click("#run").await;
+    b.c.wait()
+        .for_element(fantoccini::Locator::Css("#results .outcome:nth-child(3)"))
+        .await
+        .unwrap();
+    b.fill(
+        "#sql",
+        "SELECT sex, count(*) AS receipts FROM ndb.receipts GROUP BY sex ORDER BY sex",
+    )
+    .await;
+    b.click("#run").await;
+    b.c.wait()
+        .for_element(fantoccini::Locator::Css("#results .outcome:nth-child(4)"))
+        .await
+        .unwrap();
+    let newest = b.text("#results .outcome:first-child .result").await;
+    assert!(
+        newest.contains("秘匿"),
+        "cells on too few facilities are masked: {newest}"
+    );
     b.check("console").await;
-    b.fill("form.request textarea", "性別の受診件数を論文の表1に掲載するため").await;
-    b.click("form.request button").await;
+    b.fill(
+        "#results .outcome:first-child form.request textarea",
+        "性別の受診件数を論文の表1に掲載するため",
+    )
+    .await;
+    b.submit("#results .outcome:first-child form.request button")
+        .await;
     let output = b.path().await;
     assert!(output.starts_with("/outputs/"), "{output}");
     b.check("output-requested").await;
@@ -114,18 +164,36 @@ async fn every_role_does_its_part_in_a_real_browser() {
             b.check("output-check").await;
         }
         b.fill("#reason", "集計値のみで最小セル人数を満たす").await;
-        b.click("form[action$='/vote'] button").await;
+        b.submit("form[action$='/vote'] button").await;
     }
     let out_id = output.trim_start_matches("/outputs/");
-    let stored = server.visiting.platform().db().output(out_id).await.unwrap().unwrap();
+    let stored = server
+        .visiting
+        .platform()
+        .db()
+        .output(out_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(serde_json::to_value(stored.review).unwrap(), "released");
 
     // The custodian builds, opens and publishes a dataset, and verifies the audit log.
     b.sign_in("kumi").await;
     b.go("/datasets").await;
-    b.click("form[action='/datasets/incidence/build'] button").await;
-    b.click("form[action='/datasets/incidence/open'] button").await;
-    b.click("form[action='/datasets/incidence/publish'] button").await;
+    b.submit("form[action='/datasets/incidence/build'] button")
+        .await;
+    b.submit("form[action='/datasets/incidence/open'] button")
+        .await;
+    b.submit("form[action='/datasets/incidence/publish'] button")
+        .await;
+    b.c.find(fantoccini::Locator::Css("#approve-org"))
+        .await
+        .unwrap()
+        .select_by_value("pharma-a")
+        .await
+        .unwrap();
+    b.submit("form[action='/datasets/organisations'] button")
+        .await;
     b.check("datasets-custodian").await;
     b.go("/audit").await;
     b.click("#verify").await;
@@ -137,17 +205,32 @@ async fn every_role_does_its_part_in_a_real_browser() {
 
     // The public dashboard draws what was published.
     b.go("/dashboard").await;
-    b.c.find(fantoccini::Locator::Css(".chart svg")).await.unwrap();
+    b.c.find(fantoccini::Locator::Css(".chart svg"))
+        .await
+        .unwrap();
     b.check("dashboard").await;
 
     // The analyst requests the open dataset and downloads it.
     b.sign_in("hana").await;
     b.go("/datasets").await;
-    b.c.find(fantoccini::Locator::Css("#dataset")).await.unwrap().select_by_value("incidence").await.unwrap();
-    b.fill("#ds-purpose", "希少疾患の新規認定数の地域差を把握し、治験の実施可能性を評価するため").await;
-    b.fill("#ds-interest", "治療法の開発を通じて患者に資する").await;
+    b.c.find(fantoccini::Locator::Css("#dataset"))
+        .await
+        .unwrap()
+        .select_by_value("incidence")
+        .await
+        .unwrap();
+    b.fill(
+        "#ds-purpose",
+        "希少疾患の新規認定数の地域差を把握し、治験の実施可能性を評価するため",
+    )
+    .await;
+    b.fill(
+        "#ds-interest",
+        "希少疾患の治療法の開発を早め、患者とその家族に資するため",
+    )
+    .await;
     b.click("input[name=pledge]").await;
-    b.click("form[action='/datasets/requests'] button").await;
+    b.submit("form[action='/datasets/requests'] button").await;
     let status = b
         .c
         .execute_async(

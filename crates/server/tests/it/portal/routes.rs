@@ -6,7 +6,9 @@
 
 use super::{PASSWORD, portal_server, send, sign_in};
 
-const ROLES: [&str; 8] = ["alice", "hana", "dora", "frank", "kenji", "kumi", "aki", "carol"];
+const ROLES: [&str; 8] = [
+    "alice", "hana", "dora", "frank", "kenji", "kumi", "aki", "carol",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_as_every_role_is_refused_where_the_role_may_not_go() {
@@ -21,13 +23,33 @@ async fn every_route_as_every_role_is_refused_where_the_role_may_not_go() {
     let bearer: Vec<String> = ROLES.iter().map(|u| server.sign_in(u)).collect();
 
     // Public pages.
-    for path in ["/", "/catalog", "/dashboard", "/signin", "/static/niji.css", "/static/htmx.min.js"] {
-        assert_eq!(send(server.http, "GET", path, None, &[], None).0, 200, "{path}");
+    for path in [
+        "/",
+        "/catalog",
+        "/dashboard",
+        "/signin",
+        "/static/niji.css",
+        "/static/htmx.min.js",
+    ] {
+        assert_eq!(
+            send(server.http, "GET", path, None, &[], None).0,
+            200,
+            "{path}"
+        );
     }
     // Pages that need a session send anyone else to sign in, and back.
     let signed_in_pages = [
-        "/account", "/applications", "/applications/new", "/review", "/projects",
-        "/projects/copay-2022", "/projects/copay-2022/audit", "/outputs", "/datasets", "/audit", "/admin",
+        "/account",
+        "/applications",
+        "/applications/new",
+        "/review",
+        "/projects",
+        "/projects/copay-2022",
+        "/projects/copay-2022/audit",
+        "/outputs",
+        "/datasets",
+        "/audit",
+        "/admin",
     ];
     for path in signed_in_pages {
         let (status, headers, _) = send(server.http, "GET", path, None, &[], None);
@@ -41,7 +63,10 @@ async fn every_route_as_every_role_is_refused_where_the_role_may_not_go() {
         ("/review", "/api/v1/review/queue"),
         ("/projects", "/api/v1/projects"),
         ("/projects/copay-2022", "/api/v1/projects/copay-2022/tables"),
-        ("/projects/other-study", "/api/v1/projects/other-study/tables"),
+        (
+            "/projects/other-study",
+            "/api/v1/projects/other-study/tables",
+        ),
         ("/outputs", "/api/v1/outputs"),
     ];
     for ((user, cookie, _), token) in sessions.iter().zip(&bearer) {
@@ -55,7 +80,10 @@ async fn every_route_as_every_role_is_refused_where_the_role_may_not_go() {
     // Screens of one role's work: who may open them, and 403 for everyone else.
     let screens: [(&str, &[&str]); 5] = [
         ("/applications/new", &["alice", "carol"]),
-        ("/datasets", &["alice", "carol", "hana", "dora", "frank", "kumi"]),
+        (
+            "/datasets",
+            &["alice", "carol", "hana", "dora", "frank", "kumi"],
+        ),
         ("/audit", &["kumi"]),
         ("/admin", &["kumi", "aki"]),
         ("/projects/copay-2022/audit", &["alice"]),
@@ -69,12 +97,21 @@ async fn every_route_as_every_role_is_refused_where_the_role_may_not_go() {
     }
 
     // Actions beyond one's role, with a valid token, are refused by the platform's checks.
-    let actions: [(&str, &str, &[&str]); 5] = [
-        ("/admin/organisations", "id=evil&name=Evil", &["kumi", "aki"]),
+    let actions: [(&str, &str, &[&str]); 6] = [
+        (
+            "/admin/organisations",
+            "id=evil&name=Evil",
+            &["kumi", "aki"],
+        ),
         ("/datasets/incidence/open", "", &["kumi"]),
         ("/datasets/incidence/publish", "publish=yes", &["kumi"]),
         ("/admin/users/bob/suspend", "reason=test", &["kumi", "aki"]),
         ("/f/audit/verify", "", &["kumi"]),
+        (
+            "/datasets/organisations",
+            "organisation=pharma-a",
+            &["kumi"],
+        ),
     ];
     for (path, form, allowed) in actions {
         for (user, cookie, csrf) in &sessions {
@@ -82,18 +119,43 @@ async fn every_route_as_every_role_is_refused_where_the_role_may_not_go() {
                 continue;
             }
             let body = format!("{form}&csrf={csrf}");
-            let status = send(server.http, "POST", path, Some(cookie), &[("HX-Request", "true")], Some(&body)).0;
+            let status = send(
+                server.http,
+                "POST",
+                path,
+                Some(cookie),
+                &[("HX-Request", "true")],
+                Some(&body),
+            )
+            .0;
             assert_eq!(status, 403, "{user} POST {path}");
         }
         // Without a token nobody gets through, not even those who may.
         for (user, cookie, _) in &sessions {
-            let status = send(server.http, "POST", path, Some(cookie), &[("HX-Request", "true")], Some(form)).0;
+            let status = send(
+                server.http,
+                "POST",
+                path,
+                Some(cookie),
+                &[("HX-Request", "true")],
+                Some(form),
+            )
+            .0;
             assert_eq!(status, 403, "{user} POST {path} without a token");
         }
     }
     let p = server.visiting.platform();
-    assert!(p.organisations().await.unwrap().iter().all(|(id, _)| id != "evil"));
-    assert!(p.db().user("bob").await.unwrap().is_some(), "bob was not suspended");
+    assert!(
+        p.organisations()
+            .await
+            .unwrap()
+            .iter()
+            .all(|(id, _)| id != "evil")
+    );
+    assert!(
+        p.db().user("bob").await.unwrap().is_some(),
+        "bob was not suspended"
+    );
     assert!(p.published_datasets().await.unwrap().is_empty());
     server.stop().await;
 }
