@@ -113,7 +113,7 @@ pub fn run(
         crate::review::seed(p, applications, audit_entries, &form).await?;
         let shell = "custodian:bench";
         p.add_user(shell, "kumi", UserRole::Custodian).await?;
-        for user in ["chair", "r1", "kumi", "alice"] {
+        for user in [crate::review::CHAIR, "r1", "kumi", "alice"] {
             p.set_password(shell, user, PASSWORD).await?;
         }
         let loopback: SocketAddr = "127.0.0.1:0".parse()?;
@@ -123,7 +123,7 @@ pub fn run(
     let addr = running.http;
     let cookie = |u: &str| sign_in(addr, u);
     let (chair, r1, kumi, alice) = (
-        cookie("chair")?,
+        cookie(crate::review::CHAIR)?,
         cookie("r1")?,
         cookie("kumi")?,
         cookie("alice")?,

@@ -10,7 +10,7 @@ use crate::{AuditError, AuditLog, Entry};
 pub struct Filter {
     pub actor: Option<String>,
     pub action: Option<String>,
-    /// Text the entry's detail contains (LIKE's wildcards match only themselves).
+    /// Text the entry's detail contains, as typed (no wildcards).
     pub contains: Option<String>,
     /// From this day on (`YYYY-MM-DD`), in the platform's time (UTC).
     pub from: Option<String>,
@@ -20,47 +20,63 @@ pub struct Filter {
     pub before: Option<i64>,
 }
 
-fn like_pattern(needle: &str) -> String {
-    let escaped = needle
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
-}
-
 fn given(v: &Option<String>) -> String {
     v.as_deref().map(str::trim).unwrap_or_default().to_string()
 }
 
 impl AuditLog {
-    /// At most `limit` entries matching `filter`, newest first.
+    /// At most `limit` entries matching `filter`, newest first. Only the filters given become
+    /// conditions, so that the indexes on actor and on action serve them.
     pub async fn search(&self, filter: &Filter, limit: i64) -> Result<Vec<Entry>, AuditError> {
-        let contains = given(&filter.contains);
-        let to = given(&filter.to);
-        // The day's last timestamp sorts before the next day's first.
-        let to = if to.is_empty() {
-            to
-        } else {
-            format!("{to}T99")
+        let mut conditions = Vec::new();
+        let mut values = Vec::new();
+        let mut add = |condition: &str, value: String| {
+            values.push(value);
+            conditions.push(condition.replace('?', &format!("${}", values.len())));
         };
-        Ok(sqlx::query_as(
-            "SELECT seq, at, actor, action, detail, prev_hash, hash, mac FROM audit_log \
-             WHERE ($1 = '' OR actor = $1) AND ($2 = '' OR action = $2) \
-             AND ($3 = '' OR detail LIKE $3 ESCAPE '\\') AND ($4 = '' OR at >= $4) \
-             AND ($5 = '' OR at <= $5) AND seq < $6 ORDER BY seq DESC LIMIT $7",
-        )
-        .bind(given(&filter.actor))
-        .bind(given(&filter.action))
-        .bind(if contains.is_empty() {
-            contains
-        } else {
-            like_pattern(&contains)
-        })
-        .bind(given(&filter.from))
-        .bind(to)
-        .bind(filter.before.unwrap_or(i64::MAX))
-        .bind(limit)
-        .fetch_all(self.db.pool())
-        .await?)
+        let actor = given(&filter.actor);
+        if !actor.is_empty() {
+            add("actor = ?", actor);
+        }
+        let action = given(&filter.action);
+        if !action.is_empty() {
+            add("action = ?", action);
+        }
+        let contains = given(&filter.contains);
+        if !contains.is_empty() {
+            // A plain substring search (case as typed): a byte search is several times faster
+            // than LIKE on SQLite, and the detail is JSON, not prose.
+            let find = match self.db.backend() {
+                crate::Backend::Sqlite => "instr(detail, ?) > 0",
+                crate::Backend::Postgres => "strpos(detail, ?) > 0",
+            };
+            add(find, contains);
+        }
+        let from = given(&filter.from);
+        if !from.is_empty() {
+            add("at >= ?", from);
+        }
+        let to = given(&filter.to);
+        if !to.is_empty() {
+            // The day's last timestamp sorts before the next day's first.
+            add("at <= ?", format!("{to}T99"));
+        }
+        let n = values.len();
+        conditions.push(format!("seq < ${}", n + 1));
+        let sql = format!(
+            "SELECT seq, at, actor, action, detail, prev_hash, hash, mac FROM audit_log WHERE {} ORDER BY seq DESC LIMIT ${}",
+            conditions.join(" AND "),
+            n + 2
+        );
+        // Built from the fixed conditions above; every value is a bound parameter.
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for v in values {
+            query = query.bind(v);
+        }
+        Ok(query
+            .bind(filter.before.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(self.db.pool())
+            .await?)
     }
 }
