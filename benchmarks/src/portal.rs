@@ -139,15 +139,15 @@ pub fn run(
         ("review queue (chair)", chair.clone(), "/review".into()),
         (
             "application page (chair)",
-            chair.clone(),
+            chair,
             "/applications/A000123".into(),
         ),
-        ("applicant's list", r1.clone(), "/applications".into()),
+        ("applicant's list", r1, "/applications".into()),
         ("audit, newest 100", kumi.clone(), "/audit".into()),
         ("audit, one actor", kumi.clone(), "/audit?actor=r7".into()),
         (
             "audit, text search",
-            kumi.clone(),
+            kumi,
             "/audit?contains=00000000000001".into(),
         ),
         (
@@ -155,7 +155,7 @@ pub fn run(
             alice.clone(),
             "/projects/copay-2022".into(),
         ),
-        ("datasets", alice.clone(), "/datasets".into()),
+        ("datasets", alice, "/datasets".into()),
     ];
     println!(
         "portal pages at {applications} applications, {audit_entries} audit entries; {samples} requests each over loopback HTTP; ms"

@@ -47,6 +47,12 @@ pub enum UserCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Set a user's portal password, read from standard input (one line; never an argument,
+    /// which would stay in the shell's history and the process list); audited.
+    Password {
+        #[arg(long)]
+        name: String,
+    },
     /// List users and roles.
     List,
 }
@@ -232,6 +238,17 @@ pub fn user(ctx: &Context, env: &EnvArgs, c: &UserCommand) -> anyhow::Result<()>
                     .await?;
                 println!("user {name} reinstated");
             }
+            UserCommand::Password { name } => {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the password from standard input")?;
+                let password = line.trim_end_matches(['\r', '\n']);
+                v.platform()
+                    .set_password(&custodian_actor(), name, password)
+                    .await?;
+                println!("password of {name} set; their portal sessions are ended");
+            }
             UserCommand::List => {
                 for u in v.platform().db().users().await? {
                     println!("{}\t{}", u.name, u.role);
@@ -384,6 +401,23 @@ pub fn demo(ctx: &Context, env: &EnvArgs) -> anyhow::Result<()> {
         niji_ingest::write_owner_only(&tokens_file, text.as_bytes())?;
         let (spec, signed) = reviewed?;
         println!("users' tokens in {}", tokens_file.display());
+        // Portal passwords for the same users, made once, beside the tokens (owner only).
+        let passwords_file = ctx.key_file.with_file_name("demo-passwords.txt");
+        if !passwords_file.exists() {
+            let mut text = String::new();
+            for (user, _) in &tokens {
+                let password = niji_governance::new_token("")?[..24].to_string();
+                v.platform()
+                    .set_password(&custodian_actor(), user, &password)
+                    .await?;
+                text.push_str(&format!("{user}={password}\n"));
+            }
+            niji_ingest::write_owner_only(&passwords_file, text.as_bytes())?;
+        }
+        println!(
+            "portal passwords in {} (`niji serve`, then http://127.0.0.1:8470/)",
+            passwords_file.display()
+        );
         let lead = spec.members.first().map(|m| m.user.clone()).unwrap_or_default();
         let sql = "SELECT claim_ym >= 202210 AS after_oct_2022, copay_rate, count(DISTINCT pid) AS persons, avg(days) AS days FROM ndb.receipts WHERE setting = 1 GROUP BY 1, 2 ORDER BY 1, 2";
         let tour = [

@@ -231,7 +231,7 @@ async fn draw(portal: &Portal, c: &Chrome, choice: Choice) -> Result<Drawn, Port
         masked_total: bars.iter().map(|b| b.masked).sum(),
         title,
         version: table.version.version.clone(),
-        built_at: table.version.built_at.clone(),
+        built_at: table.version.built_at,
         measure: measure_label,
         bars,
     };
