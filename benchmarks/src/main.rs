@@ -83,6 +83,17 @@ impl Context {
     }
 }
 
+/// The platform's size for the review and portal benchmarks, and how often each read is timed.
+#[derive(Debug, clap::Args)]
+struct PlatformScale {
+    #[arg(long, default_value_t = 10_000)]
+    applications: usize,
+    #[arg(long, default_value_t = 100_000)]
+    audit_entries: usize,
+    #[arg(long, default_value_t = 200)]
+    samples: usize,
+}
+
 #[derive(Debug, Subcommand)]
 enum Bench {
     /// Keyed identifier hashing: HMAC-SHA256 per second, on one core and on all.
@@ -121,22 +132,14 @@ enum Bench {
     /// Application review's reads (review queue, application page, applicant's list) at
     /// 10,000 applications and 100,000 audit entries, on SQLite and PostgreSQL side by side.
     Review {
-        #[arg(long, default_value_t = 10_000)]
-        applications: usize,
-        #[arg(long, default_value_t = 100_000)]
-        audit_entries: usize,
-        #[arg(long, default_value_t = 200)]
-        samples: usize,
+        #[command(flatten)]
+        scale: PlatformScale,
     },
     /// The portal's pages at 10,000 applications and 100,000 audit entries, served on
     /// loopback and asked over HTTP as their users would: p50 and p95 per page.
     Portal {
-        #[arg(long, default_value_t = 10_000)]
-        applications: usize,
-        #[arg(long, default_value_t = 100_000)]
-        audit_entries: usize,
-        #[arg(long, default_value_t = 200)]
-        samples: usize,
+        #[command(flatten)]
+        scale: PlatformScale,
         #[arg(long, default_value = "./niji-bench-portal")]
         work: PathBuf,
     },
@@ -209,17 +212,21 @@ fn main() -> ExitCode {
             script,
         } => ingest::run(&ctx, persons, &work, &python, &script),
         Bench::Pseudonym => pseudonym::run(&ctx),
-        Bench::Review {
-            applications,
-            audit_entries,
-            samples,
-        } => review::run(&ctx, &env, applications, audit_entries, samples),
-        Bench::Portal {
-            applications,
-            audit_entries,
-            samples,
-            work,
-        } => portal::run(&ctx, &env, applications, audit_entries, samples, &work),
+        Bench::Review { scale } => review::run(
+            &ctx,
+            &env,
+            scale.applications,
+            scale.audit_entries,
+            scale.samples,
+        ),
+        Bench::Portal { scale, work } => portal::run(
+            &ctx,
+            &env,
+            scale.applications,
+            scale.audit_entries,
+            scale.samples,
+            &work,
+        ),
         Bench::Datasets {
             patients,
             work,

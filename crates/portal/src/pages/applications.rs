@@ -247,10 +247,7 @@ pub(crate) async fn create(
         .platform()
         .draft_application(&m.user.name, &form)
         .await?;
-    Ok(super::see_other(&format!(
-        "/applications/{}",
-        super::url_encode(&id)
-    )))
+    Ok(super::to_application(&id))
 }
 
 pub(crate) async fn edit(
@@ -264,10 +261,7 @@ pub(crate) async fn edit(
         .platform()
         .edit_application(&m.user.name, &id, &form)
         .await?;
-    Ok(super::see_other(&format!(
-        "/applications/{}",
-        super::url_encode(&id)
-    )))
+    Ok(super::to_application(&id))
 }
 
 /// What the application page offers the one viewing it.
@@ -367,10 +361,7 @@ pub(crate) async fn submit(
         .platform()
         .submit_application(&m.user.name, &id, portal.visiting.catalog())
         .await?;
-    Ok(super::see_other(&format!(
-        "/applications/{}",
-        super::url_encode(&id)
-    )))
+    Ok(super::to_application(&id))
 }
 
 pub(crate) async fn withdraw(
@@ -382,10 +373,7 @@ pub(crate) async fn withdraw(
         .platform()
         .withdraw_application(&m.user.name, &id)
         .await?;
-    Ok(super::see_other(&format!(
-        "/applications/{}",
-        super::url_encode(&id)
-    )))
+    Ok(super::to_application(&id))
 }
 
 /// Accepting the decision's conditions makes the project live.

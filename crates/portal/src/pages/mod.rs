@@ -160,6 +160,11 @@ pub(crate) fn see_other(to: &str) -> axum::response::Response {
     axum::response::Redirect::to(to).into_response()
 }
 
+/// Back to an application's page after an action on it.
+pub(crate) fn to_application(id: &str) -> axum::response::Response {
+    see_other(&format!("/applications/{}", url_encode(id)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

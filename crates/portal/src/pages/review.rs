@@ -37,10 +37,6 @@ pub(crate) async fn queue(
     })
 }
 
-fn back_to(id: &str) -> Response {
-    super::see_other(&format!("/applications/{}", super::url_encode(id)))
-}
-
 #[derive(Debug, Deserialize)]
 pub(crate) struct AssignForm {
     reviewer: String,
@@ -64,7 +60,7 @@ pub(crate) async fn assign(
         .platform()
         .assign_reviewer(&m.user.name, &id, f.reviewer.trim(), &databases)
         .await?;
-    Ok(back_to(&id))
+    Ok(super::to_application(&id))
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,7 +78,7 @@ pub(crate) async fn conflict(
         .platform()
         .declare_conflict(&m.user.name, &id, &f.reason)
         .await?;
-    Ok(back_to(&id))
+    Ok(super::to_application(&id))
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,7 +103,7 @@ pub(crate) async fn vote(
         .platform()
         .vote_on_application(&m.user.name, &id, f.vote, &comments)
         .await?;
-    Ok(back_to(&id))
+    Ok(super::to_application(&id))
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,5 +142,5 @@ pub(crate) async fn decide(
             portal.visiting.catalog(),
         )
         .await?;
-    Ok(back_to(&id))
+    Ok(super::to_application(&id))
 }

@@ -8,7 +8,7 @@ mod journeys;
 mod routes;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 
 use crate::support::TestServer;
@@ -97,35 +97,7 @@ pub fn send(
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     write!(stream, "{head}\r\n{body}").expect("write");
-    let mut reader = BufReader::new(stream);
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line).expect("status line");
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("header");
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            let name = name.trim().to_ascii_lowercase();
-            let value = value.trim().to_string();
-            headers
-                .entry(name)
-                .and_modify(|v: &mut String| {
-                    v.push('\n');
-                    v.push_str(&value)
-                })
-                .or_insert(value);
-        }
-    }
-    let mut raw = Vec::new();
-    reader.read_to_end(&mut raw).expect("body");
+    let (status, headers, raw) = crate::support::read_response(stream);
     (status, headers, String::from_utf8_lossy(&raw).into_owned())
 }
 
