@@ -29,8 +29,13 @@ async fn every_role_does_its_part_in_a_real_browser() {
     assert!(!shown.is_empty());
     b.check("catalog").await;
 
+    b.go("/signin").await;
+    b.check("signin").await;
+
     // The researcher applies.
     b.sign_in("alice").await;
+    b.go("/account").await;
+    b.check("account").await;
     let form = example_form();
     b.go("/applications/new").await;
     b.fill("#project_id", "copay-followup").await;
@@ -101,6 +106,9 @@ async fn every_role_does_its_part_in_a_real_browser() {
     b.go(&format!("/applications/{id}")).await;
     b.submit("form[action$='/accept'] button").await;
     assert_eq!(b.path().await, "/projects/copay-followup");
+    b.go("/projects").await;
+    b.check("projects").await;
+    b.go("/projects/copay-followup").await;
     b.fill(
         "#sql",
         "SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex ORDER BY sex",
@@ -151,6 +159,13 @@ async fn every_role_does_its_part_in_a_real_browser() {
     let output = b.path().await;
     assert!(output.starts_with("/outputs/"), "{output}");
     b.check("output-requested").await;
+    b.go("/projects/copay-followup/audit").await;
+    let trail = b.text("main").await;
+    assert!(
+        trail.contains("query"),
+        "the project's own trail lists its queries"
+    );
+    b.check("project-trail").await;
 
     // Two checkers approve.
     for checker in ["kenji", "kaori"] {
