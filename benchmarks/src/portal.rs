@@ -9,12 +9,15 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context as _;
+
+use crate::review::percentile;
 use niji_governance::{ApplicationForm, UserRole};
 
 const PASSWORD: &str = "benchmark password 2026";
 
-/// One request; the status, the `Set-Cookie` lines and the body.
-fn get(
+/// One request, as a browser (htmx for a `/f/` fragment) would make it; the status, the
+/// `Set-Cookie` lines and the body.
+fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -28,6 +31,9 @@ fn get(
     );
     if !form.is_empty() {
         head.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+    }
+    if path.starts_with("/f/") {
+        head.push_str("HX-Request: true\r\n");
     }
     if !cookie.is_empty() {
         head.push_str(&format!("Cookie: {cookie}\r\n"));
@@ -68,23 +74,18 @@ fn hidden(page: &str, name: &str) -> Option<String> {
 
 /// The portal session cookie of `user`.
 fn sign_in(addr: SocketAddr, user: &str) -> anyhow::Result<String> {
-    let (_, cookies, page) = get(addr, "GET", "/signin", "", "")?;
+    let (_, cookies, page) = request(addr, "GET", "/signin", "", "")?;
     let token = hidden(&page, "csrf").context("sign-in token")?;
     let form = format!(
         "user={user}&password={}&csrf={token}&next=/",
         PASSWORD.replace(' ', "+")
     );
-    let (status, cookies, _) = get(addr, "POST", "/signin", &cookies.join("; "), &form)?;
+    let (status, cookies, _) = request(addr, "POST", "/signin", &cookies.join("; "), &form)?;
     anyhow::ensure!(status == 303, "{user} did not sign in ({status})");
     cookies
         .into_iter()
         .find(|c| c.starts_with("niji_session="))
         .context("session cookie")
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 pub fn run(
@@ -165,14 +166,9 @@ pub fn run(
     for (name, cookie, path) in &pages {
         let mut times = Vec::with_capacity(samples);
         let mut bytes = 0;
-        let htmx_header = path.starts_with("/f/");
         for _ in 0..samples {
             let t = Instant::now();
-            let (status, _, body) = if htmx_header {
-                fragment(addr, path)?
-            } else {
-                get(addr, "GET", path, cookie, "")?
-            };
+            let (status, _, body) = request(addr, "GET", path, cookie, "")?;
             times.push(t.elapsed().as_secs_f64() * 1000.0);
             anyhow::ensure!(status == 200, "{name}: {status}");
             bytes = body.len();
@@ -192,21 +188,4 @@ pub fn run(
     rt.block_on(running.shutdown());
     let _ = std::fs::remove_dir_all(work);
     Ok(())
-}
-
-/// A fragment request as htmx makes it.
-fn fragment(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, Vec<String>, String)> {
-    let mut s = TcpStream::connect(addr)?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nHX-Request: true\r\n\r\n"
-    )?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let status = raw
-        .split_whitespace()
-        .nth(1)
-        .and_then(|x| x.parse().ok())
-        .context("status")?;
-    Ok((status, Vec::new(), raw))
 }

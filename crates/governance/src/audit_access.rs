@@ -45,9 +45,10 @@ impl Platform {
             let detail = serde_json::json!({"attempted": "read a project's audit trail", "project": project});
             return Err(self.refusal(actor, detail, e).await);
         }
-        let needle = serde_json::json!({ "project": project }).to_string();
+        // The `"project":"<id>"` member every entry about the project carries.
+        let needle = format!("\"project\":{}", serde_json::Value::from(project));
         let filter = Filter {
-            contains: Some(needle.trim_matches(|c| c == '{' || c == '}').to_string()),
+            contains: Some(needle),
             before,
             ..Filter::default()
         };

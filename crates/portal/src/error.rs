@@ -20,8 +20,6 @@ pub(crate) enum PortalError {
     Refused(String),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
-    #[error("rendering the page")]
-    Render(#[from] askama::Error),
 }
 
 impl From<GovernanceError> for PortalError {
@@ -37,7 +35,6 @@ impl PortalError {
             PortalError::NotFound => StatusCode::NOT_FOUND,
             PortalError::Csrf => StatusCode::FORBIDDEN,
             PortalError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            PortalError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
             PortalError::Sandbox(e) => match e.failure() {
                 Failure::Unauthenticated => StatusCode::UNAUTHORIZED,
                 Failure::Denied => StatusCode::FORBIDDEN,
@@ -53,7 +50,6 @@ impl PortalError {
     fn message(&self) -> String {
         match self {
             PortalError::Sandbox(e) => e.public_message(),
-            PortalError::Render(_) => "internal error".into(),
             other => other.to_string(),
         }
     }

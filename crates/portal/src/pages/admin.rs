@@ -82,29 +82,20 @@ pub(crate) struct ReasonForm {
     reason: String,
 }
 
-pub(crate) async fn suspend(
+/// Suspends (`/suspend`) or reinstates (`/reinstate`) an account; the platform checks who
+/// may and audits it.
+pub(crate) async fn set_suspension(
     State(portal): State<Arc<Portal>>,
     m: Member,
-    Path(name): Path<String>,
+    Path((name, action)): Path<(String, String)>,
     Form(f): Form<ReasonForm>,
 ) -> Result<Response, PortalError> {
-    portal
-        .platform()
-        .suspend_user(&m.user.name, &name, &f.reason)
-        .await?;
-    Ok(super::see_other("/admin"))
-}
-
-pub(crate) async fn reinstate(
-    State(portal): State<Arc<Portal>>,
-    m: Member,
-    Path(name): Path<String>,
-    Form(f): Form<ReasonForm>,
-) -> Result<Response, PortalError> {
-    portal
-        .platform()
-        .reinstate_user(&m.user.name, &name, &f.reason)
-        .await?;
+    let p = portal.platform();
+    match action.as_str() {
+        "suspend" => p.suspend_user(&m.user.name, &name, &f.reason).await?,
+        "reinstate" => p.reinstate_user(&m.user.name, &name, &f.reason).await?,
+        _ => return Err(PortalError::NotFound),
+    }
     Ok(super::see_other("/admin"))
 }
 

@@ -81,8 +81,7 @@ pub(crate) fn routes() -> Router<Arc<Portal>> {
         .route("/f/audit/verify", post(audit::verify))
         .route("/admin", get(admin::page))
         .route("/admin/users", post(admin::create_user))
-        .route("/admin/users/{name}/suspend", post(admin::suspend))
-        .route("/admin/users/{name}/reinstate", post(admin::reinstate))
+        .route("/admin/users/{name}/{action}", post(admin::set_suspension))
         .route("/admin/organisations", post(admin::add_organisation))
 }
 
