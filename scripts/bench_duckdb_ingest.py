@@ -6,6 +6,7 @@ row), resolves ID5 through the oldest number of each person in the history, drop
 identifiers and writes Parquet (zstd). Prints rows=, seconds= and duckdb=.
 """
 import os
+import resource
 import sys
 import time
 
@@ -45,3 +46,5 @@ rows = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
 print(f"rows={rows}")
 print(f"seconds={seconds:.3f}")
 print(f"duckdb={duckdb.__version__}")
+# The process's peak resident memory (kB on Linux).
+print(f"peak_mb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")

@@ -17,18 +17,6 @@ use crate::EnvArgs;
 
 const SHELL: &str = "custodian:bench";
 
-/// Peak resident memory of this process so far, in MiB (Linux).
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// (p50, p99) of `samples`.
 fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
     if samples.is_empty() {
@@ -290,7 +278,7 @@ pub fn run(
             duck_p.0,
             duck_p.1
         );
-        println!("peak memory {:.0} MiB", peak_rss_mib());
+        println!("peak memory {:.0} MiB", crate::peak::megabytes()?);
         Ok(())
     })
 }

@@ -18,6 +18,7 @@ pub fn run(
     work: &Path,
     python: &Path,
     script: &Path,
+    memory_mb: Option<usize>,
 ) -> anyhow::Result<()> {
     let delivery = work.join(format!("synth-{persons}"));
     let raw = delivery.join("raw");
@@ -46,20 +47,25 @@ pub fn run(
     for path in [&receipts, &history] {
         std::io::copy(&mut std::fs::File::open(path)?, &mut std::io::sink())?;
     }
-    let run_niji = || -> anyhow::Result<(f64, u64)> {
+    let run_niji = || -> anyhow::Result<(f64, u64, f64)> {
         let _ = std::fs::remove_dir_all(&data_dir);
         let mut opts = IngestOptions::new(raw.clone(), data_dir.clone());
         opts.only = vec!["ndb.receipts".into()];
+        if let Some(mb) = memory_mb {
+            opts.memory_budget = mb << 20;
+        }
+        crate::peak::reset()?;
         let t = Instant::now();
         let report = niji_ingest::ingest(&catalog, &key, &opts, &|_| {})?;
+        let seconds = t.elapsed().as_secs_f64();
         let rows = report
             .table("ndb", "receipts")
             .map_or(0, |t| t.counts.rows_read);
-        Ok((t.elapsed().as_secs_f64(), rows))
+        Ok((seconds, rows, crate::peak::megabytes()?))
     };
     let out = work.join("duckdb_receipts.parquet");
     let bench_key = hex_of(&*key.derive_labelled(b"niji/bench/duckdb"));
-    let run_duckdb = || -> anyhow::Result<(f64, u64, String)> {
+    let run_duckdb = || -> anyhow::Result<(f64, u64, String, f64)> {
         let output = Command::new(python)
             .arg(script)
             .arg(&receipts)
@@ -90,7 +96,10 @@ pub fn run(
             .and_then(|v| v.parse().ok())
             .context("DuckDB script printed no timing")?;
         let rows: u64 = field("rows=").and_then(|v| v.parse().ok()).unwrap_or(0);
-        Ok((seconds, rows, field("duckdb=").unwrap_or_default()))
+        let peak: f64 = field("peak_mb=")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN);
+        Ok((seconds, rows, field("duckdb=").unwrap_or_default(), peak))
     };
     let mut niji_runs = Vec::new();
     let mut duck_runs = Vec::new();
@@ -98,14 +107,16 @@ pub fn run(
         niji_runs.push(run_niji()?);
         duck_runs.push(run_duckdb()?);
     }
-    let (niji_s, rows) = niji_runs
+    let (niji_s, rows, niji_peak) = niji_runs
         .iter()
         .copied()
-        .fold((f64::MAX, 0), |a, b| if b.0 < a.0 { b } else { a });
-    let (duck_s, duck_rows, version) = duck_runs.iter().cloned().fold(
-        (f64::MAX, 0, String::new()),
-        |a, b| if b.0 < a.0 { b } else { a },
-    );
+        .fold((f64::MAX, 0, 0.0), |a, b| if b.0 < a.0 { b } else { a });
+    let (duck_s, duck_rows, version, duck_peak) = duck_runs
+        .iter()
+        .cloned()
+        .fold((f64::MAX, 0, String::new(), 0.0), |a, b| {
+            if b.0 < a.0 { b } else { a }
+        });
     let seconds = |v: Vec<f64>| {
         v.iter()
             .map(|s| format!("{s:.2}"))
@@ -121,18 +132,23 @@ pub fn run(
     println!(
         "job: read receipts CSV ({mb:.0} MB, {rows} rows) + insured-number history, keyed SHA-256 identifiers (ID1, ID2, ID5 via the history), write Parquet (zstd)"
     );
-    println!("{:<28} {:>10} {:>14}", "engine", "seconds", "rows/s");
     println!(
-        "{:<28} {:>10.2} {:>14.0}",
-        "niji ingest",
-        niji_s,
-        rows as f64 / niji_s
+        "{:<28} {:>10} {:>14} {:>14}",
+        "engine", "seconds", "rows/s", "peak memory"
     );
     println!(
-        "{:<28} {:>10.2} {:>14.0}",
+        "{:<28} {:>10.2} {:>14.0} {:>11.0} MB",
+        "niji ingest",
+        niji_s,
+        rows as f64 / niji_s,
+        niji_peak
+    );
+    println!(
+        "{:<28} {:>10.2} {:>14.0} {:>11.0} MB",
         format!("DuckDB {version}"),
         duck_s,
-        duck_rows as f64 / duck_s
+        duck_rows as f64 / duck_s,
+        duck_peak
     );
     println!(
         "niji / DuckDB throughput: {:.2}x",

@@ -7,6 +7,7 @@ mod anonymise;
 mod datasets;
 mod hmac;
 mod ingest;
+mod peak;
 mod portal;
 mod pseudonym;
 mod review;
@@ -114,6 +115,9 @@ enum Bench {
         /// DuckDB's side of the job, found from the checkout (not from where niji was built).
         #[arg(long, default_value = "scripts/bench_duckdb_ingest.py")]
         script: PathBuf,
+        /// Memory niji's ingest holds while clustering, in MiB (beyond it, chunks spill).
+        #[arg(long)]
+        memory_mb: Option<usize>,
     },
     /// Project pseudonyms over the stored receipts: an HMAC per row against a per-project
     /// dictionary looked up by person index, and distinct-person counting on each form.
@@ -210,7 +214,8 @@ fn main() -> ExitCode {
             work,
             python,
             script,
-        } => ingest::run(&ctx, persons, &work, &python, &script),
+            memory_mb,
+        } => ingest::run(&ctx, persons, &work, &python, &script, memory_mb),
         Bench::Pseudonym => pseudonym::run(&ctx),
         Bench::Review { scale } => review::run(
             &ctx,

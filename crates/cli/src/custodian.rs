@@ -61,6 +61,10 @@ pub struct IngestArgs {
     /// Measure linkage against this truth file afterwards.
     #[arg(long)]
     pub truth: Option<PathBuf>,
+    /// Memory a table's rows may hold while they are clustered, in MiB; beyond it, chunks
+    /// spill to disk beside the staged table.
+    #[arg(long, default_value_t = niji_ingest::DEFAULT_MEMORY_BUDGET >> 20)]
+    pub memory_mb: usize,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -250,6 +254,7 @@ pub fn ingest(ctx: &Context, a: &IngestArgs) -> anyhow::Result<IngestReport> {
     let key = CustodianKey::load(&ctx.key_file)?;
     let mut opts = IngestOptions::new(a.raw.clone(), ctx.data_dir.clone());
     opts.only = a.only.clone();
+    opts.memory_budget = a.memory_mb << 20;
     let quiet = matches!(a.format, Format::Json);
     let report = niji_ingest::ingest(&catalog, &key, &opts, &|t| {
         if !quiet {

@@ -29,6 +29,7 @@ pub fn demo(ctx: &Context, env: &EnvArgs, a: &DemoArgs) -> anyhow::Result<()> {
             only: Vec::new(),
             truth: Some(a.synth.out.join("truth/truth.csv")),
             format: Format::Table,
+            memory_mb: niji_ingest::DEFAULT_MEMORY_BUDGET >> 20,
         },
     )?;
     println!("\nVisiting environment (`niji query`, `niji serve`):");

@@ -3,30 +3,39 @@
 //! by their statistics, and disclosure control's shadow aggregates meet each cell's persons in
 //! a few ascending runs, where rows in extract order would cost a hash-map update a row.
 //!
-//! One fiscal year is sorted in memory at a time.
+//! Clustering streams beside the read: each chunk of the extract, as it is parsed, is cut into
+//! partitions by fiscal year and by a range of person indexes ([`PERSON_RANGES`] per year),
+//! and held in memory up to a budget, beyond which chunks go to spill files. Afterwards,
+//! consecutive ranges of a year are sorted together in units of about `sort_rows` rows, in
+//! parallel, and written as parts. Ranges hold disjoint persons in ascending order, so units
+//! in order give the whole year in person order: no year is ever sorted, or held, whole.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::path::Path;
+use std::io::{BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use arrow::array::{Array, AsArray, BooleanArray, UInt32Array};
-use arrow::compute::{DatePart, concat_batches, date_part, filter_record_batch, take_record_batch};
-use arrow::datatypes::{DataType, Date32Type, Int32Type, UInt32Type};
+use arrow::array::{Array, AsArray, UInt32Array};
+use arrow::compute::{DatePart, date_part, interleave_record_batch, take_record_batch};
+use arrow::datatypes::{DataType, Date32Type, Int32Type, SchemaRef, UInt32Type};
+use arrow::ipc::reader::FileReader;
+use arrow::ipc::writer::FileWriter;
 use arrow::record_batch::RecordBatch;
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::properties::WriterProperties;
 use rayon::prelude::*;
 
-use niji_store::{Ceiling, Strata};
+use niji_store::{Ceiling, PartInfo, Strata};
 
 use crate::ceilings::Totals;
 use crate::strata::{self, Distinct, Stratifier};
 use crate::{IngestError, io, write_part};
-use niji_store::PartInfo;
 
 /// Rows per clustered part.
 const PART_ROWS: usize = 1 << 16;
+
+/// Ranges of person indexes a fiscal year is cut into while the extract is read.
+const PERSON_RANGES: u32 = 256;
 
 /// The bucket of rows without a period (and of tables without a period column): after every
 /// fiscal year.
@@ -38,6 +47,8 @@ pub(crate) struct Clustered {
     pub(crate) parts: Vec<PartInfo>,
     pub(crate) ceilings: BTreeMap<String, Ceiling>,
     pub(crate) strata: Option<Strata>,
+    /// Chunks that went to spill files because the budget was full.
+    pub(crate) spilled_chunks: usize,
 }
 
 /// What a table is clustered by: its person and period columns, its facility column, and the
@@ -47,162 +58,384 @@ pub(crate) struct Keys<'a> {
     pub(crate) period: Option<&'a str>,
     pub(crate) facility: Option<&'a str>,
     pub(crate) coded: &'a [String],
+    /// Persons in the registry: person indexes are below it.
+    pub(crate) persons: usize,
 }
 
-/// Rewrites the parts in `dir` clustered by the fiscal year of the period and by person
-/// (nulls last). Ties keep their extract order, so the same extract gives the same parts.
-pub(crate) fn cluster(
-    dir: &Path,
-    parts: &[PartInfo],
-    keys: &Keys<'_>,
-    props: &WriterProperties,
-) -> Result<Clustered, IngestError> {
-    let (person, period) = (keys.person, keys.period);
-    let first_pass: Vec<&str> = period
-        .into_iter()
-        .chain(keys.coded.iter().map(String::as_str))
-        .collect();
-    let (years, distinct): (Vec<BTreeSet<i32>>, Vec<Distinct>) = parts
-        .par_iter()
-        .map(|p| {
-            let batch = read(
-                &dir.join(&p.file),
-                (!first_pass.is_empty()).then_some(first_pass.as_slice()),
-            )?;
-            let mut distinct = Distinct::new(keys.coded);
-            distinct.add(&batch)?;
-            Ok((
-                fiscal_years(&batch, period)?.into_iter().collect(),
-                distinct,
-            ))
+/// A partition of a chunk: fiscal year, then person range (rows of no person in the range
+/// after the last).
+type Partition = (i32, u32);
+
+/// One chunk of the extract, its rows ordered by partition (extract order within each).
+struct Chunk {
+    /// Each partition with its first row and row count, ascending.
+    partitions: Vec<(Partition, usize, usize)>,
+    rows: Rows,
+}
+
+enum Rows {
+    Held(RecordBatch),
+    /// An Arrow IPC file holding one batch per partition, in the order of `partitions`.
+    Spilled(PathBuf),
+}
+
+/// Chunks gathered while the extract is read; [`Clusterer::finish`] writes the parts.
+pub(crate) struct Clusterer<'a> {
+    keys: Keys<'a>,
+    schema: SchemaRef,
+    range_width: u32,
+    spill_dir: PathBuf,
+    budget: usize,
+    unit_rows: u64,
+    state: Mutex<Gathered>,
+}
+
+#[derive(Default)]
+struct Gathered {
+    /// By chunk index (extract order).
+    chunks: BTreeMap<usize, Chunk>,
+    held_bytes: usize,
+    spilled: usize,
+    distinct: Option<Distinct>,
+}
+
+impl<'a> Clusterer<'a> {
+    /// Gathers chunks of rows of `schema` clustered by `keys`, holding up to `budget` bytes in
+    /// memory and spilling the rest under `staging`, to be sorted `unit_rows` at a time.
+    pub(crate) fn new(
+        keys: Keys<'a>,
+        schema: SchemaRef,
+        staging: &Path,
+        budget: usize,
+        unit_rows: u64,
+    ) -> Result<Self, IngestError> {
+        let spill_dir = staging.join("spill");
+        fs::create_dir_all(&spill_dir).map_err(io(&spill_dir))?;
+        let range_width = u32::try_from(keys.persons.div_ceil(PERSON_RANGES as usize))
+            .unwrap_or(u32::MAX)
+            .max(1);
+        Ok(Self {
+            keys,
+            schema,
+            range_width,
+            spill_dir,
+            budget,
+            unit_rows,
+            state: Mutex::new(Gathered::default()),
         })
-        .collect::<Result<Vec<_>, IngestError>>()?
-        .into_iter()
-        .unzip();
-    let strata_of = distinct
-        .into_iter()
-        .reduce(Distinct::merge)
-        .map(|d| strata::choose(d.counts()))
-        .unwrap_or_default();
-    let mut stratifier = match parts.first() {
-        Some(p) => {
-            let path = dir.join(&p.file);
-            let file = File::open(&path).map_err(io(&path))?;
-            let schema = ParquetRecordBatchReaderBuilder::try_new(file)?
-                .schema()
-                .clone();
-            Stratifier::new(
-                &schema,
-                &strata_of,
-                person,
-                keys.facility,
-                &crate::SHADOW_INDEXES,
-            )?
+    }
+
+    /// Adds chunk `index` of the extract. Called from several threads, in any order.
+    pub(crate) fn add(&self, index: usize, batch: &RecordBatch) -> Result<(), IngestError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
         }
-        None => None,
-    };
-    let all: BTreeSet<i32> = years.iter().flatten().copied().collect();
-    let out_dir = dir.join("clustered");
-    fs::create_dir_all(&out_dir).map_err(io(&out_dir))?;
-    let mut clustered: Vec<PartInfo> = Vec::new();
-    let mut totals: Option<Totals> = None;
-    for year in all {
-        let batches: Vec<RecordBatch> = parts
-            .par_iter()
-            .zip(&years)
-            .filter(|(_, y)| y.contains(&year))
-            .map(|(p, y)| {
-                let batch = read(&dir.join(&p.file), None)?;
-                if y.len() == 1 {
-                    return Ok(batch);
-                }
-                let of_year: BooleanArray = fiscal_years(&batch, period)?
-                    .into_iter()
-                    .map(|fy| Some(fy == year))
-                    .collect();
-                Ok(filter_record_batch(&batch, &of_year)?)
-            })
-            .collect::<Result<_, IngestError>>()?;
-        let Some(schema) = batches.first().map(RecordBatch::schema) else {
-            continue;
+        let mut distinct = Distinct::new(self.keys.coded);
+        distinct.add(batch)?;
+        let (order, partitions) = self.partition(batch)?;
+        let ordered = take_record_batch(batch, &order)?;
+        let bytes = ordered.get_array_memory_size();
+        let hold = {
+            let mut state = self.lock()?;
+            state.distinct = Some(match state.distinct.take() {
+                Some(d) => d.merge(distinct),
+                None => distinct,
+            });
+            let hold = state.held_bytes + bytes <= self.budget;
+            if hold {
+                state.held_bytes += bytes;
+            } else {
+                state.spilled += 1;
+            }
+            hold
         };
-        let batch = concat_batches(&schema, &batches)?;
-        drop(batches);
-        let sorted = take_record_batch(&batch, &person_order(&batch, person, period)?)?;
-        drop(batch);
-        // A fiscal year's rows hold each of its persons once, as one run.
-        totals
-            .get_or_insert_with(|| Totals::new(&schema, person, &crate::SHADOW_INDEXES))
-            .add_sorted(&sorted)?;
-        if let Some(s) = stratifier.as_mut() {
-            s.add(&sorted)?;
-        }
-        let first = clustered.len();
-        let written: Vec<Option<PartInfo>> = (0..sorted.num_rows())
-            .step_by(PART_ROWS)
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .map(|at| {
-                let rows = PART_ROWS.min(sorted.num_rows() - at);
-                write_part(
-                    &out_dir,
-                    first + at / PART_ROWS,
-                    &sorted.slice(at, rows),
-                    props.clone(),
-                )
+        let rows = if hold {
+            Rows::Held(ordered)
+        } else {
+            Rows::Spilled(self.spill(index, &ordered, &partitions)?)
+        };
+        self.lock()?
+            .chunks
+            .insert(index, Chunk { partitions, rows });
+        Ok(())
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Gathered>, IngestError> {
+        self.state
+            .lock()
+            .map_err(|_| IngestError::Internal("a clustering thread panicked".into()))
+    }
+
+    /// The order of `batch`'s rows by partition (stable: extract order within each), and the
+    /// partitions with their rows in that order.
+    #[allow(clippy::type_complexity)]
+    fn partition(
+        &self,
+        batch: &RecordBatch,
+    ) -> Result<(UInt32Array, Vec<(Partition, usize, usize)>), IngestError> {
+        let years = fiscal_years(batch, self.keys.period)?;
+        let persons = person_indexes(batch, self.keys.person)?;
+        let mut keyed: Vec<(Partition, u32)> = years
+            .iter()
+            .enumerate()
+            .map(|(row, &fy)| {
+                let range = if persons.is_valid(row) {
+                    persons.value(row) / self.range_width
+                } else {
+                    PERSON_RANGES
+                };
+                ((fy, range), row as u32)
             })
-            .collect::<Result<_, IngestError>>()?;
-        clustered.extend(written.into_iter().flatten());
+            .collect();
+        keyed.sort_unstable();
+        let mut partitions: Vec<(Partition, usize, usize)> = Vec::new();
+        for (at, (p, _)) in keyed.iter().enumerate() {
+            match partitions.last_mut() {
+                Some((last, _, rows)) if last == p => *rows += 1,
+                _ => partitions.push((*p, at, 1)),
+            }
+        }
+        Ok((keyed.into_iter().map(|(_, row)| row).collect(), partitions))
     }
-    let before: u64 = parts.iter().map(|p| p.rows).sum();
-    let after: u64 = clustered.iter().map(|p| p.rows).sum();
-    if before != after {
-        return Err(IngestError::Internal(format!(
-            "clustering by person turned {before} rows into {after}"
-        )));
+
+    fn spill(
+        &self,
+        index: usize,
+        ordered: &RecordBatch,
+        partitions: &[(Partition, usize, usize)],
+    ) -> Result<PathBuf, IngestError> {
+        let path = self.spill_dir.join(format!("chunk-{index:06}.arrow"));
+        let file = File::create(&path).map_err(io(&path))?;
+        let mut writer = FileWriter::try_new(BufWriter::new(file), &self.schema)?;
+        for &(_, first, rows) in partitions {
+            writer.write(&ordered.slice(first, rows))?;
+        }
+        writer.finish()?;
+        Ok(path)
     }
-    for p in parts {
-        let path = dir.join(&p.file);
-        fs::remove_file(&path).map_err(io(&path))?;
+
+    /// Sorts the gathered chunks into parts in `out_dir`, with the table's ceilings and strata.
+    pub(crate) fn finish(
+        self,
+        out_dir: &Path,
+        props: &WriterProperties,
+    ) -> Result<Clustered, IngestError> {
+        let gathered = self
+            .state
+            .into_inner()
+            .map_err(|_| IngestError::Internal("a clustering thread panicked".into()))?;
+        let mut rows_of: BTreeMap<Partition, u64> = BTreeMap::new();
+        for chunk in gathered.chunks.values() {
+            for &(p, _, rows) in &chunk.partitions {
+                *rows_of.entry(p).or_default() += rows as u64;
+            }
+        }
+        let units = units(&rows_of, self.unit_rows);
+        let strata_of = gathered
+            .distinct
+            .map(|d| strata::choose(d.counts()))
+            .unwrap_or_default();
+        let mut stratifier = Stratifier::new(
+            &self.schema,
+            &strata_of,
+            self.keys.person,
+            self.keys.facility,
+            &crate::SHADOW_INDEXES,
+        )?;
+        let mut totals = Totals::new(&self.schema, self.keys.person, &crate::SHADOW_INDEXES);
+        let sorter = UnitSorter {
+            chunks: &gathered.chunks,
+            keys: &self.keys,
+        };
+        let mut parts = Vec::new();
+        // A unit per thread at a time, sorted and written while the window before is summed:
+        // ceilings and strata take the units in order, since a stratum's number and a
+        // person's first facility depend on it.
+        let mut summing: Vec<RecordBatch> = Vec::new();
+        let mut sum = |sorted: Vec<RecordBatch>| -> Result<(), IngestError> {
+            for batch in &sorted {
+                totals.add_sorted(batch)?;
+                if let Some(s) = stratifier.as_mut() {
+                    s.add(batch)?;
+                }
+            }
+            Ok(())
+        };
+        for window in units.chunks(rayon::current_num_threads().max(1)) {
+            let previous = std::mem::take(&mut summing);
+            let (summed, done) = rayon::join(
+                || sum(previous),
+                || {
+                    window
+                        .par_iter()
+                        .map(|unit| sorter.sort_and_write(unit, out_dir, props))
+                        .collect::<Result<Vec<_>, IngestError>>()
+                },
+            );
+            summed?;
+            for (sorted, written) in done? {
+                summing.push(sorted);
+                parts.extend(written);
+            }
+        }
+        sum(summing)?;
+        let before: u64 = rows_of.values().sum();
+        let after: u64 = parts.iter().map(|p| p.rows).sum();
+        if before != after {
+            return Err(IngestError::Internal(format!(
+                "clustering by person turned {before} rows into {after}"
+            )));
+        }
+        fs::remove_dir_all(&self.spill_dir).map_err(io(&self.spill_dir))?;
+        Ok(Clustered {
+            parts,
+            ceilings: totals.finish(),
+            strata: stratifier.map(Stratifier::finish).transpose()?,
+            spilled_chunks: gathered.spilled,
+        })
     }
-    for p in &clustered {
-        let path = dir.join(&p.file);
-        fs::rename(out_dir.join(&p.file), &path).map_err(io(&path))?;
-    }
-    fs::remove_dir(&out_dir).map_err(io(&out_dir))?;
-    Ok(Clustered {
-        parts: clustered,
-        ceilings: totals.map(Totals::finish).unwrap_or_default(),
-        strata: stratifier.map(Stratifier::finish).transpose()?,
-    })
 }
 
-/// A part, whole or only its `columns`.
-fn read(path: &Path, columns: Option<&[&str]>) -> Result<RecordBatch, IngestError> {
-    let file = File::open(path).map_err(io(path))?;
-    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
-    let mut schema = builder.schema().clone();
-    if let Some(columns) = columns {
-        let mut at = columns
-            .iter()
-            .map(|c| {
-                builder
-                    .schema()
-                    .index_of(c)
-                    .map_err(|_| IngestError::Internal(format!("a part has no column {c}")))
-            })
-            .collect::<Result<Vec<usize>, _>>()?;
-        at.sort_unstable();
-        at.dedup();
-        let mask = ProjectionMask::roots(builder.parquet_schema(), at.iter().copied());
-        builder = builder.with_projection(mask);
-        schema = std::sync::Arc::new(schema.project(&at)?);
+/// Consecutive person ranges of one fiscal year, sorted together.
+struct Unit {
+    year: i32,
+    ranges: std::ops::RangeInclusive<u32>,
+    first_part: usize,
+}
+
+/// Cuts each fiscal year into units of about `unit_rows` rows (at least a person range),
+/// numbering their parts.
+fn units(rows_of: &BTreeMap<Partition, u64>, unit_rows: u64) -> Vec<Unit> {
+    let mut units: Vec<(i32, u32, u32, u64)> = Vec::new();
+    for (&(year, range), &rows) in rows_of {
+        match units.last_mut() {
+            Some((y, _, last, n)) if *y == year && *n < unit_rows => {
+                *last = range;
+                *n += rows;
+            }
+            _ => units.push((year, range, range, rows)),
+        }
     }
-    let batches = builder
-        .with_batch_size(PART_ROWS)
-        .build()?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(concat_batches(&schema, &batches)?)
+    let mut first_part = 0;
+    units
+        .into_iter()
+        .map(|(year, first, last, rows)| {
+            let unit = Unit {
+                year,
+                ranges: first..=last,
+                first_part,
+            };
+            first_part += (rows as usize).div_ceil(PART_ROWS);
+            unit
+        })
+        .collect()
+}
+
+struct UnitSorter<'c> {
+    chunks: &'c BTreeMap<usize, Chunk>,
+    keys: &'c Keys<'c>,
+}
+
+impl UnitSorter<'_> {
+    /// The unit sorted, and its parts written.
+    fn sort_and_write(
+        &self,
+        unit: &Unit,
+        out_dir: &Path,
+        props: &WriterProperties,
+    ) -> Result<(RecordBatch, Vec<PartInfo>), IngestError> {
+        let sorted = self.sort(unit)?;
+        let mut written = Vec::new();
+        for (k, at) in (0..sorted.num_rows()).step_by(PART_ROWS).enumerate() {
+            let rows = PART_ROWS.min(sorted.num_rows() - at);
+            written.extend(write_part(
+                out_dir,
+                unit.first_part + k,
+                &sorted.slice(at, rows),
+                props.clone(),
+            )?);
+        }
+        Ok((sorted, written))
+    }
+
+    /// The unit's rows from every chunk (in extract order), sorted by person (nulls last),
+    /// then period, then extract order.
+    fn sort(&self, unit: &Unit) -> Result<RecordBatch, IngestError> {
+        let mut pieces: Vec<RecordBatch> = Vec::new();
+        for chunk in self.chunks.values() {
+            let of_unit =
+                |(year, range): Partition| year == unit.year && unit.ranges.contains(&range);
+            let wanted: Vec<(usize, &(Partition, usize, usize))> = chunk
+                .partitions
+                .iter()
+                .enumerate()
+                .filter(|(_, (p, _, _))| of_unit(*p))
+                .collect();
+            let (Some(&(_, first)), Some(&(_, last))) = (wanted.first(), wanted.last()) else {
+                continue;
+            };
+            match &chunk.rows {
+                // The unit's partitions are consecutive in the chunk.
+                Rows::Held(batch) => {
+                    let end = last.1 + last.2;
+                    pieces.push(batch.slice(first.1, end - first.1));
+                }
+                Rows::Spilled(path) => {
+                    let file = File::open(path).map_err(io(path))?;
+                    let mut reader = FileReader::try_new(BufReader::new(file), None)?;
+                    for (ordinal, _) in &wanted {
+                        reader.set_index(*ordinal)?;
+                        let batch = reader.next().transpose()?.ok_or_else(|| {
+                            IngestError::Internal(format!("{} ended early", path.display()))
+                        })?;
+                        pieces.push(batch);
+                    }
+                }
+            }
+        }
+        let mut keys: Vec<(u64, i64, usize, usize)> = Vec::new();
+        for (piece, batch) in pieces.iter().enumerate() {
+            let persons = person_indexes(batch, self.keys.person)?;
+            let periods = periods(batch, self.keys.period);
+            keys.extend((0..batch.num_rows()).map(|row| {
+                let who = if persons.is_valid(row) {
+                    u64::from(persons.value(row))
+                } else {
+                    u64::MAX
+                };
+                (who, periods[row], piece, row)
+            }));
+        }
+        keys.sort_unstable();
+        let indices: Vec<(usize, usize)> = keys.into_iter().map(|(_, _, p, r)| (p, r)).collect();
+        let pieces: Vec<&RecordBatch> = pieces.iter().collect();
+        Ok(interleave_record_batch(&pieces, &indices)?)
+    }
+}
+
+fn person_indexes<'b>(
+    batch: &'b RecordBatch,
+    person: &str,
+) -> Result<&'b UInt32Array, IngestError> {
+    Ok(batch
+        .column_by_name(person)
+        .filter(|c| c.data_type() == &DataType::UInt32)
+        .ok_or_else(|| IngestError::Internal(format!("{person} is not a person index")))?
+        .as_primitive::<UInt32Type>())
+}
+
+/// Each row's period as a sort key (nulls last).
+fn periods(batch: &RecordBatch, period: Option<&str>) -> Vec<i64> {
+    let key = |v: Option<i32>| v.map_or(i64::MAX, i64::from);
+    match period.and_then(|p| batch.column_by_name(p)) {
+        Some(p) if p.data_type() == &DataType::Int32 => {
+            p.as_primitive::<Int32Type>().iter().map(key).collect()
+        }
+        Some(p) if p.data_type() == &DataType::Date32 => {
+            p.as_primitive::<Date32Type>().iter().map(key).collect()
+        }
+        _ => vec![i64::MAX; batch.num_rows()],
+    }
 }
 
 /// Each row's fiscal year: from a date, a `YYYYMM` or a fiscal year itself (an integer period
@@ -238,39 +471,4 @@ fn fiscal_years(batch: &RecordBatch, period: Option<&str>) -> Result<Vec<i32>, I
             )));
         }
     })
-}
-
-/// The order of rows by person (nulls last), then period, then position.
-fn person_order(
-    batch: &RecordBatch,
-    person: &str,
-    period: Option<&str>,
-) -> Result<UInt32Array, IngestError> {
-    let persons = batch
-        .column_by_name(person)
-        .filter(|c| c.data_type() == &DataType::UInt32)
-        .ok_or_else(|| IngestError::Internal(format!("{person} is not a person index")))?
-        .as_primitive::<UInt32Type>();
-    let key = |v: Option<i32>| v.map_or(i64::MAX, i64::from);
-    let periods: Vec<i64> = match period.and_then(|p| batch.column_by_name(p)) {
-        Some(p) if p.data_type() == &DataType::Int32 => {
-            p.as_primitive::<Int32Type>().iter().map(key).collect()
-        }
-        Some(p) if p.data_type() == &DataType::Date32 => {
-            p.as_primitive::<Date32Type>().iter().map(key).collect()
-        }
-        _ => vec![i64::MAX; batch.num_rows()],
-    };
-    let mut keys: Vec<(u64, i64, u32)> = (0..batch.num_rows())
-        .map(|row| {
-            let who = if persons.is_valid(row) {
-                u64::from(persons.value(row))
-            } else {
-                u64::MAX
-            };
-            (who, periods[row], row as u32)
-        })
-        .collect();
-    keys.sort_unstable();
-    Ok(keys.into_iter().map(|(_, _, row)| row).collect())
 }

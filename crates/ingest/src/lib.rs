@@ -90,7 +90,17 @@ pub struct IngestOptions {
     /// Only these tables, as `db` or `db.table` (all when empty). The insured-number history
     /// is always read, since it decides ID5.
     pub only: Vec<String>,
+    /// Bytes of parsed rows a table holds in memory while it is clustered; chunks beyond it
+    /// go to spill files beside the staged table.
+    pub memory_budget: usize,
+    /// Rows a clustered table sorts together (a unit per core at a time): consecutive ranges
+    /// of persons of one fiscal year. Parts are cut within a unit.
+    pub sort_rows: u64,
 }
+
+/// What a table holds in memory while clustered, unless told otherwise: a month of NDB
+/// outpatient receipts spills; a prefecture's does not.
+pub const DEFAULT_MEMORY_BUDGET: usize = 4 << 30;
 
 impl IngestOptions {
     pub fn new(raw: PathBuf, data_dir: PathBuf) -> Self {
@@ -99,6 +109,8 @@ impl IngestOptions {
             data_dir,
             chunk_bytes: 8 << 20,
             only: Vec::new(),
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+            sort_rows: 1 << 20,
         }
     }
 }
@@ -123,6 +135,9 @@ pub struct TableReport {
     pub bytes: u64,
     pub seconds: f64,
     pub content_digest: Option<String>,
+    /// Chunks that went to spill files while the table was clustered (the memory budget was
+    /// full).
+    pub spilled_chunks: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -316,13 +331,24 @@ fn write_part(
         Some(props),
     )?;
     writer.write(batch)?;
+    // Made durable all at once before the table is published ([`sync_parts`]): a part's
+    // writeback then overlaps the work on the next.
     let out = writer.into_inner()?;
-    out.inner.sync_all().map_err(io(&path))?;
     Ok(Some(PartInfo {
         file: name,
         rows: batch.num_rows() as u64,
         blake3: out.digest.finalize().to_hex().to_string(),
     }))
+}
+
+/// Makes the parts in `dir` durable, as publishing a table requires.
+fn sync_parts(dir: &Path, parts: &[PartInfo]) -> Result<(), IngestError> {
+    parts.par_iter().try_for_each(|p| {
+        let path = dir.join(&p.file);
+        File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&path))
+    })
 }
 
 /// Quarantined rows of one table, written beside the store: the original lines (header
@@ -644,6 +670,7 @@ fn ingest_table(
         bytes: 0,
         seconds: 0.0,
         content_digest: None,
+        spilled_chunks: 0,
     };
     if !path.exists() {
         report.status = TableStatus::Absent;
@@ -668,11 +695,59 @@ fn ingest_table(
     };
     let schema = parent.map_or_else(|| own.clone(), |(p, _)| p.schema(&own));
     let staging = ctx.store.staging(db, &table.name)?;
+    let fields: Vec<FieldInfo> = schema
+        .fields()
+        .iter()
+        .map(|f| FieldInfo {
+            name: f.name().clone(),
+            data_type: f.data_type().to_string(),
+            nullable: f.is_nullable(),
+        })
+        .collect();
+    // Person-level rows (and details, by their record's person) are clustered by fiscal year
+    // and person as they are read.
+    let coded;
+    let clusterer = match ["person_idx", parents::PARENT_PERSON]
+        .into_iter()
+        .find(|c| schema.column_with_name(c).is_some())
+    {
+        Some(person) => {
+            let period = match parent {
+                Some(_) => Some(parents::PARENT_PERIOD),
+                None => table.period_column.as_deref(),
+            }
+            .filter(|p| schema.column_with_name(p).is_some());
+            // The facility a project's shadow view counts: details count their record's.
+            let facility = if table.is_person_level() {
+                FACILITY_MARK_COLUMN
+            } else {
+                parents::PARENT_FACILITY
+            };
+            let facility = schema.column_with_name(facility).map(|_| facility);
+            coded = strata::coded_columns(table, &schema);
+            let keys = cluster::Keys {
+                person,
+                period,
+                facility,
+                coded: &coded,
+                persons: link.registry.len(),
+            };
+            Some(cluster::Clusterer::new(
+                keys,
+                schema.clone(),
+                &staging,
+                ctx.opts.memory_budget,
+                ctx.opts.sort_rows,
+            )?)
+        }
+        None => None,
+    };
+    let props = writer_properties(&plan)?;
     let bar = progress_bar(report.bytes, &format!("{db}.{}", table.name));
     let mut quarantine = Quarantine::new(&ctx.opts.data_dir, db, &table.name, &header);
     let in_flight = rayon::current_num_threads().max(1) * 2;
-    // A reader thread feeds chunks while the pool turns them into parts; results come back in
-    // any order and are put back in file order by chunk index.
+    // A reader thread feeds chunks while the pool turns them into parts (or gives them to the
+    // clusterer); results come back in any order and are put back in file order by chunk index.
     let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>, u64)>(in_flight);
     let (read, mut results) = std::thread::scope(|scope| {
         let feeder = scope.spawn(move || -> Result<ChunkReader, IngestError> {
@@ -697,7 +772,10 @@ fn ingest_table(
                         if let Some((p, key)) = parent {
                             r.batch = p.attach(&r.batch, key)?;
                         }
-                        let part = write_part(&staging, i, &r.batch, writer_properties(&plan)?)?;
+                        let part = match &clusterer {
+                            Some(c) => c.add(i, &r.batch).map(|()| None)?,
+                            None => write_part(&staging, i, &r.batch, props.clone())?,
+                        };
                         r.batch = arrow::record_batch::RecordBatch::new_empty(plan.schema.clone());
                         Ok((part, r))
                     });
@@ -720,49 +798,24 @@ fn ingest_table(
         report.counts.add(&r.counts);
     }
     bar.finish_and_clear();
-    // Person-level rows (and details, by their record's person) are clustered by fiscal year
-    // and person.
+    tracing::info!(seconds = started.elapsed().as_secs_f64(), "extract read");
     let mut ceilings = BTreeMap::new();
     let mut strata = None;
-    let fields: Vec<FieldInfo> = schema
-        .fields()
-        .iter()
-        .map(|f| FieldInfo {
-            name: f.name().clone(),
-            data_type: f.data_type().to_string(),
-            nullable: f.is_nullable(),
-        })
-        .collect();
-    let person = ["person_idx", parents::PARENT_PERSON]
-        .into_iter()
-        .find(|c| schema.column_with_name(c).is_some());
-    if let Some(person) = person {
-        let period = match parent {
-            Some(_) => Some(parents::PARENT_PERIOD),
-            None => table.period_column.as_deref(),
-        }
-        .filter(|p| schema.column_with_name(p).is_some());
-        // The facility a project's shadow view counts: details count their record's.
-        let facility = if table.is_person_level() {
-            FACILITY_MARK_COLUMN
-        } else {
-            parents::PARENT_FACILITY
-        };
-        let facility = schema.column_with_name(facility).map(|_| facility);
-        let coded = strata::coded_columns(table, &schema);
-        let keys = cluster::Keys {
-            person,
-            period,
-            facility,
-            coded: &coded,
-        };
-        let clustered = cluster::cluster(&staging, &parts, &keys, &writer_properties(&plan)?)?;
+    if let Some(clusterer) = clusterer {
+        let clustered = clusterer.finish(&staging, &props)?;
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            spilled_chunks = clustered.spilled_chunks,
+            "clustered"
+        );
         parts = clustered.parts;
         ceilings = clustered.ceilings;
+        report.spilled_chunks = clustered.spilled_chunks;
         if let Some(s) = clustered.strata {
             strata = Some(niji_store::write_strata(&staging, &s)?);
         }
     }
+    sync_parts(&staging, &parts)?;
     let source_sha256 = hex(&reader.digest.finalize());
     let manifest = Manifest {
         database: db.to_string(),

@@ -1,40 +1,10 @@
-//! Running a checked plan: its own memory pool, time limit and stop flag, on a runtime of its own.
+//! Running a checked plan: its own memory pool, time limit and stop flag, on threads of its own
+//! ([`crate::threads`]), demoted when it runs long.
 
 use super::*;
+use crate::threads::PlanThreads;
 
 pub(crate) struct StopOnDrop(StopFlag);
-
-/// A runtime of its own for running plans, shut down without waiting (a runtime may not be
-/// dropped, waiting, inside another).
-#[derive(Debug)]
-pub(crate) struct QueryRuntime {
-    handle: tokio::runtime::Handle,
-    /// Taken only when dropped.
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl QueryRuntime {
-    pub(crate) fn new() -> Result<Self, SandboxError> {
-        let threads = std::thread::available_parallelism().map_or(2, usize::from);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("niji-query")
-            .enable_all()
-            .build()?;
-        Ok(Self {
-            handle: runtime.handle().clone(),
-            runtime: Some(runtime),
-        })
-    }
-}
-
-impl Drop for QueryRuntime {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
@@ -43,6 +13,19 @@ impl Drop for StopOnDrop {
 }
 
 impl Visiting {
+    /// Worker threads of one plan: its parallelism (one per core unless limited).
+    fn threads_per_plan(&self) -> usize {
+        match self.limits.target_partitions {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            n => n,
+        }
+    }
+
+    /// The plans running now, with their threads.
+    pub fn running_plans(&self) -> Vec<crate::RunningPlan> {
+        self.running.list()
+    }
+
     /// Runs a checked plan with the query's own memory pool and time limit, keeping at most
     /// `max_result_rows` rows (more is an error, never a silent cut).
     pub(crate) async fn execute(
@@ -68,7 +51,9 @@ impl Visiting {
         let stop = StopOnDrop(StopFlag::default());
         let flag = stop.0.clone();
         let limit = Duration::from_secs(self.limits.timeout_seconds);
-        let mut task = self.queries.handle.spawn(async move {
+        let threads = Arc::new(PlanThreads::start(self.threads_per_plan())?);
+        let _listed = self.running.enter(&env.spec.id, threads.clone());
+        let mut task = threads.handle().spawn(async move {
             let mut stream = engine.execute(&state, plan, &flag).await?;
             let schema = stream.schema();
             let mut batches = Vec::new();
@@ -85,7 +70,18 @@ impl Visiting {
             }
             Ok((schema, batches, rows))
         });
-        match tokio::time::timeout(limit, &mut task).await {
+        let finished = tokio::time::timeout(limit, &mut task);
+        tokio::pin!(finished);
+        let demote_after = Duration::from_millis(self.limits.demote_after_ms);
+        let finished = tokio::select! {
+            done = &mut finished => done,
+            () = tokio::time::sleep(demote_after) => {
+                threads.demote();
+                tracing::info!(scope = %env.spec.id, "a long-running plan demoted");
+                finished.await
+            }
+        };
+        match finished {
             Ok(Ok(result)) => result,
             Ok(Err(e)) => Err(SandboxError::Unavailable(format!("query task ended: {e}"))),
             Err(_) => {

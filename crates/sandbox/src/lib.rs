@@ -29,6 +29,7 @@ mod scope;
 mod scripts;
 mod settings;
 mod stale;
+mod threads;
 mod udf;
 pub mod views;
 
@@ -66,12 +67,12 @@ pub use datasets::{DatasetFormat, Delivery, PublishedTable};
 use disclose::KeptLedger;
 pub use dummy::DummyStoreMaker;
 pub use error::{Failure, SandboxError};
-use execute::QueryRuntime;
 pub use feasibility::{CountAnswer, CountRequest};
 pub use niji_governance::{DeletedFile, DeletionCertificate};
 pub use scope::{Compiled, Scope};
 pub(crate) use settings::load_toml;
 pub use settings::{Limits, Mode, Settings};
+pub use threads::{DEMOTED_NICE, RunningPlan};
 
 /// The dummy store has a key of its own, so nothing keyed in it matches the real store.
 const DUMMY_KEY_LABEL: &[u8] = b"niji/dummy-store/v1";
@@ -93,10 +94,8 @@ pub struct Visiting {
     /// File listings, Parquet footers and spill files, shared by all queries; each query gets
     /// its own memory pool on top.
     runtime: Arc<RuntimeEnv>,
-    /// The threads plans run on, apart from the caller's: an operator that does not yield (a
-    /// cross join fed from memory) then holds only these, and the caller's timers, queue waits
-    /// and other requests go on.
-    queries: QueryRuntime,
+    /// The plans running now, each on threads of its own ([`threads`]).
+    running: Arc<threads::Running>,
     envs: Mutex<HashMap<(String, Mode), Arc<ProjectEnv>>>,
     /// Person sets of each project's released cells; checks and releases of one project
     /// take turns, so that two results cannot each pass against a ledger without the other.
@@ -174,7 +173,7 @@ impl Visiting {
             limits,
             engine,
             runtime: RuntimeEnvBuilder::new().build_arc()?,
-            queries: QueryRuntime::new()?,
+            running: Arc::default(),
             envs: Mutex::new(HashMap::new()),
             ledgers: Mutex::new(HashMap::new()),
             populations: tokio::sync::OnceCell::new(),

@@ -36,6 +36,14 @@ pub struct Limits {
     /// queries are paused and a custodian alerted (0: never paused).
     #[serde(default = "default_real_failures_per_hour")]
     pub real_failures_per_hour: u32,
+    /// A plan still running after this long has its threads lowered in priority, so that
+    /// other queries take the cores first.
+    #[serde(default = "default_demote_after_ms")]
+    pub demote_after_ms: u64,
+}
+
+pub(crate) fn default_demote_after_ms() -> u64 {
+    2000
 }
 
 pub(crate) fn default_real_failures_per_hour() -> u32 {

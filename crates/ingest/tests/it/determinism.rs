@@ -41,6 +41,72 @@ fn the_same_delivery_and_key_give_byte_identical_tables() {
     assert_eq!(digests(&d, "a"), digests(&d, "b"));
 }
 
+/// Each table's rows in stored order, its ceilings and its strata digest.
+fn stored(d: &Delivery, data_dir: &str, table: &str) -> (arrow::array::RecordBatch, String) {
+    let store = Store::new(&d.data_dir(data_dir));
+    let manifest = store.verify("ndb", table).unwrap();
+    let names: Vec<&str> = manifest.schema.iter().map(|f| f.name.as_str()).collect();
+    let batches = store.read_columns("ndb", table, &names).unwrap();
+    let rows = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let summary = format!(
+        "{:?} {:?}",
+        manifest.ceilings,
+        manifest.strata.map(|s| s.blake3)
+    );
+    (rows, summary)
+}
+
+#[test]
+fn a_table_clustered_through_spill_files_or_in_small_sorts_is_the_same_table() {
+    let d = Delivery::new(2500, 43);
+    let held = d.ingest_into("held");
+    assert!(held.tables.iter().all(|t| t.spilled_chunks == 0));
+    // No memory at all: every chunk of every clustered table goes to a spill file.
+    let spilled = d
+        .ingest_with("spilled", &d.key, |o| o.memory_budget = 0)
+        .unwrap();
+    let receipts = spilled.table("ndb", "receipts").unwrap();
+    assert!(
+        receipts.spilled_chunks >= 2,
+        "receipts spilled {} chunks",
+        receipts.spilled_chunks
+    );
+    assert_eq!(
+        digests(&d, "held"),
+        digests(&d, "spilled"),
+        "spilling changes no byte"
+    );
+    // Sorted a few hundred rows at a time: more, smaller parts, the same rows in the same order.
+    let small = d
+        .ingest_with("small", &d.key, |o| {
+            o.sort_rows = 300;
+            o.memory_budget = 64 << 10;
+        })
+        .unwrap();
+    for table in ["receipts", "diagnoses"] {
+        assert!(
+            small.table("ndb", table).unwrap().parts > held.table("ndb", table).unwrap().parts,
+            "{table}: smaller sorts cut more parts"
+        );
+        assert_eq!(
+            stored(&d, "held", table),
+            stored(&d, "small", table),
+            "{table}: the same rows, ceilings and strata"
+        );
+    }
+    let staged = |dir: &str| {
+        crate::fixture::files_under(&d.data_dir(dir))
+            .into_iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "arrow"))
+            .count()
+    };
+    assert_eq!(
+        staged("spilled") + staged("small"),
+        0,
+        "no spill file is left"
+    );
+}
+
 #[test]
 fn a_different_key_gives_different_identifiers_and_is_refused_on_an_existing_store() {
     let d = Delivery::new(800, 32);

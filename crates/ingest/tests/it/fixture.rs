@@ -60,9 +60,20 @@ impl Delivery {
         data_dir: &str,
         key: &CustodianKey,
     ) -> Result<IngestReport, niji_ingest::IngestError> {
+        self.ingest_with(data_dir, key, |_| {})
+    }
+
+    /// Ingests into `data_dir` with the fixture's options changed by `tweak`.
+    pub fn ingest_with(
+        &self,
+        data_dir: &str,
+        key: &CustodianKey,
+        tweak: impl FnOnce(&mut IngestOptions),
+    ) -> Result<IngestReport, niji_ingest::IngestError> {
         let mut opts = IngestOptions::new(self.raw(), self.data_dir(data_dir));
         // Small chunks, so tables span several parts and the parallel path is exercised.
         opts.chunk_bytes = 256 << 10;
+        tweak(&mut opts);
         ingest(&catalog(), key, &opts, &|_| {})
     }
 }

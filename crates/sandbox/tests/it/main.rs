@@ -6,6 +6,7 @@ mod benign;
 mod consent;
 mod datasets;
 mod disclosure;
+mod fairness;
 mod feasibility;
 mod fixture;
 mod ledgers;

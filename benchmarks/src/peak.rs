@@ -1,0 +1,20 @@
+//! Peak resident memory of this process (Linux): reset before a measured job, read after it.
+
+use anyhow::Context as _;
+
+/// Starts the peak afresh at the current resident size (`/proc/self/clear_refs`, value 5).
+pub fn reset() -> anyhow::Result<()> {
+    std::fs::write("/proc/self/clear_refs", "5").context("resetting the peak resident memory")
+}
+
+/// The peak resident memory since the start or the last [`reset`], in MiB.
+pub fn megabytes() -> anyhow::Result<f64> {
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .context("no VmHWM in /proc/self/status")
+}
