@@ -111,12 +111,13 @@ pub fn run(
         .iter()
         .copied()
         .fold((f64::MAX, 0, 0.0), |a, b| if b.0 < a.0 { b } else { a });
-    let (duck_s, duck_rows, version, duck_peak) = duck_runs
-        .iter()
-        .cloned()
-        .fold((f64::MAX, 0, String::new(), 0.0), |a, b| {
-            if b.0 < a.0 { b } else { a }
-        });
+    let (duck_s, duck_rows, version, duck_peak) =
+        duck_runs
+            .iter()
+            .cloned()
+            .fold((f64::MAX, 0, String::new(), 0.0), |a, b| {
+                if b.0 < a.0 { b } else { a }
+            });
     let seconds = |v: Vec<f64>| {
         v.iter()
             .map(|s| format!("{s:.2}"))

@@ -7,6 +7,7 @@ mod anonymise;
 mod datasets;
 mod hmac;
 mod ingest;
+mod load;
 mod peak;
 mod portal;
 mod pseudonym;
@@ -147,6 +148,25 @@ enum Bench {
         #[arg(long, default_value = "./niji-bench-portal")]
         work: PathBuf,
     },
+    /// Researchers at once over HTTP and Flight SQL against `niji serve` on loopback, and
+    /// another project's count beside a runaway query.
+    Load {
+        #[arg(long, default_value_t = 50_000)]
+        persons: u64,
+        #[arg(long, default_value_t = 50)]
+        researchers: usize,
+        /// How long the load lasts.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Mean pause of a researcher between queries (uniform, up to twice this).
+        #[arg(long, default_value_t = 1000)]
+        think_ms: u64,
+        /// The time limit the runaway query runs out.
+        #[arg(long, default_value_t = 15)]
+        runaway_seconds: u64,
+        #[arg(long, default_value = "./niji-bench-load")]
+        work: PathBuf,
+    },
     /// Standard datasets on a synthetic 難病DB: each built through the checks beside DuckDB's
     /// plain aggregation, and the time from an analyst's request to the file.
     Datasets {
@@ -230,6 +250,25 @@ fn main() -> ExitCode {
             scale.applications,
             scale.audit_entries,
             scale.samples,
+            &work,
+        ),
+        Bench::Load {
+            persons,
+            researchers,
+            seconds,
+            think_ms,
+            runaway_seconds,
+            work,
+        } => load::run(
+            &ctx,
+            &env,
+            &load::LoadArgs {
+                persons,
+                researchers,
+                seconds,
+                think_ms,
+                runaway_seconds,
+            },
             &work,
         ),
         Bench::Datasets {

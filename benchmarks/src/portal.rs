@@ -3,8 +3,7 @@
 //! each page asked over HTTP as its user would (session cookie) and timed end to end, beside
 //! the API route that reads the same. Prints p50 and p95 per page.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Instant;
 
@@ -24,46 +23,18 @@ fn request(
     cookie: &str,
     form: &str,
 ) -> anyhow::Result<(u16, Vec<String>, String)> {
-    let mut s = TcpStream::connect(addr)?;
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        form.len()
-    );
+    let mut headers = Vec::new();
     if !form.is_empty() {
-        head.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        headers.push(("Content-Type", "application/x-www-form-urlencoded"));
     }
     if path.starts_with("/f/") {
-        head.push_str("HX-Request: true\r\n");
+        headers.push(("HX-Request", "true"));
     }
     if !cookie.is_empty() {
-        head.push_str(&format!("Cookie: {cookie}\r\n"));
+        headers.push(("Cookie", cookie));
     }
-    write!(s, "{head}\r\n{form}")?;
-    let mut r = BufReader::new(s);
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|x| x.parse().ok())
-        .context("status")?;
-    let mut cookies = Vec::new();
-    loop {
-        let mut h = String::new();
-        r.read_line(&mut h)?;
-        if h == "\r\n" || h.is_empty() {
-            break;
-        }
-        if let Some(v) = h
-            .strip_prefix("set-cookie: ")
-            .or_else(|| h.strip_prefix("Set-Cookie: "))
-        {
-            cookies.push(v.split(';').next().unwrap_or("").to_string());
-        }
-    }
-    let mut body = String::new();
-    r.read_to_string(&mut body)?;
-    Ok((status, cookies, body))
+    let r = niji_testkit::http::request(addr, method, path, &headers, form)?;
+    Ok((r.status, r.cookies, r.body))
 }
 
 fn hidden(page: &str, name: &str) -> Option<String> {

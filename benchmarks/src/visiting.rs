@@ -14,7 +14,7 @@ use niji_sandbox::{LocalEngine, Mode, QueryRequest, Scope, Settings, Status, Vis
 use crate::EnvArgs;
 
 /// (name, SQL as a project writes it). The plain form replaces `pid` by `person_idx`.
-const SUITE: &[(&str, &str)] = &[
+pub(crate) const SUITE: &[(&str, &str)] = &[
     (
         "monthly receipts and persons",
         "SELECT claim_ym, count(*) AS receipts, count(DISTINCT pid) AS persons FROM ndb.receipts GROUP BY claim_ym ORDER BY claim_ym",

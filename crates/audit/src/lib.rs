@@ -21,6 +21,11 @@ mod search;
 pub use database::{Backend, BadDatabaseUrl, Database, DatabaseUrl};
 pub use search::Filter;
 
+/// A write made in the audit entry's transaction ([`AuditLog::append_with`]): whether it
+/// changed anything.
+pub type Change<'c> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, sqlx::Error>> + Send + 'c>>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("audit database: {0}")]
@@ -252,9 +257,34 @@ impl AuditLog {
         action: &str,
         detail: &impl Serialize,
     ) -> Result<Entry, AuditError> {
+        let entry = self
+            .append_with(actor, action, detail, |_| Box::pin(async { Ok(true) }))
+            .await?;
+        // A change that always applies always appends.
+        entry.ok_or(AuditError::Database(sqlx::Error::RowNotFound))
+    }
+
+    /// Appends an entry in one transaction with `change`, a write to another table of the
+    /// same database: both are committed or neither, so that a process killed between them
+    /// cannot leave a change unaudited. When `change` says it changed nothing (false),
+    /// nothing is appended and `None` is returned.
+    pub async fn append_with<F>(
+        &self,
+        actor: &str,
+        action: &str,
+        detail: &impl Serialize,
+        change: F,
+    ) -> Result<Option<Entry>, AuditError>
+    where
+        F: for<'c> FnOnce(&'c mut sqlx::AnyConnection) -> Change<'c>,
+    {
         let detail = serde_json::to_string(detail)?;
         let _guard = self.append_lock.lock().await;
         let mut tx = self.db.begin_write("audit_log").await?;
+        if !change(&mut *tx).await? {
+            tx.rollback().await?;
+            return Ok(None);
+        }
         let last: Option<(i64, String)> =
             sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
                 .fetch_optional(&mut *tx)
@@ -280,7 +310,7 @@ impl AuditLog {
         tx.commit().await?;
         self.write_anchor(seq, &hash)?;
         tracing::debug!(seq, action, "audit entry appended");
-        Ok(Entry {
+        Ok(Some(Entry {
             seq,
             at,
             actor: actor.to_string(),
@@ -289,7 +319,7 @@ impl AuditLog {
             prev_hash,
             hash,
             mac,
-        })
+        }))
     }
 
     fn anchor_mac(&self, seq: i64, hash: &str) -> String {

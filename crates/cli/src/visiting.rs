@@ -360,6 +360,12 @@ pub fn outputs(ctx: &Context, env: &EnvArgs, a: &OutputsArgs) -> anyhow::Result<
 pub fn serve(ctx: &Context, env: &EnvArgs, a: &ServeArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let v = Arc::new(open(ctx, env).await?);
+        // A server stopped between a deciding vote and its release left the decision half
+        // made: it is carried out before anyone is served.
+        let finished = v.finish_interrupted_reviews().await?;
+        if finished > 0 {
+            eprintln!("finished {finished} output review decision(s) a stopped server had recorded");
+        }
         let portal = niji_portal::PortalSettings {
             behind_tls: a.behind_tls,
         };

@@ -38,7 +38,7 @@ pub use datasets::{
 pub use feasibility::{FEASIBILITY_COUNT, FeasibilityPolicy};
 pub use outputs::{CastVote, NewOutput, Output, OutputOutcome, Review, Stored, Vote};
 pub use platform::{PlatformDb, Project, ProjectState, User, UserRole, hash_token, new_token};
-pub use review::{OutputAccess, VoteTicket};
+pub use review::{Interrupted, OutputAccess, VoteTicket};
 pub use scripts::{Script, ScriptFile, ScriptState, bundle_digest};
 pub use service::{DeletedFile, DeletionCertificate, Platform, SHELL_ACTOR_PREFIX, today};
 pub use spec::{

@@ -229,25 +229,42 @@ impl PlatformDb {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records a checker's vote; false if this checker already voted on it.
+    /// Records a checker's vote in the transaction of its audit entry `detail`, so that the
+    /// vote and its entry are committed together; false (and no entry) if this checker
+    /// already voted on it.
     pub async fn cast_vote(
         &self,
+        audit: &niji_audit::AuditLog,
+        detail: &serde_json::Value,
         id: &str,
         checker: &str,
         vote: Vote,
         reason: &str,
     ) -> Result<bool, GovernanceError> {
-        let done = sqlx::query(
-            "INSERT INTO output_votes (output, checker, vote, reason, voted_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (output, checker) DO NOTHING",
-        )
-        .bind(id)
-        .bind(checker)
-        .bind(vote.as_str())
-        .bind(reason)
-        .bind(niji_audit::now_rfc3339())
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let (id, who, vote, reason) = (
+            id.to_string(),
+            checker.to_string(),
+            vote.as_str(),
+            reason.to_string(),
+        );
+        let appended = audit
+            .append_with(checker, "output.vote", detail, move |c| {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "INSERT INTO output_votes (output, checker, vote, reason, voted_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (output, checker) DO NOTHING",
+                    )
+                    .bind(id)
+                    .bind(who)
+                    .bind(vote)
+                    .bind(reason)
+                    .bind(niji_audit::now_rfc3339())
+                    .execute(c)
+                    .await?;
+                    Ok(done.rows_affected() == 1)
+                })
+            })
+            .await?;
+        Ok(appended.is_some())
     }
 
     pub async fn votes(&self, id: &str) -> Result<Vec<CastVote>, GovernanceError> {
@@ -269,10 +286,14 @@ impl PlatformDb {
             .collect()
     }
 
-    /// Ends the review of a requested output; `released` lists the cells still masked. False
-    /// if it was no longer under review.
+    /// Ends the review of a requested output, in the transaction of the audit entry that
+    /// records it, so that the decision and its entry are committed together; `released`
+    /// lists the cells still masked. False (and no entry) if it was no longer under review.
     pub async fn decide(
         &self,
+        audit: &niji_audit::AuditLog,
+        actor: &str,
+        entry: (&str, &serde_json::Value),
         id: &str,
         review: Review,
         released: Option<&serde_json::Value>,
@@ -282,15 +303,28 @@ impl PlatformDb {
                 "a decision releases or rejects".into(),
             ));
         }
-        let done = sqlx::query(
-            "UPDATE outputs SET review = $2, released = $3, decided_at = $4 WHERE id = $1 AND review = 'requested'",
-        )
-        .bind(id)
-        .bind(review.as_str())
-        .bind(released.map(|v| v.to_string()))
-        .bind(niji_audit::now_rfc3339())
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let (id, review, released) = (
+            id.to_string(),
+            review.as_str(),
+            released.map(|v| v.to_string()),
+        );
+        let (action, detail) = entry;
+        let appended = audit
+            .append_with(actor, action, detail, move |c| {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "UPDATE outputs SET review = $2, released = $3, decided_at = $4 WHERE id = $1 AND review = 'requested'",
+                    )
+                    .bind(id)
+                    .bind(review)
+                    .bind(released)
+                    .bind(niji_audit::now_rfc3339())
+                    .execute(c)
+                    .await?;
+                    Ok(done.rows_affected() == 1)
+                })
+            })
+            .await?;
+        Ok(appended.is_some())
     }
 }

@@ -38,6 +38,19 @@ pub struct VoteTicket<'a> {
     pub deciding: bool,
 }
 
+/// A decision whose deciding vote was recorded but not carried out: the process ended between
+/// the vote and the release (or rejection) it decided.
+#[derive(Debug)]
+pub enum Interrupted {
+    /// Enough approvals and no rejection: release, as the last approver did.
+    Release { output: Output, checker: String },
+    Reject {
+        output: Output,
+        checker: String,
+        reason: String,
+    },
+}
+
 fn no_such_output(id: &str) -> GovernanceError {
     GovernanceError::NotFound(format!("output {id}"))
 }
@@ -249,7 +262,7 @@ impl Platform {
         })
     }
 
-    /// Casts a checked vote: audited before it counts.
+    /// Casts a checked vote: it counts in the transaction that audits it.
     pub async fn cast_vote(
         &self,
         checker: &str,
@@ -257,10 +270,16 @@ impl Platform {
     ) -> Result<(), GovernanceError> {
         let output = &ticket.output;
         let detail = serde_json::json!({"output": output.id, "project": output.project, "vote": ticket.vote, "reason": ticket.reason});
-        self.audited(checker, "output.vote", &detail).await?;
         if !self
             .db()
-            .cast_vote(&output.id, checker, ticket.vote, &ticket.reason)
+            .cast_vote(
+                self.audit(),
+                &detail,
+                &output.id,
+                checker,
+                ticket.vote,
+                &ticket.reason,
+            )
             .await?
         {
             return Err(GovernanceError::Refused(format!(
@@ -278,11 +297,18 @@ impl Platform {
         actor: &str,
         why: &str,
     ) -> Result<(), GovernanceError> {
-        if self.db().decide(&output.id, Review::Rejected, None).await? {
-            let detail =
-                serde_json::json!({"output": output.id, "project": output.project, "why": why});
-            self.audited(actor, "output.rejected", &detail).await?;
-        }
+        let detail =
+            serde_json::json!({"output": output.id, "project": output.project, "why": why});
+        self.db()
+            .decide(
+                self.audit(),
+                actor,
+                ("output.rejected", &detail),
+                &output.id,
+                Review::Rejected,
+                None,
+            )
+            .await?;
         Ok(())
     }
 
@@ -294,20 +320,50 @@ impl Platform {
         actor: &str,
         still_masked: &serde_json::Value,
     ) -> Result<(), GovernanceError> {
-        if self
-            .db()
-            .decide(&output.id, Review::Released, Some(still_masked))
-            .await?
-        {
-            let detail = serde_json::json!({
-                "output": output.id,
-                "project": output.project,
-                "masked_before": output.findings["suppressed"].as_array().map_or(0, Vec::len),
-                "still_masked": still_masked.as_array().map_or(0, Vec::len),
-            });
-            self.audited(actor, "output.released", &detail).await?;
-        }
+        let detail = serde_json::json!({
+            "output": output.id,
+            "project": output.project,
+            "masked_before": output.findings["suppressed"].as_array().map_or(0, Vec::len),
+            "still_masked": still_masked.as_array().map_or(0, Vec::len),
+        });
+        self.db()
+            .decide(
+                self.audit(),
+                actor,
+                ("output.released", &detail),
+                &output.id,
+                Review::Released,
+                Some(still_masked),
+            )
+            .await?;
         Ok(())
+    }
+
+    /// Outputs still under review whose votes have decided them: a vote is recorded before
+    /// the release or rejection it decides, so a process stopped between the two leaves one.
+    pub async fn interrupted_decisions(&self) -> Result<Vec<Interrupted>, GovernanceError> {
+        let mut found = Vec::new();
+        for output in self.db().outputs(None, Some(Review::Requested)).await? {
+            let votes = self.db().votes(&output.id).await?;
+            if let Some(no) = votes.iter().find(|v| v.vote == Vote::Reject) {
+                found.push(Interrupted::Reject {
+                    checker: no.checker.clone(),
+                    reason: no.reason.clone(),
+                    output,
+                });
+                continue;
+            }
+            let approvals: Vec<_> = votes.iter().filter(|v| v.vote == Vote::Approve).collect();
+            if approvals.len() >= APPROVALS_NEEDED
+                && let Some(last) = approvals.last()
+            {
+                found.push(Interrupted::Release {
+                    checker: last.checker.clone(),
+                    output,
+                });
+            }
+        }
+        Ok(found)
     }
 
     /// The output after a change, as stored.

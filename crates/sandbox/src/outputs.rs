@@ -328,6 +328,35 @@ impl Visiting {
         Ok(self.platform.output(id).await?)
     }
 
+    /// Carries out the decisions a stopped process recorded but did not carry out (its votes
+    /// are in, its release or rejection is not): nothing approved is lost, and a release
+    /// happens once, since deciding an output is conditional on its still being under review.
+    /// Returns how many were finished.
+    pub async fn finish_interrupted_reviews(&self) -> Result<usize, SandboxError> {
+        let interrupted = self.platform.interrupted_decisions().await?;
+        let n = interrupted.len();
+        for decision in interrupted {
+            match decision {
+                niji_governance::Interrupted::Reject {
+                    output,
+                    checker,
+                    reason,
+                } => {
+                    self.platform
+                        .reject_output(&output, &checker, &reason)
+                        .await?
+                }
+                niji_governance::Interrupted::Release { output, checker } => {
+                    let (schema, batches) = outcome::read_parquet(&self.held_file(&output))?;
+                    let shadow = self.shadow_again(&output, &schema, &batches).await?;
+                    self.release_approved(&output, &checker, &shadow, &batches)
+                        .await?;
+                }
+            }
+        }
+        Ok(n)
+    }
+
     /// Checks the output again with the judgement rules waived and against every release
     /// since, and releases what passes.
     async fn release_approved(

@@ -4,6 +4,8 @@
 //! Used by the tests of every layer from the sandbox up, and by the benchmarks; never by the
 //! product binary (a dev-only crate).
 
+pub mod http;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -296,3 +296,76 @@ async fn a_sum_checked_on_bounds_is_reviewed_on_the_exact_shadow() {
         .expect("released");
     assert!(column(&out, "points").iter().any(|c| c != "NULL"));
 }
+
+/// A process stopped between a deciding vote and what it decided leaves the vote recorded
+/// and the output still under review: the next start carries the decision out, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_recorded_but_not_carried_out_is_finished_once_at_the_next_start() {
+    let f = strict_facilities().await;
+    let v = &f.visiting;
+    let mut ids = Vec::new();
+    for sql in [
+        BY_PREFECTURE,
+        "SELECT prefecture, count(*) AS receipts FROM ndb.receipts WHERE days > 0 GROUP BY prefecture ORDER BY prefecture",
+    ] {
+        let o = f.query(Mode::Real, sql).await;
+        assert_eq!(o.status, Status::Suppressed, "{}", o.message);
+        v.request_release("alice", &o.query_id, JUSTIFICATION)
+            .await
+            .expect("request");
+        ids.push(o.query_id);
+    }
+    let (released, rejected) = (&ids[0], &ids[1]);
+    v.vote("dora", released, Vote::Approve, "cells rest on 10+ persons")
+        .await
+        .expect("first approval");
+    // The votes as a stopped process left them: recorded, nothing carried out.
+    for (id, checker, vote) in [
+        (released, "erin", Vote::Approve),
+        (rejected, "dora", Vote::Reject),
+    ] {
+        let ticket = v
+            .platform()
+            .may_vote(checker, id, vote, "decided, then the server stopped")
+            .await
+            .expect("ticket");
+        v.platform()
+            .cast_vote(checker, &ticket)
+            .await
+            .expect("vote");
+    }
+    for id in [released, rejected] {
+        assert_eq!(
+            v.platform().output(id).await.expect("output").review,
+            Review::Requested
+        );
+    }
+    assert!(refused(v.vote("erin", released, Vote::Approve, "again").await).contains("already"));
+
+    assert_eq!(v.finish_interrupted_reviews().await.expect("finished"), 2);
+    assert_eq!(
+        v.platform().output(released).await.expect("output").review,
+        Review::Released
+    );
+    assert_eq!(
+        v.platform().output(rejected).await.expect("output").review,
+        Review::Rejected
+    );
+    let out = v
+        .show_output("alice", released)
+        .await
+        .expect("view")
+        .result
+        .expect("the author gets the release");
+    assert!(column(&out, "receipts").iter().any(|c| c != "NULL"));
+    // Nothing is left to finish, and nothing was decided twice.
+    assert_eq!(v.finish_interrupted_reviews().await.expect("finished"), 0);
+    let log = v.platform().audit().recent(500).await.expect("audit");
+    for (id, action) in [(released, "output.released"), (rejected, "output.rejected")] {
+        let n = log
+            .iter()
+            .filter(|e| e.action == action && e.detail.contains(id.as_str()))
+            .count();
+        assert_eq!(n, 1, "{action} {id} audited once");
+    }
+}
