@@ -281,7 +281,7 @@ impl AuditLog {
         let detail = serde_json::to_string(detail)?;
         let _guard = self.append_lock.lock().await;
         let mut tx = self.db.begin_write("audit_log").await?;
-        if !change(&mut *tx).await? {
+        if !change(&mut tx).await? {
             tx.rollback().await?;
             return Ok(None);
         }

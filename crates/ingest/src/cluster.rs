@@ -66,10 +66,12 @@ pub(crate) struct Keys<'a> {
 /// after the last).
 type Partition = (i32, u32);
 
+/// Each partition of a chunk with its first row and row count, ascending.
+type Partitions = Vec<(Partition, usize, usize)>;
+
 /// One chunk of the extract, its rows ordered by partition (extract order within each).
 struct Chunk {
-    /// Each partition with its first row and row count, ascending.
-    partitions: Vec<(Partition, usize, usize)>,
+    partitions: Partitions,
     rows: Rows,
 }
 
@@ -168,11 +170,7 @@ impl<'a> Clusterer<'a> {
 
     /// The order of `batch`'s rows by partition (stable: extract order within each), and the
     /// partitions with their rows in that order.
-    #[allow(clippy::type_complexity)]
-    fn partition(
-        &self,
-        batch: &RecordBatch,
-    ) -> Result<(UInt32Array, Vec<(Partition, usize, usize)>), IngestError> {
+    fn partition(&self, batch: &RecordBatch) -> Result<(UInt32Array, Partitions), IngestError> {
         let years = fiscal_years(batch, self.keys.period)?;
         let persons = person_indexes(batch, self.keys.person)?;
         let mut keyed: Vec<(Partition, u32)> = years
@@ -188,7 +186,7 @@ impl<'a> Clusterer<'a> {
             })
             .collect();
         keyed.sort_unstable();
-        let mut partitions: Vec<(Partition, usize, usize)> = Vec::new();
+        let mut partitions: Partitions = Vec::new();
         for (at, (p, _)) in keyed.iter().enumerate() {
             match partitions.last_mut() {
                 Some((last, _, rows)) if last == p => *rows += 1,

@@ -132,17 +132,28 @@ pub struct RunningPlan {
 #[derive(Debug, Default)]
 pub(crate) struct Running {
     next: std::sync::atomic::AtomicU64,
-    plans: Mutex<std::collections::BTreeMap<u64, (String, Instant, Arc<PlanThreads>)>>,
+    plans: Mutex<std::collections::BTreeMap<u64, Listed>>,
+}
+
+#[derive(Debug)]
+struct Listed {
+    scope: String,
+    started: Instant,
+    threads: Arc<PlanThreads>,
 }
 
 impl Running {
     /// Lists `threads` as running `scope`'s plan until the returned guard is dropped.
     pub(crate) fn enter(self: &Arc<Self>, scope: &str, threads: Arc<PlanThreads>) -> RunningGuard {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.plans
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, (scope.to_string(), Instant::now(), threads));
+        self.plans.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            id,
+            Listed {
+                scope: scope.to_string(),
+                started: Instant::now(),
+                threads,
+            },
+        );
         RunningGuard {
             running: self.clone(),
             id,
@@ -154,11 +165,11 @@ impl Running {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .map(|(scope, started, threads)| RunningPlan {
-                scope: scope.clone(),
-                started: *started,
-                demoted: threads.is_demoted(),
-                threads: threads.thread_ids(),
+            .map(|p| RunningPlan {
+                scope: p.scope.clone(),
+                started: p.started,
+                demoted: p.threads.is_demoted(),
+                threads: p.threads.thread_ids(),
             })
             .collect()
     }
