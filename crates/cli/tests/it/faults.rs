@@ -199,7 +199,7 @@ fn a_server_killed_mid_query_and_mid_decision_restarts_with_nothing_lost_or_doub
     let mut server = Server::start(root);
 
     // A query killed while it runs (on dummy data, where a cross join runs to its time limit;
-    // on real data its disclosure shadow runs out of memory first).
+    // on real data it fails sooner).
     let alice = server.session("alice", &tokens["alice"]);
     let http = server.http;
     let runaway = std::thread::spawn(move || {
