@@ -241,30 +241,18 @@ impl PlatformDb {
         vote: Vote,
         reason: &str,
     ) -> Result<bool, GovernanceError> {
-        let (id, who, vote, reason) = (
-            id.to_string(),
-            checker.to_string(),
-            vote.as_str(),
-            reason.to_string(),
-        );
-        let appended = audit
-            .append_with(checker, "output.vote", detail, move |c| {
-                Box::pin(async move {
-                    let done = sqlx::query(
-                        "INSERT INTO output_votes (output, checker, vote, reason, voted_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (output, checker) DO NOTHING",
-                    )
-                    .bind(id)
-                    .bind(who)
-                    .bind(vote)
-                    .bind(reason)
-                    .bind(niji_audit::now_rfc3339())
-                    .execute(c)
-                    .await?;
-                    Ok(done.rows_affected() == 1)
-                })
-            })
-            .await?;
-        Ok(appended.is_some())
+        write_audited(
+            audit,
+            (checker, "output.vote", detail),
+            "INSERT INTO output_votes (output, checker, vote, reason, voted_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (output, checker) DO NOTHING",
+            vec![
+                Some(id.to_string()),
+                Some(checker.to_string()),
+                Some(vote.as_str().to_string()),
+                Some(reason.to_string()),
+            ],
+        )
+        .await
     }
 
     pub async fn votes(&self, id: &str) -> Result<Vec<CastVote>, GovernanceError> {
@@ -303,28 +291,41 @@ impl PlatformDb {
                 "a decision releases or rejects".into(),
             ));
         }
-        let (id, review, released) = (
-            id.to_string(),
-            review.as_str(),
-            released.map(|v| v.to_string()),
-        );
         let (action, detail) = entry;
-        let appended = audit
-            .append_with(actor, action, detail, move |c| {
-                Box::pin(async move {
-                    let done = sqlx::query(
-                        "UPDATE outputs SET review = $2, released = $3, decided_at = $4 WHERE id = $1 AND review = 'requested'",
-                    )
-                    .bind(id)
-                    .bind(review)
-                    .bind(released)
-                    .bind(niji_audit::now_rfc3339())
-                    .execute(c)
-                    .await?;
-                    Ok(done.rows_affected() == 1)
-                })
-            })
-            .await?;
-        Ok(appended.is_some())
+        write_audited(
+            audit,
+            (actor, action, detail),
+            "UPDATE outputs SET review = $2, released = $3, decided_at = $4 WHERE id = $1 AND review = 'requested'",
+            vec![
+                Some(id.to_string()),
+                Some(review.as_str().to_string()),
+                released.map(|v| v.to_string()),
+            ],
+        )
+        .await
     }
+}
+
+/// Runs `sql` with `params` and the time now as its last parameter, in the transaction of the
+/// audit entry `(actor, action, detail)`: both are committed or neither. Whether it changed a
+/// row; when it did not, nothing is appended.
+async fn write_audited(
+    audit: &niji_audit::AuditLog,
+    (actor, action, detail): (&str, &str, &serde_json::Value),
+    sql: &'static str,
+    params: Vec<Option<String>>,
+) -> Result<bool, GovernanceError> {
+    let appended = audit
+        .append_with(actor, action, detail, move |c| {
+            Box::pin(async move {
+                let mut query = sqlx::query(sql);
+                for p in params {
+                    query = query.bind(p);
+                }
+                let done = query.bind(niji_audit::now_rfc3339()).execute(c).await?;
+                Ok(done.rows_affected() == 1)
+            })
+        })
+        .await?;
+    Ok(appended.is_some())
 }
