@@ -1,7 +1,7 @@
 //! `TestServer`: the seeded environment served on free loopback ports.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 
@@ -87,7 +87,7 @@ impl TestServer {
             body.len()
         )
         .expect("write");
-        read_response(stream)
+        niji_testkit::http::read_response(stream).expect("a response")
     }
 
     pub fn sign_in(&self, user: &str) -> String {
@@ -100,49 +100,4 @@ impl TestServer {
         assert_eq!(status, 200, "{body}");
         body["session"].as_str().expect("session").to_string()
     }
-}
-
-/// A whole HTTP/1.1 response: the status, the headers (names in lower case; a repeated header,
-/// such as `set-cookie`, keeps every value, one per line) and the body's bytes.
-pub fn read_response(stream: TcpStream) -> (u16, BTreeMap<String, String>, Vec<u8>) {
-    let mut reader = BufReader::new(stream);
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line).expect("status line");
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    let mut headers: BTreeMap<String, String> = BTreeMap::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("header");
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            let value = value.trim().to_string();
-            headers
-                .entry(name.trim().to_ascii_lowercase())
-                .and_modify(|v| {
-                    v.push('\n');
-                    v.push_str(&value);
-                })
-                .or_insert(value);
-        }
-    }
-    let length = headers
-        .get("content-length")
-        .and_then(|v| v.parse::<usize>().ok());
-    let mut raw = Vec::new();
-    match length {
-        Some(n) => {
-            raw.resize(n, 0);
-            reader.read_exact(&mut raw).expect("body");
-        }
-        None => {
-            reader.read_to_end(&mut raw).expect("body");
-        }
-    }
-    (status, headers, raw)
 }

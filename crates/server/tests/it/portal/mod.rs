@@ -97,7 +97,7 @@ pub fn send(
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     write!(stream, "{head}\r\n{body}").expect("write");
-    let (status, headers, raw) = crate::support::read_response(stream);
+    let (status, headers, raw) = niji_testkit::http::read_response(stream).expect("a response");
     (status, headers, String::from_utf8_lossy(&raw).into_owned())
 }
 
