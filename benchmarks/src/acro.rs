@@ -103,7 +103,7 @@ pub fn run(
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let visiting = open(ctx, env, &data, key_file).await?;
+        let visiting = open(ctx, env, &data, key_file, "datafusion").await?;
         println!("niji-bench acro: {persons} persons; ACRO counts receipts, niji persons");
         println!(
             "{:<46} {:>6} {:>6} {:>6} {:>6} {:>10} {:>10}",

@@ -209,6 +209,9 @@ enum Bench {
         python: PathBuf,
         #[arg(long, default_value = "scripts/bench_duckdb_visiting.py")]
         script: PathBuf,
+        /// Where niji's queries run: datafusion, ballista-standalone or ballista://host:port.
+        #[arg(long, default_value = "datafusion")]
+        engine: String,
     },
 }
 
@@ -290,6 +293,7 @@ fn main() -> ExitCode {
             queries,
             python,
             script,
+            engine,
         } => visiting::run(
             &ctx,
             &env,
@@ -297,6 +301,7 @@ fn main() -> ExitCode {
             &work,
             visiting::Rounds {
                 runs,
+                engine: &engine,
                 queries: &queries,
             },
             &python,

@@ -9,37 +9,12 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use niji_governance::{ApprovedTable, Member, MemberRole, Period, ProjectSpec, UserRole};
-use niji_sandbox::{LocalEngine, Mode, QueryRequest, Scope, Settings, Status, Visiting};
+use niji_sandbox::{Mode, QueryRequest, Scope, Settings, Status, Visiting};
 
 use crate::EnvArgs;
 
-/// (name, SQL as a project writes it). The plain form replaces `pid` by `person_idx`.
-pub(crate) const SUITE: &[(&str, &str)] = &[
-    (
-        "monthly receipts and persons",
-        "SELECT claim_ym, count(*) AS receipts, count(DISTINCT pid) AS persons FROM ndb.receipts GROUP BY claim_ym ORDER BY claim_ym",
-    ),
-    (
-        "points by prefecture, sex, setting",
-        "SELECT prefecture, sex, setting, sum(points) AS points, avg(days) AS days FROM ndb.receipts GROUP BY prefecture, sex, setting ORDER BY prefecture, sex, setting",
-    ),
-    (
-        "copay 2022-10 before/after",
-        "SELECT claim_ym >= 202210 AS after, copay_rate, income_class, avg(days) AS days, count(DISTINCT pid) AS persons FROM ndb.receipts WHERE setting = 1 GROUP BY claim_ym >= 202210, copay_rate, income_class ORDER BY 1, 2, 3",
-    ),
-    (
-        "diabetes patients by month (join)",
-        "SELECT r.claim_ym, count(DISTINCT r.pid) AS persons FROM ndb.receipts r JOIN ndb.diagnoses d ON d.receipt_key = r.record_key WHERE d.icd10 LIKE 'E11%' GROUP BY r.claim_ym ORDER BY r.claim_ym",
-    ),
-    (
-        "receipts per person distribution",
-        "SELECT CASE WHEN n < 5 THEN '1-4' WHEN n < 20 THEN '5-19' ELSE '20+' END AS band, count(*) AS persons FROM (SELECT pid, count(*) AS n FROM ndb.receipts GROUP BY pid) t GROUP BY 1 ORDER BY 1",
-    ),
-    (
-        "top main diagnoses",
-        "SELECT substr(icd10, 1, 3) AS code, count(*) AS n FROM ndb.diagnoses WHERE is_main GROUP BY substr(icd10, 1, 3) ORDER BY n DESC, code LIMIT 20",
-    ),
-];
+/// The analysis suite, as every engine and test runs it.
+pub(crate) use niji_testkit::SUITE;
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -218,6 +193,7 @@ pub(crate) async fn open(
     env: &EnvArgs,
     data: &Path,
     key_file: PathBuf,
+    engine: &str,
 ) -> anyhow::Result<Arc<Visiting>> {
     let settings = Settings {
         data_dir: data.to_path_buf(),
@@ -227,9 +203,9 @@ pub(crate) async fn open(
         limits_file: env.limits.clone(),
         database: None,
     };
-    let visiting = Arc::new(
-        Visiting::open(settings, Arc::new(LocalEngine), niji_testkit::dummy_store()).await?,
-    );
+    let engine =
+        niji_ballista::engine_named(engine, niji_ballista::StandaloneSize::default()).await?;
+    let visiting = Arc::new(Visiting::open(settings, engine, niji_testkit::dummy_store()).await?);
     if visiting.platform().db().user("bench").await?.is_none() {
         visiting
             .platform()
@@ -243,6 +219,8 @@ pub(crate) async fn open(
 #[derive(Clone, Copy)]
 pub struct Rounds<'a> {
     pub runs: usize,
+    /// The engine niji's queries run on (`datafusion`, `ballista-standalone`, `ballista://…`).
+    pub engine: &'a str,
     /// Names (parts of) of the queries to run; all when empty.
     pub queries: &'a [String],
 }
@@ -261,7 +239,7 @@ pub fn run(
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let visiting = open(ctx, env, &data, key_file).await?;
+        let visiting = open(ctx, env, &data, key_file, rounds.engine).await?;
         for project in [spec("bench", "2021-10", "2023-09"), spec("bench-fy2022", "2022-04", "2023-03")] {
             if visiting.platform().db().project(&project.id).await?.is_none() {
                 visiting.platform().create_project("bench", &project, visiting.catalog())
@@ -319,7 +297,7 @@ pub fn run(
             .collect();
         let duck = duckdb_best(python, script, &data.join("store"), work, &queries, runs)?;
 
-        println!("niji-bench visiting: {receipts} receipts, best of {runs} runs after one warm-up, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        println!("niji-bench visiting: {receipts} receipts, best of {runs} runs after one warm-up, {} cores, niji on {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), rounds.engine);
         println!("{:<38} {:>12} {:>12} {:>9} {:>12} {:>10} {:>12} {:>12} {:>14} {:>8}", "query", "datafusion", "niji", "overhead", "duckdb", "niji/duck", "niji FY2022", "niji held", "niji checked", "checks");
         let mut overheads = Vec::new();
         let mut check_costs = Vec::new();

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod applications;
+mod ballista;
 mod consent;
 mod context;
 mod custodian;
@@ -102,6 +103,8 @@ enum Command {
     Feasibility(feasibility::FeasibilityArgs),
     /// Serve the HTTP JSON API and the Flight SQL endpoint.
     Serve(visiting::ServeArgs),
+    /// The scheduler and executor processes of a Ballista cluster that runs niji's plans.
+    Ballista(ballista::BallistaArgs),
 }
 
 fn command_name(c: &Command) -> &'static str {
@@ -124,6 +127,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Dataset(_) => "dataset",
         Command::Feasibility(_) => "feasibility",
         Command::Serve(_) => "serve",
+        Command::Ballista(_) => "ballista",
     }
 }
 
@@ -198,6 +202,7 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Serve(a) => visiting::serve(&ctx, &cli.env, &a),
+        Command::Ballista(a) => ballista::ballista(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -171,6 +171,8 @@ pub struct ServeArgs {
     /// HSTS is sent.
     #[arg(long)]
     pub behind_tls: bool,
+    #[command(flatten)]
+    pub engine: crate::ballista::EngineArgs,
 }
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -180,6 +182,15 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 pub async fn open(ctx: &Context, env: &EnvArgs) -> anyhow::Result<Visiting> {
+    open_on(ctx, env, Arc::new(LocalEngine)).await
+}
+
+/// The Visiting environment, its checked plans run on `engine`.
+pub async fn open_on(
+    ctx: &Context,
+    env: &EnvArgs,
+    engine: Arc<dyn niji_sandbox::Engine>,
+) -> anyhow::Result<Visiting> {
     let settings = Settings {
         data_dir: ctx.data_dir.clone(),
         key_file: ctx.key_file.clone(),
@@ -189,7 +200,7 @@ pub async fn open(ctx: &Context, env: &EnvArgs) -> anyhow::Result<Visiting> {
         database: ctx.database.clone(),
     };
     let dummy = DummyStoreMaker::new(niji_ingest::synthetic::dummy_store);
-    Visiting::open(settings, Arc::new(LocalEngine), dummy)
+    Visiting::open(settings, engine, dummy)
         .await
         .context("opening the Visiting environment")
 }
@@ -359,7 +370,7 @@ pub fn outputs(ctx: &Context, env: &EnvArgs, a: &OutputsArgs) -> anyhow::Result<
 
 pub fn serve(ctx: &Context, env: &EnvArgs, a: &ServeArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async {
-        let v = Arc::new(open(ctx, env).await?);
+        let v = Arc::new(open_on(ctx, env, a.engine.engine().await?).await?);
         // A server stopped between a deciding vote and its release left the decision half
         // made: it is carried out before anyone is served.
         let finished = v.finish_interrupted_reviews().await?;

@@ -33,6 +33,7 @@ pub mod shadow;
 pub mod strata;
 pub mod total;
 pub mod udaf;
+pub mod wire;
 
 pub use ledger::{Ledger, LedgerStoreError, ReleasedSets};
 pub use policy::{DisclosurePolicy, Rules};

@@ -50,11 +50,11 @@ pub struct StrataCells {
 #[derive(Debug)]
 pub struct KeyedStrata {
     /// What `niji_strata` takes: the keys' types, or one flag without GROUP BY.
-    arg_types: Vec<DataType>,
-    converter: RowConverter,
-    strata_of: HashMap<Box<[u8]>, Vec<u32>>,
+    pub(crate) arg_types: Vec<DataType>,
+    pub(crate) converter: RowConverter,
+    pub(crate) strata_of: HashMap<Box<[u8]>, Vec<u32>>,
     /// An aggregation without GROUP BY: its one row may have no stratum at all.
-    global: bool,
+    pub(crate) global: bool,
 }
 
 impl KeyedStrata {
@@ -191,9 +191,9 @@ pub fn strata_udf(cells: StrataCells, keyed: KeyedStrata) -> ScalarUDF {
 }
 
 #[derive(Debug)]
-struct StrataUdf {
-    cells: Arc<StrataCells>,
-    keyed: Arc<KeyedStrata>,
+pub(crate) struct StrataUdf {
+    pub(crate) cells: Arc<StrataCells>,
+    pub(crate) keyed: Arc<KeyedStrata>,
     signature: Signature,
 }
 
@@ -281,8 +281,8 @@ pub fn facility_of_udf(strata: Arc<Strata>) -> ScalarUDF {
 }
 
 #[derive(Debug)]
-struct FacilityOf {
-    strata: Arc<Strata>,
+pub(crate) struct FacilityOf {
+    pub(crate) strata: Arc<Strata>,
     signature: Signature,
 }
 

@@ -249,6 +249,11 @@ pub struct TotalUdf {
 }
 
 impl TotalUdf {
+    /// The function made total.
+    pub(crate) fn inner(&self) -> &Arc<dyn ScalarUDFImpl> {
+        &self.inner
+    }
+
     fn row_by_row(&self, args: &ScalarFunctionArgs) -> Result<ColumnarValue> {
         let ty = args.return_field.data_type();
         let arrays = args

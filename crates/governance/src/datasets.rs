@@ -208,35 +208,34 @@ impl Platform {
         built: &DatasetVersion,
     ) -> Result<DatasetVersion, GovernanceError> {
         self.may_manage_datasets(&built.built_by).await?;
-        let mut tx = self.db().db.begin_write("dataset_versions").await?;
-        let sql = format!(
-            "SELECT {VERSION_COLUMNS} FROM dataset_versions WHERE name = $1 AND version = $2"
-        );
-        let known = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&built.name)
-            .bind(&built.version)
-            .fetch_optional(&mut *tx)
+        // The row and its audit entry are committed together: a process killed between two
+        // writes would leave a version on record whose build was never audited, and the next
+        // build, finding it, would not build (or audit) it again.
+        let row = built.clone();
+        self.audit()
+            .append_with(&built.built_by, "dataset.build", built, move |c| {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "INSERT INTO dataset_versions (name, version, built_at, built_by, rows_released, cells_masked, parquet_sha256, csv_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name, version) DO NOTHING",
+                    )
+                    .bind(row.name)
+                    .bind(row.version)
+                    .bind(row.built_at)
+                    .bind(row.built_by)
+                    .bind(row.rows_released)
+                    .bind(row.cells_masked)
+                    .bind(row.parquet_sha256)
+                    .bind(row.csv_sha256)
+                    .execute(c)
+                    .await?;
+                    Ok(done.rows_affected() == 1)
+                })
+            })
             .await?;
-        if let Some(known) = known {
-            return Ok(version_from(&known));
-        }
-        sqlx::query(
-            "INSERT INTO dataset_versions (name, version, built_at, built_by, rows_released, cells_masked, parquet_sha256, csv_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&built.name)
-        .bind(&built.version)
-        .bind(&built.built_at)
-        .bind(&built.built_by)
-        .bind(built.rows_released)
-        .bind(built.cells_masked)
-        .bind(&built.parquet_sha256)
-        .bind(&built.csv_sha256)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        self.audited(&built.built_by, "dataset.build", built)
-            .await?;
-        Ok(built.clone())
+        // The first record of a version stands, whoever wrote it.
+        self.dataset_version(&built.name, &built.version)
+            .await?
+            .ok_or_else(|| GovernanceError::NotFound(format!("{} {}", built.name, built.version)))
     }
 
     /// Opens `name` to every approved organisation: their requests are granted without a

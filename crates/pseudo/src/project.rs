@@ -59,6 +59,17 @@ impl ProjectPseudonyms {
     /// The pseudonym of registry person `idx`; `None` for an index the dictionary lacks
     /// (fail closed: a person outside the project's registry snapshot has no pseudonym).
     #[inline]
+    /// The pseudonyms by person index, as they travel to another engine's executors (never
+    /// the key they were made with).
+    pub fn as_slice(&self) -> &[u64] {
+        &self.by_index
+    }
+
+    /// A dictionary received as [`Self::as_slice`] gave it.
+    pub fn from_pseudonyms(by_index: Vec<u64>) -> Self {
+        Self { by_index }
+    }
+
     pub fn get(&self, idx: u32) -> Option<u64> {
         self.by_index.get(idx as usize).copied()
     }

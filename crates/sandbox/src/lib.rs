@@ -58,6 +58,7 @@ pub use engine::{Engine, LocalEngine, StopFlag};
 pub use guard::SqlPolicy;
 pub use outcome::{ColumnInfo, QueryOutcome, Status, new_query_id};
 pub use outputs::{OutputView, Preview};
+pub use udf::wire::{decode_view_function, encode_view_function};
 use views::ProjectEnv;
 
 pub use chokepoint::QueryRequest;

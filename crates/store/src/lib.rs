@@ -12,6 +12,7 @@ mod layout;
 pub mod parents;
 mod registry;
 mod strata;
+pub mod wire;
 
 use std::path::{Path, PathBuf};
 

@@ -13,7 +13,36 @@ use std::sync::Arc;
 use niji_governance::{Member, MemberRole, ProjectSpec, UserRole};
 use niji_pseudo::CustodianKey;
 
-use niji_sandbox::{DummyStoreMaker, LocalEngine, SandboxError, Settings, Visiting};
+use niji_sandbox::{DummyStoreMaker, Engine, SandboxError, Settings, Visiting};
+
+/// The analysis suite of the benchmarks and the engine comparisons: (name, SQL as a project
+/// writes it, over the example project's tables). The plain form replaces `pid` by `person_idx`.
+pub const SUITE: &[(&str, &str)] = &[
+    (
+        "monthly receipts and persons",
+        "SELECT claim_ym, count(*) AS receipts, count(DISTINCT pid) AS persons FROM ndb.receipts GROUP BY claim_ym ORDER BY claim_ym",
+    ),
+    (
+        "points by prefecture, sex, setting",
+        "SELECT prefecture, sex, setting, sum(points) AS points, avg(days) AS days FROM ndb.receipts GROUP BY prefecture, sex, setting ORDER BY prefecture, sex, setting",
+    ),
+    (
+        "copay 2022-10 before/after",
+        "SELECT claim_ym >= 202210 AS after, copay_rate, income_class, avg(days) AS days, count(DISTINCT pid) AS persons FROM ndb.receipts WHERE setting = 1 GROUP BY claim_ym >= 202210, copay_rate, income_class ORDER BY 1, 2, 3",
+    ),
+    (
+        "diabetes patients by month (join)",
+        "SELECT r.claim_ym, count(DISTINCT r.pid) AS persons FROM ndb.receipts r JOIN ndb.diagnoses d ON d.receipt_key = r.record_key WHERE d.icd10 LIKE 'E11%' GROUP BY r.claim_ym ORDER BY r.claim_ym",
+    ),
+    (
+        "receipts per person distribution",
+        "SELECT CASE WHEN n < 5 THEN '1-4' WHEN n < 20 THEN '5-19' ELSE '20+' END AS band, count(*) AS persons FROM (SELECT pid, count(*) AS n FROM ndb.receipts GROUP BY pid) t GROUP BY 1 ORDER BY 1",
+    ),
+    (
+        "top main diagnoses",
+        "SELECT substr(icd10, 1, 3) AS code, count(*) AS n FROM ndb.diagnoses WHERE is_main GROUP BY substr(icd10, 1, 3) ORDER BY n DESC, code LIMIT 20",
+    ),
+];
 
 pub const PROJECT: &str = "copay-2022";
 pub const OTHER: &str = "other-study";
@@ -120,7 +149,7 @@ pub async fn seed(
     .map_err(|e| SandboxError::Synthetic(e.to_string()))?
     .map_err(|e| SandboxError::Synthetic(e.to_string()))?;
     let visiting =
-        Arc::new(Visiting::open(settings.clone(), Arc::new(LocalEngine), dummy_store()).await?);
+        Arc::new(Visiting::open(settings.clone(), engine_from_env().await?, dummy_store()).await?);
     let mut tokens = BTreeMap::new();
     for (name, role) in [
         ("alice", UserRole::Researcher),
@@ -155,6 +184,18 @@ pub async fn seed(
         settings,
         tokens,
     })
+}
+
+/// The engine tests run checked plans on: DataFusion in this process, or with
+/// `NIJI_TEST_ENGINE=ballista-standalone` a Ballista scheduler and two executors in this process
+/// (to run a test suite again on Ballista, where every result must be the same).
+pub async fn engine_from_env() -> Result<Arc<dyn Engine>, SandboxError> {
+    let name = std::env::var("NIJI_TEST_ENGINE").unwrap_or_else(|_| "datafusion".into());
+    let size = niji_ballista::StandaloneSize {
+        memory_mb: 1024,
+        ..Default::default()
+    };
+    Ok(niji_ballista::engine_named(&name, size).await?)
 }
 
 /// The dummy store as niji's binary makes it: synthetic, from `niji_ingest::synthetic`.

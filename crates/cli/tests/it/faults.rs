@@ -1,6 +1,7 @@
-//! `kill -9` of `niji serve` in the middle of a query and of output review's deciding vote,
-//! then a restart: the audit chain verifies, and every output approved is released exactly
-//! once (one decision, one audit entry, its file), never lost half-way.
+//! `kill -9` of `niji serve` in the middle of a query and of output review's deciding vote, and
+//! of `niji dataset build`, then a restart: the audit chain verifies, every output approved is
+//! released exactly once (one decision, one audit entry, its file), never lost half-way, and
+//! every dataset version is recorded once, audited once, with the files its record names.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -34,8 +35,8 @@ fn seed(root: &Path) -> BTreeMap<String, String> {
         .build()
         .expect("runtime");
     let policy = strict_facilities();
-    let seeded = rt
-        .block_on(niji_testkit::seed(
+    rt.block_on(async {
+        let mut seeded = niji_testkit::seed(
             root,
             &catalog_dir().join(".."),
             600,
@@ -44,12 +45,21 @@ fn seed(root: &Path) -> BTreeMap<String, String> {
                 disclosure: Some(&policy),
                 ..Default::default()
             },
-        ))
+        )
+        .await
         .expect("seeded");
-    seeded.tokens
+        let custodian = seeded
+            .visiting
+            .platform()
+            .add_user("test", "cathy", niji_governance::UserRole::Custodian)
+            .await
+            .expect("a custodian");
+        seeded.tokens.insert("cathy".into(), custodian);
+        seeded.tokens
+    })
 }
 
-fn free_port() -> SocketAddr {
+pub(crate) fn free_port() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -170,8 +180,11 @@ fn audit_verifies(root: &Path) {
     );
 }
 
-/// Audit entries of `action` about output `id`, read from the platform database.
-fn entries_about(root: &Path, action: &str, id: &str) -> i64 {
+/// Rows of `sql` (with `bind` as its one parameter) from the platform database.
+fn platform_rows<T>(root: &Path, sql: &'static str, bind: String) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -179,16 +192,24 @@ fn entries_about(root: &Path, action: &str, id: &str) -> i64 {
     rt.block_on(async {
         let url = format!("sqlite://{}", root.join("data/niji.db").display());
         let pool = sqlx::SqlitePool::connect(&url).await.expect("database");
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT count(*) FROM audit_log WHERE action = ?1 AND detail LIKE ?2")
-                .bind(action)
-                .bind(format!("%\"output\":\"{id}\"%"))
-                .fetch_one(&pool)
-                .await
-                .expect("count");
+        let rows = sqlx::query_as(sql)
+            .bind(bind)
+            .fetch_all(&pool)
+            .await
+            .expect("rows");
         pool.close().await;
-        n
+        rows
     })
+}
+
+/// Audit entries of `action` whose detail names `key` as `value`.
+fn entries_about(root: &Path, action: &'static str, (key, value): (&str, &str)) -> usize {
+    let entries: Vec<(String,)> = platform_rows(
+        root,
+        "SELECT action FROM audit_log WHERE detail LIKE ?1",
+        format!("%\"{key}\":\"{value}\"%"),
+    );
+    entries.iter().filter(|(a,)| a == action).count()
 }
 
 #[test]
@@ -305,12 +326,12 @@ fn a_server_killed_mid_query_and_mid_decision_restarts_with_nothing_lost_or_doub
             assert_eq!(body["review"], "released", "{body}");
         }
         assert_eq!(
-            entries_about(root, "output.released", &id),
+            entries_about(root, "output.released", ("output", &id)),
             1,
             "round {k}: released once, audited once"
         );
         assert_eq!(
-            entries_about(root, "output.vote", &id),
+            entries_about(root, "output.vote", ("output", &id)),
             2,
             "round {k}: each checker's vote once"
         );
@@ -339,4 +360,118 @@ fn a_server_killed_mid_query_and_mid_decision_restarts_with_nothing_lost_or_doub
     ));
     assert!(shown.contains("intact"), "{shown}");
     drop(server);
+}
+
+/// `niji dataset build` as the custodian, as its own process.
+fn dataset_build(root: &Path, tokens: &BTreeMap<String, String>, name: &str) -> Command {
+    let mut build = Command::new(env!("CARGO_BIN_EXE_niji"));
+    build
+        .args(["dataset", "--user", "cathy", "build", name])
+        .env("NIJI_TOKEN", &tokens["cathy"])
+        .envs(environment(root))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    build
+}
+
+fn sha256_of(path: &Path) -> String {
+    use sha2::Digest as _;
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn a_dataset_build_killed_part_way_is_built_once_with_the_files_its_record_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let tokens = seed(root);
+    // The datasets the seeded store builds (treatment-patterns is held, and the anonymised
+    // extract needs a 難病DB registry of its own: neither is built here).
+    let datasets = [
+        "incidence",
+        "natural-history",
+        "patients",
+        "severity-transitions",
+        "treatment-sites",
+    ];
+    // How long a whole build takes here (the first dataset's, not killed), so that the kills
+    // of the others land at fractions of it, from start-up to the record.
+    let started = Instant::now();
+    let first = dataset_build(root, &tokens, datasets[0])
+        .output()
+        .expect("a build");
+    let whole = started.elapsed();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let mut finished_before_kill = 0;
+    for (k, name) in datasets.into_iter().enumerate() {
+        let delay = whole.mul_f64(k as f64 / datasets.len() as f64);
+        let delay_ms = delay.as_millis();
+        let mut killed = dataset_build(root, &tokens, name).spawn().expect("a build");
+        std::thread::sleep(delay);
+        let pid = rustix::process::Pid::from_raw(killed.id() as i32).expect("pid");
+        // It may have finished already: then there is nothing left to kill.
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        if killed.wait().expect("reaped").success() {
+            finished_before_kill += 1;
+        }
+        audit_verifies(root);
+
+        let again = dataset_build(root, &tokens, name)
+            .output()
+            .expect("a build");
+        assert!(
+            again.status.success(),
+            "{name} after a kill at {delay_ms} ms: {}{}",
+            String::from_utf8_lossy(&again.stdout),
+            String::from_utf8_lossy(&again.stderr)
+        );
+        let versions: Vec<(String, String, String)> = platform_rows(
+            root,
+            "SELECT version, parquet_sha256, csv_sha256 FROM dataset_versions WHERE name = ?1",
+            name.to_string(),
+        );
+        assert_eq!(versions.len(), 1, "{name}: one version recorded");
+        let (version, parquet, csv) = &versions[0];
+        let files = root.join("data/standard").join(name);
+        assert_eq!(
+            &sha256_of(&files.join(format!("{version}.parquet"))),
+            parquet,
+            "{name}"
+        );
+        assert_eq!(
+            &sha256_of(&files.join(format!("{version}.csv"))),
+            csv,
+            "{name}"
+        );
+        assert_eq!(
+            entries_about(root, "dataset.build", ("version", version)),
+            1,
+            "{name}: its build audited once"
+        );
+        // Asked again, the version stands: nothing is built, recorded or audited again.
+        assert!(
+            dataset_build(root, &tokens, name)
+                .output()
+                .expect("a build")
+                .status
+                .success()
+        );
+        assert_eq!(
+            entries_about(root, "dataset.build", ("version", version)),
+            1,
+            "{name}"
+        );
+    }
+    eprintln!(
+        "{finished_before_kill} of {} builds finished before the kill (a whole build: {whole:?})",
+        datasets.len()
+    );
+    audit_verifies(root);
 }

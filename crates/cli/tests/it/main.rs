@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use niji_store::Store;
 
+mod ballista;
 mod faults;
 mod postgres;
 

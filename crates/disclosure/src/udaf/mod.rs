@@ -32,6 +32,8 @@ mod contributions_udaf;
 mod first_members;
 mod person_set;
 mod single_person;
+// Their byte forms, for an engine in other processes.
+pub(crate) mod wire;
 // What they share: the one DataFusion implementation, the set encoding, contributions and
 // their decoding, a group's runs, member and per-person accumulators.
 mod aggregate;

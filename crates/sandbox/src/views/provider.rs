@@ -13,8 +13,9 @@ pub struct ProjectView {
 }
 
 impl ProjectView {
-    /// `plan` must output unqualified columns (the view's schema).
-    pub(super) fn new(name: String, plan: LogicalPlan, kind: TableType) -> Self {
+    /// `plan` must output unqualified columns (the view's schema). Public for engines that
+    /// rebuild a view in another process from its plan (which the guard checked as the view).
+    pub fn new(name: String, plan: LogicalPlan, kind: TableType) -> Self {
         let schema = Arc::new(plan.schema().as_arrow().clone());
         Self {
             name,
@@ -22,6 +23,16 @@ impl ProjectView {
             plan,
             kind,
         }
+    }
+
+    /// The plan behind the view: for an engine sending it to another process, never to a
+    /// researcher.
+    pub fn plan(&self) -> &LogicalPlan {
+        &self.plan
+    }
+
+    pub fn kind(&self) -> TableType {
+        self.kind
     }
 }
 

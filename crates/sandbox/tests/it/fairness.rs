@@ -23,6 +23,19 @@ async fn a_runaway_plan_is_demoted_others_still_answer_and_its_threads_end_with_
         "memory_per_query_mb = 256\ntimeout_seconds = 3\nconcurrent_per_project = 1\nconcurrent_overall = 4\nqueue_wait_ms = 300\nmax_result_rows = 1000\ndemote_after_ms = 200\n",
     ))
     .await;
+    // Both projects' dummy catalogs are built before the clock starts: on a loaded machine the
+    // first build can take longer than the watch below waits.
+    for (user, project) in [("alice", PROJECT), ("carol", OTHER)] {
+        let warm = f
+            .query_as(
+                user,
+                project,
+                Mode::Dummy,
+                "SELECT count(*) AS n FROM ndb.receipts",
+            )
+            .await;
+        assert_eq!(warm.status, Status::Ok, "{}", warm.message);
+    }
     assert!(f.visiting.running_plans().is_empty());
     let runaway = f.query_as("alice", PROJECT, Mode::Dummy, RUNAWAY);
     let watch = async {

@@ -15,6 +15,8 @@ use datafusion::logical_expr::{
 use niji_pseudo::ProjectPseudonyms;
 use siphasher::sip::SipHasher13;
 
+pub mod wire;
+
 /// `person_idx` (UInt32) → project pseudonym (UInt64): one array lookup per row in the
 /// dictionary built for the project and linkage group. A person outside the dictionary gets
 /// null rather than a guessed value, or, `strict`, fails the query.
@@ -42,6 +44,10 @@ impl PseudonymUdf {
     }
 
     fn with(label: String, dictionary: Arc<ProjectPseudonyms>, strict: bool) -> ScalarUDF {
+        Self::from_parts(label, dictionary, strict)
+    }
+
+    fn from_parts(label: String, dictionary: Arc<ProjectPseudonyms>, strict: bool) -> ScalarUDF {
         ScalarUDF::from(Self {
             label,
             dictionary,
@@ -133,9 +139,13 @@ impl RecordKeyUdf {
     pub fn new_udf(label: String, key: [u8; 16]) -> ScalarUDF {
         let (a, b) = key.split_at(8);
         let word = |s: &[u8]| u64::from_le_bytes(s.try_into().unwrap_or([0; 8]));
+        Self::from_parts(label, (word(a), word(b)))
+    }
+
+    fn from_parts(label: String, key: (u64, u64)) -> ScalarUDF {
         ScalarUDF::from(Self {
             label,
-            key: (word(a), word(b)),
+            key,
             signature: Signature::uniform(
                 1,
                 vec![DataType::Utf8, DataType::Utf8View],
@@ -197,9 +207,13 @@ impl PersonSetUdf {
     }
 
     fn named(name: &'static str, label: &str, members: Arc<Vec<u64>>) -> ScalarUDF {
+        Self::from_parts(name, format!("{label}/{name}"), members)
+    }
+
+    fn from_parts(name: &'static str, label: String, members: Arc<Vec<u64>>) -> ScalarUDF {
         ScalarUDF::from(Self {
             name,
-            label: format!("{label}/{name}"),
+            label,
             members,
             signature: Signature::exact(vec![DataType::UInt32], Volatility::Immutable),
         })

@@ -1,0 +1,93 @@
+//! The byte forms of niji's aggregates and of the cell field functions: a kind and its
+//! parameters (a cap, ceilings), from which the public constructors build the same function.
+
+use niji_store::wire::{WireReader, WireWriter};
+
+use super::*;
+
+const AGGREGATE: &str = "niji.aggregate.v1";
+const CELL_FIELD: &str = "niji.cell-field.v1";
+
+/// The byte form of `udaf` when it is one of niji's aggregates.
+pub fn encode_aggregate(udaf: &AggregateUDF) -> Option<Vec<u8>> {
+    let inner: &dyn std::any::Any = udaf.inner().as_ref();
+    let f = inner.downcast_ref::<NijiUdaf>()?;
+    let mut w = WireWriter::tagged(AGGREGATE);
+    let (kind, cap) = match f.kind {
+        Kind::Set => ("set", 0),
+        Kind::FirstMembers(cap) => ("first-members", cap),
+        Kind::Contributions => ("contributions", 0),
+        Kind::Person => ("person", 0),
+        Kind::AFacility => ("a-facility", 0),
+        Kind::Cell => ("cell", 0),
+        Kind::BoundedCell => ("bounded-cell", 0),
+    };
+    w.text(kind).u64(cap as u64).u64(f.ceilings.len() as u64);
+    for ceiling in &f.ceilings {
+        w.u64s(ceiling);
+    }
+    Some(w.finish())
+}
+
+fn wire_error(e: niji_store::wire::WireError) -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::External(Box::new(e))
+}
+
+/// The aggregate `bytes` encode, or `None` when they are not an aggregate's form.
+pub fn decode_aggregate(bytes: &[u8]) -> Result<Option<AggregateUDF>> {
+    let Ok((tag, mut r)) = WireReader::open(bytes) else {
+        return Ok(None);
+    };
+    if tag != AGGREGATE {
+        return Ok(None);
+    }
+    let kind = r.text().map_err(wire_error)?;
+    let cap = usize::try_from(r.u64().map_err(wire_error)?).unwrap_or(usize::MAX);
+    let n = r.u64().map_err(wire_error)?;
+    let ceilings: Vec<Vec<f64>> = (0..n)
+        .map(|_| {
+            r.u64s()
+                .map(|bits| bits.into_iter().map(f64::from_bits).collect())
+        })
+        .collect::<std::result::Result<_, _>>()
+        .map_err(wire_error)?;
+    r.end().map_err(wire_error)?;
+    let udaf = match kind.as_str() {
+        "set" => set_udaf(),
+        "first-members" => first_members_udaf(cap),
+        "contributions" => contributions_udaf(),
+        "person" => person_udaf(),
+        "a-facility" => a_facility_udaf(),
+        "cell" => cell_udaf(),
+        "bounded-cell" => bounded_cell_udaf(&ceilings),
+        other => return exec_err!("no aggregate {other} travels"),
+    };
+    Ok(Some(udaf))
+}
+
+/// The byte form of `udf` when it is a cell field function.
+pub fn encode_cell_field(udf: &ScalarUDF) -> Option<Vec<u8>> {
+    let inner: &dyn std::any::Any = udf.inner().as_ref();
+    let f = inner.downcast_ref::<CellField>()?;
+    let mut w = WireWriter::tagged(CELL_FIELD);
+    w.text(f.field);
+    Some(w.finish())
+}
+
+/// The cell field function `bytes` encode, or `None` when they are not its form.
+pub fn decode_cell_field(bytes: &[u8]) -> Result<Option<ScalarUDF>> {
+    let Ok((tag, mut r)) = WireReader::open(bytes) else {
+        return Ok(None);
+    };
+    if tag != CELL_FIELD {
+        return Ok(None);
+    }
+    let field = match r.text().map_err(wire_error)?.as_str() {
+        CELL_PERSONS => CELL_PERSONS,
+        CELL_CONTRIBUTIONS => CELL_CONTRIBUTIONS,
+        crate::strata::CELL_FACILITIES => crate::strata::CELL_FACILITIES,
+        other => return exec_err!("a cell has no field {other}"),
+    };
+    r.end().map_err(wire_error)?;
+    Ok(Some(cell_field_udf(field)))
+}

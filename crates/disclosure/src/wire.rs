@@ -1,0 +1,168 @@
+//! The byte forms of the functions disclosure control puts in a plan, for an engine that runs
+//! plans in other processes (Ballista): the aggregates and cell fields (their kind and
+//! parameters), `niji_strata` and `niji_facility_of` (the strata of the table, which carry
+//! person indexes, never identifiers or keys) and total functions (the function made total,
+//! by name, found again among the engine's own).
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use arrow::row::{RowConverter, SortField};
+use datafusion::common::{DataFusionError, Result, exec_err};
+use datafusion::logical_expr::ScalarUDF;
+use niji_store::Strata;
+use niji_store::wire::{WireError, WireReader, WireWriter};
+
+use crate::strata::{FacilityOf, KeyedStrata, StrataCells, StrataUdf, facility_of_udf, strata_udf};
+use crate::total::{TotalUdf, total_udf};
+
+pub use crate::udaf::wire::{decode_aggregate, encode_aggregate};
+
+const STRATA: &str = "niji.strata.v1";
+const FACILITY_OF: &str = "niji.facility-of.v1";
+const TOTAL: &str = "niji.total.v1";
+
+fn wire_error(e: WireError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// The byte form of `udf` when it is one of disclosure control's functions.
+pub fn encode_function(udf: &ScalarUDF) -> Result<Option<Vec<u8>>> {
+    if let Some(bytes) = crate::udaf::wire::encode_cell_field(udf) {
+        return Ok(Some(bytes));
+    }
+    let inner: &dyn std::any::Any = udf.inner().as_ref();
+    if let Some(f) = inner.downcast_ref::<TotalUdf>() {
+        let mut w = WireWriter::tagged(TOTAL);
+        w.text(f.inner().name());
+        return Ok(Some(w.finish()));
+    }
+    if let Some(f) = inner.downcast_ref::<FacilityOf>() {
+        let mut w = WireWriter::tagged(FACILITY_OF);
+        w.bytes(&f.strata.encode().map_err(external)?);
+        return Ok(Some(w.finish()));
+    }
+    if let Some(f) = inner.downcast_ref::<StrataUdf>() {
+        let mut w = WireWriter::tagged(STRATA);
+        let cells = &f.cells;
+        w.bytes(&cells.strata.encode().map_err(external)?)
+            .u64(cells.facility_cap as u64)
+            .u64(cells.values.len() as u64);
+        for (column, ceiling) in &cells.values {
+            let bits: Vec<u64> = ceiling.iter().map(|v| v.to_bits()).collect();
+            w.text(column).u64s(&bits);
+        }
+        let keyed = &f.keyed;
+        w.bytes(&types_form(&keyed.arg_types)?)
+            .u64(u64::from(keyed.global))
+            .u64(keyed.strata_of.len() as u64);
+        for (row, strata) in &keyed.strata_of {
+            let strata: Vec<u64> = strata.iter().map(|&s| u64::from(s)).collect();
+            w.bytes(row).u64s(&strata);
+        }
+        return Ok(Some(w.finish()));
+    }
+    Ok(None)
+}
+
+/// The function `bytes` encode, or `None` when they are not one of disclosure control's.
+/// `builtin` finds the engine's own function of a name, which a total function wraps.
+pub fn decode_function(
+    bytes: &[u8],
+    builtin: &dyn Fn(&str) -> Option<Arc<ScalarUDF>>,
+) -> Result<Option<ScalarUDF>> {
+    if let Some(udf) = crate::udaf::wire::decode_cell_field(bytes)? {
+        return Ok(Some(udf));
+    }
+    let Ok((tag, mut r)) = WireReader::open(bytes) else {
+        return Ok(None);
+    };
+    let udf = match tag.as_str() {
+        TOTAL => {
+            let name = r.text().map_err(wire_error)?;
+            match builtin(&name) {
+                Some(f) => total_udf(&f),
+                None => return exec_err!("no function {name} to make total"),
+            }
+        }
+        FACILITY_OF => {
+            let strata = Strata::decode(r.bytes().map_err(wire_error)?).map_err(external)?;
+            facility_of_udf(Arc::new(strata))
+        }
+        STRATA => {
+            let strata = Strata::decode(r.bytes().map_err(wire_error)?).map_err(external)?;
+            let facility_cap = usize::try_from(r.u64().map_err(wire_error)?).unwrap_or(usize::MAX);
+            let n = r.u64().map_err(wire_error)?;
+            let mut values = Vec::new();
+            for _ in 0..n {
+                let column = r.text().map_err(wire_error)?;
+                let ceiling = r.u64s().map_err(wire_error)?;
+                values.push((column, ceiling.into_iter().map(f64::from_bits).collect()));
+            }
+            let arg_types = types_of(r.bytes().map_err(wire_error)?)?;
+            let global = r.u64().map_err(wire_error)? == 1;
+            let n = r.u64().map_err(wire_error)?;
+            let mut strata_of = HashMap::new();
+            for _ in 0..n {
+                let row: Box<[u8]> = r.bytes().map_err(wire_error)?.into();
+                let strata = r
+                    .u64s()
+                    .map_err(wire_error)?
+                    .into_iter()
+                    .map(|s| u32::try_from(s).map_err(|_| WireError("a stratum number".into())))
+                    .collect::<std::result::Result<Vec<u32>, _>>()
+                    .map_err(wire_error)?;
+                strata_of.insert(row, strata);
+            }
+            // The row form of keys is the converter's for these types, wherever it is made.
+            let converter =
+                RowConverter::new(arg_types.iter().cloned().map(SortField::new).collect())?;
+            strata_udf(
+                StrataCells {
+                    strata: Arc::new(strata),
+                    facility_cap,
+                    values,
+                },
+                KeyedStrata {
+                    arg_types,
+                    converter,
+                    strata_of,
+                    global,
+                },
+            )
+        }
+        _ => return Ok(None),
+    };
+    r.end().map_err(wire_error)?;
+    Ok(Some(udf))
+}
+
+/// Types as the schema of an empty Arrow IPC stream.
+fn types_form(types: &[DataType]) -> Result<Vec<u8>> {
+    let fields: Vec<Field> = types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Field::new(format!("k{i}"), t.clone(), true))
+        .collect();
+    let mut writer = StreamWriter::try_new(Vec::new(), &Schema::new(fields))?;
+    writer.finish()?;
+    Ok(writer.into_inner()?)
+}
+
+fn types_of(bytes: &[u8]) -> Result<Vec<DataType>> {
+    let reader = StreamReader::try_new(Cursor::new(bytes), None)?;
+    Ok(reader
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect())
+}
