@@ -16,17 +16,32 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SessionState;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 
-use crate::codec::{NijiLogicalCodec, NijiPhysicalCodec};
-use crate::standalone::{cluster_state, codec, scheduler_client};
+use crate::codec::Codecs;
+use crate::standalone::{cluster_state, scheduler_client};
 
 fn failed(what: &str, e: impl std::fmt::Display) -> DataFusionError {
     DataFusionError::Execution(format!("{what}: {e}"))
 }
 
+/// How often a busy executor asks for work, which is its only heartbeat: Ballista 55's
+/// executors poll at least every 5 s even while every task slot is taken.
+const BUSY_EXECUTOR_POLL_S: u64 = 5;
+
+/// The shortest executor timeout a scheduler accepts: three missed heartbeats. A shorter one
+/// takes busy, healthy executors as lost under load and resets their tasks over and over.
+pub const MIN_EXECUTOR_TIMEOUT_S: u64 = 3 * BUSY_EXECUTOR_POLL_S;
+
 /// Runs a scheduler on `bind` until the process ends. Executors that stop answering for
-/// `executor_timeout_s` seconds are taken as lost: their tasks run again elsewhere.
+/// `executor_timeout_s` seconds (at least [`MIN_EXECUTOR_TIMEOUT_S`]) are taken as lost.
 pub async fn run_scheduler(bind: SocketAddr, executor_timeout_s: u64) -> Result<()> {
-    let state = cluster_state(1024)?;
+    if executor_timeout_s < MIN_EXECUTOR_TIMEOUT_S {
+        return Err(DataFusionError::Configuration(format!(
+            "an executor timeout of {executor_timeout_s} s is too short: busy executors \
+             report only every {BUSY_EXECUTOR_POLL_S} s, so it must be at least \
+             {MIN_EXECUTOR_TIMEOUT_S} s"
+        )));
+    }
+    let state = cluster_state(None)?;
     let config = {
         let mut c = SchedulerConfig {
             bind_host: bind.ip().to_string(),
@@ -35,15 +50,16 @@ pub async fn run_scheduler(bind: SocketAddr, executor_timeout_s: u64) -> Result<
             // niji's executors ask for work (as standalone ones do).
             scheduling_policy: TaskSchedulingPolicy::PullStaged,
             executor_timeout_seconds: executor_timeout_s,
-            expire_dead_executor_interval_seconds: executor_timeout_s.clamp(1, 15),
+            // Checked a few times per timeout, so a lost executor is found soon after it.
+            expire_dead_executor_interval_seconds: (executor_timeout_s / 3).clamp(1, 15),
             ..Default::default()
         };
         let config = state.config().clone();
         c.override_config_producer = Some(Arc::new(move || config.clone()));
         let planning = state.clone();
         c.override_session_builder = Some(Arc::new(move |_| Ok(planning.clone())));
-        c.override_logical_codec = Some(Arc::new(NijiLogicalCodec::default()));
-        c.override_physical_codec = Some(Arc::new(NijiPhysicalCodec::default()));
+        c.override_logical_codec = Some(Codecs::get().logical());
+        c.override_physical_codec = Some(Codecs::get().physical());
         Arc::new(c)
     };
     let cluster = BallistaCluster::new_from_config(&config)
@@ -64,7 +80,7 @@ pub async fn run_scheduler(bind: SocketAddr, executor_timeout_s: u64) -> Result<
 /// Runs an executor of `cores` task slots and `memory_mb` of memory for the scheduler at
 /// `scheduler` (host:port) until the process ends.
 pub async fn run_executor(scheduler: &str, cores: usize, memory_mb: usize) -> Result<()> {
-    let state: SessionState = cluster_state(memory_mb)?;
+    let state: SessionState = cluster_state(Some(memory_mb))?;
     let client = scheduler_client(&format!("http://{scheduler}")).await?;
     let config = state.config().clone();
     let config_producer: ConfigProducer = Arc::new(move || config.clone());
@@ -75,7 +91,7 @@ pub async fn run_executor(scheduler: &str, cores: usize, memory_mb: usize) -> Re
         cores.max(1),
         config_producer,
         runtime_producer,
-        codec(),
+        Codecs::get().ballista(),
         BallistaFunctionRegistry::from(&state),
     )
     .await
@@ -89,4 +105,18 @@ pub async fn run_executor(scheduler: &str, cores: usize, memory_mb: usize) -> Re
     // The executor's loop and Flight service are tasks of this runtime.
     std::future::pending::<()>().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_timeout_shorter_than_three_busy_heartbeats_is_refused() {
+        let bind: SocketAddr = "127.0.0.1:9".parse().expect("an address");
+        let refused = run_scheduler(bind, MIN_EXECUTOR_TIMEOUT_S - 1)
+            .await
+            .expect_err("a timeout busy executors cannot meet");
+        assert!(refused.to_string().contains("at least 15 s"), "{refused}");
+    }
 }

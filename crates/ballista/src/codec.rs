@@ -7,17 +7,22 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
+use ballista_core::extension::SessionConfigExt;
+use ballista_core::serde::{
+    BallistaCodec, BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec,
+};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
+use datafusion::common::error::GenericError;
 use datafusion::common::{DataFusionError, Result, TableReference, plan_err};
 use datafusion::datasource::TableType;
 use datafusion::datasource::file_format::FileFormatFactory;
 use datafusion::execution::{SessionStateBuilder, TaskContext};
 use datafusion::logical_expr::{AggregateUDF, Extension, LogicalPlan, ScalarUDF};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionConfig;
 use datafusion_proto::logical_plan::{AsLogicalPlan, LogicalExtensionCodec};
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use datafusion_proto::protobuf::LogicalPlanNode;
@@ -27,20 +32,68 @@ use prost::Message;
 
 const VIEW: &str = "niji.project-view.v1";
 
+/// niji's codecs, made once per process: every plan a server sends, and every plan a
+/// scheduler or executor decodes, uses the same two.
+#[derive(Debug)]
+pub(crate) struct Codecs {
+    logical: Arc<NijiLogicalCodec>,
+    physical: Arc<NijiPhysicalCodec>,
+}
+
+static CODECS: LazyLock<Codecs> = LazyLock::new(|| {
+    let functions = Functions {
+        builtins: Arc::new(
+            SessionStateBuilder::new()
+                .with_default_features()
+                .build()
+                .scalar_functions()
+                .clone(),
+        ),
+    };
+    Codecs {
+        logical: Arc::new(NijiLogicalCodec {
+            ballista: BallistaLogicalExtensionCodec::default(),
+            functions: functions.clone(),
+        }),
+        physical: Arc::new(NijiPhysicalCodec {
+            ballista: BallistaPhysicalExtensionCodec::default(),
+            functions,
+        }),
+    }
+});
+
+impl Codecs {
+    pub(crate) fn get() -> &'static Codecs {
+        &CODECS
+    }
+
+    /// `config` with niji's codecs on Ballista's, as every niji plan travels.
+    pub(crate) fn on(&self, config: SessionConfig) -> SessionConfig {
+        config
+            .with_ballista_logical_extension_codec(self.logical.clone())
+            .with_ballista_physical_extension_codec(self.physical.clone())
+            .upgrade_for_ballista()
+    }
+
+    /// The pair, as a scheduler's or an executor's process takes them.
+    pub(crate) fn ballista(&self) -> BallistaCodec {
+        BallistaCodec::new(self.logical.clone(), self.physical.clone())
+    }
+
+    pub(crate) fn logical(&self) -> Arc<NijiLogicalCodec> {
+        self.logical.clone()
+    }
+
+    pub(crate) fn physical(&self) -> Arc<NijiPhysicalCodec> {
+        self.physical.clone()
+    }
+}
+
 /// niji's functions and aggregates in their byte forms, and DataFusion's own by name (the
 /// functions a total function wraps are looked up among them).
 #[derive(Debug, Clone)]
-pub struct Functions {
+struct Functions {
     builtins: Arc<HashMap<String, Arc<ScalarUDF>>>,
-}
-
-impl Default for Functions {
-    fn default() -> Self {
-        let state = SessionStateBuilder::new().with_default_features().build();
-        Self {
-            builtins: Arc::new(state.scalar_functions().clone()),
-        }
-    }
 }
 
 impl Functions {
@@ -95,8 +148,8 @@ impl Functions {
     }
 }
 
-/// Client to scheduler: the checked plan, its views and functions.
-#[derive(Debug, Default)]
+/// Client to scheduler: the checked plan, its views and functions ([`Codecs`] has the one).
+#[derive(Debug)]
 pub struct NijiLogicalCodec {
     ballista: BallistaLogicalExtensionCodec,
     functions: Functions,
@@ -124,18 +177,19 @@ impl NijiLogicalCodec {
         if tag != VIEW {
             return Ok(None);
         }
-        let external = |e| DataFusionError::External(Box::new(e));
-        let name = r.text().map_err(external)?;
-        let kind = match r.u64().map_err(external)? {
-            0 => TableType::Base,
-            1 => TableType::View,
-            _ => TableType::Temporary,
+        let read = || -> std::result::Result<ProjectView, GenericError> {
+            let name = r.text()?;
+            let kind = match r.u64()? {
+                0 => TableType::Base,
+                1 => TableType::View,
+                2 => TableType::Temporary,
+                other => return Err(format!("a view of kind {other}").into()),
+            };
+            let plan = LogicalPlanNode::decode(r.bytes()?)?.try_into_logical_plan(ctx, self)?;
+            r.end()?;
+            Ok(ProjectView::new(name, plan, kind))
         };
-        let plan = LogicalPlanNode::decode(r.bytes().map_err(external)?)
-            .map_err(|e| DataFusionError::External(Box::new(e)))?
-            .try_into_logical_plan(ctx, self)?;
-        r.end().map_err(external)?;
-        Ok(Some(ProjectView::new(name, plan, kind)))
+        read().map(Some).map_err(DataFusionError::from)
     }
 }
 
@@ -223,8 +277,9 @@ impl LogicalExtensionCodec for NijiLogicalCodec {
     }
 }
 
-/// Scheduler to executors: each stage's physical plan and the functions in it.
-#[derive(Debug, Default)]
+/// Scheduler to executors: each stage's physical plan and the functions in it ([`Codecs`] has
+/// the one).
+#[derive(Debug)]
 pub struct NijiPhysicalCodec {
     ballista: BallistaPhysicalExtensionCodec,
     functions: Functions,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ballista_core::execution_plans::DistributedQueryExec;
-use ballista_core::extension::{SessionConfigExt, SessionStateExt};
+use ballista_core::extension::SessionStateExt;
 use ballista_core::serde::protobuf::CancelJobParams;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use datafusion::arrow::array::RecordBatch;
@@ -22,15 +22,15 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::SessionState;
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, SessionStateBuilder};
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::protobuf::LogicalPlanNode;
 use futures::Stream;
-use niji_sandbox::engine::interruptible;
-use niji_sandbox::{Engine, StopFlag};
+use niji_sandbox::engine::execute_until_stopped;
+use niji_sandbox::{Engine, LocalEngine, StopFlag};
 use tracing::Instrument;
 
-use crate::codec::{NijiLogicalCodec, NijiPhysicalCodec};
-use crate::standalone::Standalone;
+use crate::codec::Codecs;
+use crate::standalone::{Standalone, StandaloneSize};
 
 /// Where checked plans run: a Ballista scheduler, remote or started in this process.
 #[derive(Debug)]
@@ -46,51 +46,46 @@ pub struct BallistaEngine {
 impl BallistaEngine {
     /// A cluster whose scheduler listens at `ballista://host:port` (or `df://host:port`).
     pub fn remote(url: &str) -> Result<Self> {
-        let rest = url
+        let address = url
             .strip_prefix("ballista://")
             .or_else(|| url.strip_prefix("df://"))
+            .filter(|a| !a.is_empty() && !a.contains('/'))
             .ok_or_else(|| {
                 DataFusionError::Configuration(format!(
                     "{url}: a Ballista scheduler is given as ballista://host:port"
                 ))
             })?;
-        if rest.is_empty() || rest.contains('/') {
-            return Err(DataFusionError::Configuration(format!(
-                "{url}: a Ballista scheduler is given as ballista://host:port"
-            )));
-        }
-        Ok(Self {
-            scheduler: format!("http://{rest}"),
-            _standalone: None,
-            plans_sent: AtomicU64::new(0),
-        })
+        Ok(Self::at(format!("http://{address}"), None))
     }
 
-    /// A scheduler and `executors` executors of `cores` task slots each, in this process on
-    /// loopback, with `memory_mb` of memory each (what does not fit spills).
-    pub async fn standalone(executors: usize, cores: usize, memory_mb: usize) -> Result<Self> {
-        let standalone = Standalone::start(executors, cores, memory_mb).await?;
-        Ok(Self {
-            scheduler: standalone.scheduler_url(),
-            _standalone: Some(standalone),
+    /// A scheduler and executors of `size` in this process, on loopback.
+    pub async fn standalone(size: StandaloneSize) -> Result<Self> {
+        let standalone = Standalone::start(size).await?;
+        Ok(Self::at(standalone.scheduler_url(), Some(standalone)))
+    }
+
+    fn at(scheduler: String, standalone: Option<Standalone>) -> Self {
+        Self {
+            scheduler,
+            _standalone: standalone,
             plans_sent: AtomicU64::new(0),
-        })
+        }
     }
 
     /// How many plans were sent to the cluster.
     pub fn plans_sent(&self) -> u64 {
         self.plans_sent.load(Ordering::Relaxed)
     }
+}
 
-    /// The session settings every niji plan travels with: niji's codecs on Ballista's.
-    pub fn session_config(
-        config: datafusion::prelude::SessionConfig,
-    ) -> datafusion::prelude::SessionConfig {
-        config
-            .with_ballista_logical_extension_codec(Arc::new(NijiLogicalCodec::default()))
-            .with_ballista_physical_extension_codec(Arc::new(NijiPhysicalCodec::default()))
-            .upgrade_for_ballista()
-    }
+/// The engine `name` gives: `datafusion` (in this process), `ballista-standalone` (a
+/// scheduler and executors of `size` in this process) or `ballista://host:port`.
+pub async fn engine_named(name: &str, size: StandaloneSize) -> Result<Arc<dyn Engine>> {
+    Ok(match name {
+        "datafusion" => Arc::new(LocalEngine),
+        "ballista-standalone" => Arc::new(BallistaEngine::standalone(size).await?),
+        url => Arc::new(BallistaEngine::remote(url)?),
+    })
 }
 
 #[async_trait]
@@ -107,21 +102,22 @@ impl Engine for BallistaEngine {
     ) -> Result<SendableRecordBatchStream> {
         // The query's own state (its settings, analyzer rules and memory pool) with Ballista's
         // planner: optimised here, planned and run by the cluster.
-        let config = Self::session_config(state.config().clone());
         let state = SessionStateBuilder::new_from_existing(state.clone())
-            .with_config(config)
+            .with_config(Codecs::get().on(state.config().clone()))
             .build()
             .upgrade_for_ballista(self.scheduler.clone())?;
         let physical = state.create_physical_plan(&plan).await?;
-        if job_plan(&physical) {
-            self.plans_sent.fetch_add(1, Ordering::Relaxed);
-        }
-        let stream = execute_stream(interruptible(physical.clone(), stop)?, state.task_ctx())?;
+        let stream = execute_until_stopped(physical.clone(), &state, stop)?;
+        // information_schema alone is answered here, with no job to cancel.
+        let Some(job) = distributed(&physical) else {
+            return Ok(stream);
+        };
+        self.plans_sent.fetch_add(1, Ordering::Relaxed);
         let alive = Arc::new(());
         tokio::spawn(
             cancel_when_stopped(
                 self.scheduler.clone(),
-                physical,
+                job,
                 stop.clone(),
                 Arc::downgrade(&alive),
             )
@@ -134,24 +130,44 @@ impl Engine for BallistaEngine {
     }
 }
 
+/// The node of `plan` that submits it to the cluster, if it is sent there.
+fn distributed(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
+    let mut found = None;
+    let _ = plan.apply(|node| {
+        let any: &dyn std::any::Any = node.as_ref();
+        if any.is::<DistributedQueryExec<LogicalPlanNode>>() {
+            found = Some(Arc::clone(node));
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
 /// A stop ends the stream here at once; this also cancels the job on the cluster, so that no
 /// further task of it is scheduled. It ends when the stream is dropped.
 async fn cancel_when_stopped(
     scheduler: String,
-    plan: Arc<dyn ExecutionPlan>,
+    node: Arc<dyn ExecutionPlan>,
     stop: StopFlag,
     alive: Weak<()>,
 ) {
     while alive.strong_count() > 0 {
         if stop.is_stopped() {
-            let Some(job) = job_of(&plan) else {
+            let any: &dyn std::any::Any = node.as_ref();
+            // The job has an id once it was submitted, at the stream's first poll.
+            let Some(job) = any
+                .downcast_ref::<DistributedQueryExec<LogicalPlanNode>>()
+                .and_then(|exec| exec.job_id())
+                .map(|id| id.to_string())
+            else {
                 return;
             };
             let cancelled = async {
                 let mut client = SchedulerGrpcClient::connect(scheduler.clone()).await?;
                 client
                     .cancel_job(CancelJobParams {
-                        job_id: job.to_string(),
+                        job_id: job.clone(),
                     })
                     .await?;
                 Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
@@ -166,29 +182,6 @@ async fn cancel_when_stopped(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Whether `plan` runs on the cluster.
-fn job_plan(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    plan.exists(|node| {
-        let any: &dyn std::any::Any = node.as_ref();
-        Ok(any.is::<DistributedQueryExec<LogicalPlanNode>>())
-    })
-    .unwrap_or(false)
-}
-
-/// The job the cluster runs for `plan`, once it was submitted (at the first poll).
-fn job_of(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
-    let mut job = None;
-    let _ = plan.apply(|node| {
-        let any: &dyn std::any::Any = node.as_ref();
-        if let Some(exec) = any.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>() {
-            job = exec.job_id().map(|j| j.to_string());
-            return Ok(TreeNodeRecursion::Stop);
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    job
 }
 
 /// The result stream, with the token whose drop tells [`cancel_when_stopped`] to end.

@@ -9,45 +9,7 @@ mod codec;
 mod engine;
 mod standalone;
 
-pub use cluster::{run_executor, run_scheduler};
+pub use cluster::{MIN_EXECUTOR_TIMEOUT_S, run_executor, run_scheduler};
 pub use codec::{NijiLogicalCodec, NijiPhysicalCodec};
-pub use engine::BallistaEngine;
-
-use std::sync::Arc;
-
-use niji_sandbox::{Engine, LocalEngine};
-
-/// The size of a `ballista-standalone` cluster.
-#[derive(Debug, Clone, Copy)]
-pub struct StandaloneSize {
-    pub executors: usize,
-    /// Task slots per executor.
-    pub cores: usize,
-    /// Memory per executor, in MiB; beyond it, operators spill.
-    pub memory_mb: usize,
-}
-
-impl Default for StandaloneSize {
-    fn default() -> Self {
-        Self {
-            executors: 2,
-            cores: 2,
-            memory_mb: 2048,
-        }
-    }
-}
-
-/// The engine `name` gives: `datafusion` (in this process), `ballista-standalone` (a
-/// scheduler and executors of `size` in this process) or `ballista://host:port`.
-pub async fn engine_named(
-    name: &str,
-    size: StandaloneSize,
-) -> datafusion::error::Result<Arc<dyn Engine>> {
-    Ok(match name {
-        "datafusion" => Arc::new(LocalEngine),
-        "ballista-standalone" => {
-            Arc::new(BallistaEngine::standalone(size.executors, size.cores, size.memory_mb).await?)
-        }
-        url => Arc::new(BallistaEngine::remote(url)?),
-    })
-}
+pub use engine::{BallistaEngine, engine_named};
+pub use standalone::StandaloneSize;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ballista_core::extension::SessionConfigExt;
-use ballista_core::serde::BallistaCodec;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SessionStateBuilder;
@@ -15,7 +14,27 @@ use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
 
-use crate::BallistaEngine;
+use crate::codec::Codecs;
+
+/// The size of a `ballista-standalone` cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct StandaloneSize {
+    pub executors: usize,
+    /// Task slots per executor.
+    pub cores: usize,
+    /// Memory per executor, in MiB; beyond it, operators spill.
+    pub memory_mb: usize,
+}
+
+impl Default for StandaloneSize {
+    fn default() -> Self {
+        Self {
+            executors: 2,
+            cores: 2,
+            memory_mb: 2048,
+        }
+    }
+}
 
 /// The runtime that carries the scheduler and executors, and the scheduler's address.
 #[derive(Debug)]
@@ -28,17 +47,17 @@ fn config_error(e: impl std::fmt::Display) -> DataFusionError {
     DataFusionError::Configuration(format!("starting Ballista: {e}"))
 }
 
-/// The state Ballista's scheduler plans with and executors run with: niji's codecs, and a
-/// memory pool of `memory_mb` (per executor) whose overflow spills.
-pub(crate) fn cluster_state(memory_mb: usize) -> Result<SessionState> {
-    let config = BallistaEngine::session_config(SessionConfig::new_with_ballista());
-    let runtime = RuntimeEnvBuilder::new()
-        .with_memory_pool(Arc::new(FairSpillPool::new(memory_mb << 20)))
-        .build_arc()?;
+/// The state Ballista's scheduler plans with and executors run with: niji's codecs, and for
+/// an executor a memory pool of `memory_mb` whose overflow spills (a scheduler only plans).
+pub(crate) fn cluster_state(memory_mb: Option<usize>) -> Result<SessionState> {
+    let mut runtime = RuntimeEnvBuilder::new();
+    if let Some(mb) = memory_mb {
+        runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(mb << 20)));
+    }
     Ok(SessionStateBuilder::new()
         .with_default_features()
-        .with_config(config)
-        .with_runtime_env(runtime)
+        .with_config(Codecs::get().on(SessionConfig::new_with_ballista()))
+        .with_runtime_env(runtime.build_arc()?)
         .build())
 }
 
@@ -60,7 +79,12 @@ pub(crate) async fn scheduler_client(
 }
 
 impl Standalone {
-    pub(crate) async fn start(executors: usize, cores: usize, memory_mb: usize) -> Result<Self> {
+    pub(crate) async fn start(size: StandaloneSize) -> Result<Self> {
+        let StandaloneSize {
+            executors,
+            cores,
+            memory_mb,
+        } = size;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("niji-ballista")
@@ -68,7 +92,7 @@ impl Standalone {
             .build()
             .map_err(config_error)?;
         let started = runtime.spawn(async move {
-            let state = cluster_state(memory_mb)?;
+            let state = cluster_state(Some(memory_mb))?;
             let scheduler =
                 ballista_scheduler::standalone::new_standalone_scheduler_from_state(&state)
                     .await
@@ -108,12 +132,4 @@ impl Drop for Standalone {
             runtime.shutdown_background();
         }
     }
-}
-
-/// The codecs of a process of a niji cluster.
-pub(crate) fn codec() -> BallistaCodec {
-    BallistaCodec::new(
-        Arc::new(crate::codec::NijiLogicalCodec::default()),
-        Arc::new(crate::codec::NijiPhysicalCodec::default()),
-    )
 }

@@ -6,8 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use niji_ballista::BallistaEngine;
+use niji_ballista::{BallistaEngine, StandaloneSize};
 use niji_sandbox::{
     Engine, LocalEngine, Mode, QueryOutcome, QueryRequest, Scope, Settings, Status, Visiting,
 };
@@ -47,19 +46,10 @@ const ATTACKS: &[&str] = &[
 /// cells masked in it and why (in order when the query orders them; sorted otherwise, as an
 /// engine may give rows in any order), and the totals.
 fn shown(o: &QueryOutcome, ordered: bool) -> String {
-    let options = FormatOptions::default().with_null("NULL");
-    let mut rows = Vec::new();
-    for b in &o.batches {
-        let formatters: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter"))
-            .collect();
-        for i in 0..b.num_rows() {
-            let row: Vec<String> = formatters.iter().map(|f| f.value(i).to_string()).collect();
-            rows.push(row.join(" | "));
-        }
-    }
+    let mut rows: Vec<String> = niji_testkit::text_rows(&o.batches)
+        .into_iter()
+        .map(|row| row.join(" | "))
+        .collect();
     for cell in &o.suppressed {
         let row = rows.get_mut(cell.row).expect("a masked cell's row");
         row.push_str(&format!(" [{} masked: {}]", cell.column, cell.reason));
@@ -120,9 +110,12 @@ async fn ballista_standalone_gives_every_result_mask_and_verdict_datafusion_give
         ..settings.clone()
     };
     let ballista = Arc::new(
-        BallistaEngine::standalone(2, 2, 1024)
-            .await
-            .expect("Ballista standalone"),
+        BallistaEngine::standalone(StandaloneSize {
+            memory_mb: 1024,
+            ..Default::default()
+        })
+        .await
+        .expect("Ballista standalone"),
     );
     let local = open(settings, Arc::new(LocalEngine)).await;
     let distributed = open(settings_b, ballista.clone()).await;

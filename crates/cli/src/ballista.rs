@@ -19,13 +19,13 @@ pub struct EngineArgs {
     #[arg(long, env = "NIJI_ENGINE", default_value = "datafusion")]
     pub engine: String,
     /// Executors of `ballista-standalone`.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = StandaloneSize::default().executors)]
     pub ballista_executors: usize,
     /// Task slots per executor of `ballista-standalone`.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = StandaloneSize::default().cores)]
     pub ballista_cores: usize,
     /// Memory per executor of `ballista-standalone`, in MiB; beyond it, operators spill.
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = StandaloneSize::default().memory_mb)]
     pub ballista_memory_mb: usize,
 }
 
@@ -54,7 +54,8 @@ enum BallistaCommand {
     Scheduler {
         #[arg(long, default_value = "127.0.0.1:50050")]
         bind: SocketAddr,
-        /// Seconds without a word from an executor before its tasks run elsewhere.
+        /// Seconds without a word from an executor before its tasks run elsewhere (at least 15:
+        /// busy executors report every 5 s).
         #[arg(long, default_value_t = 30)]
         executor_timeout_s: u64,
     },
@@ -63,9 +64,9 @@ enum BallistaCommand {
     Executor {
         #[arg(long, default_value = "127.0.0.1:50050")]
         scheduler: String,
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = StandaloneSize::default().cores)]
         cores: usize,
-        #[arg(long, default_value_t = 2048)]
+        #[arg(long, default_value_t = StandaloneSize::default().memory_mb)]
         memory_mb: usize,
     },
 }

@@ -12,7 +12,8 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use arrow::row::{RowConverter, SortField};
-use datafusion::common::{DataFusionError, Result, exec_err};
+use datafusion::common::error::GenericError;
+use datafusion::common::{DataFusionError, Result};
 use datafusion::logical_expr::ScalarUDF;
 use niji_store::Strata;
 use niji_store::wire::{WireError, WireReader, WireWriter};
@@ -26,11 +27,7 @@ const STRATA: &str = "niji.strata.v1";
 const FACILITY_OF: &str = "niji.facility-of.v1";
 const TOTAL: &str = "niji.total.v1";
 
-fn wire_error(e: WireError) -> DataFusionError {
-    DataFusionError::External(Box::new(e))
-}
-
-fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
+fn external_error(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
@@ -47,18 +44,17 @@ pub fn encode_function(udf: &ScalarUDF) -> Result<Option<Vec<u8>>> {
     }
     if let Some(f) = inner.downcast_ref::<FacilityOf>() {
         let mut w = WireWriter::tagged(FACILITY_OF);
-        w.bytes(&f.strata.encode().map_err(external)?);
+        w.bytes(&f.strata.encode().map_err(external_error)?);
         return Ok(Some(w.finish()));
     }
     if let Some(f) = inner.downcast_ref::<StrataUdf>() {
         let mut w = WireWriter::tagged(STRATA);
         let cells = &f.cells;
-        w.bytes(&cells.strata.encode().map_err(external)?)
+        w.bytes(&cells.strata.encode().map_err(external_error)?)
             .u64(cells.facility_cap as u64)
             .u64(cells.values.len() as u64);
         for (column, ceiling) in &cells.values {
-            let bits: Vec<u64> = ceiling.iter().map(|v| v.to_bits()).collect();
-            w.text(column).u64s(&bits);
+            w.text(column).f64s(ceiling);
         }
         let keyed = &f.keyed;
         w.bytes(&types_form(&keyed.arg_types)?)
@@ -85,64 +81,57 @@ pub fn decode_function(
     let Ok((tag, mut r)) = WireReader::open(bytes) else {
         return Ok(None);
     };
-    let udf = match tag.as_str() {
-        TOTAL => {
-            let name = r.text().map_err(wire_error)?;
-            match builtin(&name) {
-                Some(f) => total_udf(&f),
-                None => return exec_err!("no function {name} to make total"),
+    let read = || -> std::result::Result<Option<ScalarUDF>, GenericError> {
+        let udf = match tag.as_str() {
+            TOTAL => {
+                let name = r.text()?;
+                let inner = builtin(&name).ok_or(format!("no function {name} to make total"))?;
+                total_udf(&inner)
             }
-        }
-        FACILITY_OF => {
-            let strata = Strata::decode(r.bytes().map_err(wire_error)?).map_err(external)?;
-            facility_of_udf(Arc::new(strata))
-        }
-        STRATA => {
-            let strata = Strata::decode(r.bytes().map_err(wire_error)?).map_err(external)?;
-            let facility_cap = usize::try_from(r.u64().map_err(wire_error)?).unwrap_or(usize::MAX);
-            let n = r.u64().map_err(wire_error)?;
-            let mut values = Vec::new();
-            for _ in 0..n {
-                let column = r.text().map_err(wire_error)?;
-                let ceiling = r.u64s().map_err(wire_error)?;
-                values.push((column, ceiling.into_iter().map(f64::from_bits).collect()));
-            }
-            let arg_types = types_of(r.bytes().map_err(wire_error)?)?;
-            let global = r.u64().map_err(wire_error)? == 1;
-            let n = r.u64().map_err(wire_error)?;
-            let mut strata_of = HashMap::new();
-            for _ in 0..n {
-                let row: Box<[u8]> = r.bytes().map_err(wire_error)?.into();
-                let strata = r
-                    .u64s()
-                    .map_err(wire_error)?
-                    .into_iter()
-                    .map(|s| u32::try_from(s).map_err(|_| WireError("a stratum number".into())))
-                    .collect::<std::result::Result<Vec<u32>, _>>()
-                    .map_err(wire_error)?;
-                strata_of.insert(row, strata);
-            }
-            // The row form of keys is the converter's for these types, wherever it is made.
-            let converter =
-                RowConverter::new(arg_types.iter().cloned().map(SortField::new).collect())?;
-            strata_udf(
-                StrataCells {
-                    strata: Arc::new(strata),
-                    facility_cap,
-                    values,
-                },
-                KeyedStrata {
-                    arg_types,
-                    converter,
-                    strata_of,
-                    global,
-                },
-            )
-        }
-        _ => return Ok(None),
+            FACILITY_OF => facility_of_udf(Arc::new(Strata::decode(r.bytes()?)?)),
+            STRATA => read_strata(&mut r)?,
+            _ => return Ok(None),
+        };
+        r.end()?;
+        Ok(Some(udf))
     };
-    r.end().map_err(wire_error)?;
-    Ok(Some(udf))
+    read().map_err(DataFusionError::from)
+}
+
+/// `niji_strata`'s fields, in [`encode_function`]'s order.
+fn read_strata(r: &mut WireReader<'_>) -> std::result::Result<ScalarUDF, GenericError> {
+    let strata = Strata::decode(r.bytes()?)?;
+    let facility_cap = usize::try_from(r.u64()?)?;
+    let values = (0..r.u64()?)
+        .map(|_| Ok((r.text()?, r.f64s()?)))
+        .collect::<std::result::Result<Vec<_>, WireError>>()?;
+    let arg_types = types_of(r.bytes()?)?;
+    let global = r.u64()? == 1;
+    let mut strata_of = HashMap::new();
+    for _ in 0..r.u64()? {
+        let row: Box<[u8]> = r.bytes()?.into();
+        let strata = r
+            .u64s()?
+            .into_iter()
+            .map(u32::try_from)
+            .collect::<std::result::Result<Vec<u32>, _>>()?;
+        strata_of.insert(row, strata);
+    }
+    // The row form of keys is the converter's for these types, wherever it is made.
+    let converter = RowConverter::new(arg_types.iter().cloned().map(SortField::new).collect())?;
+    Ok(strata_udf(
+        StrataCells {
+            strata: Arc::new(strata),
+            facility_cap,
+            values,
+        },
+        KeyedStrata {
+            arg_types,
+            converter,
+            strata_of,
+            global,
+        },
+    ))
 }
 
 /// Types as the schema of an empty Arrow IPC stream.

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use crate::audited::write_audited;
 use crate::{Action, GovernanceError, Platform};
 
 /// Days a granted request may download from its decision.
@@ -211,27 +212,22 @@ impl Platform {
         // The row and its audit entry are committed together: a process killed between two
         // writes would leave a version on record whose build was never audited, and the next
         // build, finding it, would not build (or audit) it again.
-        let row = built.clone();
-        self.audit()
-            .append_with(&built.built_by, "dataset.build", built, move |c| {
-                Box::pin(async move {
-                    let done = sqlx::query(
-                        "INSERT INTO dataset_versions (name, version, built_at, built_by, rows_released, cells_masked, parquet_sha256, csv_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name, version) DO NOTHING",
-                    )
-                    .bind(row.name)
-                    .bind(row.version)
-                    .bind(row.built_at)
-                    .bind(row.built_by)
-                    .bind(row.rows_released)
-                    .bind(row.cells_masked)
-                    .bind(row.parquet_sha256)
-                    .bind(row.csv_sha256)
-                    .execute(c)
-                    .await?;
-                    Ok(done.rows_affected() == 1)
-                })
-            })
-            .await?;
+        write_audited(
+            self.audit(),
+            (&built.built_by, "dataset.build", built),
+            "INSERT INTO dataset_versions (name, version, built_at, built_by, rows_released, cells_masked, parquet_sha256, csv_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name, version) DO NOTHING",
+            vec![
+                built.name.as_str().into(),
+                built.version.as_str().into(),
+                built.built_at.as_str().into(),
+                built.built_by.as_str().into(),
+                built.rows_released.into(),
+                built.cells_masked.into(),
+                built.parquet_sha256.as_str().into(),
+                built.csv_sha256.as_str().into(),
+            ],
+        )
+        .await?;
         // The first record of a version stands, whoever wrote it.
         self.dataset_version(&built.name, &built.version)
             .await?

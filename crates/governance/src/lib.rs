@@ -7,6 +7,7 @@ mod accounts;
 mod alerts;
 pub mod applications;
 mod audit_access;
+mod audited;
 mod authz;
 mod completion;
 mod consent;

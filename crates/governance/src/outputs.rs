@@ -4,6 +4,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::audited::write_audited;
 use crate::{GovernanceError, PlatformDb};
 
 /// An enum kept in the platform database as its snake_case name; read back strictly (an
@@ -246,10 +247,11 @@ impl PlatformDb {
             (checker, "output.vote", detail),
             "INSERT INTO output_votes (output, checker, vote, reason, voted_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (output, checker) DO NOTHING",
             vec![
-                Some(id.to_string()),
-                Some(checker.to_string()),
-                Some(vote.as_str().to_string()),
-                Some(reason.to_string()),
+                id.into(),
+                checker.into(),
+                vote.as_str().into(),
+                reason.into(),
+                niji_audit::now_rfc3339().as_str().into(),
             ],
         )
         .await
@@ -297,35 +299,12 @@ impl PlatformDb {
             (actor, action, detail),
             "UPDATE outputs SET review = $2, released = $3, decided_at = $4 WHERE id = $1 AND review = 'requested'",
             vec![
-                Some(id.to_string()),
-                Some(review.as_str().to_string()),
-                released.map(|v| v.to_string()),
+                id.into(),
+                review.as_str().into(),
+                released.map(|v| v.to_string()).into(),
+                niji_audit::now_rfc3339().as_str().into(),
             ],
         )
         .await
     }
-}
-
-/// Runs `sql` with `params` and the time now as its last parameter, in the transaction of the
-/// audit entry `(actor, action, detail)`: both are committed or neither. Whether it changed a
-/// row; when it did not, nothing is appended.
-async fn write_audited(
-    audit: &niji_audit::AuditLog,
-    (actor, action, detail): (&str, &str, &serde_json::Value),
-    sql: &'static str,
-    params: Vec<Option<String>>,
-) -> Result<bool, GovernanceError> {
-    let appended = audit
-        .append_with(actor, action, detail, move |c| {
-            Box::pin(async move {
-                let mut query = sqlx::query(sql);
-                for p in params {
-                    query = query.bind(p);
-                }
-                let done = query.bind(niji_audit::now_rfc3339()).execute(c).await?;
-                Ok(done.rows_affected() == 1)
-            })
-        })
-        .await?;
-    Ok(appended.is_some())
 }

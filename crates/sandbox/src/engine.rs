@@ -65,17 +65,24 @@ impl Engine for LocalEngine {
         stop: &StopFlag,
     ) -> Result<SendableRecordBatchStream> {
         let physical = state.create_physical_plan(&plan).await?;
-        execute_stream(interruptible(physical, stop)?, state.task_ctx())
+        execute_until_stopped(physical, state, stop)
     }
+}
+
+/// Runs a physical plan in `state`'s task context, every operator ending at its next batch
+/// once `stop` is raised: how every engine streams a plan's result.
+pub fn execute_until_stopped(
+    physical: Arc<dyn ExecutionPlan>,
+    state: &SessionState,
+    stop: &StopFlag,
+) -> Result<SendableRecordBatchStream> {
+    execute_stream(interruptible(physical, stop)?, state.task_ctx())
 }
 
 /// Puts a stop check between every operator and its inputs. Aborting a task only takes effect
 /// when it yields to the runtime, and an operator fed from memory (a cross join, an aggregate
 /// over one) may not yield for as long as it runs; it does poll its input once per batch.
-pub fn interruptible(
-    plan: Arc<dyn ExecutionPlan>,
-    stop: &StopFlag,
-) -> Result<Arc<dyn ExecutionPlan>> {
+fn interruptible(plan: Arc<dyn ExecutionPlan>, stop: &StopFlag) -> Result<Arc<dyn ExecutionPlan>> {
     plan.transform_up(|node| {
         Ok(Transformed::new(
             Arc::new(StopCheckExec::new(node, stop.clone())) as Arc<dyn ExecutionPlan>,

@@ -37,6 +37,15 @@ impl WireWriter {
         self
     }
 
+    /// Floats by their bits: they come back exactly, NaN and signed zero included.
+    pub fn f64s(&mut self, values: &[f64]) -> &mut Self {
+        self.u64(values.len() as u64);
+        for v in values {
+            self.u64(v.to_bits());
+        }
+        self
+    }
+
     pub fn finish(self) -> Vec<u8> {
         self.0
     }
@@ -97,6 +106,10 @@ impl<'a> WireReader<'a> {
         (0..n).map(|_| self.u64()).collect()
     }
 
+    pub fn f64s(&mut self) -> Result<Vec<f64>, WireError> {
+        Ok(self.u64s()?.into_iter().map(f64::from_bits).collect())
+    }
+
     /// The end: bytes left over mean the form is not what the reader expects.
     pub fn end(self) -> Result<(), WireError> {
         if self.0.is_empty() {
@@ -114,13 +127,20 @@ mod tests {
     #[test]
     fn fields_read_back_as_written_and_damage_is_refused() {
         let mut w = WireWriter::tagged("niji.test.v1");
-        w.u64(7).text("東京").u64s(&[1, u64::MAX]).bytes(&[9, 9]);
+        w.u64(7)
+            .text("東京")
+            .u64s(&[1, u64::MAX])
+            .f64s(&[-0.0, 2.5])
+            .bytes(&[9, 9]);
         let bytes = w.finish();
         let (tag, mut r) = WireReader::open(&bytes).expect("open");
         assert_eq!(tag, "niji.test.v1");
         assert_eq!(r.u64().expect("u64"), 7);
         assert_eq!(r.text().expect("text"), "東京");
         assert_eq!(r.u64s().expect("u64s"), vec![1, u64::MAX]);
+        let floats = r.f64s().expect("f64s");
+        assert_eq!(floats[0].to_bits(), (-0.0f64).to_bits());
+        assert_eq!(floats[1], 2.5);
         assert_eq!(r.bytes().expect("bytes"), &[9, 9]);
         r.end().expect("nothing left");
 
@@ -128,6 +148,7 @@ mod tests {
         short.u64().expect("u64");
         short.text().expect("text");
         short.u64s().expect("u64s");
+        short.f64s().expect("f64s");
         assert!(short.bytes().is_err(), "a cut form is refused");
         let mut huge = WireWriter::tagged("t");
         huge.u64(u64::MAX / 2);

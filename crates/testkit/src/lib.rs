@@ -198,6 +198,24 @@ pub async fn engine_from_env() -> Result<Arc<dyn Engine>, SandboxError> {
     Ok(niji_ballista::engine_named(&name, size).await?)
 }
 
+/// Every row of `batches` as its cells' text (NULL for null): how tests compare results.
+pub fn text_rows(batches: &[datafusion::arrow::array::RecordBatch]) -> Vec<Vec<String>> {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in batches {
+        let f: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter"))
+            .collect();
+        for i in 0..b.num_rows() {
+            out.push(f.iter().map(|f| f.value(i).to_string()).collect());
+        }
+    }
+    out
+}
+
 /// The dummy store as niji's binary makes it: synthetic, from `niji_ingest::synthetic`.
 pub fn dummy_store() -> DummyStoreMaker {
     DummyStoreMaker::new(niji_ingest::synthetic::dummy_store)

@@ -8,7 +8,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use niji_ballista::BallistaEngine;
 use niji_sandbox::{Mode, QueryOutcome, QueryRequest, Scope, Status, Visiting};
 
@@ -46,25 +45,10 @@ impl Drop for Process {
 
 /// The rows of an answer, one text line each, in order.
 fn rows(o: &QueryOutcome) -> Vec<String> {
-    let options = FormatOptions::default().with_null("NULL");
-    let mut out = Vec::new();
-    for b in &o.batches {
-        let formatters: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter"))
-            .collect();
-        for i in 0..b.num_rows() {
-            out.push(
-                formatters
-                    .iter()
-                    .map(|f| f.value(i).to_string())
-                    .collect::<Vec<_>>()
-                    .join(" | "),
-            );
-        }
-    }
-    out
+    niji_testkit::text_rows(&o.batches)
+        .into_iter()
+        .map(|row| row.join(" | "))
+        .collect()
 }
 
 /// A self-join of every receipt with every receipt of the same sex and setting: long enough to
@@ -102,7 +86,7 @@ fn an_executor_killed_mid_query_gives_an_error_or_the_right_answer_never_a_wrong
         "--bind",
         &scheduler,
         "--executor-timeout-s",
-        "5",
+        &niji_ballista::MIN_EXECUTOR_TIMEOUT_S.to_string(),
     ]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(&scheduler).is_err() {

@@ -1,7 +1,9 @@
 //! The byte forms of niji's aggregates and of the cell field functions: a kind and its
 //! parameters (a cap, ceilings), from which the public constructors build the same function.
 
-use niji_store::wire::{WireReader, WireWriter};
+use datafusion::common::DataFusionError;
+use datafusion::common::error::GenericError;
+use niji_store::wire::{WireError, WireReader, WireWriter};
 
 use super::*;
 
@@ -29,10 +31,6 @@ pub fn encode_aggregate(udaf: &AggregateUDF) -> Option<Vec<u8>> {
     Some(w.finish())
 }
 
-fn wire_error(e: niji_store::wire::WireError) -> datafusion::error::DataFusionError {
-    datafusion::error::DataFusionError::External(Box::new(e))
-}
-
 /// The aggregate `bytes` encode, or `None` when they are not an aggregate's form.
 pub fn decode_aggregate(bytes: &[u8]) -> Result<Option<AggregateUDF>> {
     let Ok((tag, mut r)) = WireReader::open(bytes) else {
@@ -41,28 +39,25 @@ pub fn decode_aggregate(bytes: &[u8]) -> Result<Option<AggregateUDF>> {
     if tag != AGGREGATE {
         return Ok(None);
     }
-    let kind = r.text().map_err(wire_error)?;
-    let cap = usize::try_from(r.u64().map_err(wire_error)?).unwrap_or(usize::MAX);
-    let n = r.u64().map_err(wire_error)?;
-    let ceilings: Vec<Vec<f64>> = (0..n)
-        .map(|_| {
-            r.u64s()
-                .map(|bits| bits.into_iter().map(f64::from_bits).collect())
+    let read = || -> std::result::Result<AggregateUDF, GenericError> {
+        let kind = r.text()?;
+        let cap = usize::try_from(r.u64()?)?;
+        let ceilings: Vec<Vec<f64>> = (0..r.u64()?)
+            .map(|_| r.f64s())
+            .collect::<std::result::Result<_, WireError>>()?;
+        r.end()?;
+        Ok(match kind.as_str() {
+            "set" => set_udaf(),
+            "first-members" => first_members_udaf(cap),
+            "contributions" => contributions_udaf(),
+            "person" => person_udaf(),
+            "a-facility" => a_facility_udaf(),
+            "cell" => cell_udaf(),
+            "bounded-cell" => bounded_cell_udaf(&ceilings),
+            other => return Err(format!("no aggregate {other} travels").into()),
         })
-        .collect::<std::result::Result<_, _>>()
-        .map_err(wire_error)?;
-    r.end().map_err(wire_error)?;
-    let udaf = match kind.as_str() {
-        "set" => set_udaf(),
-        "first-members" => first_members_udaf(cap),
-        "contributions" => contributions_udaf(),
-        "person" => person_udaf(),
-        "a-facility" => a_facility_udaf(),
-        "cell" => cell_udaf(),
-        "bounded-cell" => bounded_cell_udaf(&ceilings),
-        other => return exec_err!("no aggregate {other} travels"),
     };
-    Ok(Some(udaf))
+    read().map(Some).map_err(DataFusionError::from)
 }
 
 /// The byte form of `udf` when it is a cell field function.
@@ -82,12 +77,15 @@ pub fn decode_cell_field(bytes: &[u8]) -> Result<Option<ScalarUDF>> {
     if tag != CELL_FIELD {
         return Ok(None);
     }
-    let field = match r.text().map_err(wire_error)?.as_str() {
-        CELL_PERSONS => CELL_PERSONS,
-        CELL_CONTRIBUTIONS => CELL_CONTRIBUTIONS,
-        crate::strata::CELL_FACILITIES => crate::strata::CELL_FACILITIES,
-        other => return exec_err!("a cell has no field {other}"),
+    let read = || -> std::result::Result<ScalarUDF, GenericError> {
+        let field = match r.text()?.as_str() {
+            CELL_PERSONS => CELL_PERSONS,
+            CELL_CONTRIBUTIONS => CELL_CONTRIBUTIONS,
+            crate::strata::CELL_FACILITIES => crate::strata::CELL_FACILITIES,
+            other => return Err(format!("a cell has no field {other}").into()),
+        };
+        r.end()?;
+        Ok(cell_field_udf(field))
     };
-    r.end().map_err(wire_error)?;
-    Ok(Some(cell_field_udf(field)))
+    read().map(Some).map_err(DataFusionError::from)
 }

@@ -32,7 +32,7 @@ pub struct PseudonymUdf {
 impl PseudonymUdf {
     /// The views' function: rows of persons the dictionary lacks show no pseudonym.
     pub fn new_udf(label: String, dictionary: Arc<ProjectPseudonyms>) -> ScalarUDF {
-        Self::with(label, dictionary, false)
+        Self::from_parts(label, dictionary, false)
     }
 
     /// Disclosure control's, which maps the person of each group of an aggregation regrouped
@@ -40,11 +40,7 @@ impl PseudonymUdf {
     /// the dictionary lacks would share one null pseudonym, one group, where the regrouped
     /// aggregation has a group each, so they fail the query instead.
     pub fn strict_udf(label: &str, dictionary: Arc<ProjectPseudonyms>) -> ScalarUDF {
-        Self::with(format!("{label}/strict"), dictionary, true)
-    }
-
-    fn with(label: String, dictionary: Arc<ProjectPseudonyms>, strict: bool) -> ScalarUDF {
-        Self::from_parts(label, dictionary, strict)
+        Self::from_parts(format!("{label}/strict"), dictionary, true)
     }
 
     fn from_parts(label: String, dictionary: Arc<ProjectPseudonyms>, strict: bool) -> ScalarUDF {

@@ -81,23 +81,7 @@ impl Fixture {
     }
 }
 
-/// Every row of `batches` as its cells' text (NULL for null).
-pub fn text_rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    use arrow::util::display::{ArrayFormatter, FormatOptions};
-    let options = FormatOptions::default().with_null("NULL");
-    let mut out = Vec::new();
-    for b in batches {
-        let f: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter"))
-            .collect();
-        for i in 0..b.num_rows() {
-            out.push(f.iter().map(|f| f.value(i).to_string()).collect());
-        }
-    }
-    out
-}
+pub use niji_testkit::text_rows;
 
 /// All values of one column as strings (NULL for null).
 pub fn column(outcome: &QueryOutcome, name: &str) -> Vec<String> {
