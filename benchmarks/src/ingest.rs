@@ -49,57 +49,20 @@ pub fn run(
     }
     let run_niji = || -> anyhow::Result<(f64, u64, f64)> {
         let _ = std::fs::remove_dir_all(&data_dir);
-        let mut opts = IngestOptions::new(raw.clone(), data_dir.clone());
-        opts.only = vec!["ndb.receipts".into()];
-        if let Some(mb) = memory_mb {
-            opts.memory_budget = mb << 20;
-        }
-        crate::peak::reset()?;
-        let t = Instant::now();
-        let report = niji_ingest::ingest(&catalog, &key, &opts, &|_| {})?;
-        let seconds = t.elapsed().as_secs_f64();
-        let rows = report
-            .table("ndb", "receipts")
-            .map_or(0, |t| t.counts.rows_read);
-        Ok((seconds, rows, crate::peak::megabytes()?))
+        let run = niji_ingest_once(
+            &catalog,
+            &key,
+            &raw,
+            &data_dir,
+            &["ndb.receipts"],
+            memory_mb,
+        )?;
+        Ok((run.seconds, run.rows, run.peak_mb))
     };
     let out = work.join("duckdb_receipts.parquet");
-    let bench_key = hex_of(&*key.derive_labelled(b"niji/bench/duckdb"));
     let run_duckdb = || -> anyhow::Result<(f64, u64, String, f64)> {
-        let output = Command::new(python)
-            .arg(script)
-            .arg(&receipts)
-            .arg(&history)
-            .arg(&out)
-            .env("NIJI_BENCH_KEY", &bench_key)
-            .output()
-            .with_context(|| {
-                format!(
-                    "running {} (install with scripts/setup-python.sh)",
-                    python.display()
-                )
-            })?;
-        if !output.status.success() {
-            bail!(
-                "DuckDB benchmark failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let field = |name: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.trim().to_string())
-        };
-        let seconds: f64 = field("seconds=")
-            .and_then(|v| v.parse().ok())
-            .context("DuckDB script printed no timing")?;
-        let rows: u64 = field("rows=").and_then(|v| v.parse().ok()).unwrap_or(0);
-        let peak: f64 = field("peak_mb=")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(f64::NAN);
-        Ok((seconds, rows, field("duckdb=").unwrap_or_default(), peak))
+        let (run, version) = duckdb_ingest_once(python, script, &key, &receipts, &history, &out)?;
+        Ok((run.seconds, run.rows, version, run.peak_mb))
     };
     let mut niji_runs = Vec::new();
     let mut duck_runs = Vec::new();
@@ -159,6 +122,95 @@ pub fn run(
         "(niji also validates, normalises names and numbers, quarantines bad rows and hashes with HMAC; DuckDB does sha256(key || fields) without normalisation)"
     );
     Ok(())
+}
+
+/// One timed job: its seconds, the rows it read and its peak resident memory in MiB.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Run {
+    pub seconds: f64,
+    pub rows: u64,
+    pub peak_mb: f64,
+}
+
+/// niji's ingest of the `only` tables of the delivery `raw` into `data_dir`, timed, with the
+/// rows read from all of them.
+pub(crate) fn niji_ingest_once(
+    catalog: &niji_catalog::Catalog,
+    key: &CustodianKey,
+    raw: &Path,
+    data_dir: &Path,
+    only: &[&str],
+    memory_mb: Option<usize>,
+) -> anyhow::Result<Run> {
+    let mut opts = IngestOptions::new(raw.to_path_buf(), data_dir.to_path_buf());
+    opts.only = only.iter().map(|t| t.to_string()).collect();
+    if let Some(mb) = memory_mb {
+        opts.memory_budget = mb << 20;
+    }
+    crate::peak::reset()?;
+    let t = Instant::now();
+    let report = niji_ingest::ingest(catalog, key, &opts, &|_| {})?;
+    let seconds = t.elapsed().as_secs_f64();
+    let rows = report.tables.iter().map(|t| t.counts.rows_read).sum();
+    Ok(Run {
+        seconds,
+        rows,
+        peak_mb: crate::peak::megabytes()?,
+    })
+}
+
+/// DuckDB's version of the receipts' ingest (`script`, run by `python`) into `out`, timed by
+/// the script itself, and DuckDB's version.
+pub(crate) fn duckdb_ingest_once(
+    python: &Path,
+    script: &Path,
+    key: &CustodianKey,
+    receipts: &Path,
+    history: &Path,
+    out: &Path,
+) -> anyhow::Result<(Run, String)> {
+    let bench_key = hex_of(&*key.derive_labelled(b"niji/bench/duckdb"));
+    let output = Command::new(python)
+        .arg(script)
+        .arg(receipts)
+        .arg(history)
+        .arg(out)
+        .env("NIJI_BENCH_KEY", &bench_key)
+        .output()
+        .with_context(|| {
+            format!(
+                "running {} (install with scripts/setup-python.sh)",
+                python.display()
+            )
+        })?;
+    if !output.status.success() {
+        bail!(
+            "DuckDB benchmark failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let field = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+    };
+    let seconds: f64 = field("seconds=")
+        .and_then(|v| v.parse().ok())
+        .context("DuckDB script printed no timing")?;
+    let rows: u64 = field("rows=").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let peak_mb: f64 = field("peak_mb=")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    Ok((
+        Run {
+            seconds,
+            rows,
+            peak_mb,
+        },
+        field("duckdb=").unwrap_or_default(),
+    ))
 }
 
 fn hex_of(bytes: &[u8]) -> String {

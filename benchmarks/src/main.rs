@@ -12,6 +12,7 @@ mod peak;
 mod portal;
 mod pseudonym;
 mod review;
+mod scale;
 mod visiting;
 
 use std::path::PathBuf;
@@ -191,6 +192,24 @@ enum Bench {
         #[arg(long, default_value = "scripts/bench_anjana.py")]
         script: PathBuf,
     },
+    /// The same jobs at 1M, 10M and 100M receipts: ingest beside DuckDB's, the analysis suite
+    /// and a linkage join held and checked beside DuckDB, peak memory, growth per 10×.
+    Scale {
+        /// Sizes in receipts (about 14.8 per synthetic person).
+        #[arg(long, value_delimiter = ',', default_values_t = [1_000_000u64, 10_000_000, 100_000_000])]
+        receipts: Vec<u64>,
+        /// Scratch directory: a synthetic delivery per size is kept and reused.
+        #[arg(long, default_value = "./niji-bench-scale")]
+        work: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long, env = "NIJI_PYTHON", default_value = ".venv/bin/python")]
+        python: PathBuf,
+        #[arg(long, default_value = "scripts/bench_duckdb_ingest.py")]
+        ingest_script: PathBuf,
+        #[arg(long, default_value = "scripts/bench_duckdb_visiting.py")]
+        visiting_script: PathBuf,
+    },
     /// Analysis queries on 10M+ synthetic receipts: plain DataFusion, the same through the
     /// chokepoint, and DuckDB, on the same Parquet.
     Visiting {
@@ -306,6 +325,25 @@ fn main() -> ExitCode {
             },
             &python,
             &script,
+        ),
+        Bench::Scale {
+            receipts,
+            work,
+            runs,
+            python,
+            ingest_script,
+            visiting_script,
+        } => scale::run(
+            &ctx,
+            &env,
+            &scale::ScaleArgs {
+                receipts: &receipts,
+                work: &work,
+                runs,
+                python: &python,
+                ingest_script: &ingest_script,
+                visiting_script: &visiting_script,
+            },
         ),
         Bench::Acro {
             persons,
