@@ -113,10 +113,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_timeout_shorter_than_three_busy_heartbeats_is_refused() {
-        let bind: SocketAddr = "127.0.0.1:9".parse().expect("an address");
-        let refused = run_scheduler(bind, MIN_EXECUTOR_TIMEOUT_S - 1)
-            .await
-            .expect_err("a timeout busy executors cannot meet");
+        // Port 0 and a time limit: were the check gone, the scheduler would start and serve,
+        // and the test must then fail, not hang.
+        let bind: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+        let refused = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            run_scheduler(bind, MIN_EXECUTOR_TIMEOUT_S - 1),
+        )
+        .await
+        .expect("refused at once, not served")
+        .expect_err("a timeout busy executors cannot meet");
         assert!(refused.to_string().contains("at least 15 s"), "{refused}");
     }
 }

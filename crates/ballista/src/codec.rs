@@ -15,7 +15,6 @@ use ballista_core::serde::{
 };
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
-use datafusion::common::error::GenericError;
 use datafusion::common::{DataFusionError, Result, TableReference, plan_err};
 use datafusion::datasource::TableType;
 use datafusion::datasource::file_format::FileFormatFactory;
@@ -27,7 +26,7 @@ use datafusion_proto::logical_plan::{AsLogicalPlan, LogicalExtensionCodec};
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use datafusion_proto::protobuf::LogicalPlanNode;
 use niji_sandbox::views::ProjectView;
-use niji_store::wire::{WireReader, WireWriter};
+use niji_store::wire::{WireWriter, read_tagged};
 use prost::Message;
 
 const VIEW: &str = "niji.project-view.v1";
@@ -171,25 +170,22 @@ impl NijiLogicalCodec {
     }
 
     fn decode_view(&self, buf: &[u8], ctx: &TaskContext) -> Result<Option<ProjectView>> {
-        let Ok((tag, mut r)) = WireReader::open(buf) else {
-            return Ok(None);
-        };
-        if tag != VIEW {
-            return Ok(None);
-        }
-        let read = || -> std::result::Result<ProjectView, GenericError> {
-            let name = r.text()?;
-            let kind = match r.u64()? {
-                0 => TableType::Base,
-                1 => TableType::View,
-                2 => TableType::Temporary,
-                other => return Err(format!("a view of kind {other}").into()),
-            };
-            let plan = LogicalPlanNode::decode(r.bytes()?)?.try_into_logical_plan(ctx, self)?;
-            r.end()?;
-            Ok(ProjectView::new(name, plan, kind))
-        };
-        read().map(Some).map_err(DataFusionError::from)
+        read_tagged(
+            buf,
+            |tag| tag == VIEW,
+            |_, r| {
+                let name = r.text()?;
+                let kind = match r.u64()? {
+                    0 => TableType::Base,
+                    1 => TableType::View,
+                    2 => TableType::Temporary,
+                    other => return Err(format!("a view of kind {other}").into()),
+                };
+                let plan = LogicalPlanNode::decode(r.bytes()?)?.try_into_logical_plan(ctx, self)?;
+                Ok(ProjectView::new(name, plan, kind))
+            },
+        )
+        .map_err(DataFusionError::from)
     }
 }
 

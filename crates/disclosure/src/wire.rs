@@ -16,7 +16,7 @@ use datafusion::common::error::GenericError;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::logical_expr::ScalarUDF;
 use niji_store::Strata;
-use niji_store::wire::{WireError, WireReader, WireWriter};
+use niji_store::wire::{WireError, WireReader, WireWriter, read_tagged};
 
 use crate::strata::{FacilityOf, KeyedStrata, StrataCells, StrataUdf, facility_of_udf, strata_udf};
 use crate::total::{TotalUdf, total_udf};
@@ -78,24 +78,23 @@ pub fn decode_function(
     if let Some(udf) = crate::udaf::wire::decode_cell_field(bytes)? {
         return Ok(Some(udf));
     }
-    let Ok((tag, mut r)) = WireReader::open(bytes) else {
-        return Ok(None);
-    };
-    let read = || -> std::result::Result<Option<ScalarUDF>, GenericError> {
-        let udf = match tag.as_str() {
-            TOTAL => {
-                let name = r.text()?;
-                let inner = builtin(&name).ok_or(format!("no function {name} to make total"))?;
-                total_udf(&inner)
-            }
-            FACILITY_OF => facility_of_udf(Arc::new(Strata::decode(r.bytes()?)?)),
-            STRATA => read_strata(&mut r)?,
-            _ => return Ok(None),
-        };
-        r.end()?;
-        Ok(Some(udf))
-    };
-    read().map_err(DataFusionError::from)
+    read_tagged(
+        bytes,
+        |tag| [TOTAL, FACILITY_OF, STRATA].contains(&tag),
+        |tag, r| {
+            Ok(match tag {
+                TOTAL => {
+                    let name = r.text()?;
+                    let inner =
+                        builtin(&name).ok_or(format!("no function {name} to make total"))?;
+                    total_udf(&inner)
+                }
+                FACILITY_OF => facility_of_udf(Arc::new(Strata::decode(r.bytes()?)?)),
+                _ => read_strata(r)?,
+            })
+        },
+    )
+    .map_err(DataFusionError::from)
 }
 
 /// `niji_strata`'s fields, in [`encode_function`]'s order.

@@ -19,8 +19,9 @@ use std::sync::Mutex;
 use arrow::array::{Array, AsArray, UInt32Array};
 use arrow::compute::{DatePart, date_part, interleave_record_batch, take_record_batch};
 use arrow::datatypes::{DataType, Date32Type, Int32Type, SchemaRef, UInt32Type};
+use arrow::ipc::CompressionType;
 use arrow::ipc::reader::FileReader;
-use arrow::ipc::writer::FileWriter;
+use arrow::ipc::writer::{FileWriter, IpcWriteOptions};
 use arrow::record_batch::RecordBatch;
 use parquet::file::properties::WriterProperties;
 use rayon::prelude::*;
@@ -32,7 +33,7 @@ use crate::strata::{self, Distinct, Stratifier};
 use crate::{IngestError, io, write_part};
 
 /// Rows per clustered part.
-const PART_ROWS: usize = 1 << 16;
+pub(crate) const PART_ROWS: usize = 1 << 16;
 
 /// Ranges of person indexes a fiscal year is cut into while the extract is read.
 const PERSON_RANGES: u32 = 256;
@@ -204,7 +205,12 @@ impl<'a> Clusterer<'a> {
     ) -> Result<PathBuf, IngestError> {
         let path = self.spill_dir.join(format!("chunk-{index:06}.arrow"));
         let file = File::create(&path).map_err(io(&path))?;
-        let mut writer = FileWriter::try_new(BufWriter::new(file), &self.schema)?;
+        // Compressed: at 100M receipts the spill is tens of gigabytes of mostly random hex,
+        // which zstd halves; disk, not the time to write it, is what runs out first.
+        let options =
+            IpcWriteOptions::default().try_with_compression(Some(CompressionType::ZSTD))?;
+        let mut writer =
+            FileWriter::try_new_with_options(BufWriter::new(file), &self.schema, options)?;
         for &(_, first, rows) in partitions {
             writer.write(&ordered.slice(first, rows))?;
         }

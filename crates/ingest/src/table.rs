@@ -146,8 +146,8 @@ pub struct TablePlan<'a> {
     pub schema: SchemaRef,
     /// Columns whose values are (nearly) all distinct: no dictionary, no statistics.
     pub high_cardinality: Vec<String>,
-    /// Keyed identifiers: random hex, which compression barely shrinks.
-    pub incompressible: Vec<String>,
+    /// Keyed person identifiers: random hex, repeated for each of a person's records.
+    pub person_identifiers: Vec<String>,
 }
 
 fn arrow_type(ty: ColumnType) -> DataType {
@@ -235,16 +235,16 @@ impl<'a> TablePlan<'a> {
             .collect();
         let high_cardinality = columns
             .iter()
-            .filter(|(c, _)| c.ty == ColumnType::Hex64 || c.role == Some(Role::RecordKey))
+            .filter(|(c, _)| c.role == Some(Role::RecordKey))
             .map(|(c, _)| c.name.clone())
             .collect();
-        let incompressible = columns
+        let person_identifiers = columns
             .iter()
             .filter(|(c, _)| c.ty == ColumnType::Hex64)
             .map(|(c, _)| c.name.clone())
             .collect();
         Ok(Self {
-            incompressible,
+            person_identifiers,
             encoding: table.encoding,
             expected_fields: header.len(),
             columns,

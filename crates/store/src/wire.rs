@@ -55,6 +55,27 @@ impl WireWriter {
 #[error("a plan part's byte form: {0}")]
 pub struct WireError(pub String);
 
+/// What a form's reader may fail with: any error, kept as its source.
+pub type ReadError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Reads a form whose tag `known` accepts, through to its end. Bytes of another form give
+/// `Ok(None)`: they belong to another codec. A known form that does not read is an error.
+pub fn read_tagged<T>(
+    bytes: &[u8],
+    known: impl Fn(&str) -> bool,
+    read: impl FnOnce(&str, &mut WireReader<'_>) -> Result<T, ReadError>,
+) -> Result<Option<T>, ReadError> {
+    let Ok((tag, mut r)) = WireReader::open(bytes) else {
+        return Ok(None);
+    };
+    if !known(&tag) {
+        return Ok(None);
+    }
+    let value = read(&tag, &mut r)?;
+    r.end()?;
+    Ok(Some(value))
+}
+
 /// Reads fields back, in the order written.
 #[derive(Debug)]
 pub struct WireReader<'a>(&'a [u8]);

@@ -2,8 +2,7 @@
 //! parameters (a cap, ceilings), from which the public constructors build the same function.
 
 use datafusion::common::DataFusionError;
-use datafusion::common::error::GenericError;
-use niji_store::wire::{WireError, WireReader, WireWriter};
+use niji_store::wire::{WireError, WireWriter, read_tagged};
 
 use super::*;
 
@@ -33,31 +32,28 @@ pub fn encode_aggregate(udaf: &AggregateUDF) -> Option<Vec<u8>> {
 
 /// The aggregate `bytes` encode, or `None` when they are not an aggregate's form.
 pub fn decode_aggregate(bytes: &[u8]) -> Result<Option<AggregateUDF>> {
-    let Ok((tag, mut r)) = WireReader::open(bytes) else {
-        return Ok(None);
-    };
-    if tag != AGGREGATE {
-        return Ok(None);
-    }
-    let read = || -> std::result::Result<AggregateUDF, GenericError> {
-        let kind = r.text()?;
-        let cap = usize::try_from(r.u64()?)?;
-        let ceilings: Vec<Vec<f64>> = (0..r.u64()?)
-            .map(|_| r.f64s())
-            .collect::<std::result::Result<_, WireError>>()?;
-        r.end()?;
-        Ok(match kind.as_str() {
-            "set" => set_udaf(),
-            "first-members" => first_members_udaf(cap),
-            "contributions" => contributions_udaf(),
-            "person" => person_udaf(),
-            "a-facility" => a_facility_udaf(),
-            "cell" => cell_udaf(),
-            "bounded-cell" => bounded_cell_udaf(&ceilings),
-            other => return Err(format!("no aggregate {other} travels").into()),
-        })
-    };
-    read().map(Some).map_err(DataFusionError::from)
+    read_tagged(
+        bytes,
+        |tag| tag == AGGREGATE,
+        |_, r| {
+            let kind = r.text()?;
+            let cap = usize::try_from(r.u64()?)?;
+            let ceilings: Vec<Vec<f64>> = (0..r.u64()?)
+                .map(|_| r.f64s())
+                .collect::<std::result::Result<_, WireError>>()?;
+            Ok(match kind.as_str() {
+                "set" => set_udaf(),
+                "first-members" => first_members_udaf(cap),
+                "contributions" => contributions_udaf(),
+                "person" => person_udaf(),
+                "a-facility" => a_facility_udaf(),
+                "cell" => cell_udaf(),
+                "bounded-cell" => bounded_cell_udaf(&ceilings),
+                other => return Err(format!("no aggregate {other} travels").into()),
+            })
+        },
+    )
+    .map_err(DataFusionError::from)
 }
 
 /// The byte form of `udf` when it is a cell field function.
@@ -71,21 +67,18 @@ pub fn encode_cell_field(udf: &ScalarUDF) -> Option<Vec<u8>> {
 
 /// The cell field function `bytes` encode, or `None` when they are not its form.
 pub fn decode_cell_field(bytes: &[u8]) -> Result<Option<ScalarUDF>> {
-    let Ok((tag, mut r)) = WireReader::open(bytes) else {
-        return Ok(None);
-    };
-    if tag != CELL_FIELD {
-        return Ok(None);
-    }
-    let read = || -> std::result::Result<ScalarUDF, GenericError> {
-        let field = match r.text()?.as_str() {
-            CELL_PERSONS => CELL_PERSONS,
-            CELL_CONTRIBUTIONS => CELL_CONTRIBUTIONS,
-            crate::strata::CELL_FACILITIES => crate::strata::CELL_FACILITIES,
-            other => return Err(format!("a cell has no field {other}").into()),
-        };
-        r.end()?;
-        Ok(cell_field_udf(field))
-    };
-    read().map(Some).map_err(DataFusionError::from)
+    read_tagged(
+        bytes,
+        |tag| tag == CELL_FIELD,
+        |_, r| {
+            let field = match r.text()?.as_str() {
+                CELL_PERSONS => CELL_PERSONS,
+                CELL_CONTRIBUTIONS => CELL_CONTRIBUTIONS,
+                crate::strata::CELL_FACILITIES => crate::strata::CELL_FACILITIES,
+                other => return Err(format!("a cell has no field {other}").into()),
+            };
+            Ok(cell_field_udf(field))
+        },
+    )
+    .map_err(DataFusionError::from)
 }

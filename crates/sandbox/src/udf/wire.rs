@@ -5,11 +5,10 @@
 
 use std::sync::Arc;
 
-use datafusion::common::error::GenericError;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::logical_expr::ScalarUDF;
 use niji_pseudo::ProjectPseudonyms;
-use niji_store::wire::{WireReader, WireWriter};
+use niji_store::wire::{WireWriter, read_tagged};
 
 use super::{PersonSetUdf, PseudonymUdf, RecordKeyUdf};
 
@@ -42,36 +41,36 @@ pub fn encode_view_function(udf: &ScalarUDF) -> Option<Vec<u8>> {
 
 /// The function `bytes` encode, or `None` when they are not a view function's form.
 pub fn decode_view_function(bytes: &[u8]) -> Result<Option<ScalarUDF>> {
-    let Ok((tag, mut r)) = WireReader::open(bytes) else {
-        return Ok(None);
-    };
-    let read = || -> std::result::Result<Option<ScalarUDF>, GenericError> {
-        let udf = match tag.as_str() {
-            PSEUDONYM => {
-                let label = r.text()?;
-                let strict = r.u64()? == 1;
-                let dictionary = ProjectPseudonyms::from_pseudonyms(r.u64s()?);
-                PseudonymUdf::from_parts(label, Arc::new(dictionary), strict)
-            }
-            RECORD_KEY => {
-                let label = r.text()?;
-                RecordKeyUdf::from_parts(label, (r.u64()?, r.u64()?))
-            }
-            PERSON_SET => {
-                let name = match r.text()?.as_str() {
-                    "niji_in_cohort" => "niji_in_cohort",
-                    "niji_withdrawn" => "niji_withdrawn",
-                    other => return Err(format!("{other} is not a person set of a view").into()),
-                };
-                let label = r.text()?;
-                PersonSetUdf::from_parts(name, label, Arc::new(r.u64s()?))
-            }
-            _ => return Ok(None),
-        };
-        r.end()?;
-        Ok(Some(udf))
-    };
-    read().map_err(DataFusionError::from)
+    read_tagged(
+        bytes,
+        |tag| [PSEUDONYM, RECORD_KEY, PERSON_SET].contains(&tag),
+        |tag, r| {
+            Ok(match tag {
+                PSEUDONYM => {
+                    let label = r.text()?;
+                    let strict = r.u64()? == 1;
+                    let dictionary = ProjectPseudonyms::from_pseudonyms(r.u64s()?);
+                    PseudonymUdf::from_parts(label, Arc::new(dictionary), strict)
+                }
+                RECORD_KEY => {
+                    let label = r.text()?;
+                    RecordKeyUdf::from_parts(label, (r.u64()?, r.u64()?))
+                }
+                _ => {
+                    let name = match r.text()?.as_str() {
+                        "niji_in_cohort" => "niji_in_cohort",
+                        "niji_withdrawn" => "niji_withdrawn",
+                        other => {
+                            return Err(format!("{other} is not a person set of a view").into());
+                        }
+                    };
+                    let label = r.text()?;
+                    PersonSetUdf::from_parts(name, label, Arc::new(r.u64s()?))
+                }
+            })
+        },
+    )
+    .map_err(DataFusionError::from)
 }
 
 #[cfg(test)]
