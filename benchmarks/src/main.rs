@@ -11,6 +11,7 @@ mod load;
 mod peak;
 mod portal;
 mod pseudonym;
+mod registry;
 mod review;
 mod scale;
 mod visiting;
@@ -120,6 +121,16 @@ enum Bench {
         /// Memory niji's ingest holds while clustering, in MiB (beyond it, chunks spill).
         #[arg(long)]
         memory_mb: Option<usize>,
+    },
+    /// The person registry at national sizes: build, save, load and the memory it holds.
+    Registry {
+        #[arg(long, value_delimiter = ',', default_values_t = [1_000_000u64, 10_000_000, 30_000_000])]
+        persons: Vec<u64>,
+        /// The size to project the memory to (Japan's insured population is about 130M).
+        #[arg(long, default_value_t = 130_000_000)]
+        project_to: u64,
+        #[arg(long, default_value = "./niji-bench-registry")]
+        work: PathBuf,
     },
     /// Project pseudonyms over the stored receipts: an HMAC per row against a per-project
     /// dictionary looked up by person index, and distinct-person counting on each form.
@@ -259,6 +270,11 @@ fn main() -> ExitCode {
             memory_mb,
         } => ingest::run(&ctx, persons, &work, &python, &script, memory_mb),
         Bench::Pseudonym => pseudonym::run(&ctx),
+        Bench::Registry {
+            persons,
+            project_to,
+            work,
+        } => registry::run(&persons, &work, project_to),
         Bench::Review { scale } => review::run(
             &ctx,
             &env,

@@ -9,12 +9,21 @@ pub fn reset() -> anyhow::Result<()> {
 
 /// The peak resident memory since the start or the last [`reset`], in MiB.
 pub fn megabytes() -> anyhow::Result<f64> {
+    status_megabytes("VmHWM:")
+}
+
+/// The resident memory now, in MiB.
+pub fn resident_megabytes() -> anyhow::Result<f64> {
+    status_megabytes("VmRSS:")
+}
+
+fn status_megabytes(field: &str) -> anyhow::Result<f64> {
     let status =
         std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
-        .context("no VmHWM in /proc/self/status")
+        .with_context(|| format!("no {field} in /proc/self/status"))
 }
