@@ -205,8 +205,8 @@ impl<'a> Clusterer<'a> {
     ) -> Result<PathBuf, IngestError> {
         let path = self.spill_dir.join(format!("chunk-{index:06}.arrow"));
         let file = File::create(&path).map_err(io(&path))?;
-        // Compressed: at 100M receipts the spill is tens of gigabytes of mostly random hex,
-        // which zstd halves; disk, not the time to write it, is what runs out first.
+        // Compressed: at 100M receipts the spill is gigabytes of mostly random hex, four bits
+        // of entropy a byte, which zstd can halve; disk ran out before time did.
         let options =
             IpcWriteOptions::default().try_with_compression(Some(CompressionType::ZSTD))?;
         let mut writer =

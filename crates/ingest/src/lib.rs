@@ -297,8 +297,9 @@ fn writer_properties(plan: &TablePlan<'_>) -> Result<WriterProperties, IngestErr
             .set_column_statistics_enabled(path, EnabledStatistics::None);
     }
     // Parts are clustered by person, so a part holds each person's identifiers a few times
-    // over: a dictionary of the part's persons with runs of indexes stores them in a sixth of
-    // their plain size (the receipts' three identifiers were 88% of the store). The page limit
+    // over: a dictionary of the part's persons with runs of indexes stores them in a ninth of
+    // their plain size (the receipts' three, 88% of the store, went from 200 MB to 23 MB at
+    // 1M receipts). The page limit
     // holds a whole part of distinct persons, so the dictionary never falls back to plain.
     // Random hex has no order, so min/max statistics would say nothing.
     for name in &plan.person_identifiers {

@@ -5,6 +5,7 @@
 //! project view shows them; the manifest names the parent version they were taken from, and a
 //! reader uses them only while that is still the parent in the store.
 
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int32Builder, UInt32Builder};
@@ -96,8 +97,8 @@ impl ParentIndex {
         let mut wanted = vec![record_key.name.as_str(), "person_idx"];
         wanted.extend(facility.map(|f| f.name.as_str()));
         wanted.extend(period);
-        // Sized once for every parent record: growing doubles the table, and at 100M records
-        // the old and the new table together would be the ingest's peak.
+        // Sized once for every parent record: growing doubles the table, and while it grows
+        // the old and the new table are both held.
         let records: u64 = manifest.parts.iter().map(|p| p.rows).sum();
         let mut index = Self {
             by_key: HashMap::with_capacity_and_hasher(
@@ -154,17 +155,19 @@ impl ParentIndex {
                     .filter(|p| p.is_valid(row))
                     .map(|p| p.value(row));
                 let carried = Carried::new(person, facility, period);
-                let key = key_hash(keys.value(row));
-                if let Some(&known) = index.by_key.get(&key) {
-                    if known != carried {
+                // One lookup a record: the entry either is new or must agree.
+                match index.by_key.entry(key_hash(keys.value(row))) {
+                    Entry::Vacant(slot) => {
+                        slot.insert(carried);
+                    }
+                    Entry::Occupied(known) if *known.get() != carried => {
                         // A record key of two records: which one a detail belongs to is not
                         // known, so the details go without, and readers join as before.
                         tracing::warn!(table = %parent.name, "record keys repeat; details not matched");
                         return Ok(None);
                     }
-                    continue;
+                    Entry::Occupied(_) => {}
                 }
-                index.by_key.insert(key, carried);
             }
         }
         Ok(Some(index))
